@@ -70,6 +70,10 @@ class Checked:
     problems: list[Problem]
     manifest_file: str
     members_file: str
+    purpose: str | None = None
+    members: list[Member] = field(
+        default_factory=list
+    )  # the rows that passed, even if others failed
     member_lines: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @property
@@ -104,6 +108,7 @@ def check_codeset(
     manifest = _check_manifest(manifest_text, manifest_file, today, checked.problems)
     categories = manifest.get("categories", {})
     members = _check_members(members_text, members_file, categories, checked)
+    checked.purpose, checked.members = manifest.get("purpose"), members
     if manifest.get("purpose") == "recording":
         _check_recording_categories(manifest_text, manifest_file, categories, members, checked)
     if not checked.errors:
@@ -112,13 +117,18 @@ def check_codeset(
 
 
 def check_across_sets(checked: Sequence[Checked]) -> list[Problem]:
-    """Problems between sets: one set per purpose, unique ids, codes with conflicting roles."""
+    """Problems between sets: one set per purpose, unique ids, codes with conflicting roles.
+
+    Uses every row that passed its own checks, so a conflict is reported even while the same
+    file has other errors.
+    """
     problems: list[Problem] = []
     by_purpose: dict[str, list[Checked]] = {}
     for item in checked:
-        if item.codeset is not None:
-            by_purpose.setdefault(item.codeset.purpose, []).append(item)
-    complete = not any(item.codeset is None for item in checked)
+        if item.purpose is not None:
+            by_purpose.setdefault(item.purpose, []).append(item)
+    # Only say a purpose is missing when every manifest said what it is for.
+    complete = all(item.purpose in PURPOSES for item in checked)
     for purpose in PURPOSES:
         found = by_purpose.get(purpose, [])
         if len(found) > 1:
@@ -152,19 +162,17 @@ def check_across_sets(checked: Sequence[Checked]) -> list[Problem]:
 
 def _conflicts(trigger: Checked, other: Checked, why: str) -> list[Problem]:
     problems: list[Problem] = []
-    if trigger.codeset is None or other.codeset is None:
-        return problems
-    for member in trigger.codeset.members:
-        found = other.codeset.lookup(member.system, member.code)
-        if found is not None:
+    others = {(m.system, m.code): m for m in other.members}
+    for member in trigger.members:
+        key = (member.system, member.code)
+        if key in others:
             problems.append(
                 Problem(
                     trigger.members_file,
                     f"{SYSTEM_NAMES[member.system]} {member.code} is also in "
-                    f"{other.members_file} (line "
-                    f"{other.member_lines.get((member.system, member.code), '?')}, category "
-                    f"{found.category!r}): {why}",
-                    line=trigger.member_lines.get((member.system, member.code)),
+                    f"{other.members_file} (line {other.member_lines.get(key, '?')}, category "
+                    f"{others[key].category!r}): {why}",
+                    line=trigger.member_lines.get(key),
                     column="column 2 (code)",
                 )
             )

@@ -16,6 +16,7 @@ import csv
 import datetime
 import io
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,8 @@ __all__ = [
     "codeset_manifest_text",
     "default_codesets_dir",
     "load_codesets",
+    "manifest_toml",
+    "members_csv",
     "write_codeset",
 ]
 
@@ -150,19 +153,31 @@ def _read_text(path: Path, problems: list[Problem]) -> str | None:
 
 
 # --- writing ---------------------------------------------------------------------------------
-def codeset_csv_text(codeset: CodeSet) -> str:
-    """The members as CSV text in the project's format, in canonical order."""
+def members_csv(members: Iterable[Member]) -> str:
+    """Members as CSV text in the project's format (an unknown system URI is written as is)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
-    for m in codeset.members:
-        writer.writerow([SYSTEM_NAMES[m.system], m.code, m.term, m.category, m.source, m.note])
+    for m in members:
+        system = SYSTEM_NAMES.get(m.system, m.system)
+        writer.writerow([system, m.code, m.term, m.category, m.source, m.note])
     return out.getvalue()
 
 
+def manifest_toml(manifest: dict[str, Any], *, comment: str = "") -> str:
+    """A manifest (field name to value, categories as a table of tables) as TOML text."""
+    header = "".join(f"# {line}\n" for line in comment.splitlines())
+    return header + tomli_w.dumps(manifest, multiline_strings=True)
+
+
+def codeset_csv_text(codeset: CodeSet) -> str:
+    """The set's members as CSV text, in canonical order."""
+    return members_csv(codeset.members)
+
+
 def codeset_manifest_text(codeset: CodeSet, *, comment: str = "") -> str:
-    """The manifest as TOML text."""
-    data: dict[str, Any] = {
+    """The set's manifest as TOML text."""
+    manifest: dict[str, Any] = {
         "id": codeset.id,
         "title": codeset.title,
         "version": codeset.version,
@@ -177,8 +192,7 @@ def codeset_manifest_text(codeset: CodeSet, *, comment: str = "") -> str:
             for name, s in codeset.categories.items()
         },
     }
-    header = "".join(f"# {line}\n" for line in comment.splitlines())
-    return header + tomli_w.dumps(data, multiline_strings=True)
+    return manifest_toml(manifest, comment=comment)
 
 
 def write_codeset(codeset: CodeSet, directory: Path, name: str, *, comment: str = "") -> None:
