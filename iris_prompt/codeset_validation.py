@@ -116,7 +116,7 @@ def check_codeset(
     return checked
 
 
-def check_across_sets(checked: Sequence[Checked]) -> list[Problem]:
+def check_across_sets(checked: Sequence[Checked], *, folder: str = "(folder)") -> list[Problem]:
     """Problems between sets: one set per purpose, unique ids, codes with conflicting roles.
 
     Uses every row that passed its own checks, so a conflict is reported even while the same
@@ -136,7 +136,7 @@ def check_across_sets(checked: Sequence[Checked]) -> list[Problem]:
             problems.append(Problem(files, f"{len(found)} sets have purpose {purpose!r}; keep one"))
         elif not found and complete:
             problems.append(
-                Problem("(folder)", f"no code set has purpose {purpose!r}: the service needs one")
+                Problem(folder, f"no code set has purpose {purpose!r}: the service needs one")
             )
     ids: dict[str, str] = {}
     for item in checked:

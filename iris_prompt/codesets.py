@@ -121,7 +121,7 @@ def check_folder(directory: Path, *, today: datetime.date | None = None) -> Fold
         if not members_path.with_suffix(".toml").is_file():
             message = f"no manifest {members_path.with_suffix('.toml').name} for these members"
             problems.append(Problem(str(members_path), message))
-    problems.extend(check_across_sets(checked))
+    problems.extend(check_across_sets(checked, folder=str(directory)))
     report = FolderReport(None, problems, checked)
     if not report.errors:
         by_purpose = {item.codeset.purpose: item.codeset for item in checked if item.codeset}

@@ -65,7 +65,7 @@ def test_a_missing_set_is_named(folder: Path) -> None:
     (folder / "known-abuse.toml").unlink()
     (folder / "known-abuse.csv").unlink()
     assert messages(folder) == [
-        "(folder): no code set has purpose 'known-abuse': the service needs one"
+        f"{folder}: no code set has purpose 'known-abuse': the service needs one"
     ]
 
 
