@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 COLUMNS = ("system", "code", "term", "category", "source", "note")
-_REQUIRED_COLUMNS = COLUMNS[:5]
+_REQUIRED_COLUMNS = COLUMNS
 _SYSTEMS_BY_NAME = {name: uri for uri, name in SYSTEM_NAMES.items()}
 _MANIFEST_TEXT_FIELDS = ("id", "title", "version", "status", "owner", "purpose", "description")
 _MANIFEST_DATE_FIELDS = ("last_reviewed", "next_review_due")

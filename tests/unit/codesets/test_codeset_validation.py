@@ -82,7 +82,7 @@ def test_a_valid_set_is_built_indexed_and_sorted() -> None:
 def test_header_must_name_the_columns() -> None:
     checked = check(members="code,term\n35489007,Depressive disorder\n")
     assert [p.line for p in checked.problems] == [1]
-    assert "missing system, category, source" in checked.problems[0].message
+    assert "missing system, category, source, note" in checked.problems[0].message
 
 
 @pytest.mark.parametrize(
