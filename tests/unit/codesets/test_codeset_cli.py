@@ -1,0 +1,190 @@
+"""`iris-prompt codesets`: validate, diff (folders and git revisions), stats, import, export."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from iris_prompt.cli import main
+from iris_prompt.codes import SNOMED_CT
+from iris_prompt.codesets import default_codesets_dir, load_codesets
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    target = tmp_path / "codesets"
+    shutil.copytree(default_codesets_dir(), target)
+    return target
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def real_edit(folder: Path) -> None:
+    """What a lead might do: add a sourced code, drop one, fix a term, widen a window."""
+    source = "opensafely/lockdown-and-vulnerable-groups codelists/"
+    source += "user-hjforbes-anxiety-symptoms-and-diagnoses.csv @a7bd5e7e"
+    with (folder / "trigger.csv").open("a", encoding="utf-8") as handle:
+        handle.write(f"SNOMED CT,25501002,Social phobia,anxiety,{source},\n")
+    edit(folder / "trigger.csv", "Read v2,1B1V.,C/O - panic attack,anxiety,", "REMOVED,")
+    text = (folder / "trigger.csv").read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines(keepends=True) if not line.startswith("REMOVED,")]
+    (folder / "trigger.csv").write_text("".join(lines), encoding="utf-8")
+    edit(folder / "trigger.csv", ",Cannot sleep - insomnia,", ",Cannot sleep - insomnia (edited),")
+    edit(folder / "trigger.toml", 'version = "1.0.0"', 'version = "1.1.0"')
+    edit(folder / "trigger.toml", 'lookback = "1 year"', 'lookback = "18 months"')
+
+
+def test_validate_a_good_folder(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["codesets", "validate", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "valid: trigger 1.0.0 (331 codes)" in out
+
+
+def test_validate_a_broken_folder(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    edit(folder / "trigger.csv", "SNOMED CT,35489007,", "SNOMED CT,35489008,")
+    assert main(["codesets", "validate", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert "trigger.csv, line" in err and "check digit" in err and "not usable" in err
+
+
+def test_diff_of_a_real_edit_as_text(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    real_edit(folder)
+    assert main(["codesets", "diff", str(default_codesets_dir()), str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "trigger (1.0.0 -> 1.1.0)" in out
+    assert "  version: 1.0.0 -> 1.1.0" in out
+    assert "  category sleep: lookback 1 year -> 18 months" in out
+    assert "    + SNOMED CT 25501002 Social phobia" in out
+    assert "    - Read v2 1B1V. C/O - panic attack" in out
+    assert "term 'Cannot sleep - insomnia' -> 'Cannot sleep - insomnia (edited)'" in out
+    assert "  total: 1 added, 1 removed, 1 changed" in out
+    assert "recording (1.0.0 -> 1.0.0)\n  no differences" in out
+
+
+def test_diff_as_json(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    real_edit(folder)
+    assert main(["codesets", "diff", "--json", str(default_codesets_dir()), str(folder)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["changed"] is True
+    trigger = result["sets"][0]
+    assert trigger["purpose"] == "trigger" and trigger["newVersion"] == "1.1.0"
+    assert [m["code"] for m in trigger["added"]] == ["25501002"]
+    assert trigger["added"][0]["system"] == SNOMED_CT
+    assert [m["code"] for m in trigger["removed"]] == ["1B1V."]
+    assert trigger["changed"][0]["new"]["term"] == "Cannot sleep - insomnia (edited)"
+    assert all(not s["added"] and not s["removed"] for s in result["sets"][1:])
+
+
+def git(repo: Path, *args: str) -> None:
+    identity = ["-c", "user.name=Test", "-c", "user.email=test@example.invalid"]
+    subprocess.run(["git", *identity, *args], cwd=repo, check=True, capture_output=True)
+
+
+def test_diff_between_git_revisions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = tmp_path / "repo"
+    shutil.copytree(default_codesets_dir(), repo / "codesets")
+    git(repo, "init", "-q")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "first")
+    real_edit(repo / "codesets")
+    git(repo, "commit", "-qam", "second")
+    monkeypatch.chdir(repo)
+    assert main(["codesets", "diff", "HEAD~1", "HEAD"]) == 0
+    assert "trigger (1.0.0 -> 1.1.0)" in capsys.readouterr().out
+    assert main(["codesets", "diff", "HEAD~1:codesets", "codesets", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["changed"] is True
+    with pytest.raises(SystemExit, match="neither a folder nor a git revision"):
+        main(["codesets", "diff", "no-such-revision", "HEAD"])
+
+
+def test_stats(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["codesets", "stats", str(folder), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    trigger = result["trigger"]
+    assert trigger["total"] == 331
+    assert sum(trigger["bySystem"].values()) == 331
+    assert trigger["byCategory"]["ptsd"] == {"Read v2": 4, "SNOMED CT": 4}
+    assert main(["codesets", "stats", str(folder)]) == 0
+    assert "  ptsd                   5 years" in capsys.readouterr().out
+
+
+def test_import_an_opencodelists_csv(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    codelist = tmp_path / "opencodelists.csv"
+    codelist.write_text(
+        "code,term\n25501002,Social phobia\n21897009,Generalized anxiety disorder\n\n",
+        encoding="utf-8",
+    )
+    source = "opensafely/lockdown-and-vulnerable-groups codelists/x.csv @a7bd5e7e"
+    command = ["codesets", "import", "csv", str(codelist), "--set", "trigger"]
+    command += ["--category", "anxiety", "--source", source, "--dir", str(folder)]
+    assert main(command) == 0
+    assert "added 1 code(s)" in capsys.readouterr().out  # 21897009 was already there
+    member = load_codesets(folder).trigger.lookup(SNOMED_CT, "25501002")
+    assert (member.term, member.category, member.source) == ("Social phobia", "anxiety", source)
+
+
+def test_import_that_would_break_the_set_changes_nothing(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = (folder / "trigger.csv").read_bytes()
+    codelist = tmp_path / "list.csv"
+    codelist.write_text("id,name\n35489008,Typo\n895141000000105,Police report\n", "utf-8")
+    command = ["codesets", "import", "csv", str(codelist), "--set", "trigger", "--category"]
+    command += ["anxiety", "--source", "s", "--dir", str(folder)]
+    assert main([*command, "--code-column", "id", "--term-column", "name"]) == 1
+    err = capsys.readouterr().err
+    assert "check digit" in err and "already known" in err and "nothing imported" in err
+    assert str(folder) in err and (folder / "trigger.csv").read_bytes() == before
+    assert main(command) == 1
+    assert "no column 'code'" in capsys.readouterr().err
+
+
+def test_export_then_import_through_the_command(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "valuesets"
+    assert main(["codesets", "export", str(folder), "--out", str(out)]) == 0
+    files = sorted(p.name for p in out.iterdir())
+    assert files == [
+        "ValueSet-iris-prompt-known-abuse.json",
+        "ValueSet-iris-prompt-recording.json",
+        "ValueSet-iris-prompt-trigger.json",
+    ]
+    rebuilt = tmp_path / "rebuilt"
+    for file in files:
+        assert main(["codesets", "import", "valueset", str(out / file), "--dir", str(rebuilt)]) == 0
+    for name in ("trigger", "recording", "known-abuse"):
+        assert (rebuilt / f"{name}.csv").read_bytes() == (folder / f"{name}.csv").read_bytes()
+    assert load_codesets(rebuilt) == load_codesets(folder)
+    capsys.readouterr()
+    again = ["codesets", "import", "valueset", str(out / files[0]), "--dir", str(rebuilt)]
+    assert main(again) == 1
+    assert "--replace" in capsys.readouterr().err
+    assert main([*again, "--replace"]) == 0
+
+
+def test_export_one_set_to_stdout(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["codesets", "export", str(folder), "--set", "recording"]) == 0
+    assert json.loads(capsys.readouterr().out)["id"] == "iris-prompt-recording"
+    assert main(["codesets", "export", str(folder)]) == 2
+
+
+def test_the_installed_command_exits_with_the_status() -> None:
+    broken = subprocess.run(
+        [sys.executable, "-m", "iris_prompt.cli", "codesets", "validate", "/nonexistent"],
+        capture_output=True,
+        text=True,
+    )
+    assert broken.returncode == 1
+    assert "folder not found" in broken.stderr

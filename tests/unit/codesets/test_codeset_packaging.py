@@ -1,0 +1,56 @@
+"""The bundled sets reach a non-editable install, and the pure modules stay pure.
+
+Building a wheel here would need a newer setuptools than the virtual environment has, so this
+checks the packaging configuration instead: every file of codesets/ is declared as data for the
+folder `default_codesets_dir()` searches after the source checkout. (A wheel built from this
+configuration installs them under <prefix>/share/iris-prompt/codesets, where a non-editable
+install finds and validates them.)"""
+
+import ast
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+import iris_prompt.codesets as codesets_module
+from iris_prompt.codesets import default_codesets_dir
+
+PROJECT = Path(__file__).resolve().parents[3]
+
+
+def test_every_codeset_file_is_packaged_as_data() -> None:
+    config = tomllib.loads((PROJECT / "pyproject.toml").read_text(encoding="utf-8"))
+    data_files = config["tool"]["setuptools"]["data-files"]
+    patterns = data_files["share/iris-prompt/codesets"]
+    packaged = {path for pattern in patterns for path in PROJECT.glob(pattern)}
+    assert packaged == {p for p in (PROJECT / "codesets").iterdir() if p.is_file()}
+
+
+def test_an_installed_copy_is_found_when_there_is_no_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    installed = tmp_path / "share" / "iris-prompt" / "codesets"
+    installed.mkdir(parents=True)
+    for path in default_codesets_dir().iterdir():
+        (installed / path.name).write_bytes(path.read_bytes())
+    fake_module = tmp_path / "site-packages" / "iris_prompt" / "codesets.py"
+    monkeypatch.setattr(codesets_module, "__file__", str(fake_module))
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))
+    assert default_codesets_dir() == installed
+
+
+PURE = ["codes", "codeset_model", "codeset_validation", "codesets", "codeset_diff"]
+IO_LIBRARIES = {"fastapi", "starlette", "httpx", "uvicorn"}
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_code_set_logic_has_no_web_or_network_imports(module: str) -> None:
+    tree = ast.parse((PROJECT / "iris_prompt" / f"{module}.py").read_text(encoding="utf-8"))
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    assert imported & IO_LIBRARIES == set()

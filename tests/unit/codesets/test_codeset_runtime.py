@@ -1,0 +1,279 @@
+"""Code sets in the running service: atomic reload under concurrent use, SIGHUP, the admin
+endpoints on a real HTTP server, and what /readyz reports."""
+
+import os
+import shutil
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from iris_prompt.codes import SNOMED_CT
+from iris_prompt.codeset_admin import admin_router
+from iris_prompt.codeset_runtime import (
+    CodeSetRegistry,
+    describe_versions,
+    install_sighup_handler,
+    readiness,
+)
+from iris_prompt.codesets import CodeSetError, CodeSets, default_codesets_dir
+
+NEW_CODE = "25501002"  # Social phobia: only in release B
+TOKEN = "test-admin-token-0123456789"
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+@pytest.fixture
+def releases(tmp_path: Path) -> dict[str, Path]:
+    """Three release folders: A (bundled), B (all sets 1.1.0, one more trigger), C (broken)."""
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for target in (a, b, c):
+        shutil.copytree(default_codesets_dir(), target)
+    for name in ("trigger", "recording", "known-abuse"):
+        edit(b / f"{name}.toml", 'version = "1.0.0"', 'version = "1.1.0"')
+    source = "opensafely/lockdown-and-vulnerable-groups codelists/"
+    source += "user-hjforbes-anxiety-symptoms-and-diagnoses.csv @a7bd5e7e"
+    with (b / "trigger.csv").open("a", encoding="utf-8") as handle:
+        handle.write(f"SNOMED CT,{NEW_CODE},Social phobia,anxiety,{source},\n")
+    edit(c / "trigger.toml", 'version = "1.0.0"', 'version = "9.9.9"')
+    edit(c / "trigger.csv", "SNOMED CT,35489007,", "SNOMED CT,35489008,")  # a typo
+    return {"A": a, "B": b, "C": c}
+
+
+def point(link: Path, target: Path) -> None:
+    """Switch a `codesets` symlink to another release in one atomic rename."""
+    temporary = link.with_name(link.name + ".new")
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(target)
+    os.replace(temporary, link)
+
+
+@pytest.fixture
+def live(tmp_path: Path, releases: dict[str, Path]) -> Path:
+    link = tmp_path / "codesets"
+    point(link, releases["A"])
+    return link
+
+
+def consistent(snapshot: CodeSets) -> str:
+    """The version a snapshot belongs to; fails if it mixes two."""
+    versions = set(snapshot.versions().values())
+    assert len(versions) == 1, f"half-loaded: {snapshot.versions()}"
+    version = versions.pop()
+    has_new_code = snapshot.trigger.lookup(SNOMED_CT, NEW_CODE) is not None
+    assert has_new_code == (version == "1.1.0"), f"{version} with new code {has_new_code}"
+    return version
+
+
+def test_registry_loads_and_reloads(live: Path, releases: dict[str, Path]) -> None:
+    registry = CodeSetRegistry(live)
+    assert consistent(registry.current) == "1.0.0"
+    point(live, releases["B"])
+    result = registry.reload()
+    assert result.ok and result.versions["iris-prompt-trigger"] == "1.1.0"
+    assert consistent(registry.current) == "1.1.0"
+    assert readiness(registry)["codesetsLastReload"] == "ok"
+
+
+def test_a_broken_edit_leaves_the_old_set_live(live: Path, releases: dict[str, Path]) -> None:
+    registry = CodeSetRegistry(live)
+    before = registry.current
+    point(live, releases["C"])
+    result = registry.reload()
+    assert not result.ok
+    assert registry.current is before
+    assert result.versions == before.versions()
+    assert any("check digit" in str(p) for p in result.problems)
+    assert readiness(registry) == {
+        "codesets": before.versions(),
+        "codesetsLastReload": "rejected",
+    }
+    status = registry.status()
+    assert status["status"] == "rejected" and status["versions"] == before.versions()
+
+
+def test_start_up_with_a_broken_folder_fails_fast(releases: dict[str, Path]) -> None:
+    with pytest.raises(CodeSetError, match="check digit"):
+        CodeSetRegistry(releases["C"])
+
+
+def test_reload_under_concurrent_readers_never_serves_a_half_loaded_set(
+    live: Path, releases: dict[str, Path]
+) -> None:
+    registry = CodeSetRegistry(live)
+    stop = threading.Event()
+    seen: dict[str, int] = {}
+    failures: list[BaseException] = []
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                version = consistent(registry.current)
+            except BaseException as error:  # report in the main thread
+                failures.append(error)
+                return
+            seen[version] = seen.get(version, 0) + 1
+            time.sleep(0.0002)  # a request does other work too; do not starve the reload
+
+    readers = [threading.Thread(target=reader) for _ in range(4)]
+    for thread in readers:
+        thread.start()
+    outcomes = []
+    for release in ["B", "C", "A", "C", "B", "A"] * 3:
+        point(live, releases[release])
+        outcomes.append((release, registry.reload().ok))
+    stop.set()
+    for thread in readers:
+        thread.join()
+    assert failures == []
+    assert {ok for release, ok in outcomes if release == "C"} == {False}
+    assert {ok for release, ok in outcomes if release != "C"} == {True}
+    assert set(seen) == {"1.0.0", "1.1.0"}  # 9.9.9 (broken) was never served
+    assert registry.attempts == len(outcomes)
+
+
+def test_sighup_reloads(live: Path, releases: dict[str, Path]) -> None:
+    registry = CodeSetRegistry(live)
+    previous = signal.getsignal(signal.SIGHUP)
+    uninstall = install_sighup_handler(registry)
+    try:
+        point(live, releases["B"])
+        attempts = registry.attempts
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert registry.wait_for_reload(attempts, timeout=5)
+        assert consistent(registry.current) == "1.1.0"
+    finally:
+        uninstall()
+    assert signal.getsignal(signal.SIGHUP) == previous
+
+
+def test_sighup_handler_outside_the_main_thread_is_a_logged_no_op(live: Path) -> None:
+    registry = CodeSetRegistry(live)
+    uninstallers = []
+    thread = threading.Thread(target=lambda: uninstallers.append(install_sighup_handler(registry)))
+    thread.start()
+    thread.join()
+    uninstallers[0]()  # does nothing, raises nothing
+
+
+def test_describe_versions(live: Path) -> None:
+    registry = CodeSetRegistry(live)
+    assert describe_versions(registry.current) == (
+        "code sets: iris-prompt-trigger 1.0.0, iris-prompt-recording 1.0.0, "
+        "iris-prompt-known-abuse 1.0.0"
+    )
+
+
+def test_admin_router_refuses_a_weak_token(live: Path) -> None:
+    with pytest.raises(ValueError, match="at least 16"):
+        admin_router(CodeSetRegistry(live), "short")
+
+
+# --- through HTTP ----------------------------------------------------------------------------
+@contextmanager
+def serve(app: FastAPI) -> Iterator[str]:
+    """Run `app` on a real uvicorn server on a free loopback port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def tiny_app(registry: CodeSetRegistry) -> FastAPI:
+    """A stand-in for the service: one endpoint that uses a snapshot, plus the admin router."""
+    app = FastAPI()
+    app.include_router(admin_router(registry, TOKEN))
+
+    @app.get("/probe")
+    def probe() -> dict[str, object]:
+        snapshot = registry.current  # once per request, as the service does
+        time.sleep(0.001)  # let a reload land mid-request
+        return {
+            "versions": snapshot.versions(),
+            "newCode": snapshot.trigger.lookup(SNOMED_CT, NEW_CODE) is not None,
+        }
+
+    return app
+
+
+def test_admin_endpoints_need_the_token(live: Path) -> None:
+    registry = CodeSetRegistry(live)
+    with serve(tiny_app(registry)) as base, httpx.Client(base_url=base) as client:
+        for headers in (
+            {},
+            {"Authorization": "Bearer wrong-token-0123456789"},
+            {"Authorization": f"Basic {TOKEN}"},
+            {"Authorization": TOKEN},
+        ):
+            response = client.post("/admin/codesets/reload", headers=headers)
+            assert (response.status_code, response.content) == (401, b"")
+            assert response.headers["www-authenticate"] == "Bearer"
+            assert client.get("/admin/codesets", headers=headers).status_code == 401
+        assert registry.attempts == 0
+        good = {"Authorization": f"Bearer {TOKEN}"}
+        status = client.get("/admin/codesets", headers=good).json()
+        assert status["versions"]["iris-prompt-trigger"] == "1.0.0"
+
+
+def test_reload_over_http_under_concurrent_requests(live: Path, releases: dict[str, Path]) -> None:
+    registry = CodeSetRegistry(live)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    stop = threading.Event()
+    answers: list[dict] = []
+
+    with serve(tiny_app(registry)) as base:
+
+        def client_loop() -> None:
+            with httpx.Client(base_url=base) as client:
+                while not stop.is_set():
+                    answers.append(client.get("/probe").json())
+
+        clients = [threading.Thread(target=client_loop) for _ in range(4)]
+        for thread in clients:
+            thread.start()
+        with httpx.Client(base_url=base) as admin:
+            for release in ["B", "C", "A", "C", "B"]:
+                point(live, releases[release])
+                response = admin.post("/admin/codesets/reload", headers=auth)
+                body = response.json()
+                if release == "C":
+                    assert response.status_code == 422 and body["status"] == "rejected"
+                    assert any("check digit" in p["message"] for p in body["problems"])
+                    assert body["versions"]["iris-prompt-trigger"] != "9.9.9"
+                else:
+                    assert response.status_code == 200 and body["status"] == "reloaded"
+                time.sleep(0.05)
+        stop.set()
+        for thread in clients:
+            thread.join()
+    assert len(answers) > 20
+    for answer in answers:
+        versions = set(answer["versions"].values())
+        assert len(versions) == 1, answer
+        assert answer["newCode"] == (versions == {"1.1.0"}), answer
+    assert {v for a in answers for v in a["versions"].values()} <= {"1.0.0", "1.1.0"}
+    assert registry.current.versions()["iris-prompt-trigger"] == "1.1.0"
