@@ -1,7 +1,7 @@
 """Shared test fixtures.
 
-The public reference material (CDS Hooks examples, sourced code lists, Synthea patients) lives beside
-the project in ../shared/reference and is never copied into it. Tests that need it use the
+The public reference material (CDS Hooks examples, sourced code lists, Synthea patients) lives
+beside the project in ../shared/reference and is never copied into it. Tests that need it use the
 `reference_dir` fixture, which skips with a clear message when it is absent.
 """
 
