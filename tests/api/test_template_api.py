@@ -1,0 +1,255 @@
+"""The template's HTTP contract, through a real uvicorn server on a free loopback port.
+
+The router is mounted on a small FastAPI app of its own here; the service's app mounts the same
+router (`template_router`).
+"""
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.operationoutcome import OperationOutcome
+from fhir.resources.R4B.questionnaire import Questionnaire
+
+from iris_prompt.template import QUESTIONNAIRE_URL, QUESTIONNAIRE_VERSION
+from iris_prompt.template_api import response_from_form, template_router
+
+PUBLIC_BASE = "https://iris.example/gp"
+EXTRACT = "/fhir/QuestionnaireResponse/$extract"
+DISCLOSURE = {
+    "safety.alone": ["true"],
+    "safety.safe-to-ask": ["true"],
+    "outcome": ["disclosed"],
+    "disclosure.when": ["current"],
+    **{f"dash.q{n:02d}": ["yes"] for n in range(1, 15)},
+}
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[httpx.Client]:
+    app = FastAPI()
+    app.include_router(template_router(public_base_url=PUBLIC_BASE))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the test server did not start"
+        time.sleep(0.02)
+    base_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    with httpx.Client(base_url=base_url, timeout=10) as http:
+        yield http
+    server.should_exit = True
+    thread.join(timeout=10)
+    listener.close()
+
+
+def a_response(form: dict[str, list[str]] = DISCLOSURE) -> dict[str, Any]:
+    response = response_from_form(form, authored=datetime(2026, 3, 2, 10, 15, tzinfo=UTC))
+    response["subject"] = {"reference": "Patient/abc"}
+    return response
+
+
+def test_search_lists_the_questionnaire_in_a_searchset(client: httpx.Client) -> None:
+    reply = client.get("/fhir/Questionnaire")
+    assert reply.status_code == 200
+    assert reply.headers["content-type"] == "application/fhir+json"
+    bundle = reply.json()
+    Bundle.model_validate(bundle)
+    assert bundle["type"] == "searchset" and bundle["total"] == 1
+    (entry,) = bundle["entry"]
+    assert entry["fullUrl"] == f"{PUBLIC_BASE}/fhir/Questionnaire/domestic-abuse-enquiry"
+    assert entry["resource"]["url"] == QUESTIONNAIRE_URL
+    Questionnaire.model_validate(entry["resource"])
+
+
+@pytest.mark.parametrize(
+    ("query", "total"),
+    [
+        ({"url": QUESTIONNAIRE_URL}, 1),
+        ({"url": f"{QUESTIONNAIRE_URL}|{QUESTIONNAIRE_VERSION}"}, 1),
+        ({"url": f"{QUESTIONNAIRE_URL}|0.0.1"}, 0),
+        ({"url": "https://elsewhere.example/Questionnaire/phq9"}, 0),
+        ({"_id": "domestic-abuse-enquiry"}, 1),
+        ({"_id": "phq9"}, 0),
+    ],
+)
+def test_search_by_url_or_id(client: httpx.Client, query: dict[str, str], total: int) -> None:
+    assert client.get("/fhir/Questionnaire", params=query).json()["total"] == total
+
+
+def test_read_by_id(client: httpx.Client) -> None:
+    reply = client.get("/fhir/Questionnaire/domestic-abuse-enquiry")
+    assert reply.status_code == 200
+    assert reply.json()["version"] == QUESTIONNAIRE_VERSION
+
+
+def test_read_of_an_unknown_id_is_404_with_an_operation_outcome(client: httpx.Client) -> None:
+    reply = client.get("/fhir/Questionnaire/phq9")
+    assert reply.status_code == 404
+    assert OperationOutcome.model_validate(reply.json()).issue[0].code == "not-found"
+
+
+def test_extract_returns_a_labelled_transaction_bundle(client: httpx.Client) -> None:
+    reply = client.post(EXTRACT, json=a_response())
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["content-type"] == "application/fhir+json"
+    assert reply.headers["cache-control"] == "no-store"
+    bundle = reply.json()
+    Bundle.model_validate(bundle)
+    assert bundle["type"] == "transaction"
+    codes = [
+        e["resource"].get("code", {}).get("coding", [{}])[0].get("code") for e in bundle["entry"]
+    ]
+    assert "978091000000105" in codes  # 14 DASH yes: MARAC referral recommended
+    assert "1364731000000104" in codes  # a disclosure: enhanced review before online access
+    for entry in bundle["entry"]:
+        labels = {
+            (s["system"].rsplit("/", 1)[1], s["code"])
+            for s in entry["resource"]["meta"]["security"]
+        }
+        assert labels == {("v3-Confidentiality", "R"), ("v3-ActCode", "SDV")}
+
+
+def test_extract_accepts_the_sdc_parameters_form(client: httpx.Client) -> None:
+    parameters = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "questionnaire-response", "resource": a_response()}],
+    }
+    reply = client.post(EXTRACT, json=parameters)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["entry"][0]["resource"]["resourceType"] == "QuestionnaireResponse"
+
+
+def test_an_invalid_response_is_400_listing_every_problem(client: httpx.Client) -> None:
+    response = a_response()
+    response["status"] = "in-progress"
+    response["questionnaire"] = "https://elsewhere.example/Questionnaire/phq9"
+    response["item"][0]["item"][0]["answer"] = [{"valueBoolean": "true"}]
+    response["item"].append({"linkId": "shoe-size", "answer": [{"valueInteger": 7}]})
+    reply = client.post(EXTRACT, json=response)
+    assert reply.status_code == 400
+    outcome = reply.json()
+    OperationOutcome.model_validate(outcome)
+    where = {issue["expression"][0]: issue for issue in outcome["issue"]}
+    assert set(where) == {
+        "QuestionnaireResponse.status",
+        "QuestionnaireResponse.questionnaire",
+        "QuestionnaireResponse.item[0].item[0].answer[0]",
+        "QuestionnaireResponse.item[4]",
+    }
+    assert all(i["severity"] == "error" and i["diagnostics"] for i in outcome["issue"])
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{not json", "the body is not JSON"),
+        (b'{"resourceType": "Parameters", "parameter": []}', "no 'questionnaire-response' part"),
+        (b'{"resourceType": "Patient"}', "expected a QuestionnaireResponse resource"),
+    ],
+)
+def test_a_body_that_is_not_a_response_is_400(
+    client: httpx.Client, body: bytes, message: str
+) -> None:
+    reply = client.post(EXTRACT, content=body, headers={"content-type": "application/fhir+json"})
+    assert reply.status_code == 400
+    assert [i["diagnostics"] for i in reply.json()["issue"]] == [message]
+
+
+def test_an_oversized_body_is_refused(client: httpx.Client) -> None:
+    reply = client.post(EXTRACT, content=b" " * (300 * 1024))
+    assert reply.status_code == 413
+
+
+class Inputs(HTMLParser):
+    """Collects inputs, labels and every URL a page would load."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inputs: list[dict[str, str | None]] = []
+        self.label_for: set[str] = set()
+        self.urls: list[str] = []
+        self.forms: list[dict[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "input":
+            self.inputs.append(found)
+        elif tag == "label" and found.get("for"):
+            self.label_for.add(found["for"] or "")
+        elif tag == "form":
+            self.forms.append(found)
+        for name in ("src", "href", "action"):
+            if found.get(name) is not None:
+                self.urls.append(found[name] or "")
+
+
+def parse(html: str) -> Inputs:
+    parser = Inputs()
+    parser.feed(html)
+    return parser
+
+
+def test_the_page_is_self_contained_labelled_and_posts(client: httpx.Client) -> None:
+    reply = client.get("/template")
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("text/html")
+    csp = reply.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp
+    page = parse(reply.text)
+    assert len(page.inputs) > 24 * 3
+    assert {i["id"] for i in page.inputs} <= page.label_for
+    # Relative URLs only: nothing from another origin, and no patient data in any of them.
+    assert page.urls and all(not url.startswith(("http:", "https:", "//")) for url in page.urls)
+    assert page.forms == [
+        {"id": "enquiry", "method": "post", "action": "template", "novalidate": None}
+    ]
+    for url in {u for u in page.urls if u.startswith("template/static/")}:
+        assert client.get("/" + url).status_code == 200
+
+
+def test_static_files_have_their_types_and_nothing_else_is_served(client: httpx.Client) -> None:
+    assert (
+        client.get("/template/static/template.css").headers["content-type"].startswith("text/css")
+    )
+    assert "javascript" in client.get("/template/static/template.js").headers["content-type"]
+    assert client.get("/template/static/secrets.txt").status_code == 404
+
+
+def form_post(client: httpx.Client, form: dict[str, list[str]]) -> httpx.Response:
+    return client.post("/template", data=form)
+
+
+def test_submitting_the_page_shows_the_entries_and_the_online_visibility_instruction(
+    client: httpx.Client,
+) -> None:
+    reply = form_post(client, DISCLOSURE)
+    assert reply.status_code == 200
+    assert reply.headers["cache-control"] == "no-store"
+    assert "Online Visibility" in reply.text and "Do not show in the online record" in reply.text
+    assert "MARAC referral recommended" in reply.text
+    assert "978091000000105" in reply.text
+
+
+def test_a_page_with_problems_comes_back_with_them_and_keeps_the_answers(
+    client: httpx.Client,
+) -> None:
+    reply = form_post(
+        client, {"safety.alone": ["false"], "outcome": ["declined"], "dash.q03": ["yes"]}
+    )
+    assert reply.status_code == 400
+    assert "the outcome must be &#39;not-safe-to-ask&#39;" in reply.text
+    checked = {i["id"] for i in parse(reply.text).inputs if "checked" in i}
+    assert checked == {"q-safety-alone-false", "q-outcome-declined", "q-dash-q03-yes"}
