@@ -5,9 +5,9 @@ token itself is never logged or put in an exception):
 
 1. header `alg` in the allow-list (asymmetric only: never `none`, never HMAC), `kid` present;
 2. `iss` is a trusted issuer;
-3. the key: from the issuer's configured JWK Set (inline or file), or fetched from the `jku`
-   URL only when that URL is allow-listed for the issuer (cached; refetched on an unknown kid,
-   at most once per refresh interval);
+3. the key: a token naming a `jku` that is not allow-listed for its issuer is refused; the key
+   comes from the issuer's configured JWK Set (inline or file), else from its allow-listed
+   `jku` URL(s) (cached; refetched on an unknown kid, at most once per refresh interval);
 4. the signature, with the key's type and curve matching `alg`;
 5. `aud` equals the URL the client called; `exp`, `iat` (and `nbf` if sent) within a small
    leeway; a bounded lifetime; `jti` present; `tenant` in the issuer's allow-list if it has one;
@@ -260,18 +260,14 @@ class JwtVerifier:
         return CallerIdentity(iss=issuer.iss, kid=kid, tenant=tenant)
 
     async def _find_key(self, issuer: TrustedIssuer, kid: str, jku: Any) -> dict[str, Any]:
-        if jku is not None:
-            if jku not in issuer.jku:
-                raise AuthenticationFailed(
-                    f"jku {str(jku)[:200]!r} is not allow-listed for {issuer.iss}"
-                )
-            sources: Sequence[str] = (jku,)
-        else:
-            static = self._static[issuer.iss].get(kid)
-            if static is not None:
-                return static
-            sources = issuer.jku
-        for url in sources:
+        if jku is not None and jku not in issuer.jku:
+            raise AuthenticationFailed(
+                f"jku {str(jku)[:200]!r} is not allow-listed for {issuer.iss}"
+            )
+        static = self._static[issuer.iss].get(kid)
+        if static is not None:
+            return static  # configured keys need no fetch, whatever jku the token names
+        for url in (jku,) if jku is not None else issuer.jku:
             key = await self._jwks.key(url, kid)
             if key is not None:
                 return key

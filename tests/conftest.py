@@ -157,3 +157,34 @@ def fhir_server() -> Iterator[RunningFhir]:
     server = FhirTestServer(sample_resources(), page_size=2)
     with serve(server.app, access_log=False) as base_url:
         yield RunningFhir(server, base_url)
+
+
+HOOK_INSTANCE = "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea"
+ACCESS_TOKEN = "fhir-access-token-7f3a9c"
+
+
+def patient_view(
+    *,
+    prefetch: dict[str, Any] | None = None,
+    fhir_server: str | None = None,
+    user: str = "Practitioner/u1",
+    **extra: Any,
+) -> dict[str, Any]:
+    """A patient-view request body for PATIENT_ID; with `fhir_server`, a bearer token too."""
+    body: dict[str, Any] = {
+        "hook": "patient-view",
+        "hookInstance": HOOK_INSTANCE,
+        "context": {"userId": user, "patientId": PATIENT_ID},
+    }
+    if prefetch is not None:
+        body["prefetch"] = prefetch
+    if fhir_server is not None:
+        body["fhirServer"] = fhir_server
+        body["fhirAuthorization"] = {
+            "access_token": ACCESS_TOKEN,
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "user/*.read",
+            "subject": "iris-prompt",
+        }
+    return body | extra

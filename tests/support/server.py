@@ -27,9 +27,11 @@ def serve(app: Any, *, access_log: bool = True, timeout: float = 10.0) -> Iterat
         access_log=access_log,
         lifespan="on",
         ws="none",
-        loop="asyncio",
+        loop="auto",
         timeout_graceful_shutdown=1,
     )
+    # loop="auto" picks uvloop, as `iris-prompt serve` does; with the plain asyncio loop in a
+    # thread, each loopback response here waited about 40 ms (delayed ACKs), hiding real times.
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
