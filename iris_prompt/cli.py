@@ -1,20 +1,88 @@
-"""The `iris-prompt` command."""
+"""The `iris-prompt` command.
+
+iris-prompt serve                 # 127.0.0.1:8000, callers must present a trusted JWT
+iris-prompt serve --local         # development only: no caller JWT, loopback only
+iris-prompt codesets validate     # what ICB safeguarding leads use (codesets/README.md)
+"""
 
 import argparse
+import logging
+import logging.config
 import sys
+from typing import Any
+
+from pydantic import ValidationError
 
 from iris_prompt import codeset_cli
 
+__all__ = ["logging_config", "main"]
+
+
+def logging_config(level: str) -> dict[str, Any]:
+    """One stderr handler for everything (uvicorn included), scrubbing tokens on the way out."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"redact": {"()": "cds_hooks.logs.RedactingFilter"}},
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "plain",
+                "filters": ["redact"],
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"level": level, "handlers": ["stderr"]},
+        "loggers": {
+            name: {"handlers": [], "propagate": True}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+        },
+    }
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from iris_prompt.app import create_app
+    from iris_prompt.settings import Settings
+
+    overrides: dict[str, Any] = {}
+    if args.host is not None:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    if args.local:
+        overrides["local_mode"] = True
+    try:
+        settings = Settings(**overrides)
+        config = logging_config(settings.log_level)
+        logging.config.dictConfig(config)
+        app = create_app(settings)
+    except (ValidationError, ValueError) as error:
+        print(f"iris-prompt: cannot start: {error}", file=sys.stderr)  # noqa: T201
+        return 2
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=config)
+    return 0
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="iris-prompt", description=__doc__)
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    codeset_cli.add_parser(subparsers)
+    parser = argparse.ArgumentParser(prog="iris-prompt", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("serve", help="serve the CDS Hooks services")
+    run.add_argument("--host", help="address to bind (default 127.0.0.1, or IRIS_HOST)")
+    run.add_argument("--port", type=int, help="port (default 8000, or IRIS_PORT)")
+    run.add_argument(
+        "--local",
+        action="store_true",
+        help="development only: accept calls without a caller JWT (refused unless on loopback)",
+    )
+    run.set_defaults(func=serve)
+    codeset_cli.add_parser(commands)
+    commands.choices["codesets"].set_defaults(func=codeset_cli.run)
     args = parser.parse_args(argv)
-    if args.command == "codesets":
-        return codeset_cli.run(args)
-    parser.print_help()
-    return 0
+    result: int = args.func(args)
+    return result
 
 
 if __name__ == "__main__":

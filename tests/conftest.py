@@ -3,17 +3,36 @@
 The public reference material (CDS Hooks examples, sourced code lists, Synthea patients) lives
 beside the project in ../shared/reference and is never copied into it. Tests that need it use the
 `reference_dir` fixture, which skips with a clear message when it is absent.
+
+`live_service` runs the real application (JWT checks on) under uvicorn with the protocol test
+services; `fhir_server` runs a small real FHIR server. See DEVELOPERS.md.
 """
 
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI
+
+from cds_hooks import ServiceRegistry, TrustedIssuer
+from iris_prompt.app import create_app
+from iris_prompt.services import patient_view_service
+from iris_prompt.settings import Settings
+from tests.support.fhir_server import FhirTestServer
+from tests.support.server import serve
+from tests.support.services import protocol_test_services
+from tests.support.tokens import SigningKey, claims, generate_key, jwks
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_DIR = Path(
     os.environ.get("IRIS_REFERENCE_DIR", PROJECT_ROOT.parent / "shared" / "reference")
 )
+TEST_ISSUER = "https://ehr.test.example"
+PATIENT_ID = "p1"
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +43,148 @@ def reference_dir() -> Path:
             "shared/reference folder to run this test"
         )
     return REFERENCE_DIR
+
+
+@pytest.fixture(scope="session")
+def es384_key() -> SigningKey:
+    return generate_key("ES384")
+
+
+@pytest.fixture(scope="session")
+def rs384_key() -> SigningKey:
+    return generate_key("RS384")
+
+
+def make_settings(*keys: SigningKey, **overrides: Any) -> Settings:
+    """Settings trusting TEST_ISSUER with `keys`, FHIR over http allowed (loopback tests)."""
+    issuer = TrustedIssuer(iss=TEST_ISSUER, jwks=jwks(*keys))
+    values: dict[str, Any] = {"trusted_issuers": [issuer], "fhir_allow_http": True}
+    return Settings(**(values | overrides))
+
+
+@dataclass
+class LiveService:
+    """The real app served over HTTP, with a trusted signing key to call it as a CDS client."""
+
+    base_url: str
+    app: FastAPI
+    key: SigningKey
+
+    def token(self, path: str, **claim_overrides: Any) -> str:
+        return self.key.sign(claims(TEST_ISSUER, self.base_url + path) | claim_overrides)
+
+    def headers(self, path: str, **claim_overrides: Any) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(path, **claim_overrides)}"}
+
+    def post(
+        self,
+        path: str,
+        body: Any = None,
+        *,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        headers = self.headers(path) if headers is None else headers
+        if content is None:
+            return httpx.post(self.base_url + path, json=body, headers=headers, timeout=30)
+        return httpx.post(self.base_url + path, content=content, headers=headers, timeout=30)
+
+    def get(self, path: str, *, headers: dict[str, str] | None = None) -> httpx.Response:
+        headers = self.headers(path) if headers is None else headers
+        return httpx.get(self.base_url + path, headers=headers, timeout=30)
+
+
+def make_registry() -> ServiceRegistry:
+    return ServiceRegistry([patient_view_service(), *protocol_test_services()])
+
+
+@pytest.fixture
+def live_service(es384_key: SigningKey, rs384_key: SigningKey) -> Iterator[LiveService]:
+    app = create_app(
+        make_settings(
+            es384_key, rs384_key, fhir_total_timeout_seconds=2.0, fhir_read_timeout_seconds=1.0
+        ),
+        registry=make_registry(),
+    )
+    with serve(app) as base_url:
+        yield LiveService(base_url, app, es384_key)
+
+
+def sample_resources(patient_id: str = PATIENT_ID, conditions: int = 5) -> list[dict[str, Any]]:
+    patient = {"resourceType": "Patient", "id": patient_id, "gender": "female"}
+    found = [patient]
+    for n in range(conditions):
+        found.append(
+            {
+                "resourceType": "Condition",
+                "id": f"c{n}",
+                "subject": {"reference": f"Patient/{patient_id}"},
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": "35489007"}]},
+            }
+        )
+    found.append(
+        {
+            "resourceType": "Group",
+            "id": "household",
+            "type": "person",
+            "actual": True,
+            "member": [
+                {"entity": {"reference": f"Patient/{patient_id}"}},
+                {"entity": {"reference": "Patient/p2"}},
+            ],
+        }
+    )
+    found.append(
+        {
+            "resourceType": "Flag",
+            "id": "f1",
+            "status": "active",
+            "subject": {"reference": "Patient/p2"},
+            "code": {"text": "test flag"},
+        }
+    )
+    return found
+
+
+@dataclass
+class RunningFhir:
+    server: FhirTestServer
+    base_url: str
+
+
+@pytest.fixture
+def fhir_server() -> Iterator[RunningFhir]:
+    server = FhirTestServer(sample_resources(), page_size=2)
+    with serve(server.app, access_log=False) as base_url:
+        yield RunningFhir(server, base_url)
+
+
+HOOK_INSTANCE = "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea"
+ACCESS_TOKEN = "fhir-access-token-7f3a9c"
+
+
+def patient_view(
+    *,
+    prefetch: dict[str, Any] | None = None,
+    fhir_server: str | None = None,
+    user: str = "Practitioner/u1",
+    **extra: Any,
+) -> dict[str, Any]:
+    """A patient-view request body for PATIENT_ID; with `fhir_server`, a bearer token too."""
+    body: dict[str, Any] = {
+        "hook": "patient-view",
+        "hookInstance": HOOK_INSTANCE,
+        "context": {"userId": user, "patientId": PATIENT_ID},
+    }
+    if prefetch is not None:
+        body["prefetch"] = prefetch
+    if fhir_server is not None:
+        body["fhirServer"] = fhir_server
+        body["fhirAuthorization"] = {
+            "access_token": ACCESS_TOKEN,
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "user/*.read",
+            "subject": "iris-prompt",
+        }
+    return body | extra

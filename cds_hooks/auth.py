@@ -1,0 +1,342 @@
+"""Trusting CDS clients: verify the JWT each call carries in `Authorization: Bearer <JWT>`.
+
+Checks, in order (any failure raises AuthenticationFailed with a reason fit for the log; the
+token itself is never logged or put in an exception):
+
+1. header `alg` in the allow-list (asymmetric only: never `none`, never HMAC), `kid` present;
+2. `iss` is a trusted issuer;
+3. the key: a token naming a `jku` that is not allow-listed for its issuer is refused; the key
+   comes from the issuer's configured JWK Set (inline or file), else from its allow-listed
+   `jku` URL(s) (cached; refetched on an unknown kid, at most once per refresh interval);
+4. the signature, with the key's type and curve matching `alg`;
+5. `aud` equals the URL the client called; `exp`, `iat` (and `nbf` if sent) within a small
+   leeway; a bounded lifetime; `jti` present; `tenant` in the issuer's allow-list if it has one;
+6. `jti` not seen before within the token's lifetime (the replay cache).
+
+Spec: https://cds-hooks.hl7.org/2.0/#trusting-cds-clients
+"""
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeGuard
+
+import httpx
+import jwt
+import orjson
+from cachetools import TLRUCache
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cds_hooks.errors import AuthenticationFailed
+
+__all__ = [
+    "ALLOWED_ALGORITHMS",
+    "CallerIdentity",
+    "InMemoryReplayCache",
+    "JwksFetcher",
+    "JwtPolicy",
+    "JwtVerifier",
+    "ReplayCache",
+    "TrustedIssuer",
+    "bearer_token",
+    "keys_by_kid",
+]
+
+log = logging.getLogger(__name__)
+
+# Spec: ES384 and RS384 recommended; symmetric algorithms and `none` SHALL NOT be used.
+ALLOWED_ALGORITHMS = ("ES384", "RS384", "ES256", "RS256", "ES512", "RS512")
+_KTY_OF = {"ES": "EC", "RS": "RSA"}
+
+
+class TrustedIssuer(BaseModel):
+    """One CDS client we trust: its `iss`, where its keys are, and optionally its tenants."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    iss: str = Field(min_length=1)
+    jwks: dict[str, Any] | None = None
+    jwks_file: Path | None = None
+    jku: tuple[str, ...] = ()
+    tenants: tuple[str, ...] | None = None
+
+    @model_validator(mode="after")
+    def _has_keys(self) -> "TrustedIssuer":
+        if self.jwks is None and self.jwks_file is None and not self.jku:
+            raise ValueError(f"issuer {self.iss!r} needs jwks, jwks_file or an allow-listed jku")
+        return self
+
+    def static_keys(self) -> dict[str, dict[str, Any]]:
+        """kid -> JWK from the inline set and the file; raises ValueError if unreadable."""
+        keys = keys_by_kid(self.jwks) if self.jwks is not None else {}
+        if self.jwks_file is not None:
+            try:
+                keys |= keys_by_kid(orjson.loads(self.jwks_file.read_bytes()))
+            except (OSError, orjson.JSONDecodeError) as error:
+                raise ValueError(f"cannot read JWK Set file {self.jwks_file}: {error}") from None
+        return keys
+
+
+def keys_by_kid(jwks: Any) -> dict[str, dict[str, Any]]:
+    """kid -> JWK for a JWK Set document; keys without a kid cannot be selected and are skipped."""
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+        raise ValueError("a JWK Set is an object with a 'keys' array")
+    return {
+        key["kid"]: key
+        for key in jwks["keys"]
+        if isinstance(key, dict) and isinstance(key.get("kid"), str)
+    }
+
+
+@dataclass(frozen=True)
+class JwtPolicy:
+    algorithms: frozenset[str] = frozenset(ALLOWED_ALGORITHMS)
+    leeway: float = 30.0
+    max_lifetime: float = 3600.0
+    jwks_cache_ttl: float = 3600.0
+    jwks_refresh_interval: float = 60.0
+    jwks_timeout: float = 5.0
+    jwks_max_bytes: int = 256 * 1024
+
+    def __post_init__(self) -> None:
+        refused = self.algorithms - set(ALLOWED_ALGORITHMS)
+        if refused:
+            raise ValueError(f"JWT algorithms not allowed by CDS Hooks: {sorted(refused)}")
+
+
+@dataclass(frozen=True)
+class CallerIdentity:
+    """The verified CDS client of one call. Safe to log."""
+
+    iss: str
+    kid: str
+    tenant: str | None = None
+
+
+class ReplayCache(Protocol):
+    """Remembers JWT ids until they expire. Shared by all workers when there is more than one."""
+
+    async def first_use(self, key: str, expires_at: float) -> bool:
+        """True the first time `key` is seen before `expires_at` (epoch seconds), else False."""
+        ...
+
+
+class InMemoryReplayCache:
+    """A replay cache for one process (cachetools TLRU: each entry lives until its token dies).
+
+    `maxsize` bounds memory; with `JwtPolicy.max_lifetime` it bounds the call rate it can
+    protect (default: 100,000 tokens per hour).
+    """
+
+    def __init__(self, maxsize: int = 100_000, clock: Callable[[], float] = time.time) -> None:
+        self._seen: TLRUCache[str, float] = TLRUCache(
+            maxsize=maxsize, ttu=lambda _key, expires_at, _now: expires_at, timer=clock
+        )
+
+    async def first_use(self, key: str, expires_at: float) -> bool:
+        if key in self._seen:
+            return False
+        self._seen[key] = expires_at
+        return True
+
+
+@dataclass
+class _CachedSet:
+    keys: dict[str, dict[str, Any]]
+    fetched_at: float
+
+
+@dataclass
+class JwksFetcher:
+    """JWK Sets fetched from allow-listed `jku` URLs, cached, refreshed at a bounded rate."""
+
+    http: httpx.AsyncClient
+    policy: JwtPolicy
+    clock: Callable[[], float] = time.time
+    _cache: dict[str, _CachedSet] = field(default_factory=dict)
+    _last_try: dict[str, float] = field(default_factory=dict)
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    async def key(self, url: str, kid: str) -> dict[str, Any] | None:
+        cached = self._cache.get(url)
+        now = self.clock()
+        fresh = cached is not None and now - cached.fetched_at < self.policy.jwks_cache_ttl
+        if fresh and cached is not None and kid in cached.keys:
+            return cached.keys[kid]
+        # Stale, first use, or an unknown kid (the client may have rotated its keys).
+        if (
+            not fresh
+            or now - self._last_try.get(url, -math.inf) >= self.policy.jwks_refresh_interval
+        ):
+            async with self._locks.setdefault(url, asyncio.Lock()):
+                if self._last_try.get(url, -math.inf) < now:
+                    await self._refresh(url)
+        cached = self._cache.get(url)
+        return cached.keys.get(kid) if cached else None
+
+    async def _refresh(self, url: str) -> None:
+        self._last_try[url] = self.clock()
+        try:
+            response = await self.http.get(url, timeout=self.policy.jwks_timeout)
+            if response.status_code != 200:
+                raise ValueError(f"HTTP {response.status_code}")
+            if len(response.content) > self.policy.jwks_max_bytes:
+                raise ValueError("JWK Set over the size limit")
+            keys = keys_by_kid(orjson.loads(response.content))
+        except (httpx.HTTPError, ValueError) as error:
+            # Keep any keys we had: a transient failure should not lock every client out.
+            log.warning("JWK Set at %s could not be fetched: %s", url, error)
+            return
+        self._cache[url] = _CachedSet(keys, self.clock())
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header value."""
+    if not authorization:
+        raise AuthenticationFailed("no Authorization header")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationFailed("Authorization is not a Bearer token")
+    return token.strip()
+
+
+def _same_url(a: str, b: str) -> bool:
+    return a.rstrip("/") == b.rstrip("/")
+
+
+class JwtVerifier:
+    """Verifies CDS client JWTs against the trusted issuers; see the module docstring."""
+
+    def __init__(
+        self,
+        issuers: Sequence[TrustedIssuer],
+        *,
+        http: httpx.AsyncClient,
+        policy: JwtPolicy | None = None,
+        replay_cache: ReplayCache | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.policy = policy or JwtPolicy()
+        self._issuers = {issuer.iss: issuer for issuer in issuers}
+        self._static = {issuer.iss: issuer.static_keys() for issuer in issuers}
+        self._replay = replay_cache or InMemoryReplayCache(clock=clock)
+        self._jwks = JwksFetcher(http, self.policy, clock)
+        self._clock = clock
+        # Building a key object costs more than verifying with it: keep them per JWK.
+        self._prepared: dict[tuple[str, str, str], tuple[dict[str, Any], jwt.PyJWK]] = {}
+
+    async def verify(self, token: str, audience: str) -> CallerIdentity:
+        """Verify `token` for a call to `audience` (the URL called); returns who called."""
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            raise AuthenticationFailed("the token is not a well-formed JWT") from None
+        alg, kid = header.get("alg"), header.get("kid")
+        if alg not in self.policy.algorithms:
+            raise AuthenticationFailed(f"alg {str(alg)[:20]!r} is not allowed")
+        if not isinstance(kid, str) or not kid:
+            raise AuthenticationFailed("the token header has no kid")
+        typ = header.get("typ")
+        if typ is not None and str(typ).upper() != "JWT":
+            raise AuthenticationFailed("the token header typ is not JWT")
+        iss = unverified.get("iss")
+        issuer = self._issuers.get(iss) if isinstance(iss, str) else None
+        if issuer is None:
+            raise AuthenticationFailed(f"issuer {str(iss)[:200]!r} is not trusted")
+
+        jwk = await self._find_key(issuer, kid, header.get("jku"))
+        claims = self._check_signature(token, jwk, issuer.iss, kid, alg)
+        tenant = self._check_claims(claims, issuer, audience)
+        jti = claims["jti"]
+        if not await self._replay.first_use(
+            f"{issuer.iss}\n{jti}", claims["exp"] + self.policy.leeway
+        ):
+            raise AuthenticationFailed(f"jti replayed (issuer {issuer.iss})")
+        return CallerIdentity(iss=issuer.iss, kid=kid, tenant=tenant)
+
+    async def _find_key(self, issuer: TrustedIssuer, kid: str, jku: Any) -> dict[str, Any]:
+        if jku is not None and jku not in issuer.jku:
+            raise AuthenticationFailed(
+                f"jku {str(jku)[:200]!r} is not allow-listed for {issuer.iss}"
+            )
+        static = self._static[issuer.iss].get(kid)
+        if static is not None:
+            return static  # configured keys need no fetch, whatever jku the token names
+        for url in (jku,) if jku is not None else issuer.jku:
+            key = await self._jwks.key(url, kid)
+            if key is not None:
+                return key
+        raise AuthenticationFailed(f"kid {kid[:100]!r} is not a known key of {issuer.iss}")
+
+    def _check_signature(
+        self, token: str, jwk: dict[str, Any], iss: str, kid: str, alg: str
+    ) -> dict[str, Any]:
+        if jwk.get("use", "sig") != "sig" or jwk.get("alg", alg) != alg:
+            raise AuthenticationFailed(f"key {kid[:100]!r} of {iss} is not for {alg} signatures")
+        if jwk.get("kty") != _KTY_OF[alg[:2]]:
+            raise AuthenticationFailed(f"key {kid[:100]!r} of {iss} is not a key for {alg}")
+        cached = self._prepared.get((iss, kid, alg))
+        try:
+            if cached is not None and cached[0] is jwk:
+                prepared = cached[1]
+            else:
+                prepared = jwt.PyJWK(jwk, algorithm=alg)
+                self._prepared[(iss, kid, alg)] = (jwk, prepared)
+            # Time claims, aud and iss are checked below with our own clock and rules.
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key=prepared,
+                algorithms=[alg],
+                options={
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                    "verify_aud": False,
+                    "verify_iss": False,
+                },
+            )
+        except jwt.InvalidSignatureError:
+            raise AuthenticationFailed(f"bad signature (issuer {iss}, kid {kid[:100]!r})") from None
+        except jwt.PyJWTError as error:
+            raise AuthenticationFailed(f"token refused: {type(error).__name__}") from None
+        return claims
+
+    def _check_claims(
+        self, claims: dict[str, Any], issuer: TrustedIssuer, audience: str
+    ) -> str | None:
+        now, leeway = self._clock(), self.policy.leeway
+        aud = claims.get("aud")
+        auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+        if not any(isinstance(a, str) and _same_url(a, audience) for a in auds):
+            raise AuthenticationFailed(f"aud does not match the URL called ({audience})")
+        exp, iat, nbf = claims.get("exp"), claims.get("iat"), claims.get("nbf", now)
+        if not (_is_number(exp) and _is_number(iat) and _is_number(nbf)):
+            raise AuthenticationFailed("the token lacks a numeric exp or iat")
+        if now > exp + leeway:
+            raise AuthenticationFailed("the token has expired")
+        if iat > now + leeway or nbf > now + leeway:
+            raise AuthenticationFailed("the token is not yet valid")
+        if exp - iat > self.policy.max_lifetime:
+            raise AuthenticationFailed("the token's lifetime is longer than allowed")
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not jti:
+            raise AuthenticationFailed("the token has no jti")
+        tenant = claims.get("tenant")
+        if tenant is not None and not isinstance(tenant, str):
+            raise AuthenticationFailed("the tenant claim is not a string")
+        if issuer.tenants is not None and tenant is None:
+            raise AuthenticationFailed(f"the token has no tenant, which {issuer.iss} requires")
+        if issuer.tenants is not None and tenant not in issuer.tenants:
+            raise AuthenticationFailed(
+                f"tenant {str(tenant)[:100]!r} is not allowed for {issuer.iss}"
+            )
+        return tenant
+
+
+def _is_number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -1,0 +1,157 @@
+"""Errors of the CDS Hooks protocol layer and the one place they become HTTP responses.
+
+Every error a call can meet derives from `CdsHooksError`::
+
+    CdsHooksError
+    ├── InvalidRequest          400  malformed JSON, a request or feedback the models refuse,
+    │   └── HookMismatch        400  the body's `hook` is not the hook of the service called
+    ├── AuthenticationFailed    401  the caller's JWT is missing or refused (empty body)
+    ├── ServiceNotFound         404  no service with that id
+    ├── PayloadTooLarge         413  the body is over the configured limit
+    └── PreconditionFailed      412  required FHIR data could not be had
+        └── FhirUnavailable     412  the FHIR server could not give what was asked
+
+Anything else escaping a handler is a bug: `internal_error_response` answers 500 with an
+OperationOutcome that names no patient and shows no stack trace.
+
+Spec: https://cds-hooks.hl7.org/2.0/#http-status-codes (4xx/5xx allowed; 412 for unobtainable
+data). Error bodies are FHIR R4 OperationOutcome resources, as CDS Hooks 3.0 recommends.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from starlette.responses import Response
+
+__all__ = [
+    "AuthenticationFailed",
+    "CdsHooksError",
+    "FhirUnavailable",
+    "HookMismatch",
+    "InvalidRequest",
+    "Issue",
+    "PayloadTooLarge",
+    "PreconditionFailed",
+    "ServiceNotFound",
+    "error_response",
+    "internal_error_response",
+    "issues_from_validation",
+    "operation_outcome",
+]
+
+FHIR_JSON = "application/fhir+json"
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem, as an OperationOutcome.issue. Never put patient data in `diagnostics`."""
+
+    diagnostics: str
+    code: str = "invalid"
+    expression: str | None = None
+    severity: str = "error"
+
+
+class CdsHooksError(Exception):
+    """Base of every protocol error; `status` is the HTTP status it is answered with."""
+
+    status: int = 500
+    code: str = "exception"
+
+    def __init__(self, message: str, issues: Sequence[Issue] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.issues: tuple[Issue, ...] = tuple(issues) or (Issue(message, code=self.code),)
+
+
+class InvalidRequest(CdsHooksError):
+    status = 400
+    code = "invalid"
+
+
+class HookMismatch(InvalidRequest):
+    pass
+
+
+class AuthenticationFailed(CdsHooksError):
+    """The reason is for the log only; the caller gets 401 with an empty body."""
+
+    status = 401
+    code = "security"
+
+
+class ServiceNotFound(CdsHooksError):
+    status = 404
+    code = "not-found"
+
+
+class PayloadTooLarge(CdsHooksError):
+    status = 413
+    code = "too-costly"
+
+
+class PreconditionFailed(CdsHooksError):
+    status = 412
+    code = "incomplete"
+
+
+class FhirUnavailable(PreconditionFailed):
+    """The FHIR server refused, failed, timed out or answered beyond our limits."""
+
+
+def operation_outcome(issues: Sequence[Issue]) -> dict[str, Any]:
+    """A FHIR R4 OperationOutcome listing `issues` (no nulls, no empty values)."""
+    out = []
+    for issue in issues:
+        entry: dict[str, Any] = {
+            "severity": issue.severity,
+            "code": issue.code,
+            "diagnostics": issue.diagnostics,
+        }
+        if issue.expression:
+            entry["expression"] = [issue.expression]
+        out.append(entry)
+    return {"resourceType": "OperationOutcome", "issue": out}
+
+
+def error_response(error: CdsHooksError) -> Response:
+    """The HTTP answer for a protocol error: the only place statuses are chosen."""
+    if isinstance(error, AuthenticationFailed):
+        # Say nothing to an unauthenticated caller; the reason goes to the log.
+        return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    body = orjson.dumps(operation_outcome(error.issues))
+    return Response(body, status_code=error.status, media_type=FHIR_JSON)
+
+
+def internal_error_response() -> Response:
+    outcome = operation_outcome(
+        [Issue("internal error; the incident is logged by hookInstance", code="exception")]
+    )
+    return Response(orjson.dumps(outcome), status_code=500, media_type=FHIR_JSON)
+
+
+def issues_from_validation(
+    error: ValidationError, *, drop_first: frozenset[str] = frozenset()
+) -> list[Issue]:
+    """One Issue per pydantic error, naming the field by its wire path and never echoing input.
+
+    `drop_first` names union tags (such as the hook) that pydantic puts at the head of a path.
+    """
+    issues = []
+    for err in error.errors(include_input=False, include_url=False):
+        loc = [str(part) for part in err["loc"]]
+        if loc and loc[0] in drop_first:
+            loc = loc[1:]
+        where = ".".join(loc)
+        message = err["msg"]
+        issues.append(
+            Issue(
+                f"{where}: {message}" if where else message,
+                code="invalid",
+                expression=where or None,
+            )
+        )
+    return issues

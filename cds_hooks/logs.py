@@ -1,0 +1,46 @@
+"""Defence in depth for logs: scrub bearer tokens, JWTs and access tokens from every record.
+
+The code never logs a token; this filter is for what it does not control (a library's debug
+line, an exception message). Attach it to handlers, since a filter on a logger does not see
+records propagated from its children.
+
+>>> redact('Authorization: Bearer abc.def-ghi')
+'Authorization: Bearer [redacted]'
+"""
+
+import logging
+import re
+
+__all__ = ["RedactingFilter", "redact"]
+
+_PATTERNS = (
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]+=*"), r"\1 [redacted]"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), "[redacted JWT]"),
+    (
+        re.compile(r"""(?i)(["']?access_token["']?\s*[:=]\s*["']?)[^"'\s,&}]+"""),
+        r"\1[redacted]",
+    ),
+)
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites each record's message (and exception text) with tokens removed."""
+
+    _formatter = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True

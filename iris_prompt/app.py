@@ -1,0 +1,124 @@
+"""The FastAPI application: `create_app(settings)` wires the protocol layer to this product.
+
+No import-time singletons: each call builds its own registry, HTTP client, JWT verifier, replay
+cache and feedback store, so tests can run several apps side by side.
+
+    uvicorn --factory iris_prompt.app:create_app    # settings from IRIS_* variables
+"""
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse
+
+from cds_hooks import (
+    FeedbackStore,
+    InMemoryFeedbackStore,
+    InMemoryReplayCache,
+    JwtVerifier,
+    ReplayCache,
+    ServiceRegistry,
+    build_router,
+)
+from iris_prompt.services import build_registry
+from iris_prompt.settings import Settings, get_settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+ReadinessCheck = Callable[[], bool]
+
+LOCAL_MODE_WARNING = (
+    "LOCAL MODE: CDS clients are NOT authenticated (no JWT check). For development on this "
+    "machine only; never expose this service."
+)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    registry: ServiceRegistry | None = None,
+    feedback_store: FeedbackStore | None = None,
+    replay_cache: ReplayCache | None = None,
+) -> FastAPI:
+    """The service. `registry` defaults to this product's services (tests pass their own)."""
+    settings = settings or get_settings()
+    if not settings.local_mode and not settings.trusted_issuers:
+        raise ValueError(
+            "no trusted CDS clients: set IRIS_TRUSTED_ISSUERS (see README, 'Connecting a GP "
+            "system'), or run `iris-prompt serve --local` for development"
+        )
+    # httpx logs every request URL at INFO, and FHIR search URLs carry patient ids.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    registry = registry if registry is not None else build_registry()
+    http = httpx.AsyncClient(follow_redirects=False)
+    verifier = None
+    if not settings.local_mode:
+        verifier = JwtVerifier(
+            settings.trusted_issuers,
+            http=http,
+            policy=settings.jwt_policy(),
+            replay_cache=replay_cache or InMemoryReplayCache(settings.replay_cache_size),
+        )
+    store = feedback_store if feedback_store is not None else InMemoryFeedbackStore()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.local_mode:
+            log.warning(LOCAL_MODE_WARNING)
+        services = ", ".join(f"{s.id} ({s.hook})" for s in registry)
+        log.info("serving CDS services: %s", services or "none")
+        yield
+        await http.aclose()
+
+    app = FastAPI(
+        title="iris-prompt",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.settings = settings
+    app.state.registry = registry
+    app.state.feedback_store = store
+    app.state.readiness_checks = {"services registered": lambda: any(True for _ in registry)}
+    app.include_router(
+        build_router(
+            registry,
+            verifier=verifier,
+            feedback_store=store,
+            http=http,
+            options=settings.protocol_options(),
+        )
+    )
+    if settings.cors_allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        """The process is up."""
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        """Ready to answer CDS calls: every readiness check passes."""
+        checks: dict[str, ReadinessCheck] = app.state.readiness_checks
+        failing = [name for name, check in checks.items() if not check()]
+        if failing:
+            return JSONResponse({"status": "not ready", "failing": failing}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    return app

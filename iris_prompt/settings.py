@@ -1,0 +1,122 @@
+"""Configuration: every setting is an `IRIS_`-prefixed environment variable (README lists them).
+
+Complex values are JSON, for example::
+
+    IRIS_TRUSTED_ISSUERS='[{"iss": "https://sandbox.cds-hooks.org",
+                           "jwks": {"keys": [{"kty": "EC", "crv": "P-384", ...}]}}]'
+    IRIS_CORS_ALLOW_ORIGINS='["https://sandbox.cds-hooks.org"]'
+"""
+
+import ipaddress
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cds_hooks.auth import ALLOWED_ALGORITHMS, JwtPolicy, TrustedIssuer
+from cds_hooks.prefetch import FhirLimits
+from cds_hooks.router import ProtocolOptions
+
+__all__ = ["Settings", "get_settings", "is_loopback"]
+
+MiB = 1024 * 1024
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IRIS_", extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    local_mode: bool = False
+    public_base_url: str | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    trusted_issuers: list[TrustedIssuer] = Field(default_factory=list)
+    jwt_algorithms: list[str] = Field(default_factory=lambda: list(ALLOWED_ALGORITHMS))
+    jwt_leeway_seconds: float = Field(default=30.0, ge=0, le=300)
+    jwt_max_lifetime_seconds: float = Field(default=3600.0, gt=0)
+    jwks_cache_seconds: float = Field(default=3600.0, gt=0)
+    jwks_refresh_interval_seconds: float = Field(default=60.0, ge=0)
+    replay_cache_size: int = Field(default=100_000, gt=0)
+
+    max_body_bytes: int = Field(default=16 * MiB, gt=0)
+    fhir_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    fhir_read_timeout_seconds: float = Field(default=10.0, gt=0)
+    fhir_total_timeout_seconds: float = Field(default=20.0, gt=0)
+    fhir_max_pages: int = Field(default=20, gt=0)
+    fhir_max_bytes: int = Field(default=32 * MiB, gt=0)
+    fhir_allow_http: bool = False
+
+    cors_allow_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _only_asymmetric(cls, value: list[str]) -> list[str]:
+        refused = sorted(set(value) - set(ALLOWED_ALGORITHMS))
+        if refused:
+            raise ValueError(f"not allowed (CDS Hooks forbids none and HMAC): {refused}")
+        if not value:
+            raise ValueError("at least one algorithm is needed")
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an absolute URL such as https://iris.example.nhs.uk")
+        return value.rstrip("/") if value else value
+
+    @field_validator("cors_allow_origins")
+    @classmethod
+    def _no_wildcard(cls, value: list[str]) -> list[str]:
+        if "*" in value:
+            raise ValueError("list the origins; a wildcard would let any web page call us")
+        return value
+
+    @model_validator(mode="after")
+    def _local_mode_only_on_loopback(self) -> "Settings":
+        if self.local_mode and not is_loopback(self.host):
+            raise ValueError(
+                f"local mode (no caller authentication) is refused on {self.host}: "
+                "bind to 127.0.0.1 or turn local mode off"
+            )
+        return self
+
+    def jwt_policy(self) -> JwtPolicy:
+        return JwtPolicy(
+            algorithms=frozenset(self.jwt_algorithms),
+            leeway=self.jwt_leeway_seconds,
+            max_lifetime=self.jwt_max_lifetime_seconds,
+            jwks_cache_ttl=self.jwks_cache_seconds,
+            jwks_refresh_interval=self.jwks_refresh_interval_seconds,
+        )
+
+    def protocol_options(self) -> ProtocolOptions:
+        return ProtocolOptions(
+            max_body_bytes=self.max_body_bytes,
+            public_base_url=self.public_base_url,
+            fhir_limits=FhirLimits(
+                connect_timeout=self.fhir_connect_timeout_seconds,
+                read_timeout=self.fhir_read_timeout_seconds,
+                total_timeout=self.fhir_total_timeout_seconds,
+                max_pages=self.fhir_max_pages,
+                max_bytes=self.fhir_max_bytes,
+                allow_http=self.fhir_allow_http,
+            ),
+        )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The settings from the environment, read once per process."""
+    return Settings()

@@ -1,0 +1,58 @@
+"""Discovery, CORS for browser clients, and the health endpoints."""
+
+import httpx
+
+from iris_prompt.app import create_app
+from iris_prompt.services import SERVICE_ID
+from tests.conftest import LiveService, make_registry, make_settings
+from tests.support.server import serve
+from tests.support.tokens import SigningKey
+
+
+def test_discovery_at_the_spec_path(live_service: LiveService) -> None:
+    response = live_service.get("/cds-services")
+    assert response.status_code == 200
+    services = {s["id"]: s for s in response.json()["services"]}
+    product = services[SERVICE_ID]
+    assert product["hook"] == "patient-view"
+    assert product["prefetch"]["patient"] == "Patient/{{context.patientId}}"
+    assert {"title", "description", "usageRequirements"} <= set(product)
+
+
+def test_health_endpoints_need_no_jwt(live_service: LiveService) -> None:
+    assert httpx.get(live_service.base_url + "/healthz").json() == {"status": "ok"}
+    assert httpx.get(live_service.base_url + "/readyz").json() == {"status": "ready"}
+    live_service.app.state.readiness_checks["code sets loaded"] = lambda: False
+    not_ready = httpx.get(live_service.base_url + "/readyz")
+    assert not_ready.status_code == 503
+    assert not_ready.json()["failing"] == ["code sets loaded"]
+
+
+def test_cors_preflight_allows_authorization_for_listed_origins(es384_key: SigningKey) -> None:
+    sandbox = "https://sandbox.cds-hooks.org"
+    app = create_app(
+        make_settings(es384_key, cors_allow_origins=[sandbox]), registry=make_registry()
+    )
+    with serve(app) as base_url:
+        preflight = {
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        }
+        allowed = httpx.options(
+            f"{base_url}/cds-services/{SERVICE_ID}", headers=preflight | {"Origin": sandbox}
+        )
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == sandbox
+        assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+        other = httpx.options(
+            f"{base_url}/cds-services", headers=preflight | {"Origin": "https://evil.example"}
+        )
+        assert "access-control-allow-origin" not in other.headers
+
+
+def test_no_cors_unless_configured(live_service: LiveService) -> None:
+    response = httpx.options(
+        f"{live_service.base_url}/cds-services",
+        headers={"Origin": "https://sandbox.cds-hooks.org", "Access-Control-Request-Method": "GET"},
+    )
+    assert "access-control-allow-origin" not in response.headers

@@ -1,0 +1,45 @@
+"""Feedback over HTTP: validated, kept, duplicates tolerated."""
+
+from cds_hooks import InMemoryFeedbackStore
+from tests.conftest import LiveService
+from tests.support.services import EVERY_FEATURE_ID
+
+PATH = f"/cds-services/{EVERY_FEATURE_ID}/feedback"
+FEEDBACK = {
+    "feedback": [
+        {
+            "card": "6b0f3c2e-8f6a-4b8e-9d39-2f0d3f7f4b11",
+            "outcome": "overridden",
+            "overrideReason": {
+                "reason": {"code": "not-now", "system": "https://example.org/reasons"},
+                "userComment": "Partner present",
+            },
+            "outcomeTimestamp": "2026-01-05T10:05:31Z",
+        }
+    ]
+}
+
+
+def test_feedback_is_kept_once_even_when_sent_twice(live_service: LiveService) -> None:
+    assert live_service.post(PATH, FEEDBACK).status_code == 200
+    assert live_service.post(PATH, FEEDBACK).status_code == 200
+    store: InMemoryFeedbackStore = live_service.app.state.feedback_store
+    [stored] = store.items(EVERY_FEATURE_ID)
+    assert stored.client == "https://ehr.test.example"
+    assert stored.item.override_reason is not None
+    assert stored.item.override_reason.user_comment == "Partner present"
+
+
+def test_invalid_feedback_is_400(live_service: LiveService) -> None:
+    bad = {
+        "feedback": [
+            {"card": "c", "outcome": "accepted", "outcomeTimestamp": "2026-01-05T10:05:31Z"}
+        ]
+    }
+    response = live_service.post(PATH, bad)
+    assert response.status_code == 400
+    assert "cds-fb-2" in response.json()["issue"][0]["diagnostics"]
+
+
+def test_feedback_for_unknown_service_is_404(live_service: LiveService) -> None:
+    assert live_service.post("/cds-services/nope/feedback", FEEDBACK).status_code == 404

@@ -1,0 +1,67 @@
+"""Feedback models (cds-fb-1..3) and the in-memory store."""
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from cds_hooks.errors import InvalidRequest
+from cds_hooks.feedback import InMemoryFeedbackStore, parse_feedback
+
+WHEN = "2021-12-11T10:05:31Z"
+
+
+def item(**fields: Any) -> dict[str, Any]:
+    return {"card": "c1", "outcome": "overridden", "outcomeTimestamp": WHEN} | fields
+
+
+def refused(*items: dict[str, Any]) -> list[str]:
+    with pytest.raises(InvalidRequest) as error:
+        parse_feedback({"feedback": list(items)})
+    return [issue.diagnostics for issue in error.value.issues]
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"outcome": "ignored"}, "feedback.0.outcome"),  # cds-fb-1
+        ({"outcome": "accepted"}, "cds-fb-2"),
+        ({"overrideReason": {}}, "cds-fb-3"),
+        ({"outcomeTimestamp": "2021-12-11T10:05:31"}, "timezone"),  # RFC 3339 needs an offset
+        ({"outcomeTimestamp": "yesterday"}, "feedback.0.outcomeTimestamp"),
+        ({"card": ""}, "feedback.0.card"),
+    ],
+)
+def test_refusals(fields: dict[str, Any], reason: str) -> None:
+    assert any(reason in message for message in refused(item(**fields)))
+
+
+def test_empty_feedback_list_is_refused() -> None:
+    with pytest.raises(InvalidRequest):
+        parse_feedback({"feedback": []})
+
+
+def test_accepted_and_overridden_with_comment_only() -> None:
+    parsed = parse_feedback(
+        {
+            "feedback": [
+                item(outcome="accepted", acceptedSuggestions=[{"id": "s1"}]),
+                item(overrideReason={"userComment": "patient not alone"}),
+            ]
+        }
+    )
+    assert [f.outcome for f in parsed.feedback] == ["accepted", "overridden"]
+    assert parsed.feedback[1].override_reason is not None
+    assert parsed.feedback[1].override_reason.user_comment == "patient not alone"
+
+
+def test_store_keeps_distinct_items_and_tolerates_duplicates() -> None:
+    store = InMemoryFeedbackStore(maxsize=3)
+    first = parse_feedback({"feedback": [item(), item()]}).feedback
+    asyncio.run(store.add("svc", "https://ehr.example", first))
+    asyncio.run(store.add("svc", "https://ehr.example", first))
+    assert len(store.items("svc")) == 1
+    more = parse_feedback({"feedback": [item(card=f"c{n}") for n in range(2, 6)]}).feedback
+    asyncio.run(store.add("svc", None, more))
+    assert [s.item.card for s in store.items()] == ["c3", "c4", "c5"]  # bounded, oldest out
+    assert store.items("other") == []

@@ -1,0 +1,263 @@
+"""Request and response models: one test per spec rule, bad rows carry their reason."""
+
+from typing import Any
+
+import orjson
+import pytest
+from pydantic import ValidationError
+
+from cds_hooks.errors import InvalidRequest
+from cds_hooks.models import (
+    Action,
+    Card,
+    CdsResponse,
+    Coding,
+    EncounterStartRequest,
+    GenericRequest,
+    Link,
+    PatientViewRequest,
+    Source,
+    Suggestion,
+    dump_json,
+    parse_request,
+)
+
+HOOK_INSTANCE = "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea"
+
+
+def request(hook: str = "patient-view", **context: Any) -> dict[str, Any]:
+    ctx = {"userId": "Practitioner/example", "patientId": "1288992"} | context
+    return {"hook": hook, "hookInstance": HOOK_INSTANCE, "context": ctx}
+
+
+def refused(data: dict[str, Any]) -> list[str | None]:
+    with pytest.raises(InvalidRequest) as error:
+        parse_request(data)
+    return [issue.expression for issue in error.value.issues]
+
+
+@pytest.mark.parametrize(
+    "user", ["Practitioner/a", "PractitionerRole/b-1", "Patient/123", "RelatedPerson/x.y"]
+)
+def test_patient_view_accepts_each_user_type(user: str) -> None:
+    parsed = parse_request(request(userId=user))
+    assert isinstance(parsed, PatientViewRequest)
+    assert parsed.context.user_type == user.split("/")[0]
+
+
+@pytest.mark.parametrize(
+    ("context", "where"),
+    [
+        ({"userId": "Organization/1"}, "context.userId"),  # not a user type of patient-view
+        ({"userId": "example"}, "context.userId"),  # not [type]/[id]
+        ({"patientId": "1&_include=*"}, "context.patientId"),  # not a FHIR id: would inject
+        ({"encounterId": ""}, "context.encounterId"),  # empty is not a FHIR id
+    ],
+)
+def test_patient_view_context_refusals(context: dict[str, Any], where: str) -> None:
+    assert refused(request(**context)) == [where]
+
+
+def test_patient_view_needs_patient_id_and_encounter_is_optional() -> None:
+    data = request()
+    del data["context"]["patientId"]
+    assert refused(data) == ["context.patientId"]
+    assert parse_request(request()).context.encounter_id is None  # type: ignore[union-attr]
+
+
+def test_encounter_start_needs_encounter_and_a_practitioner() -> None:
+    assert refused(request("encounter-start")) == ["context.encounterId"]
+    assert refused(request("encounter-start", encounterId="e1", userId="Patient/1")) == [
+        "context.userId"
+    ]
+    parsed = parse_request(request("encounter-start", encounterId="e1"))
+    assert isinstance(parsed, EncounterStartRequest)
+
+
+def test_unknown_hook_keeps_its_context() -> None:
+    data = request("order-select", draftOrders={"resourceType": "Bundle"}, selections=["a"])
+    parsed = parse_request(data)
+    assert isinstance(parsed, GenericRequest)
+    assert parsed.context.model_dump(by_alias=True)["draftOrders"] == {"resourceType": "Bundle"}
+
+
+def test_every_problem_is_named_at_once() -> None:
+    data = {"hook": "patient-view", "hookInstance": "not-a-uuid", "context": {"userId": "x"}}
+    assert refused(data) == ["hookInstance", "context.userId", "context.patientId"]
+
+
+def test_cds_r_1_fhir_authorization_needs_fhir_server() -> None:
+    data = request() | {
+        "fhirAuthorization": {
+            "access_token": "t",
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "user/*.read",
+            "subject": "iris",
+        }
+    }
+    with pytest.raises(InvalidRequest, match="request is invalid") as error:
+        parse_request(data)
+    assert "cds-r-1" in error.value.issues[0].diagnostics
+
+
+def test_fhir_authorization_fields_and_token_never_printed() -> None:
+    auth = {
+        "access_token": "s3cr3t-token",
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "patient/*.read",
+        "subject": "iris",
+        "patient": "1288992",
+    }
+    parsed = parse_request(
+        request() | {"fhirServer": "https://ehr.example", "fhirAuthorization": auth}
+    )
+    assert parsed.fhir_authorization is not None
+    assert parsed.fhir_authorization.access_token.get_secret_value() == "s3cr3t-token"
+    assert "s3cr3t-token" not in repr(parsed) and "s3cr3t-token" not in str(parsed)
+    assert b"s3cr3t-token" not in dump_json(parsed)
+    bad = auth | {"token_type": "MAC"}
+    assert refused(request() | {"fhirServer": "https://e.x", "fhirAuthorization": bad}) == [
+        "fhirAuthorization.token_type"
+    ]
+
+
+def test_fhir_server_must_be_an_absolute_url() -> None:
+    assert refused(request() | {"fhirServer": "/fhir"}) == ["fhirServer"]
+
+
+def test_prefetch_values_are_resources_or_null() -> None:
+    ok = parse_request(request() | {"prefetch": {"a": {"resourceType": "Patient"}, "b": None}})
+    assert ok.prefetch == {"a": {"resourceType": "Patient"}, "b": None}
+    assert refused(request() | {"prefetch": {"a": "123"}}) == ["prefetch.a"]
+
+
+def test_user_and_context_prefetch_tokens() -> None:
+    parsed = parse_request(request(userId="PractitionerRole/r1", encounterId="e9"))
+    assert parsed.context.prefetch_tokens() == {
+        "context.userId": "PractitionerRole/r1",
+        "context.patientId": "1288992",
+        "context.encounterId": "e9",
+        "userPractitionerRoleId": "r1",
+    }
+
+
+def test_only_root_level_primitives_are_tokens() -> None:
+    data = request("order-select", draftOrders={"id": "x"}, count=2, urgent=True)
+    tokens = parse_request(data).context.prefetch_tokens()
+    assert tokens["context.count"] == "2" and tokens["context.urgent"] == "true"
+    assert "context.draftOrders" not in tokens
+
+
+# --- response -----------------------------------------------------------------------------
+
+SOURCE = Source(label="IRIS")
+
+
+def card(**fields: Any) -> Card:
+    return Card(**({"summary": "Ask", "indicator": "info", "source": SOURCE} | fields))
+
+
+def test_summary_is_under_140_characters_when_built() -> None:
+    assert card(summary="x" * 139).summary == "x" * 139
+    with pytest.raises(ValidationError, match="at most 139"):
+        card(summary="x" * 140)
+    with pytest.raises(ValidationError):
+        card(summary="")
+
+
+@pytest.mark.parametrize(
+    ("fields", "rule"),
+    [
+        ({"indicator": "urgent"}, "indicator"),  # info, warning or critical only
+        ({"suggestions": [Suggestion(label="a")]}, "cds-resp-6"),
+        (
+            {
+                "suggestions": [
+                    Suggestion(label="a", is_recommended=True),
+                    Suggestion(label="b", is_recommended=True),
+                ],
+                "selection_behavior": "at-most-one",
+            },
+            "cds-resp-1",
+        ),
+        ({"override_reasons": [Coding(system="s", code="c")]}, "cds-resp-4"),
+        ({"selection_behavior": "all"}, "'at-most-one' or 'any'"),
+        ({"summary_text": "misspelt"}, "summary_text"),  # outbound models forbid extra fields
+    ],
+)
+def test_card_invariants(fields: dict[str, Any], rule: str) -> None:
+    with pytest.raises(ValidationError, match=rule):
+        card(**fields)
+
+
+def test_any_selection_allows_several_recommended() -> None:
+    two = [Suggestion(label="a", is_recommended=True), Suggestion(label="b", is_recommended=True)]
+    assert card(suggestions=two, selection_behavior="any").suggestions == two
+
+
+@pytest.mark.parametrize(
+    ("fields", "rule"),
+    [
+        ({"type": "create", "description": "d"}, "needs a FHIR resource"),
+        ({"type": "update", "description": "d", "resource": {"id": "x"}}, "resourceType"),
+        ({"type": "delete", "description": "d"}, "cds-resp-2"),
+        (
+            {
+                "type": "delete",
+                "description": "d",
+                "resourceId": "T/1",
+                "resource": {"resourceType": "T"},
+            },
+            "cds-resp-2",
+        ),
+        ({"type": "create", "resource": {"resourceType": "T"}}, "description"),
+        ({"type": "patch", "description": "d"}, "type"),
+    ],
+)
+def test_action_rules(fields: dict[str, Any], rule: str) -> None:
+    with pytest.raises(ValidationError, match=rule):
+        Action.model_validate(fields)
+
+
+def test_link_rules() -> None:
+    smart = Link(label="App", url="https://app.example/launch", type="smart", app_context="{}")
+    assert smart.app_context == "{}"
+    with pytest.raises(ValidationError, match="cds-resp-3"):
+        Link(label="Doc", url="https://doc.example", type="absolute", app_context="{}")
+    with pytest.raises(ValidationError, match="absolute"):
+        Link(label="Doc", url="/relative", type="absolute")
+    with pytest.raises(ValidationError, match="absolute"):
+        Source(label="x", icon="icon.png")
+
+
+def test_output_has_no_null_or_empty_values_except_cards() -> None:
+    response = CdsResponse(
+        cards=[card(suggestions=[], links=[], detail=None, extension={})], system_actions=[]
+    )
+    assert orjson.loads(dump_json(response)) == {
+        "cards": [{"summary": "Ask", "indicator": "info", "source": {"label": "IRIS"}}]
+    }
+    assert dump_json(CdsResponse()) == b'{"cards":[]}'
+
+
+def test_output_uses_camel_case_names() -> None:
+    out = orjson.loads(
+        dump_json(
+            CdsResponse(
+                cards=[
+                    card(
+                        suggestions=[Suggestion(label="a", is_recommended=True)],
+                        selection_behavior="any",
+                        override_reasons=[Coding(system="s", code="c", display="C")],
+                    )
+                ],
+                system_actions=[Action(type="delete", description="d", resource_id="T/1")],
+            )
+        )
+    )
+    assert set(out) == {"cards", "systemActions"}
+    assert {"selectionBehavior", "overrideReasons"} <= set(out["cards"][0])
+    assert out["cards"][0]["suggestions"][0]["isRecommended"] is True
+    assert out["systemActions"][0]["resourceId"] == "T/1"

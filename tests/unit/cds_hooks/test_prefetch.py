@@ -1,0 +1,190 @@
+"""Prefetch templates and the FHIR fallback, against a real FHIR server over HTTP."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from cds_hooks.errors import FhirUnavailable, PreconditionFailed
+from cds_hooks.prefetch import (
+    FhirClient,
+    FhirLimits,
+    PrefetchTemplate,
+    render_template,
+    resolve_prefetch,
+)
+from tests.conftest import PATIENT_ID, RunningFhir
+
+T = TypeVar("T")
+TOKENS = {"context.patientId": PATIENT_ID, "context.userId": "Practitioner/u1"}
+LIMITS = FhirLimits(allow_http=True, read_timeout=1.0, total_timeout=2.0)
+
+
+def with_client(fhir: RunningFhir, work: Callable[[FhirClient], Awaitable[T]], **limits: Any) -> T:
+    async def run() -> T:
+        async with httpx.AsyncClient() as http:
+            limits_ = FhirLimits(**({"allow_http": True, "total_timeout": 2.0} | limits))
+            return await work(FhirClient(http, fhir.base_url, "the-access-token", limits_))
+
+    return asyncio.run(run())
+
+
+def test_render_fills_context_and_user_tokens() -> None:
+    tokens = TOKENS | {"userPractitionerId": "u1"}
+    assert render_template("Patient/{{context.patientId}}", tokens) == "Patient/p1"
+    assert render_template("X?a={{ userPractitionerId }}", tokens) == "X?a=u1"
+    # Values stay one query value even if a client sends something odd.
+    assert render_template("X?a={{context.q}}", {"context.q": "1&b=2"}) == "X?a=1%26b%3D2"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "Patient?_id={{context.medication.id}}",  # not a root-level context field
+        "Patient?_id={{patientId}}",  # not context.<field> nor a user token
+        "https://elsewhere.example/Patient/{{context.patientId}}",  # not relative
+    ],
+)
+def test_templates_outside_the_spec_are_refused_at_registration(query: str) -> None:
+    with pytest.raises(ValueError):
+        PrefetchTemplate(query)
+
+
+TEMPLATES = {
+    "patient": PrefetchTemplate("Patient/{{context.patientId}}"),
+    "conditions": PrefetchTemplate("Condition?patient={{context.patientId}}"),
+    "household": PrefetchTemplate("Group?member={{context.patientId}}", required=False),
+}
+
+
+def resolve(
+    fhir: RunningFhir | None, given: dict[str, Any] | None, templates: Any = None
+) -> dict[str, Any]:
+    async def run() -> dict[str, Any]:
+        async with httpx.AsyncClient() as http:
+            client = FhirClient(http, fhir.base_url, "tok", LIMITS) if fhir else None
+            data = await resolve_prefetch(templates or TEMPLATES, given, TOKENS, client)
+            return {**data, "unavailable": sorted(data.unavailable)}
+
+    return asyncio.run(run())
+
+
+def test_complete_prefetch_is_used_as_given(fhir_server: RunningFhir) -> None:
+    given = {"patient": {"resourceType": "Patient"}, "conditions": None, "household": None}
+    assert resolve(fhir_server, given) == given | {"unavailable": []}
+    assert fhir_server.server.requests == []  # null means "no data": never refetched
+
+
+def test_missing_and_operation_outcome_values_are_fetched(fhir_server: RunningFhir) -> None:
+    outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "error"}]}
+    got = resolve(fhir_server, {"patient": outcome})
+    assert got["patient"]["id"] == PATIENT_ID
+    assert len(got["conditions"]["entry"]) == 5  # three pages of two, merged
+    assert got["household"]["entry"][0]["resource"]["id"] == "household"
+    paths = sorted(r.path for r in fhir_server.server.requests)
+    assert paths == ["/Condition"] * 3 + ["/Group", f"/Patient/{PATIENT_ID}"]
+    assert {r.authorization for r in fhir_server.server.requests} == {"Bearer tok"}
+
+
+def test_no_fhir_server_means_412_for_required_and_unavailable_for_optional() -> None:
+    with pytest.raises(PreconditionFailed) as error:
+        resolve(None, {"patient": {"resourceType": "Patient"}})
+    assert [i.diagnostics for i in error.value.issues] == [
+        "prefetch 'conditions': not in the request and no fhirServer to fetch it from"
+    ]
+    got = resolve(None, {"patient": {"resourceType": "Patient"}, "conditions": None})
+    assert got["unavailable"] == ["household"]
+
+
+def test_a_token_the_context_lacks(fhir_server: RunningFhir) -> None:
+    templates = {"enc": PrefetchTemplate("Encounter/{{context.encounterId}}", required=False)}
+    assert resolve(fhir_server, {}, templates) == {"unavailable": ["enc"]}
+
+
+@pytest.mark.parametrize("status", [401, 403, 500, 503])
+def test_fhir_server_failures_give_412(fhir_server: RunningFhir, status: int) -> None:
+    fhir_server.server.fail_with = status
+    with pytest.raises(PreconditionFailed) as error:
+        resolve(fhir_server, {"patient": {"resourceType": "Patient"}})
+    assert error.value.status == 412
+    assert f"HTTP {status}" in error.value.issues[0].diagnostics
+
+
+def test_optional_failure_is_unavailable_not_412(fhir_server: RunningFhir) -> None:
+    fhir_server.server.fail_with = 500
+    given = {"patient": {"resourceType": "Patient"}, "conditions": None}
+    assert resolve(fhir_server, given)["unavailable"] == ["household"]
+
+
+def test_timeout(fhir_server: RunningFhir) -> None:
+    fhir_server.server.delay = 1.0
+    with pytest.raises(FhirUnavailable, match="timed out"):
+        with_client(fhir_server, lambda c: c.get("Patient/p1"), read_timeout=0.3)
+
+
+def test_total_timeout_bounds_a_slow_paged_search(fhir_server: RunningFhir) -> None:
+    fhir_server.server.delay = 0.4
+    with pytest.raises(FhirUnavailable, match="timed out"):
+        with_client(fhir_server, lambda c: c.get("Condition?patient=p1"), total_timeout=1.0)
+
+
+def test_read_of_a_missing_resource_is_no_data(fhir_server: RunningFhir) -> None:
+    assert with_client(fhir_server, lambda c: c.get("Patient/nobody")) is None
+
+
+def test_search_pages_are_merged_without_next_link(fhir_server: RunningFhir) -> None:
+    bundle = with_client(fhir_server, lambda c: c.get("Condition?patient=p1"))
+    assert bundle is not None
+    assert [e["resource"]["id"] for e in bundle["entry"]] == [f"c{n}" for n in range(5)]
+    assert all(link["relation"] != "next" for link in bundle.get("link", ()))
+
+
+def test_page_limit(fhir_server: RunningFhir) -> None:
+    with pytest.raises(FhirUnavailable, match="more than 2 pages"):
+        with_client(fhir_server, lambda c: c.get("Condition?patient=p1"), max_pages=2)
+
+
+def test_size_limit(fhir_server: RunningFhir) -> None:
+    with pytest.raises(FhirUnavailable, match="over the size limit"):
+        with_client(fhir_server, lambda c: c.get("Condition?patient=p1"), max_bytes=600)
+
+
+def test_next_link_to_another_server_is_not_followed(fhir_server: RunningFhir) -> None:
+    # Following it would hand the access token to that server.
+    fhir_server.server.next_base = "http://127.0.0.2:9"
+    with pytest.raises(FhirUnavailable, match="another server"):
+        with_client(fhir_server, lambda c: c.get("Condition?patient=p1"))
+    assert len(fhir_server.server.requests) == 1
+
+
+def test_https_is_required_unless_allowed(fhir_server: RunningFhir) -> None:
+    with pytest.raises(FhirUnavailable, match="https"):
+        with_client(fhir_server, lambda c: c.get("Patient/p1"), allow_http=False)
+    assert fhir_server.server.requests == []
+
+
+def test_unreachable_server() -> None:
+    unreachable = RunningFhir(server=None, base_url="http://127.0.0.1:9")  # type: ignore[arg-type]
+    with pytest.raises(FhirUnavailable, match="could not be reached"):
+        with_client(unreachable, lambda c: c.get("Patient/p1"))
+
+
+def test_non_fhir_answers() -> None:
+    def answer(body: bytes) -> Any:
+        transport = httpx.MockTransport(lambda request: httpx.Response(200, content=body))
+
+        async def run() -> Any:
+            async with httpx.AsyncClient(transport=transport) as http:
+                return await FhirClient(http, "https://fhir.example", None, LIMITS).get("Patient/1")
+
+        return asyncio.run(run())
+
+    # A MockTransport stands in for a misbehaving server (answers no real server here gives).
+    with pytest.raises(FhirUnavailable, match="not JSON"):
+        answer(b"<html>")
+    with pytest.raises(FhirUnavailable, match="not a FHIR resource"):
+        answer(b'{"id": 1}')
+    with pytest.raises(FhirUnavailable, match="OperationOutcome"):
+        answer(b'{"resourceType": "OperationOutcome"}')

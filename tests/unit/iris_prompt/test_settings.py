@@ -1,0 +1,86 @@
+"""Settings from IRIS_ environment variables, and the README's example configuration."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from iris_prompt.app import create_app
+from iris_prompt.settings import Settings, is_loopback
+
+README = Path(__file__).resolve().parents[3] / "README.md"
+
+
+def test_trusted_issuers_from_json_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    issuers = [
+        {"iss": "https://ehr.example", "jku": ["https://ehr.example/jwks"], "tenants": ["a"]}
+    ]
+    monkeypatch.setenv("IRIS_TRUSTED_ISSUERS", json.dumps(issuers))
+    monkeypatch.setenv("IRIS_MAX_BODY_BYTES", "1024")
+    settings = Settings()
+    assert settings.trusted_issuers[0].jku == ("https://ehr.example/jwks",)
+    assert settings.protocol_options().max_body_bytes == 1024
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "reason"),
+    [
+        ("IRIS_JWT_ALGORITHMS", '["ES384", "HS256"]', "CDS Hooks forbids none and HMAC"),
+        ("IRIS_JWT_ALGORITHMS", '["none"]', "CDS Hooks forbids none and HMAC"),
+        ("IRIS_CORS_ALLOW_ORIGINS", '["*"]', "wildcard"),
+        ("IRIS_PUBLIC_BASE_URL", "iris.example", "absolute URL"),
+        ("IRIS_TRUSTED_ISSUERS", '[{"iss": "https://x.example"}]', "needs jwks"),
+    ],
+)
+def test_refused_settings(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str, reason: str
+) -> None:
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ValidationError, match=reason):
+        Settings()
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("localhost", True),
+        ("::1", True),
+        ("0.0.0.0", False),
+        ("10.0.0.5", False),
+    ],
+)
+def test_local_mode_only_on_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+    if loopback:
+        assert Settings(host=host, local_mode=True).local_mode
+    else:
+        with pytest.raises(ValidationError, match="local mode"):
+            Settings(host=host, local_mode=True)
+
+
+def test_serving_needs_trusted_issuers_unless_local() -> None:
+    with pytest.raises(ValueError, match="no trusted CDS clients"):
+        create_app(Settings())
+    assert create_app(Settings(local_mode=True))
+
+
+def test_readme_example_trusts_the_cds_hooks_sandbox_key(
+    reference_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = README.read_text(encoding="utf-8")
+    match = re.search(r"IRIS_TRUSTED_ISSUERS='(.*?)'", text, re.S)
+    assert match, "the README shows IRIS_TRUSTED_ISSUERS"
+    monkeypatch.setenv("IRIS_TRUSTED_ISSUERS", match.group(1))
+    [issuer] = Settings().trusted_issuers
+    sandbox = json.loads((reference_dir / "cds-hooks" / "sandbox-jwks.json").read_text())
+    assert issuer.iss == "https://sandbox.cds-hooks.org"
+    assert issuer.jwks == sandbox
+
+
+def test_readme_lists_every_setting() -> None:
+    text = README.read_text(encoding="utf-8")
+    for name in Settings.model_fields:
+        assert f"`IRIS_{name.upper()}`" in text, name
