@@ -64,7 +64,9 @@ class CdsService:
 
     id: str
     hook: str
-    description: str
+    # A callable is asked on every discovery request: for text that changes while the service
+    # runs, such as the versions of the data it decides with.
+    description: str | Callable[[], str]
     handler: Handler
     title: str | None = None
     prefetch: Mapping[str, PrefetchTemplate] = field(default_factory=dict)
@@ -78,10 +80,11 @@ class CdsService:
             raise ValueError(f"service {self.id!r} needs a hook and a description")
 
     def describe(self) -> "ServiceDescription":
+        description = self.description() if callable(self.description) else self.description
         return ServiceDescription(
             hook=self.hook,
             title=self.title,
-            description=self.description,
+            description=description,
             id=self.id,
             prefetch={key: t.query for key, t in self.prefetch.items()} or None,
             usage_requirements=self.usage_requirements,
@@ -113,6 +116,7 @@ class ServiceRegistry:
             if service.hook in by_hook:
                 raise ValueError(f"service {service.id!r} is registered twice for {service.hook}")
             by_hook[service.hook] = service
+        self._dynamic = any(callable(s.description) for s in self)
         self._discovery = dump_json(self.discovery())
 
     def hooks_of(self, service_id: str) -> Mapping[str, CdsService] | None:
@@ -127,5 +131,5 @@ class ServiceRegistry:
 
     @property
     def discovery_json(self) -> bytes:
-        """The discovery document, serialised once."""
-        return self._discovery
+        """The discovery document, serialised once unless a description changes as it runs."""
+        return dump_json(self.discovery()) if self._dynamic else self._discovery

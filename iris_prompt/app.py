@@ -24,8 +24,12 @@ from cds_hooks import (
     ServiceRegistry,
     build_router,
 )
+from iris_prompt.codeset_admin import admin_router
+from iris_prompt.codeset_runtime import CodeSetRegistry, install_sighup_handler, readiness
+from iris_prompt.codesets import default_codesets_dir
 from iris_prompt.services import build_registry
 from iris_prompt.settings import Settings, get_settings
+from iris_prompt.template_api import template_router
 
 __all__ = ["create_app"]
 
@@ -45,8 +49,13 @@ def create_app(
     registry: ServiceRegistry | None = None,
     feedback_store: FeedbackStore | None = None,
     replay_cache: ReplayCache | None = None,
+    codesets: CodeSetRegistry | None = None,
 ) -> FastAPI:
-    """The service. `registry` defaults to this product's services (tests pass their own)."""
+    """The service. `registry` defaults to this product's services (tests pass their own).
+
+    The code sets load here, before anything is served: a folder that fails validation stops
+    start-up with every problem listed (CodeSetError).
+    """
     settings = settings or get_settings()
     if not settings.local_mode and not settings.trusted_issuers:
         raise ValueError(
@@ -57,7 +66,9 @@ def create_app(
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    registry = registry if registry is not None else build_registry()
+    if codesets is None:
+        codesets = CodeSetRegistry(settings.codesets_dir or default_codesets_dir())
+    registry = registry if registry is not None else build_registry(codesets)
     http = httpx.AsyncClient(follow_redirects=False)
     verifier = None
     if not settings.local_mode:
@@ -75,8 +86,12 @@ def create_app(
             log.warning(LOCAL_MODE_WARNING)
         services = ", ".join(f"{s.id} ({s.hook})" for s in registry)
         log.info("serving CDS services: %s", services or "none")
-        yield
-        await http.aclose()
+        uninstall_sighup = install_sighup_handler(codesets)
+        try:
+            yield
+        finally:
+            uninstall_sighup()
+            await http.aclose()
 
     app = FastAPI(
         title="iris-prompt",
@@ -88,7 +103,9 @@ def create_app(
     app.state.settings = settings
     app.state.registry = registry
     app.state.feedback_store = store
+    app.state.codesets = codesets
     app.state.readiness_checks = {"services registered": lambda: any(True for _ in registry)}
+    app.state.readiness_details = [lambda: readiness(codesets)]
     app.include_router(
         build_router(
             registry,
@@ -98,6 +115,9 @@ def create_app(
             options=settings.protocol_options(),
         )
     )
+    app.include_router(template_router(public_base_url=settings.public_base_url))
+    if settings.admin_token is not None:
+        app.include_router(admin_router(codesets, settings.admin_token))
     if settings.cors_allow_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -116,9 +136,13 @@ def create_app(
     async def readyz() -> JSONResponse:
         """Ready to answer CDS calls: every readiness check passes."""
         checks: dict[str, ReadinessCheck] = app.state.readiness_checks
+        details: dict[str, object] = {}
+        for describe in app.state.readiness_details:
+            details.update(describe())
         failing = [name for name, check in checks.items() if not check()]
         if failing:
-            return JSONResponse({"status": "not ready", "failing": failing}, status_code=503)
-        return JSONResponse({"status": "ready"})
+            body = {"status": "not ready", "failing": failing, **details}
+            return JSONResponse(body, status_code=503)
+        return JSONResponse({"status": "ready", **details})
 
     return app

@@ -14,6 +14,7 @@ from cds_hooks import (
     PrefetchTemplate,
     ServiceRegistry,
 )
+from iris_prompt.codeset_runtime import CodeSetRegistry, describe_versions
 
 __all__ = ["PATIENT_VIEW_PREFETCH", "SERVICE_ID", "build_registry", "patient_view_service"]
 
@@ -36,16 +37,20 @@ async def _no_advice_yet(
     return CdsResponse(cards=[])
 
 
-def patient_view_service() -> CdsService:
+DESCRIPTION = (
+    "When the record shows NICE indicators of possible domestic abuse, prompts a safe, "
+    "private enquiry, and tells the clinician proportionately when a household member "
+    "carries a MAPPA risk flag."
+)
+
+
+def patient_view_service(codesets: CodeSetRegistry) -> CdsService:
     return CdsService(
         id=SERVICE_ID,
         hook="patient-view",
         title="IRIS domestic abuse enquiry prompt",
-        description=(
-            "When the record shows NICE indicators of possible domestic abuse, prompts a safe, "
-            "private enquiry, and tells the clinician proportionately when a household member "
-            "carries a MAPPA risk flag."
-        ),
+        # The live code-set versions, so a GP system can see which lists it is being judged by.
+        description=lambda: f"{DESCRIPTION} Uses {describe_versions(codesets.current)}.",
         prefetch=PATIENT_VIEW_PREFETCH,
         usage_requirements=(
             "For clinicians and staff of GP practices in England. Calls from patient-facing "
@@ -56,5 +61,5 @@ def patient_view_service() -> CdsService:
     )
 
 
-def build_registry() -> ServiceRegistry:
-    return ServiceRegistry([patient_view_service()])
+def build_registry(codesets: CodeSetRegistry) -> ServiceRegistry:
+    return ServiceRegistry([patient_view_service(codesets)])

@@ -9,9 +9,10 @@ Complex values are JSON, for example::
 
 import ipaddress
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cds_hooks.auth import ALLOWED_ALGORITHMS, JwtPolicy, TrustedIssuer
@@ -58,6 +59,12 @@ class Settings(BaseSettings):
     fhir_allow_http: bool = False
 
     cors_allow_origins: list[str] = Field(default_factory=list)
+
+    # None: the code sets bundled with this release (the repository's codesets/ folder).
+    codesets_dir: Path | None = None
+    # Bearer token for POST /admin/codesets/reload; unset, the admin endpoints are not served
+    # (SIGHUP still reloads). At least 16 characters.
+    admin_token: SecretStr | None = None
 
     @field_validator("jwt_algorithms")
     @classmethod

@@ -61,9 +61,13 @@ PAGE_HEADERS = {
 STATIC_TYPES = {"template.css": "text/css", "template.js": "text/javascript"}
 
 
-def template_router(*, public_base_url: str) -> APIRouter:
-    """The template's routes; `public_base_url` is how callers reach this service."""
-    base = public_base_url.rstrip("/")
+def template_router(*, public_base_url: str | None = None) -> APIRouter:
+    """The template's routes; `public_base_url` is how callers reach this service (None: the
+    address each request came to, as for the CDS routes)."""
+
+    def base_of(request: Request) -> str:
+        return (public_base_url or str(request.base_url)).rstrip("/")
+
     pages = jinja2.Environment(
         loader=jinja2.PackageLoader("iris_prompt", "templates"),
         autoescape=True,
@@ -82,6 +86,7 @@ def template_router(*, public_base_url: str) -> APIRouter:
         )
         matches = [questionnaire()] if found else []
         query = f"?{params}" if params else ""
+        base = base_of(request)
         bundle = {
             "resourceType": "Bundle",
             "type": "searchset",

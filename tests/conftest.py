@@ -8,6 +8,7 @@ beside the project in ../shared/reference and is never copied into it. Tests tha
 services; `fhir_server` runs a small real FHIR server. See DEVELOPERS.md.
 """
 
+import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from fastapi import FastAPI
 
 from cds_hooks import ServiceRegistry, TrustedIssuer
 from iris_prompt.app import create_app
+from iris_prompt.codeset_runtime import CodeSetRegistry
+from iris_prompt.codesets import default_codesets_dir
 from iris_prompt.services import patient_view_service
 from iris_prompt.settings import Settings
 from tests.support.fhir_server import FhirTestServer
@@ -94,8 +97,14 @@ class LiveService:
         return httpx.get(self.base_url + path, headers=headers, timeout=30)
 
 
+@functools.cache
+def bundled_codesets() -> CodeSetRegistry:
+    """The code sets bundled with the service, loaded once for the whole run."""
+    return CodeSetRegistry(default_codesets_dir())
+
+
 def make_registry() -> ServiceRegistry:
-    return ServiceRegistry([patient_view_service(), *protocol_test_services()])
+    return ServiceRegistry([patient_view_service(bundled_codesets()), *protocol_test_services()])
 
 
 @pytest.fixture
@@ -105,6 +114,7 @@ def live_service(es384_key: SigningKey, rs384_key: SigningKey) -> Iterator[LiveS
             es384_key, rs384_key, fhir_total_timeout_seconds=2.0, fhir_read_timeout_seconds=1.0
         ),
         registry=make_registry(),
+        codesets=bundled_codesets(),
     )
     with serve(app) as base_url:
         yield LiveService(base_url, app, es384_key)

@@ -21,7 +21,10 @@ def test_discovery_at_the_spec_path(live_service: LiveService) -> None:
 
 def test_health_endpoints_need_no_jwt(live_service: LiveService) -> None:
     assert httpx.get(live_service.base_url + "/healthz").json() == {"status": "ok"}
-    assert httpx.get(live_service.base_url + "/readyz").json() == {"status": "ready"}
+    ready = httpx.get(live_service.base_url + "/readyz").json()
+    assert ready["status"] == "ready"
+    # The live code-set versions are visible to operators.
+    assert ready["codesets"] == live_service.app.state.codesets.current.versions()
     live_service.app.state.readiness_checks["code sets loaded"] = lambda: False
     not_ready = httpx.get(live_service.base_url + "/readyz")
     assert not_ready.status_code == 503

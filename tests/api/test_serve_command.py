@@ -1,61 +1,32 @@
 """`iris-prompt serve --local` (what `make serve` runs) serves the product's service id."""
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from iris_prompt.services import SERVICE_ID
 from tests.conftest import patient_view
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.support.process import free_port, serve_process
 
 
 def test_serve_local_answers_discovery_and_the_product_service(tmp_path: Path) -> None:
-    port = free_port()
-    log = tmp_path / "serve.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IRIS_")}
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "iris_prompt.cli", "serve", "--local", "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
+    with serve_process(tmp_path, "--local") as served:
+        base = served.base_url
+        discovery = httpx.get(base + "/cds-services").json()
+        assert [s["id"] for s in discovery["services"]] == [SERVICE_ID]
+        prefetch = {
+            "patient": {"resourceType": "Patient", "id": "p1"},
+            "conditions": None,
+            "observations": None,
+        }
+        answer = httpx.post(
+            f"{base}/cds-services/{SERVICE_ID}", json=patient_view(prefetch=prefetch)
         )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    httpx.get(base + "/healthz")
-                    break
-                except httpx.TransportError:
-                    assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-                    time.sleep(0.1)
-            discovery = httpx.get(base + "/cds-services").json()
-            assert [s["id"] for s in discovery["services"]] == [SERVICE_ID]
-            prefetch = {
-                "patient": {"resourceType": "Patient", "id": "p1"},
-                "conditions": None,
-                "observations": None,
-            }
-            answer = httpx.post(
-                f"{base}/cds-services/{SERVICE_ID}", json=patient_view(prefetch=prefetch)
-            )
-            assert answer.status_code == 200 and answer.json() == {"cards": []}
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
-    assert "LOCAL MODE: CDS clients are NOT authenticated" in log.read_text()
+        assert answer.status_code == 200 and answer.json() == {"cards": []}
+    assert "LOCAL MODE: CDS clients are NOT authenticated" in served.log_text()
 
 
 def test_local_mode_is_refused_off_loopback() -> None:

@@ -15,8 +15,8 @@ from tests.support.server import serve
 def template_server() -> Iterator[str]:
     """The base URL of a real server running the template router on a free loopback port."""
     app = FastAPI()
+    app.include_router(template_router())
     with serve(app, access_log=False) as base_url:
-        app.include_router(template_router(public_base_url=base_url))
         yield base_url
 
 

@@ -13,7 +13,8 @@ async def handler(*_args: object) -> CdsResponse:
 
 
 def service(id_: str = "svc", hook: str = "patient-view", **kw: object) -> CdsService:
-    return CdsService(id=id_, hook=hook, description="d", handler=handler, **kw)  # type: ignore[arg-type]
+    kw.setdefault("description", "d")
+    return CdsService(id=id_, hook=hook, handler=handler, **kw)  # type: ignore[arg-type]
 
 
 def test_discovery_lists_every_field_and_no_nulls() -> None:
@@ -60,3 +61,15 @@ def test_one_id_may_serve_several_hooks_but_not_twice_the_same() -> None:
 def test_service_id_must_be_url_safe(bad: str) -> None:
     with pytest.raises(ValueError):
         service(bad)
+
+
+def test_a_callable_description_is_asked_on_every_discovery() -> None:
+    version = ["1.0.0"]
+    registry = ServiceRegistry([service(description=lambda: f"data version {version[0]}")])
+    assert orjson.loads(registry.discovery_json)["services"][0]["description"] == (
+        "data version 1.0.0"
+    )
+    version[0] = "1.1.0"
+    assert orjson.loads(registry.discovery_json)["services"][0]["description"] == (
+        "data version 1.1.0"
+    )
