@@ -1,0 +1,351 @@
+"""Running the service's own rules over a population, one patient at a time, on every core.
+
+For each patient this does what the service does for a `patient-view` call by a clinician:
+`record.read_record` over the resources the service reads, `household.household_from` over the
+household Group, RelatedPersons, members' Patients and their Flags, and `rules.decide`. There is
+no second copy of any rule here: what is counted is what a clinician would see on that day.
+
+Worker processes (one per core) each load the code sets once, read their patients' records
+themselves and send back only the small `Outcome`s. A record that cannot be read, or that the
+rules cannot read, is skipped and listed; it never stops the run.
+"""
+
+import datetime
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from multiprocessing.context import BaseContext
+from pathlib import Path
+from typing import Any, TextIO
+
+from iris_prompt.codeset_model import CodeSets
+from iris_prompt.codesets import load_codesets
+from iris_prompt.household import household_from
+from iris_prompt.population import (
+    Mapper,
+    PatientReader,
+    PatientResources,
+    Population,
+    Shared,
+    Skipped,
+    nhs_numbers,
+    reference_id,
+)
+from iris_prompt.record import CodedEntry, read_record
+from iris_prompt.rules import Decision, RuleSettings, decide
+from iris_prompt.simulate_tally import Hit, Outcome
+
+__all__ = [
+    "USER_TYPE",
+    "Evaluator",
+    "HouseholdIndex",
+    "PatientResult",
+    "Progress",
+    "RunSettings",
+    "choose_workers",
+    "scanner",
+    "outcome_from",
+    "run_population",
+]
+
+# The simulation sees what a clinician opening each record would see.
+USER_TYPE = "Practitioner"
+# Below this many bytes of records (about 40 Synthea patients), starting worker processes
+# costs more than it saves.
+POOL_THRESHOLD_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """What every worker needs to decide: the code-set folders, the day, the rule settings."""
+
+    codesets_dir: Path
+    compare_dir: Path | None
+    as_of: datetime.date
+    rules: RuleSettings
+
+    @property
+    def now(self) -> datetime.datetime:
+        # Midday, so the date is the as-of date in any time zone a reader may think in.
+        return datetime.datetime.combine(self.as_of, datetime.time(12), tzinfo=datetime.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class PatientResult:
+    """One patient's outcome under the new code sets and, when comparing, the old ones."""
+
+    patient_id: str
+    new: Outcome
+    old: Outcome | None = None
+
+
+def _hits(entries: tuple[CodedEntry, ...]) -> tuple[Hit, ...]:
+    seen: dict[tuple[str, str], Hit] = {}
+    for e in entries:
+        seen.setdefault((e.system, e.code), Hit(e.system, e.code, e.term, e.category))
+    return tuple(seen.values())
+
+
+def outcome_from(decision: Decision) -> Outcome:
+    """The part of a decision the simulation counts."""
+    return Outcome(
+        reason=decision.no_cards_reason,
+        enquiry=decision.enquiry,
+        known_abuse=decision.known_abuse,
+        mappa=bool(decision.mappa),
+        suppressed=decision.suppressed_by is not None,
+        triggers=_hits(decision.triggers),
+        known=_hits(decision.known_abuse_entries),
+    )
+
+
+class HouseholdIndex:
+    """For one patient, the household resources the service would fetch: the Groups they are in
+    (`Group?member=`), their RelatedPersons, the members' Patients and the members' Flags."""
+
+    def __init__(self, shared: Shared) -> None:
+        self.groups: dict[str, list[dict[str, Any]]] = {}
+        for group in shared.groups:
+            for member in group.get("member") or ():
+                entity = member.get("entity") if isinstance(member, dict) else None
+                member_id = reference_id(entity.get("reference") if entity else None)
+                if member_id is not None:
+                    self.groups.setdefault(member_id, []).append(group)
+        self.related: dict[str, list[dict[str, Any]]] = {}
+        for person in shared.related_persons:
+            patient_id = reference_id((person.get("patient") or {}).get("reference"))
+            if patient_id is not None:
+                self.related.setdefault(patient_id, []).append(person)
+        self.patients = shared.patients
+        self.by_number = {n: p for p in shared.patients.values() for n in nhs_numbers(p)}
+        self.flags: dict[str, list[dict[str, Any]]] = {}
+        for flag in shared.flags:
+            subject = reference_id((flag.get("subject") or {}).get("reference"))
+            if subject is not None:
+                self.flags.setdefault(subject, []).append(flag)
+
+    def inputs(self, patient_id: str) -> dict[str, list[dict[str, Any]]]:
+        groups = self.groups.get(patient_id, [])
+        related = self.related.get(patient_id, [])
+        members: dict[str, dict[str, Any]] = {}
+        for group in groups:
+            for member in group.get("member") or ():
+                entity = member.get("entity") if isinstance(member, dict) else None
+                member_id = reference_id(entity.get("reference") if entity else None)
+                if member_id is not None and member_id in self.patients:
+                    members[member_id] = self.patients[member_id]
+        for person in related:
+            for number in nhs_numbers(person):
+                patient = self.by_number.get(number)
+                if patient is not None:
+                    members[str(patient["id"])] = patient
+        flags = [f for member_id in members for f in self.flags.get(member_id, ())]
+        return {
+            "groups": groups,
+            "related_persons": related,
+            "patients": list(members.values()),
+            "flags": flags,
+        }
+
+
+class Evaluator:
+    """Decides for one patient at a time with the service's rules, under one or two versions."""
+
+    def __init__(
+        self, shared: Shared, settings: RunSettings, new: CodeSets, old: CodeSets | None
+    ) -> None:
+        self.households = HouseholdIndex(shared)
+        self.settings = settings
+        self.new, self.old = new, old
+
+    def _outcome(self, resources: PatientResources, codesets: CodeSets, household: Any) -> Outcome:
+        record = read_record(resources.resources, codesets)
+        decision = decide(
+            record,
+            codesets,
+            now=self.settings.now,
+            household=household,
+            settings=self.settings.rules,
+            user_type=USER_TYPE,
+        )
+        return outcome_from(decision)
+
+    def evaluate(self, resources: PatientResources) -> PatientResult | Skipped:
+        try:
+            household = household_from(
+                patient_id=resources.patient_id,
+                today=self.settings.as_of,
+                **self.households.inputs(resources.patient_id),
+            )
+            new = self._outcome(resources, self.new, household)
+            old = None if self.old is None else self._outcome(resources, self.old, household)
+        except Exception as error:  # counted and listed, never silent: see Skipped
+            # The type only: an exception's message may quote the record.
+            reason = f"the rules could not read it ({type(error).__name__})"
+            return Skipped(resources.where, reason)
+        return PatientResult(resources.patient_id, new, old)
+
+
+# --- one process or several -------------------------------------------------------------------
+_worker: tuple[PatientReader, Evaluator] | None = None
+
+
+def _load(settings: RunSettings) -> tuple[CodeSets, CodeSets | None]:
+    new = load_codesets(settings.codesets_dir)
+    old = None if settings.compare_dir is None else load_codesets(settings.compare_dir)
+    return new, old
+
+
+def _start_worker(reader: PatientReader, shared: Shared, settings: RunSettings) -> None:
+    """Each worker loads the code sets once, at start."""
+    global _worker
+    _worker = (reader, Evaluator(shared, settings, *_load(settings)))
+
+
+def _work(unit: Any) -> PatientResult | Skipped | None:
+    if _worker is None:
+        raise RuntimeError("a simulation worker was used before it was started")
+    reader, evaluator = _worker
+    return _evaluate(reader, evaluator, unit)
+
+
+def _evaluate(
+    reader: PatientReader, evaluator: Evaluator, unit: Any
+) -> PatientResult | Skipped | None:
+    resources = reader.read(unit)
+    if resources is None or isinstance(resources, Skipped):
+        return resources
+    return evaluator.evaluate(resources)
+
+
+def default_workers() -> int:
+    """The cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover  # not on Linux
+        return os.cpu_count() or 1
+
+
+def choose_workers(path: Path, workers: int | None = None) -> int:
+    """`workers` if given; else every core, unless the population is too small to gain."""
+    if workers:
+        return workers
+    try:
+        size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+    except OSError:
+        size = 0
+    return default_workers() if size >= POOL_THRESHOLD_BYTES else 1
+
+
+def _context() -> BaseContext:
+    # forkserver: workers start from a clean process that has imported this module once, not
+    # from a copy of a parent that may hold threads and locks; spawn where it is missing.
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        return context
+    return multiprocessing.get_context("spawn")  # pragma: no cover  # not on Linux
+
+
+def _chunk(count: int, workers: int) -> int:
+    return max(1, min(16, count // (workers * 8)))
+
+
+@contextmanager
+def scanner(workers: int) -> Iterator[Mapper]:
+    """A `map` for pass one: the builtin, or a pool of `workers` processes."""
+    if workers <= 1:
+        yield map
+        return
+    with _context().Pool(workers) as pool:
+
+        def parallel(function: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+            listed = list(items)
+            return pool.imap_unordered(function, listed, _chunk(len(listed), workers))
+
+        yield parallel
+
+
+def run_population(
+    population: Population,
+    settings: RunSettings,
+    *,
+    workers: int = 1,
+    progress: Callable[[int], None] = lambda _done: None,
+) -> Iterator[PatientResult | Skipped]:
+    """Each patient's result (or why their record was skipped), in no particular order, from
+    `workers` processes (1: in this process)."""
+    units = population.units
+    done = 0
+    if workers <= 1:
+        evaluator = Evaluator(population.shared, settings, *_load(settings))
+        try:
+            for unit in units:
+                result = _evaluate(population.reader, evaluator, unit)
+                done += 1
+                progress(done)
+                if result is not None:
+                    yield result
+        finally:
+            population.reader.close()
+        return
+    initargs = (population.reader, population.shared, settings)
+    with _context().Pool(workers, _start_worker, initargs) as pool:
+        for result in pool.imap_unordered(_work, units, _chunk(len(units), workers)):
+            done += 1
+            progress(done)
+            if result is not None:
+                yield result
+
+
+class Progress:
+    """A progress bar on stderr, shown only on a terminal and only once a run has taken
+    `delay` seconds, so quick runs and logs stay clean.
+
+        [#########...........]  450/1000 patients  45%  2.1 s
+    """
+
+    def __init__(
+        self,
+        total: int,
+        stream: TextIO | None = None,
+        *,
+        delay: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        width: int = 30,
+    ) -> None:
+        self.total, self.delay, self.clock, self.width = total, delay, clock, width
+        self.stream = sys.stderr if stream is None else stream
+        self.started = clock()
+        self.drawn_at: float | None = None
+        self.shown = self.stream.isatty()
+
+    def __call__(self, done: int) -> None:
+        if not self.shown:
+            return
+        now = self.clock()
+        elapsed = now - self.started
+        if elapsed < self.delay:
+            return
+        recent = self.drawn_at is not None and now - self.drawn_at < 0.1
+        if recent and done < self.total:
+            return
+        self.drawn_at = now
+        fraction = done / self.total if self.total else 1.0
+        filled = int(self.width * fraction)
+        bar = "#" * filled + "." * (self.width - filled)
+        self.stream.write(
+            f"\r[{bar}] {done:>{len(str(self.total))}}/{self.total} patients "
+            f"{fraction:4.0%}  {elapsed:.1f} s"
+        )
+        self.stream.flush()
+
+    def finish(self) -> None:
+        """Clear the bar, if one was drawn."""
+        if self.drawn_at is not None:
+            self.stream.write("\r" + " " * (self.width + 40) + "\r")
+            self.stream.flush()
