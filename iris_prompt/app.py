@@ -62,6 +62,13 @@ def create_app(
             "no trusted CDS clients: set IRIS_TRUSTED_ISSUERS (see README, 'Connecting a GP "
             "system'), or run `iris-prompt serve --local` for development"
         )
+    if not settings.local_mode and settings.public_base_url is None:
+        # The JWT `aud` must equal the URL the client called; taken from the Host header, any
+        # other CDS service the same client calls could replay its tokens to us.
+        raise ValueError(
+            "IRIS_PUBLIC_BASE_URL is not set: give the URL CDS clients call (for example "
+            "https://iris.example.nhs.uk), which caller JWTs must name as their audience"
+        )
     # httpx logs every request URL at INFO, and FHIR search URLs carry patient ids.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
