@@ -7,6 +7,10 @@
     iris-prompt codesets import csv FILE --set trigger --category anxiety --source "..."
     iris-prompt codesets import valueset FILE      a ValueSet back into NAME.toml + NAME.csv
 
+`validate` and `import` apply the service's own checks (`SERVICE_CHECKS`) on top of the file
+rules, so a folder they pass is one the service loads. `diff`, `stats` and `export` do not, so
+they also work on an older version written for an older template.
+
 `add_parser` registers the subcommand on the main parser; `run` carries it out.
 """
 
@@ -27,6 +31,7 @@ from pathlib import Path
 from iris_prompt.codes import SYSTEM_NAMES, normalise_code
 from iris_prompt.codeset_diff import diff_as_json, diff_as_text, diff_codesets, stats, stats_as_text
 from iris_prompt.codeset_model import PURPOSES, CodeSetError, Member
+from iris_prompt.codeset_runtime import SERVICE_CHECKS
 from iris_prompt.codeset_valueset import (
     DEFAULT_BASE_URL,
     codeset_from_valueset,
@@ -121,7 +126,7 @@ def _report(report: FolderReport) -> None:
 
 
 def _validate(directory: Path) -> int:
-    report = check_folder(directory)
+    report = check_folder(directory, checks=SERVICE_CHECKS)
     _report(report)
     errors, warnings = len(report.errors), len(report.problems) - len(report.errors)
     if report.codesets is None:
@@ -241,7 +246,7 @@ def _import_csv(args: argparse.Namespace) -> int:
         (trial / members_path.name).write_text(
             members_csv([*codeset.members, *added]), encoding="utf-8"
         )
-        trial_report = check_folder(trial)
+        trial_report = check_folder(trial, checks=SERVICE_CHECKS)
     if trial_report.codesets is None:
         for problem in trial_report.errors:
             _err(str(problem).replace(str(trial), str(directory)))

@@ -54,6 +54,20 @@ def test_validate_a_broken_folder(folder: Path, capsys: pytest.CaptureFixture[st
     assert "trigger.csv, line" in err and "check digit" in err and "not usable" in err
 
 
+def test_validate_applies_the_service_checks(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edit(
+        folder / "recording.csv",
+        "SNOMED CT,700411009,Routine enquiry about domestic abuse declined,enquiry-declined,",
+        "SNOMED CT,700411009,Routine enquiry about domestic abuse declined,enquiry-made,",
+    )
+    assert main(["codesets", "validate", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert "recording.csv, line" in err and "column 4 (category)" in err
+    assert "the recording template writes SNOMED CT 700411009" in err and "not usable" in err
+
+
 def test_diff_of_a_real_edit_as_text(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
     real_edit(folder)
     assert main(["codesets", "diff", str(default_codesets_dir()), str(folder)]) == 0

@@ -16,15 +16,18 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from iris_prompt.app import create_app
 from iris_prompt.codes import SNOMED_CT
 from iris_prompt.codeset_admin import admin_router
 from iris_prompt.codeset_runtime import (
+    SERVICE_CHECKS,
     CodeSetRegistry,
     describe_versions,
     install_sighup_handler,
     readiness,
 )
 from iris_prompt.codesets import CodeSetError, CodeSets, default_codesets_dir
+from iris_prompt.settings import Settings
 
 NEW_CODE = "25501002"  # Social phobia: only in release B
 TOKEN = "test-admin-token-0123456789"
@@ -108,6 +111,35 @@ def test_a_broken_edit_leaves_the_old_set_live(live: Path, releases: dict[str, P
 def test_start_up_with_a_broken_folder_fails_fast(releases: dict[str, Path]) -> None:
     with pytest.raises(CodeSetError, match="check digit"):
         CodeSetRegistry(releases["C"])
+
+
+def break_the_template(folder: Path) -> None:
+    """A valid-looking edit the template cannot live with: a code it writes, deleted."""
+    path = folder / "recording.csv"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text("".join(line for line in lines if ",887331000000105," not in line), "utf-8")
+
+
+def test_a_reload_that_would_break_the_template_is_refused(
+    live: Path, releases: dict[str, Path]
+) -> None:
+    registry = CodeSetRegistry(live, checks=SERVICE_CHECKS)
+    before = registry.current
+    break_the_template(releases["B"])
+    point(live, releases["B"])
+    result = registry.reload()
+    assert not result.ok and registry.current is before
+    (problem,) = result.problems
+    assert "887331000000105" in str(problem) and "put its row back" in str(problem)
+    assert readiness(registry)["codesetsLastReload"] == "rejected"
+
+
+def test_the_service_will_not_start_on_sets_that_break_the_template(tmp_path: Path) -> None:
+    folder = tmp_path / "codesets"
+    shutil.copytree(default_codesets_dir(), folder)
+    break_the_template(folder)
+    with pytest.raises(CodeSetError, match="887331000000105"):
+        create_app(Settings(local_mode=True, codesets_dir=folder))
 
 
 def test_reload_under_concurrent_readers_never_serves_a_half_loaded_set(
