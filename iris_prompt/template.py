@@ -12,12 +12,14 @@ clinical codes. Clinical codes (SNOMED CT) are attached to answers in one place 
 
     >>> q = questionnaire()
     >>> q["url"], q["status"]
-    ('https://iris-prompt.org/fhir/Questionnaire/domestic-abuse-enquiry', 'draft')
+    ('https://iris-prompt.invalid/fhir/Questionnaire/domestic-abuse-enquiry', 'draft')
 """
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
+
+from iris_prompt.canonical import CANONICAL_BASE
 
 __all__ = [
     "ANSWER_SYSTEM",
@@ -33,9 +35,7 @@ __all__ = [
     "questionnaire",
 ]
 
-# A canonical URL is an identifier that must never change once entries carry it. The project's own
-# domain is assumed here; change it (once, before go-live) if the project publishes elsewhere.
-CANONICAL_BASE = "https://iris-prompt.org/fhir"
+# Canonical URLs never change once entries carry them: see iris_prompt/canonical.py.
 QUESTIONNAIRE_ID = "domestic-abuse-enquiry"
 QUESTIONNAIRE_URL = f"{CANONICAL_BASE}/Questionnaire/{QUESTIONNAIRE_ID}"
 # Draft until DASH topics 10-24 are checked against the current SafeLives checklist

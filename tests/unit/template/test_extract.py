@@ -148,7 +148,7 @@ def test_extract_leaves_the_given_response_untouched(build: Build) -> None:
 
 
 def coding(code: str) -> dict[str, Any]:
-    system = "https://iris-prompt.org/fhir/CodeSystem/enquiry-answer"
+    system = "https://iris-prompt.invalid/fhir/CodeSystem/enquiry-answer"
     return {"valueCoding": {"system": system, "code": code}}
 
 
