@@ -1,6 +1,7 @@
 """`iris-prompt codesets`: validate, diff (folders and git revisions), stats, import, export."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -13,11 +14,24 @@ from iris_prompt.codes import SNOMED_CT
 from iris_prompt.codesets import default_codesets_dir, load_codesets
 
 
+def copy_bundled(target: Path) -> Path:
+    """A copy of the bundled sets with every version 1.0.0, whatever the bundled ones are."""
+    shutil.copytree(default_codesets_dir(), target)
+    for manifest in target.glob("*.toml"):
+        text = re.sub(r'(?m)^version = ".*"$', 'version = "1.0.0"', manifest.read_text("utf-8"))
+        manifest.write_text(text, encoding="utf-8")
+    return target
+
+
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    target = tmp_path / "codesets"
-    shutil.copytree(default_codesets_dir(), target)
-    return target
+    return copy_bundled(tmp_path / "codesets")
+
+
+@pytest.fixture
+def unedited(tmp_path: Path) -> Path:
+    """A second, untouched copy to compare an edit with."""
+    return copy_bundled(tmp_path / "unedited")
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -68,9 +82,11 @@ def test_validate_applies_the_service_checks(
     assert "the recording template writes SNOMED CT 700411009" in err and "not usable" in err
 
 
-def test_diff_of_a_real_edit_as_text(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_diff_of_a_real_edit_as_text(
+    folder: Path, unedited: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     real_edit(folder)
-    assert main(["codesets", "diff", str(default_codesets_dir()), str(folder)]) == 0
+    assert main(["codesets", "diff", str(unedited), str(folder)]) == 0
     out = capsys.readouterr().out
     assert "trigger (1.0.0 -> 1.1.0)" in out
     assert "  version: 1.0.0 -> 1.1.0" in out
@@ -82,9 +98,9 @@ def test_diff_of_a_real_edit_as_text(folder: Path, capsys: pytest.CaptureFixture
     assert "recording (1.0.0 -> 1.0.0)\n  no differences" in out
 
 
-def test_diff_as_json(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_diff_as_json(folder: Path, unedited: Path, capsys: pytest.CaptureFixture[str]) -> None:
     real_edit(folder)
-    assert main(["codesets", "diff", "--json", str(default_codesets_dir()), str(folder)]) == 0
+    assert main(["codesets", "diff", "--json", str(unedited), str(folder)]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["changed"] is True
     trigger = result["sets"][0]
@@ -105,7 +121,7 @@ def test_diff_between_git_revisions(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     repo = tmp_path / "repo"
-    shutil.copytree(default_codesets_dir(), repo / "codesets")
+    copy_bundled(repo / "codesets")
     git(repo, "init", "-q")
     git(repo, "add", ".")
     git(repo, "commit", "-qm", "first")

@@ -2,6 +2,7 @@
 endpoints on a real HTTP server, and what /readyz reports."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -33,6 +34,12 @@ NEW_CODE = "25501002"  # Social phobia: only in release B
 TOKEN = "test-admin-token-0123456789"
 
 
+def pin_version(manifest: Path, version: str) -> None:
+    """Give a copied set a known version, whatever the bundled one is."""
+    text = re.sub(r'(?m)^version = ".*"$', f'version = "{version}"', manifest.read_text("utf-8"))
+    manifest.write_text(text, encoding="utf-8")
+
+
 def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text(encoding="utf-8")
     assert old in text
@@ -43,10 +50,10 @@ def edit(path: Path, old: str, new: str) -> None:
 def releases(tmp_path: Path) -> dict[str, Path]:
     """Three release folders: A (bundled), B (all sets 1.1.0, one more trigger), C (broken)."""
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
-    for target in (a, b, c):
+    for target, version in ((a, "1.0.0"), (b, "1.1.0"), (c, "1.0.0")):
         shutil.copytree(default_codesets_dir(), target)
-    for name in ("trigger", "recording", "known-abuse"):
-        edit(b / f"{name}.toml", 'version = "1.0.0"', 'version = "1.1.0"')
+        for name in ("trigger", "recording", "known-abuse"):
+            pin_version(target / f"{name}.toml", version)
     source = "opensafely/lockdown-and-vulnerable-groups codelists/"
     source += "user-hjforbes-anxiety-symptoms-and-diagnoses.csv @a7bd5e7e"
     with (b / "trigger.csv").open("a", encoding="utf-8") as handle:
