@@ -49,6 +49,8 @@ RECORDING_CATEGORIES = (
     "referral-advocate",
     "referral-agency",
     "referral-marac",
+    "referral-child-safeguarding",
+    "information-given",
     "online-access-review",
     "mappa",
 )

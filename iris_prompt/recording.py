@@ -3,9 +3,9 @@
 `MAPPING` is plain data: a (linkId, answer) pair to the SNOMED CT entries it records, each with
 its category in the recording code set. The card's one-click suggestions (`outcome_resources`) and
 the SDC extract operation (`extract`) both build resources through `resources_for`, so they cannot
-disagree. Answers with no sourced national code (coercive control, stalking, threats to kill and
-others, listed in `UNCODED`) are kept in the QuestionnaireResponse only: a made-up code would be a
-patient-safety defect.
+disagree. Answers for which no published list gave a code (coercive control, stalking, threats to
+kill and others, listed in `UNCODED`) are kept in the QuestionnaireResponse only: a made-up code
+would be a patient-safety defect.
 
 Every resource produced carries the security labels in `SECURITY_LABELS` (restricted; domestic
 violence sensitivity). Labels can be ignored by a receiving system, so the page also tells the user
@@ -144,6 +144,15 @@ REFERRAL_MARAC = Entry(
     "referral-marac",
     "ServiceRequest",
 )
+REFERRAL_CHILD_SAFEGUARDING = Entry(
+    "380491000000101",
+    "Referral to child protection service",
+    "referral-child-safeguarding",
+    "ServiceRequest",
+)
+INFORMATION_GIVEN = Entry(
+    "413457006", "Advice about domestic violence", "information-given", "Observation"
+)
 ONLINE_ACCESS_REVIEW = Entry(
     "1364731000000104",
     "Enhanced review indicated before granting access to your own health record",
@@ -165,10 +174,13 @@ MAPPING: Mapping[tuple[str, str], tuple[Entry, ...]] = {
     ("actions.taken", "referral-advocate"): (REFERRAL_ADVOCATE,),
     ("actions.taken", "referral-agency"): (REFERRAL_AGENCY,),
     ("actions.taken", "referral-marac"): (REFERRAL_MARAC,),
+    ("actions.taken", "child-safeguarding"): (REFERRAL_CHILD_SAFEGUARDING,),
+    ("actions.taken", "information-given"): (INFORMATION_GIVEN,),
 }
 
-# Answers of the coded questions that no sourced national code represents: recorded in the
-# QuestionnaireResponse only. A test keeps this list and MAPPING covering every option.
+# Answers of the coded questions that no code in the recording set represents (none was found in
+# a published list): recorded in the QuestionnaireResponse only. A test keeps this list and
+# MAPPING covering every option.
 UNCODED: frozenset[tuple[str, str]] = frozenset(
     {
         ("disclosure.types", "coercive-control"),
@@ -177,9 +189,7 @@ UNCODED: frozenset[tuple[str, str]] = frozenset(
         ("disclosure.types", "stalking"),
         ("disclosure.types", "medication"),
         ("disclosure.types", "technology"),
-        ("actions.taken", "information-given"),
         ("actions.taken", "police"),
-        ("actions.taken", "child-safeguarding"),
         ("actions.taken", "safety-plan"),
         ("actions.taken", "follow-up"),
     }

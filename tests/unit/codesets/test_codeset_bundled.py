@@ -67,6 +67,8 @@ def test_recording_set_has_exactly_the_template_categories(sets: CodeSets) -> No
         "referral-advocate": {"431719007"},
         "referral-agency": {"758599003", "784861000000102"},
         "referral-marac": {"978091000000105"},
+        "referral-child-safeguarding": {"380491000000101"},
+        "information-given": {"413457006"},
         "online-access-review": {"1364731000000104"},
         "mappa": {"495021000000105"},
     }
@@ -76,6 +78,17 @@ def test_recording_set_has_exactly_the_template_categories(sets: CodeSets) -> No
     # A legacy (Read v2) enquiry record is recognised too.
     assert recording.lookup(READ_V2, "9r0..00").category == "enquiry-made"
     assert recording.lookup(READ_V2, "8IC0.").category == "enquiry-declined"
+    assert recording.lookup(READ_V2, "67Ia.11").category == "information-given"
+
+
+def test_information_and_child_referral_codes_have_no_other_role(sets: CodeSets) -> None:
+    """Advice given or a child referral records an action: it neither prompts an enquiry nor
+    says that abuse is known for this patient."""
+    for code in ("413457006", "380491000000101"):
+        assert sets.trigger.lookup(SNOMED_CT, code) is None
+        assert sets.known_abuse.lookup(SNOMED_CT, code) is None
+    assert sets.trigger.lookup(READ_V2, "67Ia.") is None
+    assert sets.known_abuse.lookup(READ_V2, "67Ia.") is None
 
 
 def test_known_abuse_set(sets: CodeSets) -> None:
@@ -97,7 +110,7 @@ def test_known_abuse_set(sets: CodeSets) -> None:
 def test_versions(sets: CodeSets) -> None:
     assert sets.versions() == {
         "iris-prompt-trigger": "1.0.0",
-        "iris-prompt-recording": "1.0.0",
+        "iris-prompt-recording": "2.0.0",
         "iris-prompt-known-abuse": "1.0.1",
     }
 

@@ -40,6 +40,8 @@ EXPECTED = {
     ("actions.taken", "referral-advocate"): [("431719007", "ServiceRequest")],
     ("actions.taken", "referral-agency"): [("758599003", "ServiceRequest")],
     ("actions.taken", "referral-marac"): [("978091000000105", "ServiceRequest")],
+    ("actions.taken", "child-safeguarding"): [("380491000000101", "ServiceRequest")],
+    ("actions.taken", "information-given"): [("413457006", "Observation")],
 }
 
 
