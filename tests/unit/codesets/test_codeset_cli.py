@@ -136,6 +136,32 @@ def test_diff_between_git_revisions(
         main(["codesets", "diff", "no-such-revision", "HEAD"])
 
 
+def test_diff_of_git_revisions_from_any_folder_of_the_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = tmp_path / "repo"
+    (repo / "docs").mkdir(parents=True)
+    (repo / "docs" / "notes.md").write_text("notes\n", encoding="utf-8")
+    git(repo, "init", "-q")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "before the code sets")
+    copy_bundled(repo / "codesets")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "first")
+    real_edit(repo / "codesets")
+    git(repo, "commit", "-qam", "second")
+    for folder in (repo / "docs", repo / "codesets"):
+        monkeypatch.chdir(folder)
+        assert main(["codesets", "diff", "HEAD~1", "HEAD"]) == 0
+        assert "trigger (1.0.0 -> 1.1.0)" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="revision 'HEAD~2' has no folder 'codesets'"):
+        main(["codesets", "diff", "HEAD~2", "HEAD"])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # whatever holds tmp_path
+    with pytest.raises(SystemExit, match="not in a git repository"):
+        main(["codesets", "diff", "HEAD~1", "HEAD"])
+
+
 def test_stats(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["codesets", "stats", str(folder), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -173,11 +199,38 @@ def test_import_that_would_break_the_set_changes_nothing(
     command = ["codesets", "import", "csv", str(codelist), "--set", "trigger", "--category"]
     command += ["anxiety", "--source", "s", "--dir", str(folder)]
     assert main([*command, "--code-column", "id", "--term-column", "name"]) == 1
-    err = capsys.readouterr().err
-    assert "check digit" in err and "already known" in err and "nothing imported" in err
-    assert str(folder) in err and (folder / "trigger.csv").read_bytes() == before
+    err = capsys.readouterr().err.splitlines()
+    # Each problem names the lead's own list, its line and column, never a temporary copy.
+    assert err[0].startswith(f"{codelist}, line 2, column 1 (id): '35489008' fails the SNOMED CT")
+    assert err[1].startswith(f"{codelist}, line 3, column 1 (id): SNOMED CT 895141000000105 is")
+    assert f"also in {folder / 'known-abuse.csv'} (line " in err[1] and "already known" in err[1]
+    assert err[2].startswith("nothing imported") and len(err) == 3
+    assert (folder / "trigger.csv").read_bytes() == before
     assert main(command) == 1
     assert "no column 'code'" in capsys.readouterr().err
+
+
+def test_import_problems_with_values_from_the_command_name_the_option(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    codelist = tmp_path / "list.csv"
+    codelist.write_text("code,term\n\n25501002,Social phobia\n", "utf-8")
+    command = ["codesets", "import", "csv", str(codelist), "--set", "trigger"]
+    assert main([*command, "--category", "phobia", "--source", "s", "--dir", str(folder)]) == 1
+    (problem, _) = capsys.readouterr().err.splitlines()
+    assert problem.startswith(f"{codelist}, line 3, option --category: category 'phobia' is not")
+
+
+def test_importing_a_code_another_set_has_names_the_list_in_that_problem(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    codelist = tmp_path / "list.csv"
+    codelist.write_text("code,term\n35489007,Depressive disorder\n", "utf-8")
+    command = ["codesets", "import", "csv", str(codelist), "--set", "known-abuse"]
+    assert main([*command, "--category", "victim", "--source", "s", "--dir", str(folder)]) == 1
+    problem = capsys.readouterr().err.splitlines()[0]
+    assert problem.startswith(f"{folder / 'trigger.csv'}, line ")
+    assert f"also in {codelist} (line 2, category 'victim')" in problem
 
 
 def test_export_then_import_through_the_command(
