@@ -112,6 +112,33 @@ def test_diff_as_json(folder: Path, unedited: Path, capsys: pytest.CaptureFixtur
     assert all(not s["added"] and not s["removed"] for s in result["sets"][1:])
 
 
+def test_diff_warns_of_changed_content_under_an_unchanged_version(
+    folder: Path, unedited: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edit(folder / "known-abuse.csv", "At low risk of domestic violence,at-risk", "Z,at-risk")
+    edit(folder / "recording.toml", 'lookback = "whole record"', 'lookback = "5 years"')
+    edit(folder / "trigger.toml", "Depression coded in the last", "Depression recorded in the last")
+    assert main(["codesets", "diff", str(unedited), str(folder)]) == 0
+    out = capsys.readouterr().out
+    for purpose in ("recording", "known-abuse"):
+        assert (
+            f"  WARNING: {purpose}: the codes or categories changed but the version is still 1.0.0"
+        ) in out
+    assert "WARNING: trigger" not in out  # wording only: no behaviour changed
+    assert main(["codesets", "diff", "--json", str(unedited), str(folder)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["warnings"]) == 2
+    assert [len(s["warnings"]) for s in result["sets"]] == [0, 1, 1]
+
+
+def test_diff_does_not_warn_when_the_version_was_raised(
+    folder: Path, unedited: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real_edit(folder)
+    assert main(["codesets", "diff", "--json", str(unedited), str(folder)]) == 0
+    assert json.loads(capsys.readouterr().out)["warnings"] == []
+
+
 def git(repo: Path, *args: str) -> None:
     identity = ["-c", "user.name=Test", "-c", "user.email=test@example.invalid"]
     subprocess.run(["git", *identity, *args], cwd=repo, check=True, capture_output=True)
