@@ -49,6 +49,13 @@ def test_trigger_set_covers_the_indicators_with_enough_codes(sets: CodeSets) -> 
         assert settings.lookback is not None and settings.reason  # no trigger fires for ever
 
 
+def test_no_trigger_says_the_indicator_has_resolved(sets: CodeSets) -> None:
+    """README: "resolved" codes are left out; "in remission" codes stay, for a reason given."""
+    assert [m.term for m in sets.trigger if "resolved" in m.term.lower()] == []
+    remission = {m.category for m in sets.trigger if "remission" in m.term.lower()}
+    assert remission == {"depression", "alcohol"}  # the two categories the README explains
+
+
 def test_recording_set_has_exactly_the_template_categories(sets: CodeSets) -> None:
     recording = sets.recording
     assert tuple(recording.categories) == RECORDING_CATEGORIES
@@ -109,7 +116,7 @@ def test_known_abuse_set(sets: CodeSets) -> None:
 
 def test_versions(sets: CodeSets) -> None:
     assert sets.versions() == {
-        "iris-prompt-trigger": "1.0.0",
+        "iris-prompt-trigger": "1.1.0",
         "iris-prompt-recording": "2.0.0",
         "iris-prompt-known-abuse": "1.0.1",
     }
@@ -278,3 +285,26 @@ def test_the_reference_check_catches_wrong_codes_and_terms(
 )
 def test_the_reference_check_accepts_sourced_terms(member: Member, reference: Reference) -> None:
     assert term_problems(member, reference) == []
+
+
+def test_a_read_code_and_the_concept_it_maps_to_share_a_category(
+    sets: CodeSets, reference_dir: Path
+) -> None:
+    """One concept, one category, whatever the system: mixed anxiety and depression was under
+    depression in SNOMED CT but under anxiety in Read v2. The Read-to-SNOMED CT pairs are CPRD
+    Aurum's (code_original beside SnomedCTConceptId); they are approximate, so a pair that truly
+    differs in meaning would be listed here with its reason (none does today)."""
+    pairs = set()
+    for path in (reference_dir / "codes" / "acesinehrs").glob("*.txt"):
+        with path.open(newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                if row["system"] == "Aurum_medcode" and row["SnomedCTConceptId"]:
+                    pairs.add((row["code_original"][:5], row["SnomedCTConceptId"]))
+    split = [
+        f"{codeset.purpose}: Read v2 {read} {r.category}, SNOMED CT {concept} {c.category}"
+        for codeset in sets
+        for read, concept in sorted(pairs)
+        if (r := codeset.lookup(READ_V2, read)) and (c := codeset.lookup(SNOMED_CT, concept))
+        if r.category != c.category
+    ]
+    assert split == []
