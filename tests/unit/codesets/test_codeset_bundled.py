@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from iris_prompt.codes import READ_V2, SNOMED_CT, check_code
-from iris_prompt.codeset_model import RECORDING_CATEGORIES
+from iris_prompt.codeset_model import KNOWN_ABUSE_FOR_PATIENT, RECORDING_CATEGORIES
 from iris_prompt.codesets import CodeSets, Member, check_folder, default_codesets_dir
 
 PROJECT = Path(__file__).resolve().parents[3]
@@ -100,25 +100,36 @@ def test_information_and_child_referral_codes_have_no_other_role(sets: CodeSets)
 
 def test_known_abuse_set(sets: CodeSets) -> None:
     known = sets.known_abuse
-    assert set(known.categories) == {
-        "victim",
-        "history",
-        "at-risk",
-        "marac",
-        "police-report",
-        "household",
-    }
+    assert set(known.categories) == {*KNOWN_ABUSE_FOR_PATIENT, "abuse-in-household"}
     assert known.lookup(SNOMED_CT, "879911000000102").category == "victim"
     assert known.lookup(READ_V2, "14X3.00").category == "history"
     assert known.lookup(SNOMED_CT, "895141000000105").category == "police-report"
     assert known.lookup(SNOMED_CT, "758941000000108").category == "marac"
 
 
+def test_household_codes_are_not_abuse_known_for_the_patient(sets: CodeSets) -> None:
+    """Codes that say abuse is in the household are also on the children's and on the
+    perpetrator's records: they must not count as this patient's known abuse."""
+    household = {
+        (SNOMED_CT, "161051006"),  # At risk violence in the home
+        (SNOMED_CT, "881081000000100"),  # Domestic abuse victim in household
+        (SNOMED_CT, "983731000000107"),  # Notification received of alleged DV in household
+        (READ_V2, "13VF."),
+        (READ_V2, "13Wd."),
+        (READ_V2, "9GA.."),
+    }
+    known = sets.known_abuse
+    assert {(m.system, m.code) for m in known.in_category("abuse-in-household")} == household
+    for member in known:
+        if "household" in member.term.lower() or "in the home" in member.term.lower():
+            assert member.category not in KNOWN_ABUSE_FOR_PATIENT, member
+
+
 def test_versions(sets: CodeSets) -> None:
     assert sets.versions() == {
         "iris-prompt-trigger": "1.1.0",
         "iris-prompt-recording": "2.0.0",
-        "iris-prompt-known-abuse": "1.0.1",
+        "iris-prompt-known-abuse": "2.0.0",
     }
 
 
