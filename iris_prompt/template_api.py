@@ -340,7 +340,14 @@ def _summary(bundle: Mapping[str, Any]) -> dict[str, Any]:
         if item["linkId"] in ("disclosure.children", "disclosure.children-affected")
         for answer in item.get("answer", ())
     }
+    unsafe_to_go_home = any(
+        answer.get("valueBoolean") is False
+        for item in iter_items(response.get("item", ()))
+        if item["linkId"] == "hark.safe-now"
+        for answer in item.get("answer", ())
+    )
     return {
+        "unsafe_to_go_home": unsafe_to_go_home,
         # Think Family: children in the household and no child safeguarding referral recorded.
         "consider_children": "yes" in children
         and ("actions.taken", "child-safeguarding") not in chosen,

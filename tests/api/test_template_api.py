@@ -290,6 +290,24 @@ def test_submitting_the_page_shows_the_entries_and_the_online_visibility_instruc
     assert "978091000000105" in reply.text
 
 
+@pytest.mark.parametrize("safe_now", [None, "true", "false"])
+def test_not_safe_to_go_home_shows_what_to_do_now_first(
+    client: httpx.Client, safe_now: str | None
+) -> None:
+    form = DISCLOSURE | ({"hark.safe-now": [safe_now]} if safe_now else {})
+    reply = form_post(client, form)
+    assert reply.status_code == 200
+    page = reply.text
+    shown = 'id="immediate-safety"' in page
+    assert shown == (safe_now == "false")
+    if shown:
+        urgent = page[page.index('id="immediate-safety"') : page.index("</section>")]
+        assert "does not feel safe to go home today" in urgent
+        assert "call 999 now" in urgent and "safety plan" in urgent
+        assert "IDVA" in urgent and "for the same day" in urgent
+        assert page.index('id="immediate-safety"') < page.index('id="hide-online"')
+
+
 def test_a_page_with_problems_comes_back_with_them_and_keeps_the_answers(
     client: httpx.Client,
 ) -> None:
