@@ -67,7 +67,8 @@ WHEN: Options = (
     ("past", "In the past only"),
 )
 
-# Domestic Abuse Act 2021 dimensions, plus the forms the seed case review names (domain.md).
+# Domestic Abuse Act 2021 (section 1) dimensions, plus the forms of abuse the Child T safeguarding
+# practice review (Dudley, 2019) found together in one household.
 ABUSE_TYPES: Options = (
     ("physical", "Physical"),
     ("sexual", "Sexual"),
@@ -103,8 +104,9 @@ ACTIONS: Options = (
 )
 
 # The 24 DASH topics, in our own words (the SafeLives wording is theirs). Topics 1-9 come from a
-# published adaptation of the checklist; 10-24 are recalled, not read, and must be checked against
-# the current SafeLives checklist before go-live (RESEARCH-NOTES section 4; docs/template.md).
+# published adaptation of the CAADA-DASH checklist (2009); 10-24 are recalled, not read, and must
+# be checked against the current SafeLives Dash risk checklist before go-live (docs/template.md,
+# "The DASH caveat", which also cites SafeLives' MARAC referral criteria).
 DASH_TOPICS: tuple[str, ...] = (
     "Was the patient injured in the most recent incident?",
     "Is the patient very frightened?",

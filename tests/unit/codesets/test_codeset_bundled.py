@@ -138,7 +138,7 @@ SOURCE_LINE = re.compile(r"^(\S+) <- repo (\S+), path (\S+), commit ([0-9a-f]{40
 MEMBER_SOURCE = re.compile(r"^(\S+/\S+) (\S+) @([0-9a-f]{7,40})$")
 # Read v2 terms carry chapter markers such as "[X]" or "[V]". Some UK SNOMED CT concepts kept
 # them, but those are in the national lists; on any other SNOMED CT code such a term is a Read
-# description that CPRD Aurum mapped to it, as RESEARCH-NOTES section 2 warns.
+# description that CPRD Aurum mapped to it (its mappings are approximate).
 READ_MARKER = re.compile(r"^\[[A-Z]+\]")
 # CPRD GOLD runs some terms' words together ("HOdomesticemotionalabuse"): no space, and longer
 # than the single words that are real terms ("Suicidal", "[X]Dysthymia").
