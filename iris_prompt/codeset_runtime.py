@@ -23,7 +23,7 @@ from typing import Any
 
 from iris_prompt.codeset_model import CodeSetError, CodeSets, Problem
 from iris_prompt.codesets import CodeSetCheck, check_folder
-from iris_prompt.recording import check_recording_set
+from iris_prompt.recording_check import check_recording_set
 
 __all__ = [
     "SERVICE_CHECKS",

@@ -18,8 +18,8 @@ Rules (see codesets/README.md for the reasons):
   which afterwards means abuse is known.
 
 What this version of the program needs from the sets (the recording template's codes, terms and
-categories) is not a rule of the files: `iris_prompt.recording.check_recording_set` checks it, and
-the service and `iris-prompt codesets validate` apply it on top of these rules. So `diff` can still
+categories) is not a rule of the files: `recording_check.check_recording_set` checks it, and the
+service and `iris-prompt codesets validate` apply it on top of these rules. So `diff` can still
 compare with an older version written for an older template.
 """
 

@@ -13,10 +13,8 @@ in words to hide the consultation from online access, and a disclosure adds the 
 enhanced-review concept.
 
 The recording code set is what ICB leads maintain, and the entries here must agree with it:
-`check_recording_set` finds every entry the template writes that is missing from the set, or is
-there with another term or category, and every category the service looks codes up by that has
-no code. The service applies it at start-up and on each reload (a reload that fails it is refused),
-and `iris-prompt codesets validate` applies it too.
+`recording_check.check_recording_set` finds where they do not, at start-up, on every reload and
+in `iris-prompt codesets validate`.
 
 Nothing here does I/O, and nothing is stored: the GP system is the record.
 
@@ -34,9 +32,6 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from iris_prompt.codes import SNOMED_CT
-from iris_prompt.codeset_model import RECORDING_CATEGORIES, CodeSets
-from iris_prompt.codeset_model import Problem as CodeSetProblem
-from iris_prompt.codeset_validation import COLUMNS, Checked
 from iris_prompt.response_checks import Answers, Problem, check_response
 from iris_prompt.template import (
     DASH_ITEMS,
@@ -54,7 +49,6 @@ __all__ = [
     "Entry",
     "ExtractError",
     "Problem",
-    "check_recording_set",
     "dash_yes_count",
     "extract",
     "marac_reasons",
@@ -100,7 +94,7 @@ class Entry:
     kind: Literal["Observation", "ServiceRequest"]
 
 
-# Each code, term and category must be as in the recording code set (`check_recording_set`).
+# Each code, term and category must be as in the recording code set (recording_check.py).
 ENQUIRY_MADE = Entry(
     "700410005", "Routine enquiry about domestic abuse", "enquiry-made", "Observation"
 )
@@ -197,77 +191,6 @@ UNCODED: frozenset[tuple[str, str]] = frozenset(
 
 # The outcomes a card offers as one-click suggestions (a disclosure needs the template).
 OUTCOMES_ONE_CLICK = ("not-disclosed", "declined", "not-safe-to-ask")
-
-
-def _written() -> dict[Entry, list[str]]:
-    """Every entry the template can write, with when it writes it (in words, for a lead)."""
-    labels = {
-        (item["linkId"], option["valueCoding"]["code"]): (
-            f"answer '{option['valueCoding']['display']}' to '{item['text']}'"
-        )
-        for item in iter_items(questionnaire()["item"])
-        for option in item.get("answerOption", ())
-    }
-    written: dict[Entry, list[str]] = {}
-    for answer, entries in MAPPING.items():
-        for entry in entries:
-            written.setdefault(entry, []).append(labels[answer])
-    for entry, when in (
-        (DASH_CHECKLIST, "any DASH topic answered"),
-        (DASH_CLASSIFICATION, "any DASH topic answered"),
-        (REFERRAL_MARAC, "the MARAC criteria met"),
-    ):
-        written.setdefault(entry, []).append(when)
-    return written
-
-
-def check_recording_set(
-    codesets: CodeSets, checked: Sequence[Checked] = ()
-) -> list[CodeSetProblem]:
-    """What is wrong between the template and the recording code set (empty when they agree).
-
-    Every entry the template writes must be in the set with the same term and category, and
-    every category the service looks codes up by (`RECORDING_CATEGORIES`) must hold a code.
-    `checked` (from `check_folder`) only serves to name the file and line of each problem.
-
-        >>> from iris_prompt.codesets import default_codesets_dir, load_codesets
-        >>> check_recording_set(load_codesets(default_codesets_dir()))
-        []
-    """
-    recording = codesets.recording
-    files = next((c for c in checked if c.purpose == "recording"), None)
-    members_file = files.members_file if files else f"recording set {recording.id}"
-    manifest_file = files.manifest_file if files else f"recording set {recording.id}"
-    lines = files.member_lines if files else {}
-    after = "; or, if the change is meant, a developer must change the template first"
-    problems = []
-    for entry, when in _written().items():
-        what = (
-            f"the recording template writes SNOMED CT {entry.code} {entry.display!r} "
-            f"(category {entry.category!r}) for {' and '.join(when)}"
-        )
-        member = recording.lookup(SNOMED_CT, entry.code)
-        if member is None:
-            message = f"{what}, but the code is not in this set: put its row back{after}"
-            problems.append(CodeSetProblem(members_file, message))
-            continue
-        line = lines.get((SNOMED_CT, entry.code))
-        for column, found, wanted in (
-            ("term", member.term, entry.display),
-            ("category", member.category, entry.category),
-        ):
-            if found != wanted:
-                message = f"{what}, but this row's {column} is {found!r}: write {wanted!r}{after}"
-                where = f"column {COLUMNS.index(column) + 1} ({column})"
-                problems.append(CodeSetProblem(members_file, message, line, where))
-    for name in RECORDING_CATEGORIES:
-        if name not in recording.categories:
-            message = f"the recording set needs category {name!r}: the service looks codes up by it"
-            problems.append(CodeSetProblem(manifest_file, message))
-        elif not recording.in_category(name):
-            message = f"the recording set has no code in category {name!r}: the service needs one"
-            problems.append(CodeSetProblem(members_file, message))
-    return problems
 
 
 class ExtractError(ValueError):

@@ -16,6 +16,7 @@ MODULES = [
     "iris_prompt.codes",
     "iris_prompt.codesets",
     "iris_prompt.recording",
+    "iris_prompt.recording_check",
     "iris_prompt.template",
 ]
 

@@ -13,11 +13,11 @@ from iris_prompt.recording import (
     MAPPING,
     OUTCOMES_ONE_CLICK,
     UNCODED,
-    check_recording_set,
     extract,
     outcome_resources,
     resources_for,
 )
+from iris_prompt.recording_check import check_recording_set
 from iris_prompt.template import iter_items, questionnaire
 
 Build = Callable[..., dict[str, Any]]
