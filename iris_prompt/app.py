@@ -25,7 +25,12 @@ from cds_hooks import (
     build_router,
 )
 from iris_prompt.codeset_admin import admin_router
-from iris_prompt.codeset_runtime import CodeSetRegistry, install_sighup_handler, readiness
+from iris_prompt.codeset_runtime import (
+    SERVICE_CHECKS,
+    CodeSetRegistry,
+    install_sighup_handler,
+    readiness,
+)
 from iris_prompt.codesets import default_codesets_dir
 from iris_prompt.services import build_registry
 from iris_prompt.settings import Settings, get_settings
@@ -74,7 +79,9 @@ def create_app(
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     if codesets is None:
-        codesets = CodeSetRegistry(settings.codesets_dir or default_codesets_dir())
+        codesets = CodeSetRegistry(
+            settings.codesets_dir or default_codesets_dir(), checks=SERVICE_CHECKS
+        )
     registry = registry if registry is not None else build_registry(codesets)
     http = httpx.AsyncClient(follow_redirects=False)
     verifier = None
