@@ -9,6 +9,7 @@ HTTP parsing included). Target: median under 2 ms for the protocol overhead.
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
 import orjson
@@ -32,7 +33,7 @@ from cds_hooks import (
 from cds_hooks.prefetch import resolve_prefetch
 from iris_prompt.app import create_app
 from iris_prompt.settings import Settings
-from tests.support.server import serve
+from tests.support.server import serve_built
 from tests.support.tokens import SigningKey, claims, generate_key, jwks
 
 SECTION = "protocol"
@@ -107,13 +108,17 @@ async def direct(key: SigningKey) -> list[float]:
         return await timed(N, step)
 
 
-def settings(key: SigningKey) -> Settings:
-    return Settings(trusted_issuers=[TrustedIssuer(iss=ISS, jwks=jwks(key))], log_level="WARNING")
+def settings(key: SigningKey, base_url: str) -> Settings:
+    return Settings(
+        trusted_issuers=[TrustedIssuer(iss=ISS, jwks=jwks(key))],
+        public_base_url=base_url,
+        log_level="WARNING",
+    )
 
 
 async def in_process(key: SigningKey) -> list[float]:
-    app = create_app(settings(key), registry=registry())
     base = "http://iris.bench"
+    app = create_app(settings(key, base), registry=registry())
     signed = tokens(key, f"{base}/cds-services/{SERVICE}")
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=base) as client:
@@ -127,8 +132,10 @@ async def in_process(key: SigningKey) -> list[float]:
 
 
 def over_http(key: SigningKey) -> list[float]:
-    app = create_app(settings(key), registry=registry())
-    with serve(app, access_log=False) as base:
+    def build(base_url: str) -> Any:
+        return create_app(settings(key, base_url), registry=registry())
+
+    with serve_built(build, access_log=False) as (base, _app):
         signed = tokens(key, f"{base}/cds-services/{SERVICE}")
         with httpx.Client(base_url=base) as client:
             out = []

@@ -3,7 +3,8 @@
 Checks, in order (any failure raises AuthenticationFailed with a reason fit for the log; the
 token itself is never logged or put in an exception):
 
-1. header `alg` in the allow-list (asymmetric only: never `none`, never HMAC), `kid` present;
+1. header `alg` in the allow-list (asymmetric only: never `none`, never HMAC), `kid` present,
+   `typ` is `JWT`;
 2. `iss` is a trusted issuer;
 3. the key: a token naming a `jku` that is not allow-listed for its issuer is refused; the key
    comes from the issuer's configured JWK Set (inline or file), else from its allow-listed
@@ -167,16 +168,19 @@ class JwksFetcher:
         fresh = cached is not None and now - cached.fetched_at < self.policy.jwks_cache_ttl
         if fresh and cached is not None and kid in cached.keys:
             return cached.keys[kid]
-        # Stale, first use, or an unknown kid (the client may have rotated its keys).
-        if (
-            not fresh
-            or now - self._last_try.get(url, -math.inf) >= self.policy.jwks_refresh_interval
-        ):
+        # Stale, first use, or an unknown kid (the client may have rotated its keys). Every
+        # fetch after the first waits out the refresh interval, failed fetches included, so
+        # tokens with made-up kids cannot make us hammer the client's key server.
+        if self._may_refresh(url, now):
             async with self._locks.setdefault(url, asyncio.Lock()):
-                if self._last_try.get(url, -math.inf) < now:
+                if self._may_refresh(url, now):  # another call may have just refreshed
                     await self._refresh(url)
         cached = self._cache.get(url)
         return cached.keys.get(kid) if cached else None
+
+    def _may_refresh(self, url: str, now: float) -> bool:
+        last = self._last_try.get(url, -math.inf)
+        return last < now and now - last >= self.policy.jwks_refresh_interval
 
     async def _refresh(self, url: str) -> None:
         self._last_try[url] = self.clock()
@@ -241,9 +245,8 @@ class JwtVerifier:
             raise AuthenticationFailed(f"alg {str(alg)[:20]!r} is not allowed")
         if not isinstance(kid, str) or not kid:
             raise AuthenticationFailed("the token header has no kid")
-        typ = header.get("typ")
-        if typ is not None and str(typ).upper() != "JWT":
-            raise AuthenticationFailed("the token header typ is not JWT")
+        if str(header.get("typ", "")).upper() != "JWT":  # REQUIRED by the spec, fixed value
+            raise AuthenticationFailed("the token header typ is missing or not JWT")
         iss = unverified.get("iss")
         issuer = self._issuers.get(iss) if isinstance(iss, str) else None
         if issuer is None:

@@ -117,7 +117,7 @@ def build_router(
             response = await work()
         except CdsHooksError as error:
             level = logging.WARNING if error.status in (401, 412) else logging.INFO
-            why = "; ".join(issue.diagnostics for issue in error.issues)
+            why = _one_line("; ".join(issue.diagnostics for issue in error.issues))
             log.log(level, "%s refused %d: %s %s", what, error.status, why, _fmt(note))
             return error_response(error)
         except Exception as error:
@@ -206,4 +206,10 @@ def build_router(
 
 
 def _fmt(note: dict[str, str]) -> str:
-    return " ".join(f"{key}={value}" for key, value in note.items())
+    return " ".join(f"{key}={_one_line(value)}" for key, value in note.items())
+
+
+def _one_line(text: str) -> str:
+    """Caller-supplied text made safe for one log line: control characters are escaped, so a
+    service id or field name carrying a newline cannot forge a log entry."""
+    return text.encode("unicode_escape").decode("ascii")

@@ -25,7 +25,12 @@ from cds_hooks import (
     build_router,
 )
 from iris_prompt.codeset_admin import admin_router
-from iris_prompt.codeset_runtime import CodeSetRegistry, install_sighup_handler, readiness
+from iris_prompt.codeset_runtime import (
+    SERVICE_CHECKS,
+    CodeSetRegistry,
+    install_sighup_handler,
+    readiness,
+)
 from iris_prompt.codesets import default_codesets_dir
 from iris_prompt.services import build_registry
 from iris_prompt.settings import Settings, get_settings
@@ -62,12 +67,21 @@ def create_app(
             "no trusted CDS clients: set IRIS_TRUSTED_ISSUERS (see README, 'Connecting a GP "
             "system'), or run `iris-prompt serve --local` for development"
         )
+    if not settings.local_mode and settings.public_base_url is None:
+        # The JWT `aud` must equal the URL the client called; taken from the Host header, any
+        # other CDS service the same client calls could replay its tokens to us.
+        raise ValueError(
+            "IRIS_PUBLIC_BASE_URL is not set: give the URL CDS clients call (for example "
+            "https://iris.example.nhs.uk), which caller JWTs must name as their audience"
+        )
     # httpx logs every request URL at INFO, and FHIR search URLs carry patient ids.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     if codesets is None:
-        codesets = CodeSetRegistry(settings.codesets_dir or default_codesets_dir())
+        codesets = CodeSetRegistry(
+            settings.codesets_dir or default_codesets_dir(), checks=SERVICE_CHECKS
+        )
     registry = registry if registry is not None else build_registry(codesets)
     http = httpx.AsyncClient(follow_redirects=False)
     verifier = None

@@ -7,15 +7,17 @@
     iris-prompt codesets import csv FILE --set trigger --category anxiety --source "..."
     iris-prompt codesets import valueset FILE      a ValueSet back into NAME.toml + NAME.csv
 
+`validate` and `import` apply the service's own checks (`SERVICE_CHECKS`) on top of the file
+rules, so a folder they pass is one the service loads. `diff`, `stats` and `export` do not, so
+they also work on an older version written for an older template.
+
 `add_parser` registers the subcommand on the main parser; `run` carries it out.
 """
 
 import argparse
-import csv
 import datetime
 import io
 import json
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -24,9 +26,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from iris_prompt.codes import SYSTEM_NAMES, normalise_code
+from iris_prompt.codes import SYSTEM_NAMES
 from iris_prompt.codeset_diff import diff_as_json, diff_as_text, diff_codesets, stats, stats_as_text
-from iris_prompt.codeset_model import PURPOSES, CodeSetError, Member
+from iris_prompt.codeset_import import ImportOptions, import_codelist
+from iris_prompt.codeset_model import PURPOSES, CodeSetError
+from iris_prompt.codeset_runtime import SERVICE_CHECKS
 from iris_prompt.codeset_valueset import (
     DEFAULT_BASE_URL,
     codeset_from_valueset,
@@ -36,7 +40,6 @@ from iris_prompt.codesets import (
     FolderReport,
     check_folder,
     default_codesets_dir,
-    members_csv,
     write_codeset,
 )
 
@@ -121,7 +124,7 @@ def _report(report: FolderReport) -> None:
 
 
 def _validate(directory: Path) -> int:
-    report = check_folder(directory)
+    report = check_folder(directory, checks=SERVICE_CHECKS)
     _report(report)
     errors, warnings = len(report.errors), len(report.problems) - len(report.errors)
     if report.codesets is None:
@@ -151,26 +154,43 @@ def _diff(args: argparse.Namespace) -> int:
 
 @contextmanager
 def _folder(spec: str, path_in_repo: str) -> Iterator[Path]:
-    """A folder as given, or the code sets at a git revision extracted to a temporary folder."""
+    """A folder as given, or the code sets at a git revision extracted to a temporary folder.
+
+    Git runs from the repository's top folder, so a revision works from any folder inside it,
+    and `path_in_repo` (or `REV:path`) is always from the top of the repository.
+    """
     if Path(spec).is_dir():
         yield Path(spec)
         return
     revision, _, path = spec.partition(":")
     path = path or path_in_repo
+    top = _git(Path.cwd(), "rev-parse", "--show-toplevel")
+    if top is None:
+        raise SystemExit(f"{spec!r} is not a folder, and {Path.cwd()} is not in a git repository")
+    root = Path(top.decode().strip())
+    if _git(root, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}") is None:
+        raise SystemExit(f"{spec!r} is neither a folder nor a git revision of {root}")
+    if not _git(root, "ls-tree", "-d", revision, "--", path):
+        raise SystemExit(
+            f"git revision {revision!r} has no folder {path!r}: the code sets were not there "
+            "yet, or were in another folder (name it with --path or REVISION:FOLDER)"
+        )
+    archive = _git(root, "archive", "--format=tar", revision, "--", path)
+    if archive is None:  # pragma: no cover - the revision and folder were just found
+        raise SystemExit(f"git could not read {path!r} at {revision!r}")
     with tempfile.TemporaryDirectory(prefix="codesets-") as temporary:
-        try:
-            archive = subprocess.run(
-                ["git", "archive", "--format=tar", revision, "--", path],
-                capture_output=True,
-                check=True,
-            ).stdout
-        except (OSError, subprocess.CalledProcessError) as error:
-            stderr = getattr(error, "stderr", b"") or b""
-            detail = stderr.decode(errors="replace").strip() or str(error)
-            raise SystemExit(f"{spec!r} is neither a folder nor a git revision: {detail}") from None
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(temporary, filter="data")
         yield Path(temporary) / path
+
+
+def _git(folder: Path, *args: str) -> bytes | None:
+    """What a git command prints, run in `folder`; None if git is missing or the command fails."""
+    try:
+        done = subprocess.run(["git", *args], cwd=folder, capture_output=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return done.stdout
 
 
 def _stats(args: argparse.Namespace) -> int:
@@ -203,58 +223,25 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _import_csv(args: argparse.Namespace) -> int:
-    directory = args.dir or default_codesets_dir()
-    report = _load_or_report(directory)
-    if report.codesets is None:
-        _err("fix the problems above before importing")
-        return 1
-    item = next(c for c in report.checked if c.codeset and c.codeset.purpose == args.set)
-    codeset = next(s for s in report.codesets if s.purpose == args.set)
-    system = next(uri for uri, name in SYSTEM_NAMES.items() if name == args.system)
-    try:
-        rows = list(csv.DictReader(args.file.read_text(encoding="utf-8-sig").splitlines()))
-    except (OSError, UnicodeDecodeError) as error:
-        _err(f"{args.file}: cannot be read: {error}")
-        return 1
-    columns = rows[0].keys() if rows else []
-    for column in (args.code_column, args.term_column):
-        if column not in columns:
-            _err(f"{args.file}: no column {column!r} (columns: {', '.join(columns)})")
-            return 1
-    added: list[Member] = []
-    skipped = 0
-    seen = {(m.system, m.code) for m in codeset.members}
-    for row in rows:
-        code = normalise_code(system, (row[args.code_column] or "").strip())
-        if not code:
-            continue
-        if (system, code) in seen:
-            skipped += 1
-            continue
-        seen.add((system, code))
-        term = (row[args.term_column] or "").strip()
-        added.append(Member(system, code, term, args.category, args.source, args.note))
-    members_path = Path(item.members_file)
-    with tempfile.TemporaryDirectory(prefix="codesets-") as temporary:
-        trial = Path(temporary) / "codesets"
-        shutil.copytree(directory, trial)
-        (trial / members_path.name).write_text(
-            members_csv([*codeset.members, *added]), encoding="utf-8"
-        )
-        trial_report = check_folder(trial)
-    if trial_report.codesets is None:
-        for problem in trial_report.errors:
-            _err(str(problem).replace(str(trial), str(directory)))
-        _err(f"nothing imported: the codes from {args.file} would make the set invalid")
-        return 1
-    members_path.write_text(
-        members_csv(next(s for s in trial_report.codesets if s.purpose == args.set).members),
-        encoding="utf-8",
+    options = ImportOptions(
+        purpose=args.set,
+        category=args.category,
+        source=args.source,
+        system=args.system,
+        code_column=args.code_column,
+        term_column=args.term_column,
+        note=args.note,
     )
+    result = import_codelist(args.dir or default_codesets_dir(), args.file, options)
+    for problem in result.problems:
+        _err(str(problem))
+    if result.members_file is None:
+        _err(f"nothing imported from {args.file}: fix the problems above first")
+        return 1
     _out(
-        f"added {len(added)} code(s) to {members_path} (category {args.category}); "
-        f"{skipped} already there. Now raise 'version' and set 'last_reviewed' in "
-        f"{members_path.with_suffix('.toml').name}, and open a pull request."
+        f"added {result.added} code(s) to {result.members_file} (category {args.category}); "
+        f"{result.skipped} already there. Now raise 'version' and set 'last_reviewed' in "
+        f"{result.members_file.with_suffix('.toml').name}, and open a pull request."
     )
     return 0
 

@@ -37,9 +37,26 @@ class SetDiff:
     removed: list[Member] = field(default_factory=list)
     changed: list[tuple[Member, Member]] = field(default_factory=list)
 
+    # Categories added or removed, or a lookback changed: what the service does, not wording.
+    categories_changed: bool = False
+
     @property
     def empty(self) -> bool:
         return not (self.manifest or self.added or self.removed or self.changed)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What a reviewer should not let through: new content under an unchanged version, which
+        would go live looking the same at /readyz and in the service description."""
+        if self.old_version != self.new_version or not (
+            self.added or self.removed or self.changed or self.categories_changed
+        ):
+            return []
+        return [
+            f"{self.purpose}: the codes or categories changed but the version is still "
+            f"{self.new_version}: raise 'version' in the manifest (codesets/README.md, step 3), "
+            "or the change goes live looking like the old version"
+        ]
 
 
 def diff_codesets(old: CodeSets, new: CodeSets) -> list[SetDiff]:
@@ -56,6 +73,11 @@ def _diff_set(old: CodeSet, new: CodeSet) -> SetDiff:
                 diff.manifest.append("description changed")
             else:
                 diff.manifest.append(f"{name}: {before} -> {after}")
+    diff.categories_changed = old.categories.keys() != new.categories.keys() or any(
+        old.categories[name].lookback != settings.lookback
+        for name, settings in new.categories.items()
+        if name in old.categories
+    )
     for name in old.categories.keys() - new.categories.keys():
         diff.manifest.append(f"category {name} removed")
     for name, settings in new.categories.items():
@@ -106,6 +128,7 @@ def diff_as_text(diffs: list[SetDiff]) -> str:
         if diff.empty:
             lines.append("  no differences")
             continue
+        lines.extend(f"  WARNING: {warning}" for warning in diff.warnings)
         lines.extend(f"  {change}" for change in diff.manifest)
         by_category: dict[str, list[str]] = {}
         for member in diff.added:
@@ -137,7 +160,7 @@ def _member_json(member: Member) -> dict[str, str]:
 
 
 def diff_as_json(diffs: list[SetDiff]) -> dict[str, Any]:
-    """For machines: {"sets": [...], "changed": bool}."""
+    """For machines: {"changed": bool, "warnings": [...], "sets": [...]}."""
     sets = []
     for diff in diffs:
         sets.append(
@@ -146,6 +169,7 @@ def diff_as_json(diffs: list[SetDiff]) -> dict[str, Any]:
                 "oldVersion": diff.old_version,
                 "newVersion": diff.new_version,
                 "manifest": diff.manifest,
+                "warnings": diff.warnings,
                 "added": [_member_json(m) for m in diff.added],
                 "removed": [_member_json(m) for m in diff.removed],
                 "changed": [
@@ -154,7 +178,8 @@ def diff_as_json(diffs: list[SetDiff]) -> dict[str, Any]:
                 ],
             }
         )
-    return {"changed": any(not d.empty for d in diffs), "sets": sets}
+    warnings = [warning for diff in diffs for warning in diff.warnings]
+    return {"changed": any(not d.empty for d in diffs), "warnings": warnings, "sets": sets}
 
 
 def stats(codesets: CodeSets) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Literal
 from iris_prompt.codes import CTV3, READ_V2, SNOMED_CT, normalise_code
 
 __all__ = [
+    "KNOWN_ABUSE_FOR_PATIENT",
     "PURPOSES",
     "RECORDING_CATEGORIES",
     "STATUSES",
@@ -49,10 +50,17 @@ RECORDING_CATEGORIES = (
     "referral-advocate",
     "referral-agency",
     "referral-marac",
+    "referral-child-safeguarding",
+    "information-given",
     "online-access-review",
     "mappa",
 )
 
+
+# The known-abuse categories that mean abuse is known for *this* patient (the engine then shows
+# the review-safety card instead of a first enquiry). Any other category of the known-abuse set,
+# such as "abuse-in-household", says something less: see codesets/README.md.
+KNOWN_ABUSE_FOR_PATIENT = ("victim", "history", "at-risk", "marac", "police-report")
 
 _SYSTEM_ORDER = {SNOMED_CT: 0, READ_V2: 1, CTV3: 2}
 

@@ -15,16 +15,18 @@ import datetime
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from iris_prompt.codeset_model import CodeSetError, CodeSets, Problem
-from iris_prompt.codesets import check_folder
+from iris_prompt.codesets import CodeSetCheck, check_folder
+from iris_prompt.recording_check import check_recording_set
 
 __all__ = [
+    "SERVICE_CHECKS",
     "CodeSetRegistry",
     "ReloadResult",
     "describe_versions",
@@ -33,6 +35,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# What the service needs of otherwise valid sets, applied at start-up and on every reload (and by
+# `iris-prompt codesets validate`): the recording template's codes, terms and categories.
+SERVICE_CHECKS: tuple[CodeSetCheck, ...] = (check_recording_set,)
 
 
 @dataclass(frozen=True)
@@ -54,20 +60,27 @@ class ReloadResult:
 
 
 class CodeSetRegistry:
-    """The live code sets, loaded from `directory` at start-up (a bad folder stops start-up)."""
+    """The live code sets, loaded from `directory` at start-up (a bad folder stops start-up).
+
+    `checks` are what the program needs of otherwise valid sets (the service passes
+    `SERVICE_CHECKS`); they apply at start-up and on every reload, so a reload that would break
+    the recording template is refused like any invalid set.
+    """
 
     def __init__(
         self,
         directory: Path,
         *,
         today: Callable[[], datetime.date] = datetime.date.today,
+        checks: Sequence[CodeSetCheck] = (),
     ) -> None:
         self.directory = directory
         self._today = today
+        self._checks = tuple(checks)
         self._reload_lock = threading.Lock()
         self._generation = threading.Condition()
         self._attempts = 0
-        report = check_folder(directory, today=today())
+        report = check_folder(directory, today=today(), checks=self._checks)
         if report.codesets is None:
             raise CodeSetError(report.errors)
         for problem in report.problems:
@@ -91,7 +104,7 @@ class CodeSetRegistry:
         files: the old sets stay live and the result lists the errors."""
         with self._reload_lock:
             try:
-                report = check_folder(self.directory, today=self._today())
+                report = check_folder(self.directory, today=self._today(), checks=self._checks)
             except Exception:  # a bug must not take the live sets down with it
                 log.exception("code sets: reload failed unexpectedly; keeping the live version")
                 problem = Problem(str(self.directory), "reload failed unexpectedly (see log)")

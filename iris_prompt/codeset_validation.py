@@ -6,8 +6,7 @@ Every problem names the file, line and column, in words an ICB safeguarding lead
 Rules (see codesets/README.md for the reasons):
 - manifest: every field present and of the right kind; status draft/active/retired (retired
   cannot be loaded, draft is a warning); dates real, last review not in the future, next review
-  after it (overdue is a warning); each category with a title, a lookback and the reason for it;
-  a recording set has every category in RECORDING_CATEGORIES.
+  after it (overdue is a warning); each category with a title, a lookback and the reason for it.
 - members CSV: the six columns; system SNOMED CT / Read v2 / CTV3; code well formed for its
   system (SNOMED CT: syntax, partition, Verhoeff check digit; not an EMIS-local code); term,
   category (declared in the manifest) and source present; no code twice, and so never in two
@@ -17,6 +16,11 @@ Rules (see codesets/README.md for the reasons):
   code is a trigger (the template's own entries would fire the prompt again). A code may be in
   both the recording and the known-abuse set: the template writes "victim of domestic abuse",
   which afterwards means abuse is known.
+
+What this version of the program needs from the sets (the recording template's codes, terms and
+categories) is not a rule of the files: `recording_check.check_recording_set` checks it, and the
+service and `iris-prompt codesets validate` apply it on top of these rules. So `diff` can still
+compare with an older version written for an older template.
 """
 
 import csv
@@ -31,7 +35,6 @@ from typing import Any
 from iris_prompt.codes import SNOMED_CT, SYSTEM_NAMES, check_code, snomed_namespace
 from iris_prompt.codeset_model import (
     PURPOSES,
-    RECORDING_CATEGORIES,
     STATUSES,
     CategorySettings,
     CodeSet,
@@ -109,8 +112,6 @@ def check_codeset(
     categories = manifest.get("categories", {})
     members = _check_members(members_text, members_file, categories, checked)
     checked.purpose, checked.members = manifest.get("purpose"), members
-    if manifest.get("purpose") == "recording":
-        _check_recording_categories(manifest_text, manifest_file, categories, members, checked)
     if not checked.errors:
         checked.codeset = CodeSet(members=tuple(members), **manifest)
     return checked
@@ -403,29 +404,3 @@ def _check_row(
     if len(problems) > before or system is None:
         return None
     return Member(system, code, cells["term"], category, cells["source"], cells.get("note", ""))
-
-
-def _check_recording_categories(
-    manifest_text: str,
-    file: str,
-    categories: dict[str, CategorySettings],
-    members: list[Member],
-    checked: Checked,
-) -> None:
-    used = {m.category for m in members}
-    for name in RECORDING_CATEGORIES:
-        if name not in categories:
-            checked.problems.append(
-                Problem(
-                    file,
-                    f"the recording set needs category {name!r}: the template writes it",
-                    line=_line_of(manifest_text, "", "categories") or None,
-                )
-            )
-        elif name not in used:
-            checked.problems.append(
-                Problem(
-                    checked.members_file,
-                    f"the recording set has no code in category {name!r}: the template needs one",
-                )
-            )

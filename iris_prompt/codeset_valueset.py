@@ -15,6 +15,7 @@ from typing import Any
 from fhir.resources.R4B.valueset import ValueSet
 from pydantic import ValidationError
 
+from iris_prompt.canonical import CANONICAL_BASE
 from iris_prompt.codes import CTV3, READ_V2, SNOMED_CT
 from iris_prompt.codeset_model import CodeSet, CodeSetError, Member, Problem
 from iris_prompt.codeset_validation import check_codeset
@@ -22,10 +23,10 @@ from iris_prompt.codesets import manifest_toml, members_csv
 
 __all__ = ["DEFAULT_BASE_URL", "EXTENSION_BASE", "codeset_from_valueset", "codeset_to_valueset"]
 
-# The reserved ".invalid" domain (RFC 2606) until a deployment names its own FHIR base with
-# --base-url, so an unconfigured export can never pass for a published one.
-DEFAULT_BASE_URL = "https://iris-prompt.invalid/fhir"
-EXTENSION_BASE = "https://iris-prompt.invalid/fhir/StructureDefinition/"
+# The project's canonical base (a reserved ".invalid" domain until one is registered); an export
+# may name another FHIR base with --base-url. Extensions are the project's own definitions.
+DEFAULT_BASE_URL = CANONICAL_BASE
+EXTENSION_BASE = f"{CANONICAL_BASE}/StructureDefinition/"
 _PURPOSE = EXTENSION_BASE + "codeset-purpose"
 _LAST_REVIEWED = EXTENSION_BASE + "codeset-last-reviewed"
 _NEXT_REVIEW = EXTENSION_BASE + "codeset-next-review-due"

@@ -16,7 +16,7 @@ import csv
 import datetime
 import io
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ __all__ = [
     "SNOMED_CT",
     "CategorySettings",
     "CodeSet",
+    "CodeSetCheck",
     "CodeSetError",
     "CodeSets",
     "FolderReport",
@@ -76,6 +77,12 @@ def default_codesets_dir() -> Path:
     return checkout
 
 
+# A rule the running program needs of sets that are otherwise valid (such as "the recording set
+# holds every code the template writes"). It gets the sets and the checked files, to name file and
+# line, and returns its problems; any error makes the folder unusable.
+CodeSetCheck = Callable[[CodeSets, Sequence[Checked]], list[Problem]]
+
+
 @dataclass
 class FolderReport:
     """Everything found in a folder: the sets (None unless all is well) and every problem."""
@@ -89,8 +96,14 @@ class FolderReport:
         return [p for p in self.problems if p.severity == "error"]
 
 
-def check_folder(directory: Path, *, today: datetime.date | None = None) -> FolderReport:
-    """Check every set in `directory` and the rules between them."""
+def check_folder(
+    directory: Path,
+    *,
+    today: datetime.date | None = None,
+    checks: Sequence[CodeSetCheck] = (),
+) -> FolderReport:
+    """Check every set in `directory`, the rules between them, and then (only when those pass)
+    each of `checks`."""
     today = today or datetime.date.today()
     if not directory.is_dir():
         problem = Problem(str(directory), "folder not found")
@@ -123,19 +136,29 @@ def check_folder(directory: Path, *, today: datetime.date | None = None) -> Fold
             problems.append(Problem(str(members_path), message))
     problems.extend(check_across_sets(checked, folder=str(directory)))
     report = FolderReport(None, problems, checked)
+    if report.errors:
+        return report
+    by_purpose = {item.codeset.purpose: item.codeset for item in checked if item.codeset}
+    codesets = CodeSets(
+        trigger=by_purpose["trigger"],
+        recording=by_purpose["recording"],
+        known_abuse=by_purpose["known-abuse"],
+    )
+    for check in checks:
+        problems.extend(check(codesets, checked))
     if not report.errors:
-        by_purpose = {item.codeset.purpose: item.codeset for item in checked if item.codeset}
-        report.codesets = CodeSets(
-            trigger=by_purpose["trigger"],
-            recording=by_purpose["recording"],
-            known_abuse=by_purpose["known-abuse"],
-        )
+        report.codesets = codesets
     return report
 
 
-def load_codesets(directory: Path, *, today: datetime.date | None = None) -> CodeSets:
+def load_codesets(
+    directory: Path,
+    *,
+    today: datetime.date | None = None,
+    checks: Sequence[CodeSetCheck] = (),
+) -> CodeSets:
     """Load and check the three sets; raise one `CodeSetError` listing every error."""
-    report = check_folder(directory, today=today)
+    report = check_folder(directory, today=today, checks=checks)
     if report.codesets is None:
         raise CodeSetError(report.errors)
     return report.codesets

@@ -3,14 +3,18 @@
 `MAPPING` is plain data: a (linkId, answer) pair to the SNOMED CT entries it records, each with
 its category in the recording code set. The card's one-click suggestions (`outcome_resources`) and
 the SDC extract operation (`extract`) both build resources through `resources_for`, so they cannot
-disagree. Answers with no sourced national code (coercive control, stalking, threats to kill and
-others, listed in `UNCODED`) are kept in the QuestionnaireResponse only: a made-up code would be a
-patient-safety defect.
+disagree. Answers for which no published list gave a code (coercive control, stalking, threats to
+kill and others, listed in `UNCODED`) are kept in the QuestionnaireResponse only: a made-up code
+would be a patient-safety defect.
 
 Every resource produced carries the security labels in `SECURITY_LABELS` (restricted; domestic
 violence sensitivity). Labels can be ignored by a receiving system, so the page also tells the user
 in words to hide the consultation from online access, and a disclosure adds the coded
 enhanced-review concept.
+
+The recording code set is what ICB leads maintain, and the entries here must agree with it:
+`recording_check.check_recording_set` finds where they do not, at start-up, on every reload and
+in `iris-prompt codesets validate`.
 
 Nothing here does I/O, and nothing is stored: the GP system is the record.
 
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from iris_prompt.codes import SNOMED_CT
 from iris_prompt.response_checks import Answers, Problem, check_response
 from iris_prompt.template import (
     DASH_ITEMS,
@@ -50,8 +55,6 @@ __all__ = [
     "outcome_resources",
     "resources_for",
 ]
-
-SNOMED_CT = "http://snomed.info/sct"
 
 SECURITY_LABELS: tuple[dict[str, str], ...] = (
     {
@@ -91,7 +94,7 @@ class Entry:
     kind: Literal["Observation", "ServiceRequest"]
 
 
-# Terms exactly as in reference/codes/domestic-abuse-and-mappa-codes.csv (checked by a test).
+# Each code, term and category must be as in the recording code set (recording_check.py).
 ENQUIRY_MADE = Entry(
     "700410005", "Routine enquiry about domestic abuse", "enquiry-made", "Observation"
 )
@@ -135,6 +138,15 @@ REFERRAL_MARAC = Entry(
     "referral-marac",
     "ServiceRequest",
 )
+REFERRAL_CHILD_SAFEGUARDING = Entry(
+    "380491000000101",
+    "Referral to child protection service",
+    "referral-child-safeguarding",
+    "ServiceRequest",
+)
+INFORMATION_GIVEN = Entry(
+    "413457006", "Advice about domestic violence", "information-given", "Observation"
+)
 ONLINE_ACCESS_REVIEW = Entry(
     "1364731000000104",
     "Enhanced review indicated before granting access to your own health record",
@@ -156,10 +168,13 @@ MAPPING: Mapping[tuple[str, str], tuple[Entry, ...]] = {
     ("actions.taken", "referral-advocate"): (REFERRAL_ADVOCATE,),
     ("actions.taken", "referral-agency"): (REFERRAL_AGENCY,),
     ("actions.taken", "referral-marac"): (REFERRAL_MARAC,),
+    ("actions.taken", "child-safeguarding"): (REFERRAL_CHILD_SAFEGUARDING,),
+    ("actions.taken", "information-given"): (INFORMATION_GIVEN,),
 }
 
-# Answers of the coded questions that no sourced national code represents: recorded in the
-# QuestionnaireResponse only. A test keeps this list and MAPPING covering every option.
+# Answers of the coded questions that no code in the recording set represents (none was found in
+# a published list): recorded in the QuestionnaireResponse only. A test keeps this list and
+# MAPPING covering every option.
 UNCODED: frozenset[tuple[str, str]] = frozenset(
     {
         ("disclosure.types", "coercive-control"),
@@ -168,9 +183,7 @@ UNCODED: frozenset[tuple[str, str]] = frozenset(
         ("disclosure.types", "stalking"),
         ("disclosure.types", "medication"),
         ("disclosure.types", "technology"),
-        ("actions.taken", "information-given"),
         ("actions.taken", "police"),
-        ("actions.taken", "child-safeguarding"),
         ("actions.taken", "safety-plan"),
         ("actions.taken", "follow-up"),
     }

@@ -114,7 +114,8 @@ def _walk(q_items: list[dict[str, Any]], given: object, path: str, check: _Check
         link_id = item.get("linkId") if isinstance(item, dict) else None
         expected = by_link_id.get(link_id) if isinstance(link_id, str) else None
         if not isinstance(item, dict) or expected is None:
-            check.add(here, f"linkId {link_id!r} is not an item of the template here", "structure")
+            # The value itself is not echoed: an error names places, never what was sent.
+            check.add(here, "this linkId is not an item of the template here", "structure")
             continue
         link_id = expected["linkId"]
         if link_id in check.locations:

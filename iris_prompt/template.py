@@ -12,12 +12,14 @@ clinical codes. Clinical codes (SNOMED CT) are attached to answers in one place 
 
     >>> q = questionnaire()
     >>> q["url"], q["status"]
-    ('https://iris-prompt.org/fhir/Questionnaire/domestic-abuse-enquiry', 'draft')
+    ('https://iris-prompt.invalid/fhir/Questionnaire/domestic-abuse-enquiry', 'draft')
 """
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
+
+from iris_prompt.canonical import CANONICAL_BASE
 
 __all__ = [
     "ANSWER_SYSTEM",
@@ -33,9 +35,7 @@ __all__ = [
     "questionnaire",
 ]
 
-# A canonical URL is an identifier that must never change once entries carry it. The project's own
-# domain is assumed here; change it (once, before go-live) if the project publishes elsewhere.
-CANONICAL_BASE = "https://iris-prompt.org/fhir"
+# Canonical URLs never change once entries carry them: see iris_prompt/canonical.py.
 QUESTIONNAIRE_ID = "domestic-abuse-enquiry"
 QUESTIONNAIRE_URL = f"{CANONICAL_BASE}/Questionnaire/{QUESTIONNAIRE_ID}"
 # Draft until DASH topics 10-24 are checked against the current SafeLives checklist
@@ -67,7 +67,8 @@ WHEN: Options = (
     ("past", "In the past only"),
 )
 
-# Domestic Abuse Act 2021 dimensions, plus the forms the seed case review names (domain.md).
+# Domestic Abuse Act 2021 (section 1) dimensions, plus the forms of abuse the Child T safeguarding
+# practice review (Dudley, 2019) found together in one household.
 ABUSE_TYPES: Options = (
     ("physical", "Physical"),
     ("sexual", "Sexual"),
@@ -103,8 +104,9 @@ ACTIONS: Options = (
 )
 
 # The 24 DASH topics, in our own words (the SafeLives wording is theirs). Topics 1-9 come from a
-# published adaptation of the checklist; 10-24 are recalled, not read, and must be checked against
-# the current SafeLives checklist before go-live (RESEARCH-NOTES section 4; docs/template.md).
+# published adaptation of the CAADA-DASH checklist (2009); 10-24 are recalled, not read, and must
+# be checked against the current SafeLives Dash risk checklist before go-live (docs/template.md,
+# "The DASH caveat", which also cites SafeLives' MARAC referral criteria).
 DASH_TOPICS: tuple[str, ...] = (
     "Was the patient injured in the most recent incident?",
     "Is the patient very frightened?",

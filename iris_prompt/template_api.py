@@ -12,11 +12,18 @@
   `POST /template`: the coded summary, the instruction to hide the consultation from online access,
   and the Bundle as JSON.
 
+Every error on the `/fhir` routes is a FHIR OperationOutcome (built by the protocol layer's
+`cds_hooks.errors.operation_outcome`): 400 listing every problem, 404, 413 for a body over
+`MAX_BODY_BYTES`, and 500 for a bug, which is logged by exception type and stack frames only
+(never the message or the body, which could hold patient data) and answered with no stack trace.
+
 Nothing is stored and nothing clinical is logged: every response is computed from the request and
 sent with `Cache-Control: no-store`. The page never sees a patient identifier; its form posts, so
 answers never appear in a URL.
 """
 
+import logging
+import traceback
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -27,6 +34,8 @@ import jinja2
 import orjson
 from fastapi import APIRouter, Request, Response
 
+from cds_hooks.errors import CdsHooksError, Issue, error_response, operation_outcome
+from cds_hooks.router import read_json
 from iris_prompt.recording import UNCODED, ExtractError, Problem, extract
 from iris_prompt.template import (
     DASH_COUNT_ITEM,
@@ -44,6 +53,8 @@ from iris_prompt.template import (
 )
 
 __all__ = ["template_router", "response_from_form"]
+
+log = logging.getLogger(__name__)
 
 FHIR_JSON = "application/fhir+json"
 MAX_BODY_BYTES = 256 * 1024  # a completed template is a few kilobytes
@@ -87,20 +98,21 @@ def template_router(*, public_base_url: str | None = None) -> APIRouter:
         matches = [questionnaire()] if found else []
         query = f"?{params}" if params else ""
         base = base_of(request)
-        bundle = {
+        bundle: dict[str, Any] = {
             "resourceType": "Bundle",
             "type": "searchset",
             "total": len(matches),
             "link": [{"relation": "self", "url": f"{base}/fhir/Questionnaire{query}"}],
-            "entry": [
+        }
+        if matches:  # FHIR JSON has no empty arrays: no match, no `entry`
+            bundle["entry"] = [
                 {
                     "fullUrl": f"{base}/fhir/Questionnaire/{q['id']}",
                     "resource": q,
                     "search": {"mode": "match"},
                 }
                 for q in matches
-            ],
-        }
+            ]
         return _fhir(bundle)
 
     @router.get("/fhir/Questionnaire/{resource_id}")
@@ -110,18 +122,23 @@ def template_router(*, public_base_url: str | None = None) -> APIRouter:
             return _fhir(_operation_outcome([problem]), status_code=404)
         return _fhir(questionnaire())
 
-    @router.post("/fhir/QuestionnaireResponse/$extract", max_body_size=MAX_BODY_BYTES)
+    @router.post("/fhir/QuestionnaireResponse/$extract")
     async def extract_operation(request: Request) -> Response:
         try:
-            body = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            return _fhir(
-                _operation_outcome([Problem("", "the body is not JSON", "structure")]), 400
-            )
-        try:
+            # JSON object within the size limit, else 400 or 413 as an OperationOutcome.
+            body = await read_json(request, MAX_BODY_BYTES)
             return _fhir(extract(_response_in(body)))
+        except CdsHooksError as error:
+            refused = error_response(error)
+            refused.headers.update(NO_STORE)
+            return refused
         except ExtractError as error:
             return _fhir(_operation_outcome(error.problems), status_code=400)
+        except Exception as error:
+            frames = "".join(traceback.format_tb(error.__traceback__))
+            log.error("$extract failed: unhandled %s\n%s", type(error).__name__, frames)
+            issue = Issue("internal error; the incident is logged", code="exception")
+            return _fhir(operation_outcome([issue]), status_code=500)
 
     @router.get(PAGE_PATH)
     def show_form() -> Response:
@@ -161,29 +178,22 @@ def _html(pages: jinja2.Environment, name: str, status_code: int = 200, **contex
     return Response(text, status_code, PAGE_HEADERS, media_type="text/html")
 
 
-def _response_in(body: Any) -> Any:
+def _response_in(body: Mapping[str, Any]) -> Any:
     """The QuestionnaireResponse from a body that is one, or Parameters carrying one (SDC)."""
-    if isinstance(body, dict) and body.get("resourceType") == "Parameters":
-        for part in body.get("parameter") or ():
-            if isinstance(part, dict) and part.get("name") == "questionnaire-response":
-                return part.get("resource")
-        raise ExtractError([Problem("Parameters", "no 'questionnaire-response' part", "required")])
-    return body
+    if body.get("resourceType") != "Parameters":
+        return body
+    parts = body.get("parameter", [])
+    if not isinstance(parts, list):
+        raise ExtractError([Problem("Parameters.parameter", "must be a list", "structure")])
+    for part in parts:
+        if isinstance(part, dict) and part.get("name") == "questionnaire-response":
+            return part.get("resource")
+    raise ExtractError([Problem("Parameters", "no 'questionnaire-response' part", "required")])
 
 
 def _operation_outcome(problems: Sequence[Problem]) -> dict[str, Any]:
-    return {
-        "resourceType": "OperationOutcome",
-        "issue": [
-            {
-                "severity": "error",
-                "code": p.code,
-                "diagnostics": p.message,
-                **({"expression": [p.expression]} if p.expression else {}),
-            }
-            for p in problems
-        ],
-    }
+    issues = [Issue(p.message, code=p.code, expression=p.expression or None) for p in problems]
+    return operation_outcome(issues)
 
 
 def response_from_form(form: Mapping[str, Sequence[str]], *, authored: datetime) -> dict[str, Any]:
@@ -330,7 +340,14 @@ def _summary(bundle: Mapping[str, Any]) -> dict[str, Any]:
         if item["linkId"] in ("disclosure.children", "disclosure.children-affected")
         for answer in item.get("answer", ())
     }
+    unsafe_to_go_home = any(
+        answer.get("valueBoolean") is False
+        for item in iter_items(response.get("item", ()))
+        if item["linkId"] == "hark.safe-now"
+        for answer in item.get("answer", ())
+    )
     return {
+        "unsafe_to_go_home": unsafe_to_go_home,
         # Think Family: children in the household and no child safeguarding referral recorded.
         "consider_children": "yes" in children
         and ("actions.taken", "child-safeguarding") not in chosen,

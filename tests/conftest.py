@@ -26,7 +26,7 @@ from iris_prompt.codesets import default_codesets_dir
 from iris_prompt.services import patient_view_service
 from iris_prompt.settings import Settings
 from tests.support.fhir_server import FhirTestServer
-from tests.support.server import serve
+from tests.support.server import serve, serve_built
 from tests.support.services import protocol_test_services
 from tests.support.tokens import SigningKey, claims, generate_key, jwks
 
@@ -109,14 +109,17 @@ def make_registry() -> ServiceRegistry:
 
 @pytest.fixture
 def live_service(es384_key: SigningKey, rs384_key: SigningKey) -> Iterator[LiveService]:
-    app = create_app(
-        make_settings(
-            es384_key, rs384_key, fhir_total_timeout_seconds=2.0, fhir_read_timeout_seconds=1.0
-        ),
-        registry=make_registry(),
-        codesets=bundled_codesets(),
-    )
-    with serve(app) as base_url:
+    def build(base_url: str) -> FastAPI:
+        settings = make_settings(
+            es384_key,
+            rs384_key,
+            public_base_url=base_url,
+            fhir_total_timeout_seconds=2.0,
+            fhir_read_timeout_seconds=1.0,
+        )
+        return create_app(settings, registry=make_registry(), codesets=bundled_codesets())
+
+    with serve_built(build) as (base_url, app):
         yield LiveService(base_url, app, es384_key)
 
 

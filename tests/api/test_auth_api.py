@@ -79,3 +79,16 @@ def test_public_base_url_sets_the_expected_aud(es384_key: SigningKey) -> None:
         response = call(public + PATH)
         assert response.status_code == 200
         assert "base=https://iris.example.nhs.uk/prompt" in response.json()["cards"][0]["detail"]
+
+
+def test_a_spoofed_host_header_does_not_change_the_expected_aud(live_service: LiveService) -> None:
+    """A token another CDS service received (its own URL as aud) cannot be replayed to us by
+    sending that service's host name in the Host header."""
+    other = "https://other-cds.example.org"
+    token = live_service.key.sign(claims(TEST_ISSUER, other + PATH))
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Host": "other-cds.example.org",
+        "X-Forwarded-Proto": "https",
+    }
+    assert_refused(httpx.post(live_service.base_url + PATH, json=BODY, headers=headers))

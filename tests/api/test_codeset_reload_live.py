@@ -4,6 +4,7 @@ A lead's published change goes live without a restart; a broken edit never does,
 keeps serving, and showing, the version it had.
 """
 
+import re
 import shutil
 import signal
 import time
@@ -43,7 +44,8 @@ def test_sighup_and_admin_reload_publish_good_edits_and_refuse_broken_ones(
     folder = tmp_path / "codesets"
     shutil.copytree(default_codesets_dir(), folder)
     manifest = folder / "trigger.toml"
-    old = manifest.read_text(encoding="utf-8")
+    old = re.sub(r'(?m)^version = ".*"$', 'version = "1.0.0"', manifest.read_text("utf-8"))
+    manifest.write_text(old, encoding="utf-8")
     env = {"IRIS_CODESETS_DIR": str(folder), "IRIS_ADMIN_TOKEN": ADMIN_TOKEN}
     with serve_process(tmp_path, "--local", env=env) as served:
         base = served.base_url

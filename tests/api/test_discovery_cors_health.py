@@ -1,11 +1,12 @@
 """Discovery, CORS for browser clients, and the health endpoints."""
 
 import httpx
+from fastapi import FastAPI
 
 from iris_prompt.app import create_app
 from iris_prompt.services import SERVICE_ID
 from tests.conftest import LiveService, make_registry, make_settings
-from tests.support.server import serve
+from tests.support.server import serve_built
 from tests.support.tokens import SigningKey
 
 
@@ -33,10 +34,12 @@ def test_health_endpoints_need_no_jwt(live_service: LiveService) -> None:
 
 def test_cors_preflight_allows_authorization_for_listed_origins(es384_key: SigningKey) -> None:
     sandbox = "https://sandbox.cds-hooks.org"
-    app = create_app(
-        make_settings(es384_key, cors_allow_origins=[sandbox]), registry=make_registry()
-    )
-    with serve(app) as base_url:
+
+    def build(base_url: str) -> FastAPI:
+        settings = make_settings(es384_key, cors_allow_origins=[sandbox], public_base_url=base_url)
+        return create_app(settings, registry=make_registry())
+
+    with serve_built(build) as (base_url, _app):
         preflight = {
             "Access-Control-Request-Method": "POST",
             "Access-Control-Request-Headers": "authorization,content-type",

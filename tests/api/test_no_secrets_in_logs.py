@@ -52,3 +52,15 @@ def test_no_token_or_patient_id_in_any_log_line(
     for secret in [*sent_tokens, ACCESS_TOKEN, PATIENT]:
         assert secret not in logged
     assert "eyJ" not in logged  # no JWT of any kind
+
+
+def test_a_caller_cannot_forge_log_lines(
+    live_service: LiveService, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A newline in the service id (logged before the JWT is even checked) stays on one line."""
+    caplog.set_level(logging.DEBUG)
+    forged = "/cds-services/abc%0A2026-01-01 INFO forged: line"
+    assert live_service.post(forged, {}, headers={}).status_code == 401
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("abc\\n2026-01-01 INFO forged" in message for message in messages)
+    assert not any("\n" in message for message in messages)

@@ -4,6 +4,7 @@ The router is mounted on a small FastAPI app of its own here; the service's app 
 router (`template_router`).
 """
 
+import logging
 import socket
 import threading
 import time
@@ -20,6 +21,7 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.questionnaire import Questionnaire
 
+from iris_prompt import template_api
 from iris_prompt.template import QUESTIONNAIRE_URL, QUESTIONNAIRE_VERSION
 from iris_prompt.template_api import response_from_form, template_router
 
@@ -72,6 +74,12 @@ def test_search_lists_the_questionnaire_in_a_searchset(client: httpx.Client) -> 
     assert entry["fullUrl"] == f"{PUBLIC_BASE}/fhir/Questionnaire/domestic-abuse-enquiry"
     assert entry["resource"]["url"] == QUESTIONNAIRE_URL
     Questionnaire.model_validate(entry["resource"])
+
+
+def test_a_search_with_no_match_has_no_empty_entry_array(client: httpx.Client) -> None:
+    bundle = client.get("/fhir/Questionnaire", params={"url": "x"}).json()
+    assert bundle["total"] == 0 and "entry" not in bundle  # FHIR JSON forbids empty arrays
+    Bundle.model_validate(bundle)
 
 
 @pytest.mark.parametrize(
@@ -155,8 +163,16 @@ def test_an_invalid_response_is_400_listing_every_problem(client: httpx.Client) 
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b"{not json", "the body is not JSON"),
+        (b"{not json", "malformed JSON"),
+        (b"[1, 2]", "the body must be a JSON object"),
         (b'{"resourceType": "Parameters", "parameter": []}', "no 'questionnaire-response' part"),
+        (b'{"resourceType": "Parameters", "parameter": 5}', "must be a list"),
+        (b'{"resourceType": "Parameters", "parameter": [5]}', "no 'questionnaire-response' part"),
+        (
+            b'{"resourceType": "Parameters", "parameter": '
+            b'[{"name": "questionnaire-response", "resource": 5}]}',
+            "expected a QuestionnaireResponse resource",
+        ),
         (b'{"resourceType": "Patient"}', "expected a QuestionnaireResponse resource"),
     ],
 )
@@ -165,12 +181,43 @@ def test_a_body_that_is_not_a_response_is_400(
 ) -> None:
     reply = client.post(EXTRACT, content=body, headers={"content-type": "application/fhir+json"})
     assert reply.status_code == 400
-    assert [i["diagnostics"] for i in reply.json()["issue"]] == [message]
+    assert reply.headers["content-type"] == "application/fhir+json"
+    (issue,) = OperationOutcome.model_validate(reply.json()).issue
+    assert message in issue.diagnostics
 
 
-def test_an_oversized_body_is_refused(client: httpx.Client) -> None:
+def test_an_oversized_body_is_refused_with_an_operation_outcome(client: httpx.Client) -> None:
     reply = client.post(EXTRACT, content=b" " * (300 * 1024))
     assert reply.status_code == 413
+    assert reply.headers["content-type"] == "application/fhir+json"
+    assert OperationOutcome.model_validate(reply.json()).issue[0].code == "too-costly"
+
+
+def test_a_bug_is_a_500_operation_outcome_without_trace_or_request_values(
+    client: httpx.Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(response: Any) -> dict[str, Any]:
+        raise KeyError(response["subject"])  # a bug whose message carries request values
+
+    monkeypatch.setattr(template_api, "extract", broken)
+    with caplog.at_level(logging.ERROR, logger="iris_prompt.template_api"):
+        reply = client.post(EXTRACT, json=a_response())
+    assert reply.status_code == 500
+    assert reply.headers["content-type"] == "application/fhir+json"
+    (issue,) = OperationOutcome.model_validate(reply.json()).issue
+    assert issue.code == "exception"
+    assert "Patient/abc" not in reply.text and "Patient/abc" not in caplog.text
+    assert "Traceback" not in reply.text and "broken" not in reply.text
+    assert "KeyError" in caplog.text and "broken" in caplog.text  # located for a developer
+
+
+def test_an_unknown_link_id_is_located_not_echoed(client: httpx.Client) -> None:
+    response = a_response()
+    response["item"].append({"linkId": "Jane Doe 9434765919"})
+    reply = client.post(EXTRACT, json=response)
+    assert reply.status_code == 400
+    assert "Jane Doe" not in reply.text
+    assert reply.json()["issue"][0]["expression"] == ["QuestionnaireResponse.item[4]"]
 
 
 class Inputs(HTMLParser):
@@ -241,6 +288,24 @@ def test_submitting_the_page_shows_the_entries_and_the_online_visibility_instruc
     assert "Online Visibility" in reply.text and "Do not show in the online record" in reply.text
     assert "MARAC referral recommended" in reply.text
     assert "978091000000105" in reply.text
+
+
+@pytest.mark.parametrize("safe_now", [None, "true", "false"])
+def test_not_safe_to_go_home_shows_what_to_do_now_first(
+    client: httpx.Client, safe_now: str | None
+) -> None:
+    form = DISCLOSURE | ({"hark.safe-now": [safe_now]} if safe_now else {})
+    reply = form_post(client, form)
+    assert reply.status_code == 200
+    page = reply.text
+    shown = 'id="immediate-safety"' in page
+    assert shown == (safe_now == "false")
+    if shown:
+        urgent = page[page.index('id="immediate-safety"') : page.index("</section>")]
+        assert "does not feel safe to go home today" in urgent
+        assert "call 999 now" in urgent and "safety plan" in urgent
+        assert "IDVA" in urgent and "for the same day" in urgent
+        assert page.index('id="immediate-safety"') < page.index('id="hide-online"')
 
 
 def test_a_page_with_problems_comes_back_with_them_and_keeps_the_answers(

@@ -36,6 +36,7 @@ def test_a_disclosure_with_14_dash_yes_recommends_marac_and_says_to_hide_it_onli
     expect(page.locator("#q-hark")).to_be_hidden()
     page.locator("#q-safety-safe-to-ask").get_by_label("Yes").check()
     page.locator("#q-hark-physical").get_by_label("Yes").check()
+    page.locator("#q-hark-safe-now").get_by_label("No").check()
     expect(page.locator("#q-dash")).to_be_hidden()
     page.get_by_label("Abuse disclosed").check()
     expect(page.locator("#q-dash")).to_be_visible()
@@ -56,6 +57,11 @@ def test_a_disclosure_with_14_dash_yes_recommends_marac_and_says_to_hide_it_onli
     submit.focus()
     page.keyboard.press("Enter")
 
+    # Not safe to go home: what to do now comes first, announced to screen readers.
+    urgent = page.get_by_role("alert")
+    expect(urgent).to_contain_text("does not feel safe to go home today")
+    expect(urgent).to_contain_text("call 999 now")
+    expect(page.locator("main section").first).to_have_id("immediate-safety")
     expect(page.locator("#marac")).to_contain_text("MARAC referral recommended")
     expect(page.locator("#marac")).to_contain_text("14 of 24 DASH answers are yes")
     hide = page.locator("#hide-online")

@@ -2,25 +2,51 @@
 
 with serve(app) as base_url:
     httpx.get(f"{base_url}/healthz")
+
+with serve_built(lambda base_url: create_app(settings_for(base_url))) as (base_url, app):
+    ...   # for apps that must know their own public URL (the JWT `aud` check does)
 """
 
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
 
 
-@contextmanager
-def serve(app: Any, *, access_log: bool = True, timeout: float = 10.0) -> Iterator[str]:
-    """Yield the base URL (http://127.0.0.1:PORT) while `app` is served; stop it afterwards."""
+def _listener() -> tuple[socket.socket, str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
+    return sock, f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@contextmanager
+def serve_built(
+    make_app: Callable[[str], Any], *, access_log: bool = True, timeout: float = 10.0
+) -> Iterator[tuple[str, Any]]:
+    """Build the app for its base URL once the port is chosen, serve it, yield (base URL, app)."""
+    sock, base_url = _listener()
+    app = make_app(base_url)
+    with _serving(app, sock, base_url, access_log=access_log, timeout=timeout):
+        yield base_url, app
+
+
+@contextmanager
+def serve(app: Any, *, access_log: bool = True, timeout: float = 10.0) -> Iterator[str]:
+    """Yield the base URL (http://127.0.0.1:PORT) while `app` is served; stop it afterwards."""
+    sock, base_url = _listener()
+    with _serving(app, sock, base_url, access_log=access_log, timeout=timeout):
+        yield base_url
+
+
+@contextmanager
+def _serving(
+    app: Any, sock: socket.socket, base_url: str, *, access_log: bool, timeout: float
+) -> Iterator[None]:
     config = uvicorn.Config(
         app,
         log_config=None,
@@ -41,7 +67,7 @@ def serve(app: Any, *, access_log: bool = True, timeout: float = 10.0) -> Iterat
             raise RuntimeError("the test server did not start")
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield
     finally:
         server.should_exit = True
         thread.join(timeout)

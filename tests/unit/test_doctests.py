@@ -12,6 +12,12 @@ MODULES = [
     "cds_hooks.feedback",
     "cds_hooks.logs",
     "cds_hooks.router",
+    "iris_prompt.canonical",
+    "iris_prompt.codes",
+    "iris_prompt.codesets",
+    "iris_prompt.recording",
+    "iris_prompt.recording_check",
+    "iris_prompt.template",
 ]
 
 

@@ -150,6 +150,13 @@ def test_missing_kid(trusting: JwtVerifier, keys: dict[str, SigningKey]) -> None
     assert refusal(trusting, token) == "the token header has no kid"
 
 
+@pytest.mark.parametrize("typ", ["", "at+jwt"])
+def test_typ_must_be_jwt(trusting: JwtVerifier, keys: dict[str, SigningKey], typ: str) -> None:
+    token = keys["ES384"].sign(claims(ISS, AUD), typ=typ)  # "" makes PyJWT leave typ out
+    assert ("typ" in jwt.get_unverified_header(token)) is bool(typ)
+    assert refusal(trusting, token) == "the token header typ is missing or not JWT"
+
+
 def test_unknown_kid(trusting: JwtVerifier) -> None:
     token = generate_key("ES384", kid="rotated-away").sign(claims(ISS, AUD))
     assert "is not a known key" in refusal(trusting, token)
@@ -252,10 +259,13 @@ class JwksHost:
     def __init__(self) -> None:
         self.keys: list[SigningKey] = []
         self.fetches = 0
+        self.failing = False
         self.app = Starlette(routes=[Route("/jwks.json", self._jwks)])
 
     async def _jwks(self, _request: Request) -> JSONResponse:
         self.fetches += 1
+        if self.failing:
+            return JSONResponse({"error": "down"}, status_code=500)
         return JSONResponse(jwks(*self.keys))
 
 
@@ -301,6 +311,38 @@ def test_jku_allow_listed_is_fetched_cached_and_refreshed_on_rotation(
         # Without a jku header, the allow-listed set is the out-of-band key source.
         await v.verify(rotated.sign(claims(ISS, AUD)), AUD)
         assert host.fetches == 2
+
+    asyncio.run(run())
+
+
+def test_a_failing_key_server_is_asked_at_most_once_per_refresh_interval(
+    jwks_host: tuple[JwksHost, str],
+) -> None:
+    """Tokens with made-up kids must not turn us into a flood against the client's key server."""
+    host, url = jwks_host
+    host.failing = True
+    now = [time.time()]
+    key = generate_key("ES384")
+
+    async def run() -> None:
+        async with httpx.AsyncClient() as http:
+            v = verifier(
+                TrustedIssuer(iss=ISS, jku=(url,)),
+                http=http,
+                policy=JwtPolicy(jwks_refresh_interval=60),
+                clock=lambda: now[0],
+            )
+            for _ in range(20):
+                with pytest.raises(AuthenticationFailed, match="not a known key"):
+                    await v.verify(key.sign(claims(ISS, AUD), jku=url), AUD)
+                now[0] += 1  # time passes, but less than the interval in all
+            assert host.fetches == 1
+            # Back up, and the interval has passed: the next unknown kid fetches again.
+            host.failing = False
+            host.keys = [key]
+            now[0] += 41
+            await v.verify(key.sign(claims(ISS, AUD), jku=url), AUD)
+            assert host.fetches == 2
 
     asyncio.run(run())
 

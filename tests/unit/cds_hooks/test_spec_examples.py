@@ -22,6 +22,7 @@ from cds_hooks.models import (
     Coding,
     FhirAuthorization,
     GenericContext,
+    OutboundModel,
     PatientViewRequest,
     Source,
     dump_json,
@@ -68,11 +69,14 @@ def example(reference_dir: Path, name: str) -> dict[str, Any]:
 
 
 def dumped(value: Any) -> Any:
-    """The parsed value back as JSON data, the way we would send it."""
+    """The parsed value back as JSON data, the way we would send it (inbound models, which we
+    never send, the way pydantic dumps them)."""
     if isinstance(value, dict):
         return {key: dumped(item) for key, item in value.items()}
     if isinstance(value, list):
         return [dumped(item) for item in value]
+    if isinstance(value, OutboundModel):
+        return json.loads(dump_json(value))  # what goes on the wire, through the real serialiser
     if hasattr(value, "model_dump"):
         return json.loads(
             json.dumps(

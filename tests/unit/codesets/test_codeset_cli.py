@@ -1,6 +1,7 @@
 """`iris-prompt codesets`: validate, diff (folders and git revisions), stats, import, export."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -13,11 +14,24 @@ from iris_prompt.codes import SNOMED_CT
 from iris_prompt.codesets import default_codesets_dir, load_codesets
 
 
+def copy_bundled(target: Path) -> Path:
+    """A copy of the bundled sets with every version 1.0.0, whatever the bundled ones are."""
+    shutil.copytree(default_codesets_dir(), target)
+    for manifest in target.glob("*.toml"):
+        text = re.sub(r'(?m)^version = ".*"$', 'version = "1.0.0"', manifest.read_text("utf-8"))
+        manifest.write_text(text, encoding="utf-8")
+    return target
+
+
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    target = tmp_path / "codesets"
-    shutil.copytree(default_codesets_dir(), target)
-    return target
+    return copy_bundled(tmp_path / "codesets")
+
+
+@pytest.fixture
+def unedited(tmp_path: Path) -> Path:
+    """A second, untouched copy to compare an edit with."""
+    return copy_bundled(tmp_path / "unedited")
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -54,9 +68,25 @@ def test_validate_a_broken_folder(folder: Path, capsys: pytest.CaptureFixture[st
     assert "trigger.csv, line" in err and "check digit" in err and "not usable" in err
 
 
-def test_diff_of_a_real_edit_as_text(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_applies_the_service_checks(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edit(
+        folder / "recording.csv",
+        "SNOMED CT,700411009,Routine enquiry about domestic abuse declined,enquiry-declined,",
+        "SNOMED CT,700411009,Routine enquiry about domestic abuse declined,enquiry-made,",
+    )
+    assert main(["codesets", "validate", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert "recording.csv, line" in err and "column 4 (category)" in err
+    assert "the recording template writes SNOMED CT 700411009" in err and "not usable" in err
+
+
+def test_diff_of_a_real_edit_as_text(
+    folder: Path, unedited: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     real_edit(folder)
-    assert main(["codesets", "diff", str(default_codesets_dir()), str(folder)]) == 0
+    assert main(["codesets", "diff", str(unedited), str(folder)]) == 0
     out = capsys.readouterr().out
     assert "trigger (1.0.0 -> 1.1.0)" in out
     assert "  version: 1.0.0 -> 1.1.0" in out
@@ -68,9 +98,9 @@ def test_diff_of_a_real_edit_as_text(folder: Path, capsys: pytest.CaptureFixture
     assert "recording (1.0.0 -> 1.0.0)\n  no differences" in out
 
 
-def test_diff_as_json(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_diff_as_json(folder: Path, unedited: Path, capsys: pytest.CaptureFixture[str]) -> None:
     real_edit(folder)
-    assert main(["codesets", "diff", "--json", str(default_codesets_dir()), str(folder)]) == 0
+    assert main(["codesets", "diff", "--json", str(unedited), str(folder)]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["changed"] is True
     trigger = result["sets"][0]
@@ -82,6 +112,33 @@ def test_diff_as_json(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert all(not s["added"] and not s["removed"] for s in result["sets"][1:])
 
 
+def test_diff_warns_of_changed_content_under_an_unchanged_version(
+    folder: Path, unedited: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edit(folder / "known-abuse.csv", "At low risk of domestic violence,at-risk", "Z,at-risk")
+    edit(folder / "recording.toml", 'lookback = "whole record"', 'lookback = "5 years"')
+    edit(folder / "trigger.toml", "Depression coded in the last", "Depression recorded in the last")
+    assert main(["codesets", "diff", str(unedited), str(folder)]) == 0
+    out = capsys.readouterr().out
+    for purpose in ("recording", "known-abuse"):
+        assert (
+            f"  WARNING: {purpose}: the codes or categories changed but the version is still 1.0.0"
+        ) in out
+    assert "WARNING: trigger" not in out  # wording only: no behaviour changed
+    assert main(["codesets", "diff", "--json", str(unedited), str(folder)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["warnings"]) == 2
+    assert [len(s["warnings"]) for s in result["sets"]] == [0, 1, 1]
+
+
+def test_diff_does_not_warn_when_the_version_was_raised(
+    folder: Path, unedited: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real_edit(folder)
+    assert main(["codesets", "diff", "--json", str(unedited), str(folder)]) == 0
+    assert json.loads(capsys.readouterr().out)["warnings"] == []
+
+
 def git(repo: Path, *args: str) -> None:
     identity = ["-c", "user.name=Test", "-c", "user.email=test@example.invalid"]
     subprocess.run(["git", *identity, *args], cwd=repo, check=True, capture_output=True)
@@ -91,7 +148,7 @@ def test_diff_between_git_revisions(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     repo = tmp_path / "repo"
-    shutil.copytree(default_codesets_dir(), repo / "codesets")
+    copy_bundled(repo / "codesets")
     git(repo, "init", "-q")
     git(repo, "add", ".")
     git(repo, "commit", "-qm", "first")
@@ -104,6 +161,32 @@ def test_diff_between_git_revisions(
     assert json.loads(capsys.readouterr().out)["changed"] is True
     with pytest.raises(SystemExit, match="neither a folder nor a git revision"):
         main(["codesets", "diff", "no-such-revision", "HEAD"])
+
+
+def test_diff_of_git_revisions_from_any_folder_of_the_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = tmp_path / "repo"
+    (repo / "docs").mkdir(parents=True)
+    (repo / "docs" / "notes.md").write_text("notes\n", encoding="utf-8")
+    git(repo, "init", "-q")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "before the code sets")
+    copy_bundled(repo / "codesets")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "first")
+    real_edit(repo / "codesets")
+    git(repo, "commit", "-qam", "second")
+    for folder in (repo / "docs", repo / "codesets"):
+        monkeypatch.chdir(folder)
+        assert main(["codesets", "diff", "HEAD~1", "HEAD"]) == 0
+        assert "trigger (1.0.0 -> 1.1.0)" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="revision 'HEAD~2' has no folder 'codesets'"):
+        main(["codesets", "diff", "HEAD~2", "HEAD"])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # whatever holds tmp_path
+    with pytest.raises(SystemExit, match="not in a git repository"):
+        main(["codesets", "diff", "HEAD~1", "HEAD"])
 
 
 def test_stats(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -143,11 +226,38 @@ def test_import_that_would_break_the_set_changes_nothing(
     command = ["codesets", "import", "csv", str(codelist), "--set", "trigger", "--category"]
     command += ["anxiety", "--source", "s", "--dir", str(folder)]
     assert main([*command, "--code-column", "id", "--term-column", "name"]) == 1
-    err = capsys.readouterr().err
-    assert "check digit" in err and "already known" in err and "nothing imported" in err
-    assert str(folder) in err and (folder / "trigger.csv").read_bytes() == before
+    err = capsys.readouterr().err.splitlines()
+    # Each problem names the lead's own list, its line and column, never a temporary copy.
+    assert err[0].startswith(f"{codelist}, line 2, column 1 (id): '35489008' fails the SNOMED CT")
+    assert err[1].startswith(f"{codelist}, line 3, column 1 (id): SNOMED CT 895141000000105 is")
+    assert f"also in {folder / 'known-abuse.csv'} (line " in err[1] and "already known" in err[1]
+    assert err[2].startswith("nothing imported") and len(err) == 3
+    assert (folder / "trigger.csv").read_bytes() == before
     assert main(command) == 1
     assert "no column 'code'" in capsys.readouterr().err
+
+
+def test_import_problems_with_values_from_the_command_name_the_option(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    codelist = tmp_path / "list.csv"
+    codelist.write_text("code,term\n\n25501002,Social phobia\n", "utf-8")
+    command = ["codesets", "import", "csv", str(codelist), "--set", "trigger"]
+    assert main([*command, "--category", "phobia", "--source", "s", "--dir", str(folder)]) == 1
+    (problem, _) = capsys.readouterr().err.splitlines()
+    assert problem.startswith(f"{codelist}, line 3, option --category: category 'phobia' is not")
+
+
+def test_importing_a_code_another_set_has_names_the_list_in_that_problem(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    codelist = tmp_path / "list.csv"
+    codelist.write_text("code,term\n35489007,Depressive disorder\n", "utf-8")
+    command = ["codesets", "import", "csv", str(codelist), "--set", "known-abuse"]
+    assert main([*command, "--category", "victim", "--source", "s", "--dir", str(folder)]) == 1
+    problem = capsys.readouterr().err.splitlines()[0]
+    assert problem.startswith(f"{folder / 'trigger.csv'}, line ")
+    assert f"also in {codelist} (line 2, category 'victim')" in problem
 
 
 def test_export_then_import_through_the_command(

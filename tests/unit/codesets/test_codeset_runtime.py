@@ -2,6 +2,7 @@
 endpoints on a real HTTP server, and what /readyz reports."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -16,18 +17,27 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from iris_prompt.app import create_app
 from iris_prompt.codes import SNOMED_CT
 from iris_prompt.codeset_admin import admin_router
 from iris_prompt.codeset_runtime import (
+    SERVICE_CHECKS,
     CodeSetRegistry,
     describe_versions,
     install_sighup_handler,
     readiness,
 )
 from iris_prompt.codesets import CodeSetError, CodeSets, default_codesets_dir
+from iris_prompt.settings import Settings
 
 NEW_CODE = "25501002"  # Social phobia: only in release B
 TOKEN = "test-admin-token-0123456789"
+
+
+def pin_version(manifest: Path, version: str) -> None:
+    """Give a copied set a known version, whatever the bundled one is."""
+    text = re.sub(r'(?m)^version = ".*"$', f'version = "{version}"', manifest.read_text("utf-8"))
+    manifest.write_text(text, encoding="utf-8")
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -40,10 +50,10 @@ def edit(path: Path, old: str, new: str) -> None:
 def releases(tmp_path: Path) -> dict[str, Path]:
     """Three release folders: A (bundled), B (all sets 1.1.0, one more trigger), C (broken)."""
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
-    for target in (a, b, c):
+    for target, version in ((a, "1.0.0"), (b, "1.1.0"), (c, "1.0.0")):
         shutil.copytree(default_codesets_dir(), target)
-    for name in ("trigger", "recording", "known-abuse"):
-        edit(b / f"{name}.toml", 'version = "1.0.0"', 'version = "1.1.0"')
+        for name in ("trigger", "recording", "known-abuse"):
+            pin_version(target / f"{name}.toml", version)
     source = "opensafely/lockdown-and-vulnerable-groups codelists/"
     source += "user-hjforbes-anxiety-symptoms-and-diagnoses.csv @a7bd5e7e"
     with (b / "trigger.csv").open("a", encoding="utf-8") as handle:
@@ -108,6 +118,35 @@ def test_a_broken_edit_leaves_the_old_set_live(live: Path, releases: dict[str, P
 def test_start_up_with_a_broken_folder_fails_fast(releases: dict[str, Path]) -> None:
     with pytest.raises(CodeSetError, match="check digit"):
         CodeSetRegistry(releases["C"])
+
+
+def break_the_template(folder: Path) -> None:
+    """A valid-looking edit the template cannot live with: a code it writes, deleted."""
+    path = folder / "recording.csv"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text("".join(line for line in lines if ",887331000000105," not in line), "utf-8")
+
+
+def test_a_reload_that_would_break_the_template_is_refused(
+    live: Path, releases: dict[str, Path]
+) -> None:
+    registry = CodeSetRegistry(live, checks=SERVICE_CHECKS)
+    before = registry.current
+    break_the_template(releases["B"])
+    point(live, releases["B"])
+    result = registry.reload()
+    assert not result.ok and registry.current is before
+    (problem,) = result.problems
+    assert "887331000000105" in str(problem) and "put its row back" in str(problem)
+    assert readiness(registry)["codesetsLastReload"] == "rejected"
+
+
+def test_the_service_will_not_start_on_sets_that_break_the_template(tmp_path: Path) -> None:
+    folder = tmp_path / "codesets"
+    shutil.copytree(default_codesets_dir(), folder)
+    break_the_template(folder)
+    with pytest.raises(CodeSetError, match="887331000000105"):
+        create_app(Settings(local_mode=True, codesets_dir=folder))
 
 
 def test_reload_under_concurrent_readers_never_serves_a_half_loaded_set(

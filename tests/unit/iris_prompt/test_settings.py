@@ -9,6 +9,8 @@ from pydantic import ValidationError
 
 from iris_prompt.app import create_app
 from iris_prompt.settings import Settings, is_loopback
+from tests.conftest import make_settings
+from tests.support.tokens import SigningKey
 
 README = Path(__file__).resolve().parents[3] / "README.md"
 
@@ -65,6 +67,13 @@ def test_serving_needs_trusted_issuers_unless_local() -> None:
     with pytest.raises(ValueError, match="no trusted CDS clients"):
         create_app(Settings())
     assert create_app(Settings(local_mode=True))
+
+
+def test_serving_needs_the_public_base_url_unless_local(es384_key: SigningKey) -> None:
+    """Without it the JWT `aud` would be checked against the Host header the caller chose."""
+    with pytest.raises(ValueError, match="IRIS_PUBLIC_BASE_URL is not set"):
+        create_app(make_settings(es384_key))
+    assert create_app(make_settings(es384_key, public_base_url="https://iris.example.nhs.uk"))
 
 
 def test_readme_example_trusts_the_cds_hooks_sandbox_key(

@@ -115,7 +115,13 @@ FORMS = {
     "disclosure with DASH, referrals and uncoded answers": dict(
         dash_yes=16,
         disclosure_types=["physical", "sexual", "emotional", "economic", "stalking"],
-        actions_taken=["referral-advocate", "referral-agency", "police"],
+        actions_taken=[
+            "referral-advocate",
+            "referral-agency",
+            "police",
+            "child-safeguarding",
+            "information-given",
+        ],
     ),
     "past abuse": dict(disclosure_when=["past"]),
     "nothing disclosed": dict(fields={**ASKED_SAFELY, "outcome": ["not-disclosed"]}),
@@ -148,7 +154,7 @@ def test_extract_leaves_the_given_response_untouched(build: Build) -> None:
 
 
 def coding(code: str) -> dict[str, Any]:
-    system = "https://iris-prompt.org/fhir/CodeSystem/enquiry-answer"
+    system = "https://iris-prompt.invalid/fhir/CodeSystem/enquiry-answer"
     return {"valueCoding": {"system": system, "code": code}}
 
 

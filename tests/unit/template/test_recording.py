@@ -1,6 +1,6 @@
 """The one mapping from answers to codes, its sources, and the card's one-click suggestions."""
 
-import csv
+import shutil
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from iris_prompt.codesets import check_folder, default_codesets_dir, load_codesets
 from iris_prompt.recording import (
     MAPPING,
     OUTCOMES_ONE_CLICK,
@@ -16,6 +17,7 @@ from iris_prompt.recording import (
     outcome_resources,
     resources_for,
 )
+from iris_prompt.recording_check import check_recording_set
 from iris_prompt.template import iter_items, questionnaire
 
 Build = Callable[..., dict[str, Any]]
@@ -38,26 +40,17 @@ EXPECTED = {
     ("actions.taken", "referral-advocate"): [("431719007", "ServiceRequest")],
     ("actions.taken", "referral-agency"): [("758599003", "ServiceRequest")],
     ("actions.taken", "referral-marac"): [("978091000000105", "ServiceRequest")],
+    ("actions.taken", "child-safeguarding"): [("380491000000101", "ServiceRequest")],
+    ("actions.taken", "information-given"): [("413457006", "Observation")],
 }
 
-# The recording code set's categories (the code-set branch owns the set; the lead cross-checks).
-CATEGORIES = {
-    "enquiry-made": {"700410005"},
-    "enquiry-declined": {"700411009"},
-    "enquiry-not-made": {"887331000000105", "699231000"},
-    "victim": {"879911000000102"},
-    "history": {"429746005"},
-    "abuse-physical": {"720684005"},
-    "abuse-sexual": {"720595008"},
-    "abuse-emotional": {"720025009", "1045671000000102"},
-    "abuse-financial": {"225827005"},
-    "risk-checklist": {"886191000000106", "886201000000108"},
-    "risk-classification": {"886231000000102"},
-    "referral-advocate": {"431719007"},
-    "referral-agency": {"758599003", "784861000000102"},
-    "referral-marac": {"978091000000105"},
-    "online-access-review": {"1364731000000104"},
-}
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A copy of the bundled code sets to edit."""
+    target = tmp_path / "codesets"
+    shutil.copytree(default_codesets_dir(), target)
+    return target
 
 
 def coded(resources: list[dict]) -> list[tuple[str, str]]:
@@ -93,30 +86,97 @@ def test_every_option_of_a_coded_question_is_either_mapped_or_knowingly_uncoded(
     assert not set(MAPPING) & UNCODED
 
 
-def test_every_code_is_in_the_recording_set_category_named_beside_it() -> None:
-    entries = {entry for mapped in MAPPING.values() for entry in mapped}
-    for entry in entries:
-        assert entry.code in CATEGORIES[entry.category], entry
+def test_the_bundled_recording_set_agrees_with_the_template(folder: Path) -> None:
+    assert check_recording_set(load_codesets(folder)) == []
+    assert check_folder(folder, checks=[check_recording_set]).problems == []
 
 
-def test_every_code_and_term_is_as_in_the_sourced_reference_list(reference_dir: Path) -> None:
-    path = reference_dir / "codes" / "domestic-abuse-and-mappa-codes.csv"
-    with path.open(encoding="utf-8", newline="") as handle:
-        sourced = {
-            (row["snomed_concept_id"], row["term_as_in_source"]) for row in csv.DictReader(handle)
-        }
-    # Every entry the template can produce: the mapping, and the DASH and MARAC rule entries.
-    response = {
-        "outcome": ["disclosed"],
-        "dash.q01": ["yes"],
-        "dash.judgement": [True],
-    }
+def test_every_entry_the_template_can_write_is_checked_against_the_set(folder: Path) -> None:
+    """The mapping and the DASH and MARAC entries: removing any one of them is caught."""
+    response = {"outcome": ["disclosed"], "dash.q01": ["yes"], "dash.judgement": [True]}
     produced = resources_for(response, subject={}, when="2026")
-    codings = [r["code"]["coding"][0] for r in produced]
-    codings += [{"code": e.code, "display": e.display} for v in MAPPING.values() for e in v]
-    assert {"886191000000106", "886231000000102", "978091000000105"} <= {c["code"] for c in codings}
-    for coding in codings:
-        assert (coding["code"], coding["display"]) in sourced, coding
+    codes = {r["code"]["coding"][0]["code"] for r in produced}
+    codes |= {entry.code for entries in MAPPING.values() for entry in entries}
+    assert {"886191000000106", "886231000000102", "978091000000105"} <= codes
+    for code in sorted(codes):
+        copy = folder.parent / f"without-{code}"
+        shutil.copytree(folder, copy)
+        drop_row(copy / "recording.csv", code)
+        problems = check_folder(copy, checks=[check_recording_set]).errors
+        assert [p.message for p in problems if code in p.message], code
+
+
+def drop_row(path: Path, code: str) -> None:
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if f",{code}," not in line]
+    assert len(kept) == len(lines) - 1
+    path.write_text("".join(kept), encoding="utf-8")
+
+
+def edit(path: Path, old: str, new: str) -> int:
+    """Replace the one line holding `old`; return its line number."""
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    (number,) = [n for n, line in enumerate(lines, start=1) if old in line]
+    lines[number - 1] = lines[number - 1].replace(old, new)
+    path.write_text("".join(lines), encoding="utf-8")
+    return number
+
+
+def test_a_deleted_template_code_makes_the_folder_unusable(folder: Path) -> None:
+    drop_row(folder / "recording.csv", "887331000000105")
+    report = check_folder(folder, checks=[check_recording_set])
+    assert report.codesets is None
+    (problem,) = report.errors
+    assert str(problem) == (
+        f"{folder / 'recording.csv'}: the recording template writes SNOMED CT 887331000000105 "
+        "'Routine enquiry about domestic abuse not made' (category 'enquiry-not-made') for answer "
+        "'Not safe to ask: enquiry not made' to 'Outcome of the enquiry', but the code is not in "
+        "this set: put its row back; or, if the change is meant, a developer must change the "
+        "template first"
+    )
+
+
+def test_a_template_code_moved_to_another_category_is_refused(folder: Path) -> None:
+    line = edit(
+        folder / "recording.csv",
+        "SNOMED CT,700411009,Routine enquiry about domestic abuse declined,enquiry-declined,",
+        "SNOMED CT,700411009,Routine enquiry about domestic abuse declined,enquiry-made,",
+    )
+    (problem,) = check_folder(folder, checks=[check_recording_set]).errors
+    assert (problem.line, problem.column) == (line, "column 4 (category)")
+    assert "this row's category is 'enquiry-made': write 'enquiry-declined'" in problem.message
+
+
+def test_a_template_code_with_another_term_is_refused(folder: Path) -> None:
+    line = edit(
+        folder / "recording.csv",
+        "SNOMED CT,431719007,Referral to domestic violence advocate,",
+        "SNOMED CT,431719007,Referral to IDVA,",
+    )
+    (problem,) = check_folder(folder, checks=[check_recording_set]).errors
+    assert (problem.file, problem.line, problem.column) == (
+        str(folder / "recording.csv"),
+        line,
+        "column 3 (term)",
+    )
+    assert "term is 'Referral to IDVA': write 'Referral to domestic violence advocate'" in str(
+        problem
+    )
+
+
+def test_the_file_rules_alone_do_not_know_the_template(folder: Path) -> None:
+    """So `diff` and `stats` still read a version written for an older template."""
+    drop_row(folder / "recording.csv", "887331000000105")
+    assert check_folder(folder).errors == []
+
+
+def test_every_category_the_service_looks_up_must_hold_a_code(folder: Path) -> None:
+    drop_row(folder / "recording.csv", "495021000000105")
+    drop_row(folder / "recording.csv", "13Hl.")
+    (problem,) = check_folder(folder, checks=[check_recording_set]).errors
+    assert problem.message == (
+        "the recording set has no code in category 'mappa': the service needs one"
+    )
 
 
 @pytest.mark.parametrize("outcome", OUTCOMES_ONE_CLICK)
