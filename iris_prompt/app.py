@@ -27,7 +27,7 @@ from cds_hooks import (
 from iris_prompt.codeset_admin import admin_router
 from iris_prompt.codeset_runtime import CodeSetRegistry, install_sighup_handler, readiness
 from iris_prompt.codesets import default_codesets_dir
-from iris_prompt.services import build_registry
+from iris_prompt.services import Engine, build_registry
 from iris_prompt.settings import Settings, get_settings
 from iris_prompt.template_api import template_router
 
@@ -68,7 +68,8 @@ def create_app(
 
     if codesets is None:
         codesets = CodeSetRegistry(settings.codesets_dir or default_codesets_dir())
-    registry = registry if registry is not None else build_registry(codesets)
+    if registry is None:
+        registry = build_registry(codesets, Engine.from_settings(codesets, settings))
     http = httpx.AsyncClient(follow_redirects=False)
     verifier = None
     if not settings.local_mode:

@@ -47,6 +47,7 @@ __all__ = [
     "Decision",
     "RuleSettings",
     "decide",
+    "refusal",
 ]
 
 CLINICIAN_USER_TYPES = frozenset({"Practitioner", "PractitionerRole"})
@@ -118,6 +119,27 @@ def _is_deceased(patient: dict[str, object]) -> bool:
     return patient.get("deceasedBoolean") is True or "deceasedDateTime" in patient
 
 
+def refusal(
+    record: PatientRecord, *, today: datetime.date, settings: RuleSettings, user_type: str
+) -> str | None:
+    """Rules 1-2: why this call gets no cards at all, or None when the patient is eligible.
+
+    The service asks this before it looks the household up, so a patient-facing call never
+    causes a household lookup.
+    """
+    if user_type not in settings.clinician_user_types:
+        return "patient-facing caller"
+    patient = record.patient or {}
+    if _is_deceased(patient):
+        return "deceased"
+    age = age_on(patient.get("birthDate"), today)
+    if age is None:
+        return "age unknown"
+    if age < settings.minimum_age:
+        return f"under {settings.minimum_age}"
+    return None
+
+
 def decide(
     record: PatientRecord,
     codesets: CodeSets | None,
@@ -134,16 +156,11 @@ def decide(
     `codesets` may be None only when the refusal rules (1-2) apply.
     """
     today = now.date()
-    if user_type not in settings.clinician_user_types:
-        return Decision(no_cards_reason="patient-facing caller", today=today)
-    patient = record.patient or {}
-    if _is_deceased(patient):
-        return Decision(no_cards_reason="deceased", today=today)
-    age = age_on(patient.get("birthDate"), today)
-    if age is None:
-        return Decision(no_cards_reason="age unknown", today=today)
-    if age < settings.minimum_age:
-        return Decision(no_cards_reason=f"under {settings.minimum_age}", age=age, today=today)
+    age = age_on((record.patient or {}).get("birthDate"), today)
+    refused = refusal(record, today=today, settings=settings, user_type=user_type)
+    if refused is not None:
+        shown_age = age if user_type in settings.clinician_user_types else None
+        return Decision(no_cards_reason=refused, age=shown_age, today=today)
     if codesets is None:
         raise ValueError("codesets are needed to decide for a patient")
 

@@ -191,9 +191,8 @@ def mappa_flag(
 
 
 def bundle(*resources: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": len(resources),
-        "entry": [{"resource": r} for r in resources],
-    }
+    """A searchset Bundle of `resources` (no `entry` when there are none, as FHIR requires)."""
+    out: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": len(resources)}
+    if resources:
+        out["entry"] = [{"resource": r} for r in resources]
+    return out
