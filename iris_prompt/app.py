@@ -6,6 +6,7 @@ cache and feedback store, so tests can run several apps side by side.
     uvicorn --factory iris_prompt.app:create_app    # settings from IRIS_* variables
 """
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -88,6 +89,10 @@ def create_app(
         services = ", ".join(f"{s.id} ({s.hook})" for s in registry)
         log.info("serving CDS services: %s", services or "none")
         uninstall_sighup = install_sighup_handler(codesets)
+        # What start-up made (code sets, models, the app) lives as long as the process: freeze
+        # it out of the garbage collector's full passes, which otherwise stall large calls.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

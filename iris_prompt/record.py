@@ -36,7 +36,7 @@ counts as its first day.
 """
 
 import datetime
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,7 @@ __all__ = [
     "PatientRecord",
     "build_index",
     "fhir_date",
+    "index_for",
     "read_record",
     "resources_in",
 ]
@@ -92,15 +93,25 @@ def resources_in(value: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:
     >>> [r["resourceType"] for r in resources_in(bundle)]
     ['Flag']
     """
-    if not isinstance(value, Mapping):
+    # Plain dict checks, not Mapping: records come from orjson, and an abstract-class check
+    # per entry cost more than the whole code scan.
+    if not isinstance(value, dict):
         return
     kind = value.get("resourceType")
-    if kind == "Bundle":
-        for entry in value.get("entry") or ():
-            if isinstance(entry, Mapping):
-                yield from resources_in(entry.get("resource"))
-    elif isinstance(kind, str) and kind != "OperationOutcome":
-        yield value  # type: ignore[misc]  # a Mapping from JSON is a dict
+    if kind != "Bundle":
+        if isinstance(kind, str) and kind != "OperationOutcome":
+            yield value
+        return
+    entries = value.get("entry")
+    for entry in entries if isinstance(entries, list) else ():
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict):
+            continue
+        inner = resource.get("resourceType")
+        if inner == "Bundle":
+            yield from resources_in(resource)
+        elif isinstance(inner, str) and inner != "OperationOutcome":
+            yield resource
 
 
 # (system, code) -> every (set purpose, category, term) that code has.
@@ -115,6 +126,25 @@ def build_index(codesets: CodeSets) -> Index:
             key = (member.system, member.code)
             index.setdefault(key, []).append((codeset.purpose, member.category, member.term))
     return {key: tuple(hits) for key, hits in index.items()}
+
+
+_INDEXES: dict[int, tuple[CodeSets, Index]] = {}
+
+
+def index_for(codesets: CodeSets) -> Index:
+    """`build_index`, remembered per code-set snapshot (building costs about 0.1 ms a call).
+
+    The snapshot is kept with its index, so its id cannot be reused while the entry lives; a
+    reload makes a new snapshot and so a new index.
+    """
+    cached = _INDEXES.get(id(codesets))
+    if cached is not None and cached[0] is codesets:
+        return cached[1]
+    index = build_index(codesets)
+    if len(_INDEXES) >= 4:
+        _INDEXES.clear()
+    _INDEXES[id(codesets)] = (codesets, index)
+    return index
 
 
 def fhir_date(value: object) -> datetime.date | None:
@@ -177,90 +207,89 @@ def _encounter_date(resource: Mapping[str, Any]) -> datetime.date | None:
     return fhir_date(start) or fhir_date(end)
 
 
-_NO_MATCH: tuple[str, str, tuple[tuple[str, str, str], ...]] = ("", "", ())
+Hit = tuple[str, str, tuple[tuple[str, str, str], ...]]
 
 
-def _match(index: Index, coding: object) -> tuple[str, str, tuple[tuple[str, str, str], ...]]:
-    """(system, stored code, hits) for one coding; hits is empty when no set holds it."""
-    if not isinstance(coding, Mapping):
-        return _NO_MATCH
-    system, code = coding.get("system"), coding.get("code")
-    if not isinstance(system, str) or not isinstance(code, str):
-        return _NO_MATCH
-    hits = index.get((system, code))
-    if hits is None and system == READ_V2 and len(code) == 7:
-        code = code[:5]  # the term code picks a wording, not a concept
+def _hits(index: Index, concept: object, out: list[Hit]) -> None:
+    """Append (system, stored code, hits) for each coding of `concept` that a set holds.
+
+    The hot loop of the service: one dict lookup per coding, a second only for a Read v2 code
+    carrying its term code. Plain dict and str checks, since records come from orjson.
+    """
+    if not isinstance(concept, dict):
+        return
+    codings = concept.get("coding")
+    if not isinstance(codings, list):
+        return
+    for coding in codings:
+        if not isinstance(coding, dict):
+            continue
+        system, code = coding.get("system"), coding.get("code")
+        if not isinstance(system, str) or not isinstance(code, str):
+            continue
         hits = index.get((system, code))
-    return system, code, hits or ()
+        if hits is None:
+            if system != READ_V2 or len(code) != 7:
+                continue
+            code = code[:5]  # the term code picks a wording, not a concept
+            hits = index.get((system, code))
+            if hits is None:
+                continue
+        out.append((system, code, hits))
 
 
 def _entries(
-    index: Index,
-    concepts: Iterable[object],
-    resource: Mapping[str, Any],
-    date_of: Callable[[Mapping[str, Any]], datetime.date | None],
+    found: list[Hit],
+    resource_type: str,
+    when: datetime.date | None,
     clinical_status: str | None = None,
 ) -> Iterator[CodedEntry]:
-    """Entries for every coding of `concepts` found in the index. The resource's dates are
-    parsed (`date_of`) only when one of its codes matches, which most never do."""
-    resource_type = resource["resourceType"]
-    date: datetime.date | None = None
-    dated = False
-    for concept in concepts:
-        if not isinstance(concept, Mapping):
-            continue
-        for coding in concept.get("coding") or ():
-            system, code, hits = _match(index, coding)
-            for purpose, category, term in hits:
-                if not dated:
-                    date, dated = date_of(resource), True
-                yield CodedEntry(
-                    system,
-                    code,
-                    term,
-                    purpose,
-                    category,
-                    date,
-                    resource_type,
-                    clinical_status,
-                )
+    for system, code, hits in found:
+        for purpose, category, term in hits:
+            yield CodedEntry(
+                system, code, term, purpose, category, when, resource_type, clinical_status
+            )
 
 
 def read_record(resources: Iterable[Mapping[str, Any]], codesets: CodeSets) -> PatientRecord:
     """The patient and the coded entries in `resources` that any code set holds.
 
     `resources` are every resource of one patient (see the module docstring for what is read
-    and which statuses are skipped). The first Patient resource is the patient.
+    and which statuses are skipped). The first Patient resource is the patient. A resource's
+    dates are parsed only when one of its codes is found, which most never are.
     """
-    index = build_index(codesets)
+    index = index_for(codesets)
     patient: dict[str, Any] | None = None
     found: list[CodedEntry] = []
+    hits: list[Hit] = []
     for resource in resources:
         kind = resource.get("resourceType")
-        if kind == "Condition":
+        if kind == "Observation":
+            if resource.get("status") in SKIPPED_STATUS:
+                continue
+            _hits(index, resource.get("code"), hits)
+            if hits:
+                found.extend(_entries(hits, kind, _observation_date(resource)))
+                hits.clear()
+        elif kind == "Condition":
             verification = _codes_of(resource.get("verificationStatus"))
             if SKIPPED_VERIFICATION.intersection(verification):
                 continue
-            clinical = _codes_of(resource.get("clinicalStatus"))
-            found.extend(
-                _entries(
-                    index,
-                    (resource.get("code"),),
-                    resource,
-                    _condition_date,
-                    clinical[0] if clinical else None,
-                )
-            )
-        elif kind == "Observation":
-            if resource.get("status") in SKIPPED_STATUS:
-                continue
-            found.extend(_entries(index, (resource.get("code"),), resource, _observation_date))
+            _hits(index, resource.get("code"), hits)
+            if hits:
+                clinical = _codes_of(resource.get("clinicalStatus"))
+                status = clinical[0] if clinical else None
+                found.extend(_entries(hits, kind, _condition_date(resource), status))
+                hits.clear()
         elif kind == "Encounter":
             if resource.get("status") in SKIPPED_STATUS:
                 continue
-            found.extend(
-                _entries(index, resource.get("reasonCode") or (), resource, _encounter_date)
-            )
+            reasons = resource.get("reasonCode")
+            for reason in reasons if isinstance(reasons, list) else ():
+                _hits(index, reason, hits)
+            if hits:
+                found.extend(_entries(hits, kind, _encounter_date(resource)))
+                hits.clear()
         elif kind == "Patient" and patient is None:
             patient = dict(resource)
     return PatientRecord(patient, tuple(found))
