@@ -309,3 +309,26 @@ def test_cached_flags_are_served_only_to_the_same_server_and_token(es384_key: Si
 @pytest.mark.parametrize("path", sorted(RECORDS.glob("*.json")), ids=lambda p: p.stem)
 def test_fixture_records_are_valid_fhir_r4b(path: Any) -> None:
     Bundle.model_validate_json(path.read_bytes())
+
+
+# --- logs ------------------------------------------------------------------------------------
+
+
+def test_engine_logs_name_no_patient_token_or_household_member(
+    service: LiveService, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with fhir_with("seed-case") as fhir:
+        call(service, "seed-case", fhir)
+        call(service, "seed-case", fhir, user="Patient/seed-mum")
+        fhir.server.fail_with = 403
+        call(service, "seed-case", fhir, token="a-different-token-0123")
+        fhir.server.fail_with = None
+        fhir.server.delay = 1.0
+        call(service, "seed-case", fhir, token="yet-another-token-4567")
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "decision: cards=enquiry,mappa" in logged
+    assert "household not checked: the FHIR server answered HTTP 403" in logged
+    assert "household not checked: over the 300 ms budget" in logged
+    for secret in (*SEED_IDENTIFIERS, "seed-mum", ACCESS_TOKEN, "a-different-token", "yet-another"):
+        assert secret not in logged, secret
