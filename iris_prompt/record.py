@@ -177,9 +177,12 @@ def _period(value: object) -> tuple[object, object]:
 
 def _codes_of(concept: object) -> tuple[str, ...]:
     """The `code`s of a CodeableConcept's codings (statuses are CodeableConcepts in R4)."""
-    if not isinstance(concept, Mapping):
+    codings = concept.get("coding") if isinstance(concept, dict) else None
+    if not isinstance(codings, list):
         return ()
-    return tuple(c.get("code") for c in concept.get("coding") or () if isinstance(c, Mapping))  # type: ignore[misc]
+    return tuple(
+        c["code"] for c in codings if isinstance(c, dict) and isinstance(c.get("code"), str)
+    )
 
 
 def _condition_date(resource: Mapping[str, Any]) -> datetime.date | None:

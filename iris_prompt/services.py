@@ -141,16 +141,27 @@ class Engine:
             )
             return Household((), checked=False)
         auth = request.fhir_authorization
-        return await self.lookup.household(
-            fhir=call.fhir,
-            fhir_server=request.fhir_server,
-            access_token=auth.access_token.get_secret_value() if auth else None,
-            patient_id=patient_id,
-            groups=resources_in(prefetch.get("household")),
-            related_persons=resources_in(prefetch.get("relatedPersons")),
-            today=today,
-            hook_instance=call.hook_instance,
-        )
+        try:
+            return await self.lookup.household(
+                fhir=call.fhir,
+                fhir_server=request.fhir_server,
+                access_token=auth.access_token.get_secret_value() if auth else None,
+                patient_id=patient_id,
+                groups=resources_in(prefetch.get("household")),
+                related_persons=resources_in(prefetch.get("relatedPersons")),
+                today=today,
+                hook_instance=call.hook_instance,
+            )
+        except Exception as error:
+            # Household data we could not make sense of must not cost the patient the enquiry
+            # prompt: the card says the household was not checked, and the fault is logged
+            # (its type only: a message could hold data from the record).
+            log.error(
+                "household not checked: unexpected %s hookInstance=%s",
+                type(error).__name__,
+                call.hook_instance,
+            )
+            return Household((), checked=False)
 
 
 DESCRIPTION = (

@@ -332,3 +332,18 @@ def test_engine_logs_name_no_patient_token_or_household_member(
     assert "household not checked: over the 300 ms budget" in logged
     for secret in (*SEED_IDENTIFIERS, "seed-mum", ACCESS_TOKEN, "a-different-token", "yet-another"):
         assert secret not in logged, secret
+
+
+def test_malformed_household_data_still_gives_the_enquiry_card(
+    service: LiveService, caplog: pytest.LogCaptureFixture
+) -> None:
+    resources = record("seed-case")
+    prefetch = prefetch_for(resources, "seed-mum")
+    prefetch["household"]["entry"][0]["resource"]["member"] = 5  # not a list
+    prefetch["relatedPersons"]["entry"][0]["resource"]["identifier"] = 7
+    prefetch["conditions"]["entry"][0]["resource"]["verificationStatus"] = {"coding": 3}
+    with fhir_with("seed-case") as fhir:
+        body = request_body("seed-mum", prefetch=prefetch, fhir_server=fhir.url)
+        (card,) = cards_of(service.post(SERVICE, body))
+    assert "Household risk could not be checked" in card["detail"]
+    assert "household not checked: unexpected TypeError" in caplog.text
