@@ -10,7 +10,9 @@ loopback to:
 - the reference: a minimal FastAPI app built here, in its own process, under the same uvicorn,
   that only parses the body with orjson and scans every coding against the code sets' codes.
 
-Beside them, in this process, the time of `orjson.loads` on each body. Both servers run in
+Beside them, in this process, the time of `orjson.loads` on each body. A second pass adds one
+recent trigger to every record, so that eligible patients get an enquiry card and the time of
+building cards shows. Both servers run in
 their own processes, so the client never competes with them for the GIL and RSS is theirs.
 The household lookup (FHIR reads of household members) is not exercised: it is network time on
 someone else's server, bounded by its own budget.
@@ -20,6 +22,7 @@ throughput with 8 concurrent clients at least 0.8x the reference; RSS flat over 
 """
 
 import asyncio
+import datetime
 import itertools
 import json
 import logging
@@ -91,7 +94,16 @@ def reference_app() -> Any:
 # --- requests --------------------------------------------------------------------------------
 
 
-def request_bodies() -> list[bytes]:
+# Synthea's records use few of the UK trigger codes, and none recently: to time the path that
+# builds cards too, a second run adds one recent depression Condition (codesets/trigger.csv).
+RECENT_TRIGGER = {
+    "resourceType": "Condition",
+    "id": "bench-trigger",
+    "code": {"coding": [{"system": "http://snomed.info/sct", "code": "35489007"}]},
+}
+
+
+def request_bodies(*, with_trigger: bool = False) -> list[bytes]:
     """One patient-view body per Synthea patient, smallest first."""
     bodies = []
     for path in sorted(PATIENTS.glob("*.json")):
@@ -103,6 +115,9 @@ def request_bodies() -> list[bytes]:
             "household": {"resourceType": "Bundle", "type": "searchset", "total": 0},
             "relatedPersons": {"resourceType": "Bundle", "type": "searchset", "total": 0},
         }
+        if with_trigger:
+            recorded = (datetime.date.today() - datetime.timedelta(days=30)).isoformat()
+            resources = [*resources, RECENT_TRIGGER | {"recordedDate": recorded}]
         for kind, key in PREFETCHED.items():
             found = [{"resource": r} for r in resources if r["resourceType"] == kind]
             prefetch[key] = {"resourceType": "Bundle", "type": "searchset", "total": len(found)}
@@ -261,7 +276,8 @@ def run() -> list[Row]:
     # 0.35 ms more per call, shown in its own row.
     key, es384 = generate_key("RS384"), generate_key("ES384")
     rows: list[Row] = []
-    total = len(bodies) * (REPEATS + 1) + THROUGHPUT_REQUESTS + RSS_REQUESTS + CLIENTS
+    triggered = request_bodies(with_trigger=True)
+    total = 2 * len(bodies) * (REPEATS + 1) + THROUGHPUT_REQUESTS + RSS_REQUESTS + CLIENTS
     with (
         service(key, es384) as (svc, svc_pid),
         service() as (local, _local_pid),
@@ -300,6 +316,24 @@ def run() -> list[Row]:
                     f"ratio service/orjson {s.median_ms / p.median_ms:.0f}x",
                 ),
             ]
+        with_cards = latencies([(svc, tokens), (ref, None)], triggered)
+        s_all = [t for times in with_cards[0].values() for t in times]
+        r_all = [t for times in with_cards[1].values() for t in times]
+        s_row = summarise(SECTION, "service, all sizes, recent trigger added (cards built)", s_all)
+        r_row = summarise(SECTION, "reference, the same bodies", r_all)
+        rows += [
+            Row(
+                s_row.section,
+                s_row.what,
+                s_row.n,
+                s_row.median_ms,
+                s_row.p95_ms,
+                "",
+                f"median {s_row.median_ms / r_row.median_ms:.2f}x, "
+                f"p95 {s_row.p95_ms / r_row.p95_ms:.2f}x ref",
+            ),
+            r_row,
+        ]
         first = CLASSES[0][2]
         rows.insert(0, summarise(SECTION, f"service {first}, ES384 caller JWT", es_times[first]))
         svc_seconds, _ = asyncio.run(_load(svc, bodies, tokens, THROUGHPUT_REQUESTS))
