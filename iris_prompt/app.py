@@ -6,6 +6,7 @@ cache and feedback store, so tests can run several apps side by side.
     uvicorn --factory iris_prompt.app:create_app    # settings from IRIS_* variables
 """
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -32,7 +33,7 @@ from iris_prompt.codeset_runtime import (
     readiness,
 )
 from iris_prompt.codesets import default_codesets_dir
-from iris_prompt.services import build_registry
+from iris_prompt.services import Engine, build_registry
 from iris_prompt.settings import Settings, get_settings
 from iris_prompt.template_api import template_router
 
@@ -82,7 +83,8 @@ def create_app(
         codesets = CodeSetRegistry(
             settings.codesets_dir or default_codesets_dir(), checks=SERVICE_CHECKS
         )
-    registry = registry if registry is not None else build_registry(codesets)
+    if registry is None:
+        registry = build_registry(codesets, Engine.from_settings(codesets, settings))
     http = httpx.AsyncClient(follow_redirects=False)
     verifier = None
     if not settings.local_mode:
@@ -101,6 +103,10 @@ def create_app(
         services = ", ".join(f"{s.id} ({s.hook})" for s in registry)
         log.info("serving CDS services: %s", services or "none")
         uninstall_sighup = install_sighup_handler(codesets)
+        # What start-up made (code sets, models, the app) lives as long as the process: freeze
+        # it out of the garbage collector's full passes, which otherwise stall large calls.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

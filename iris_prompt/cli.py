@@ -3,6 +3,7 @@
 iris-prompt serve                 # 127.0.0.1:8000, callers must present a trusted JWT
 iris-prompt serve --local         # development only: no caller JWT, loopback only
 iris-prompt codesets validate     # what ICB safeguarding leads use (codesets/README.md)
+iris-prompt demo                  # send a realistic patient-view to a running service
 iris-prompt simulate POPULATION   # the prompts code sets would give (docs/simulation.md)
 """
 
@@ -67,6 +68,14 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def demo(args: argparse.Namespace) -> int:
+    from iris_prompt import demo as demo_call
+
+    status, text = demo_call.main(args.url)
+    print(text, file=sys.stdout if status == 0 else sys.stderr)  # noqa: T201
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="iris-prompt", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +88,13 @@ def main(argv: list[str] | None = None) -> int:
         help="development only: accept calls without a caller JWT (refused unless on loopback)",
     )
     run.set_defaults(func=serve)
+    show = commands.add_parser(
+        "demo", help="send a realistic patient-view to a running service and print the cards"
+    )
+    show.add_argument(
+        "--url", default="http://127.0.0.1:8000", help="the service (default: make serve's)"
+    )
+    show.set_defaults(func=demo)
     codeset_cli.add_parser(commands)
     commands.choices["codesets"].set_defaults(func=codeset_cli.run)
     simulate.add_parser(commands)

@@ -1,9 +1,21 @@
 """The CDS services this product offers, registered with the protocol layer.
 
-`iris-domestic-abuse-prompt` answers `patient-view`. Its clinical logic (trigger codes, household
-MAPPA flags, the enquiry card) arrives with the prompt engine; until then it answers
-`{"cards": []}`, which is how CDS Hooks says "no advice".
+`iris-domestic-abuse-prompt` answers `patient-view` and `encounter-start` with the same engine.
+One call, after the protocol layer has verified the caller and completed the prefetch:
+
+    prefetch -> record.read_record (fast scan) -> rules.refusal? (patient-facing caller, under
+    16: no cards, logged without identifiers) -> household_lookup (own time budget) ->
+    rules.decide -> cards.cards_for -> response
+
+The clinical decision is `rules.decide`; everything here is wiring and I/O.
 """
+
+import datetime
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import chain
+from zoneinfo import ZoneInfo
 
 from cds_hooks import (
     CallContext,
@@ -14,27 +26,142 @@ from cds_hooks import (
     PrefetchTemplate,
     ServiceRegistry,
 )
+from iris_prompt.cards import CardSettings, cards_for
 from iris_prompt.codeset_runtime import CodeSetRegistry, describe_versions
+from iris_prompt.household import Household
+from iris_prompt.household_lookup import HouseholdLookup
+from iris_prompt.record import read_record, resources_in
+from iris_prompt.rules import RuleSettings, decide, refusal
+from iris_prompt.settings import Settings
 
-__all__ = ["PATIENT_VIEW_PREFETCH", "SERVICE_ID", "build_registry", "patient_view_service"]
+__all__ = [
+    "PATIENT_VIEW_PREFETCH",
+    "SERVICE_ID",
+    "Engine",
+    "build_registry",
+    "encounter_start_service",
+    "patient_view_service",
+]
+
+log = logging.getLogger(__name__)
 
 # Stable: GP systems configure this id; changing it breaks every integration.
 SERVICE_ID = "iris-domestic-abuse-prompt"
+# Dates in the record and "today" are the practice's: England.
+PRACTICE_TIME_ZONE = ZoneInfo("Europe/London")
 
 PATIENT_VIEW_PREFETCH = {
     "patient": PrefetchTemplate("Patient/{{context.patientId}}"),
     "conditions": PrefetchTemplate("Condition?patient={{context.patientId}}"),
     "observations": PrefetchTemplate("Observation?patient={{context.patientId}}"),
+    # Reason codes of consultations.
     "encounters": PrefetchTemplate("Encounter?patient={{context.patientId}}", required=False),
     # The household: a Group (type person) with the patient among its members.
     "household": PrefetchTemplate("Group?member={{context.patientId}}", required=False),
+    # Related people with an NHS number that resolves to a Patient are household members too.
+    "relatedPersons": PrefetchTemplate(
+        "RelatedPerson?patient={{context.patientId}}", required=False
+    ),
 }
+HOUSEHOLD_KEYS = ("household", "relatedPersons")
 
 
-async def _no_advice_yet(
-    _request: CdsRequest, _prefetch: PrefetchData, _call: CallContext
-) -> CdsResponse:
-    return CdsResponse(cards=[])
+@dataclass
+class Engine:
+    """What the service decides with: the live code sets and the deployment's settings."""
+
+    codesets: CodeSetRegistry
+    rules: RuleSettings = field(default_factory=RuleSettings)
+    cards: CardSettings = field(default_factory=CardSettings)
+    lookup: HouseholdLookup = field(default_factory=HouseholdLookup)
+    # The time of the call, in the practice's time zone (tests fix it).
+    clock: Callable[[], datetime.datetime] = field(
+        default=lambda: datetime.datetime.now(PRACTICE_TIME_ZONE)
+    )
+
+    @classmethod
+    def from_settings(cls, codesets: CodeSetRegistry, settings: Settings) -> "Engine":
+        return cls(
+            codesets,
+            rules=settings.rule_settings(),
+            cards=settings.card_settings(),
+            lookup=HouseholdLookup(
+                budget=settings.household_budget_seconds,
+                cache_seconds=settings.household_cache_seconds,
+            ),
+        )
+
+    async def __call__(
+        self, request: CdsRequest, prefetch: PrefetchData, call: CallContext
+    ) -> CdsResponse:
+        codesets = self.codesets.current  # one snapshot for the whole call
+        context = request.context
+        patient_id: str = context.patient_id  # type: ignore[union-attr]
+        user_type: str = context.user_type  # type: ignore[union-attr]
+        now = self.clock()
+        record = read_record(
+            chain.from_iterable(resources_in(value) for value in prefetch.values()), codesets
+        )
+        refused = refusal(record, today=now.date(), settings=self.rules, user_type=user_type)
+        if refused is not None:
+            log.info("no cards: %s hookInstance=%s", refused, call.hook_instance)
+            return CdsResponse(cards=[])
+        household = await self._household(request, prefetch, call, patient_id, now.date())
+        decision = decide(
+            record, codesets, now=now, household=household, settings=self.rules, user_type=user_type
+        )
+        log.info(
+            "decision: cards=%s suppressed=%s household=%s hookInstance=%s",
+            ",".join(decision.cards) or "none",
+            "yes" if decision.suppressed_by else "no",
+            "checked" if decision.household_checked else "not checked",
+            call.hook_instance,
+        )
+        cards = cards_for(
+            decision,
+            self.cards,
+            base_url=call.base_url,
+            hook_instance=call.hook_instance,
+            patient_ref=f"Patient/{patient_id}",
+            now=now,
+        )
+        return CdsResponse(cards=cards)
+
+    async def _household(
+        self,
+        request: CdsRequest,
+        prefetch: PrefetchData,
+        call: CallContext,
+        patient_id: str,
+        today: datetime.date,
+    ) -> Household | None:
+        if "household" in prefetch.unavailable:
+            log.warning(
+                "household not checked: Group unavailable hookInstance=%s", call.hook_instance
+            )
+            return Household((), checked=False)
+        auth = request.fhir_authorization
+        try:
+            return await self.lookup.household(
+                fhir=call.fhir,
+                fhir_server=request.fhir_server,
+                access_token=auth.access_token.get_secret_value() if auth else None,
+                patient_id=patient_id,
+                groups=resources_in(prefetch.get("household")),
+                related_persons=resources_in(prefetch.get("relatedPersons")),
+                today=today,
+                hook_instance=call.hook_instance,
+            )
+        except Exception as error:
+            # Household data we could not make sense of must not cost the patient the enquiry
+            # prompt: the card says the household was not checked, and the fault is logged
+            # (its type only: a message could hold data from the record).
+            log.error(
+                "household not checked: unexpected %s hookInstance=%s",
+                type(error).__name__,
+                call.hook_instance,
+            )
+            return Household((), checked=False)
 
 
 DESCRIPTION = (
@@ -42,24 +169,39 @@ DESCRIPTION = (
     "private enquiry, and tells the clinician proportionately when a household member "
     "carries a MAPPA risk flag."
 )
+USAGE = (
+    "For clinicians and staff of GP practices in England. Calls from patient-facing "
+    "apps (userId Patient or RelatedPerson) never receive cards. Needs the coded record "
+    "by prefetch or FHIR access; household checks need a Group of the household and FHIR "
+    "access to its members' Patient and Flag resources."
+)
 
 
-def patient_view_service(codesets: CodeSetRegistry) -> CdsService:
+def _service(hook: str, engine: Engine) -> CdsService:
+    codesets = engine.codesets
     return CdsService(
         id=SERVICE_ID,
-        hook="patient-view",
+        hook=hook,
         title="IRIS domestic abuse enquiry prompt",
         # The live code-set versions, so a GP system can see which lists it is being judged by.
         description=lambda: f"{DESCRIPTION} Uses {describe_versions(codesets.current)}.",
         prefetch=PATIENT_VIEW_PREFETCH,
-        usage_requirements=(
-            "For clinicians and staff of GP practices in England. Calls from patient-facing "
-            "apps (userId Patient or RelatedPerson) never receive cards. Needs the coded record "
-            "by prefetch or FHIR access; household checks need a Group of the household."
-        ),
-        handler=_no_advice_yet,
+        usage_requirements=USAGE,
+        handler=engine,
     )
 
 
-def build_registry(codesets: CodeSetRegistry) -> ServiceRegistry:
-    return ServiceRegistry([patient_view_service(codesets)])
+def patient_view_service(codesets: CodeSetRegistry, engine: Engine | None = None) -> CdsService:
+    return _service("patient-view", engine or Engine(codesets))
+
+
+def encounter_start_service(codesets: CodeSetRegistry, engine: Engine | None = None) -> CdsService:
+    return _service("encounter-start", engine or Engine(codesets))
+
+
+def build_registry(codesets: CodeSetRegistry, engine: Engine | None = None) -> ServiceRegistry:
+    """Both hooks, served by one engine (one household cache)."""
+    engine = engine or Engine(codesets)
+    return ServiceRegistry(
+        [patient_view_service(codesets, engine), encounter_start_service(codesets, engine)]
+    )

@@ -7,6 +7,7 @@ Complex values are JSON, for example::
     IRIS_CORS_ALLOW_ORIGINS='["https://sandbox.cds-hooks.org"]'
 """
 
+import datetime
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
@@ -18,10 +19,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from cds_hooks.auth import ALLOWED_ALGORITHMS, JwtPolicy, TrustedIssuer
 from cds_hooks.prefetch import FhirLimits
 from cds_hooks.router import ProtocolOptions
+from iris_prompt.cards import CardSettings
+from iris_prompt.rules import RuleSettings
 
 __all__ = ["Settings", "get_settings", "is_loopback"]
 
 MiB = 1024 * 1024
+_CARD_DEFAULTS = CardSettings()
 
 
 def is_loopback(host: str) -> bool:
@@ -66,6 +70,17 @@ class Settings(BaseSettings):
     # (SIGHUP still reloads). At least 16 characters.
     admin_token: SecretStr | None = None
 
+    # The prompt engine (README "Configuration").
+    enquiry_window_days: int = Field(default=365, ge=0, le=3650)
+    household_budget_seconds: float = Field(default=0.3, gt=0, le=10)
+    household_cache_seconds: float = Field(default=60.0, gt=0, le=3600)
+    contact_safeguarding_lead: str = Field(default=_CARD_DEFAULTS.safeguarding_lead, min_length=3)
+    contact_mappa: str = Field(default=_CARD_DEFAULTS.mappa_contact, min_length=3)
+    contact_domestic_abuse_service: str = Field(
+        default=_CARD_DEFAULTS.domestic_abuse_service, min_length=3
+    )
+    contact_helpline: str = Field(default=_CARD_DEFAULTS.helpline, min_length=3)
+
     @field_validator("jwt_algorithms")
     @classmethod
     def _only_asymmetric(cls, value: list[str]) -> list[str]:
@@ -108,6 +123,17 @@ class Settings(BaseSettings):
             jwks_refresh_interval=self.jwks_refresh_interval_seconds,
         )
 
+    def rule_settings(self) -> RuleSettings:
+        return RuleSettings(enquiry_window=datetime.timedelta(days=self.enquiry_window_days))
+
+    def card_settings(self) -> CardSettings:
+        return CardSettings(
+            safeguarding_lead=self.contact_safeguarding_lead,
+            mappa_contact=self.contact_mappa,
+            domestic_abuse_service=self.contact_domestic_abuse_service,
+            helpline=self.contact_helpline,
+        )
+
     def protocol_options(self) -> ProtocolOptions:
         return ProtocolOptions(
             max_body_bytes=self.max_body_bytes,
@@ -118,7 +144,8 @@ class Settings(BaseSettings):
                 total_timeout=self.fhir_total_timeout_seconds,
                 max_pages=self.fhir_max_pages,
                 max_bytes=self.fhir_max_bytes,
-                allow_http=self.fhir_allow_http,
+                # Local mode is loopback-only development: a local http FHIR server is fine.
+                allow_http=self.fhir_allow_http or self.local_mode,
             ),
         )
 

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 
 from cds_hooks import ServiceRegistry, TrustedIssuer
 from iris_prompt.app import create_app
-from iris_prompt.codeset_runtime import CodeSetRegistry
+from iris_prompt.codeset_runtime import SERVICE_CHECKS, CodeSetRegistry
 from iris_prompt.codesets import default_codesets_dir
 from iris_prompt.services import patient_view_service
 from iris_prompt.settings import Settings
@@ -100,7 +100,7 @@ class LiveService:
 @functools.cache
 def bundled_codesets() -> CodeSetRegistry:
     """The code sets bundled with the service, loaded once for the whole run."""
-    return CodeSetRegistry(default_codesets_dir())
+    return CodeSetRegistry(default_codesets_dir(), checks=SERVICE_CHECKS)
 
 
 def make_registry() -> ServiceRegistry:

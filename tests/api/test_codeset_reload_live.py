@@ -32,7 +32,11 @@ def wait_for_version(base: str, version: str, timeout: float = 15.0) -> None:
 
 
 def description(base: str) -> str:
-    [service] = [s for s in httpx.get(base + "/cds-services").json()["services"]]
+    [service] = [
+        s
+        for s in httpx.get(base + "/cds-services").json()["services"]
+        if s["hook"] == "patient-view"
+    ]
     assert service["id"] == SERVICE_ID
     text: str = service["description"]
     return text

@@ -76,7 +76,7 @@ def test_output_has_no_null_or_empty_values(live_service: LiveService) -> None:
     assert _no_null_or_empty(response.json())
 
 
-def test_the_product_service_answers_no_cards_until_the_engine_arrives(
+def test_the_product_service_answers_no_cards_for_a_record_with_nothing_to_act_on(
     live_service: LiveService,
 ) -> None:
     prefetch = {"patient": COMPLETE["patient"], "conditions": None, "observations": None}

@@ -16,7 +16,10 @@ def test_serve_local_answers_discovery_and_the_product_service(tmp_path: Path) -
     with serve_process(tmp_path, "--local") as served:
         base = served.base_url
         discovery = httpx.get(base + "/cds-services").json()
-        assert [s["id"] for s in discovery["services"]] == [SERVICE_ID]
+        assert [(s["id"], s["hook"]) for s in discovery["services"]] == [
+            (SERVICE_ID, "patient-view"),
+            (SERVICE_ID, "encounter-start"),
+        ]
         prefetch = {
             "patient": {"resourceType": "Patient", "id": "p1"},
             "conditions": None,

@@ -11,7 +11,8 @@ Authorization header). Behaviour can be changed while it runs:
 - `next_base = "http://elsewhere.example"`: next links point to another server.
 
 Search parameters understood: `patient`, `subject` (references, with or without the type),
-`member` (Group), `_id`, `status`, `code` (token `system|code` or `code`), `_count`. Any other
+`member` (Group), `_id`, `status`, `code` and `identifier` (tokens `system|value` or `value`),
+`_count`. Any other
 parameter answers 400, as a strict server would.
 """
 
@@ -64,6 +65,14 @@ def _refs(value: Any) -> list[str]:
 def _ref_matches(wanted: str, refs: Iterable[str], resource_type: str = "Patient") -> bool:
     full = wanted if "/" in wanted else f"{resource_type}/{wanted}"
     return any(ref == full or ref.endswith("/" + full) for ref in refs)
+
+
+def _identifiers(resource: dict[str, Any]) -> set[str]:
+    out = set()
+    for identifier in resource.get("identifier") or ():
+        out.add(str(identifier.get("value")))
+        out.add(f"{identifier.get('system')}|{identifier.get('value')}")
+    return out
 
 
 def _codes(resource: dict[str, Any]) -> set[str]:
@@ -153,6 +162,8 @@ class FhirTestServer:
                 matches = [r for r in matches if r.get("status") in value.split(",")]
             elif name == "code":
                 matches = [r for r in matches if _codes(r) & set(value.split(","))]
+            elif name == "identifier":
+                matches = [r for r in matches if _identifiers(r) & set(value.split(","))]
             else:
                 return _outcome(400, f"unknown search parameter {name}")
         page = matches[offset : offset + count]

@@ -6,7 +6,6 @@ folder `default_codesets_dir()` searches after the source checkout. (A wheel bui
 configuration installs them under <prefix>/share/iris-prompt/codesets, where a non-editable
 install finds and validates them.)"""
 
-import ast
 import sys
 import tomllib
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 
 import iris_prompt.codesets as codesets_module
 from iris_prompt.codesets import default_codesets_dir
+from tests.support.imports import top_level_imports
 
 PROJECT = Path(__file__).resolve().parents[3]
 
@@ -46,11 +46,5 @@ IO_LIBRARIES = {"fastapi", "starlette", "httpx", "uvicorn"}
 
 @pytest.mark.parametrize("module", PURE)
 def test_code_set_logic_has_no_web_or_network_imports(module: str) -> None:
-    tree = ast.parse((PROJECT / "iris_prompt" / f"{module}.py").read_text(encoding="utf-8"))
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module.split(".")[0])
+    imported = top_level_imports(PROJECT / "iris_prompt" / f"{module}.py")
     assert imported & IO_LIBRARIES == set()

@@ -1,0 +1,264 @@
+"""The patient's household as plain data: who lives there (relationship, age) and MAPPA risk.
+
+`household_from(...)` is pure: it takes resources already fetched (the household Group, the
+patient's RelatedPersons, the members' Patient resources and their Flags) and returns a
+`Household`. Fetching them is `household_lookup` (the I/O edge, with its own time budget).
+
+The contract (README "Household and risk flags"):
+
+- members come from a FHIR `Group` (type person) that has the patient among its members:
+  every other member that is a `Patient` reference, unless marked inactive or its period ended;
+- a `RelatedPerson` of the patient that carries an NHS number
+  (`https://fhir.nhs.uk/Id/nhs-number`) resolving to a Patient is a member too, and gives the
+  relationship of a member with that NHS number;
+- a member's MAPPA risk comes from their Flags (`risk_flags.mappa_risk`).
+
+Nothing here keeps a name, an NHS number or an id in the result: a member is a relationship
+(in this module's own words, from coded relationships only, never free text), an age and a risk.
+
+>>> group = {"resourceType": "Group", "type": "person", "member": [
+...     {"entity": {"reference": "Patient/mum"}}, {"entity": {"reference": "Patient/son"}}]}
+>>> son = {"resourceType": "Patient", "id": "son", "birthDate": "2017-09-01"}
+>>> household_from(patient_id="mum", groups=[group], patients=[son],
+...     today=datetime.date(2026, 1, 5))
+Household(members=(HouseholdMember(relationship=None, age=8, mappa=None),), checked=True)
+"""
+
+import calendar
+import datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from iris_prompt.record import fhir_date
+from iris_prompt.risk_flags import MappaRisk, mappa_risk, strongest
+
+__all__ = [
+    "NHS_NUMBER_SYSTEM",
+    "UNCHECKED",
+    "Household",
+    "HouseholdMember",
+    "age_on",
+    "group_member_ids",
+    "household_from",
+    "nhs_number",
+    "related_nhs_numbers",
+    "relationship_words",
+]
+
+NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
+ROLE_CODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+
+# v3-RoleCode personal relationships (bound in UK Core RelatedPerson through
+# UKCore-PersonRelationshipType) to the words a card uses. A code not listed gives no words
+# and the card says "a household member". Free text is never shown: it may hold a name.
+RELATIONSHIPS: dict[str, str] = {
+    "SPS": "spouse",
+    "WIFE": "wife",
+    "HUSB": "husband",
+    "DOMPART": "partner",
+    "SIGOTHR": "partner",
+    "FMRSPS": "former spouse",
+    "MTH": "mother",
+    "FTH": "father",
+    "PRN": "parent",
+    "STPMTH": "stepmother",
+    "STPFTH": "stepfather",
+    "STPPRN": "step-parent",
+    "MTHFOST": "foster mother",
+    "FTHFOST": "foster father",
+    "PRNFOST": "foster parent",
+    "SON": "son",
+    "DAU": "daughter",
+    "CHILD": "child",
+    "STPSON": "stepson",
+    "STPDAU": "stepdaughter",
+    "STPCHLD": "stepchild",
+    "CHLDFOST": "foster child",
+    "BRO": "brother",
+    "SIS": "sister",
+    "SIB": "sibling",
+    "HBRO": "half-brother",
+    "HSIS": "half-sister",
+    "GRMTH": "grandmother",
+    "GRFTH": "grandfather",
+    "GRPRN": "grandparent",
+    "GRNDSON": "grandson",
+    "GRNDDAU": "granddaughter",
+    "GRNDCHILD": "grandchild",
+    "AUNT": "aunt",
+    "UNCLE": "uncle",
+    "COUSN": "cousin",
+    "NEPHEW": "nephew",
+    "NIECE": "niece",
+    "ROOM": "housemate",
+    "FAMMEMB": "family member",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class HouseholdMember:
+    """Another person in the household: relationship words (None if not coded), age in whole
+    years (None if unknown) and MAPPA risk (None if no MAPPA flag is in force)."""
+
+    relationship: str | None
+    age: int | None
+    mappa: MappaRisk | None
+
+
+@dataclass(frozen=True, slots=True)
+class Household:
+    """The other members of the patient's household. `checked` is False when the household
+    could not be looked up (failure, slowness, no FHIR access): then `members` is empty and
+    means nothing."""
+
+    members: tuple[HouseholdMember, ...] = ()
+    checked: bool = True
+
+
+UNCHECKED = Household((), checked=False)
+
+
+def age_on(birth_date: object, today: datetime.date) -> int | None:
+    """Age in whole years; a partial birth date ("2010", "2010-05") gives the youngest age it
+    allows, so nobody is taken to be 16 before they may be.
+
+    >>> age_on("2010", datetime.date(2026, 6, 1)), age_on("2010-05-02", datetime.date(2026, 5, 1))
+    (15, 15)
+    """
+    born = fhir_date(birth_date)
+    if born is None or not isinstance(birth_date, str):
+        return None
+    if len(birth_date) == 4:
+        born = born.replace(month=12, day=31)
+    elif len(birth_date) == 7:
+        born = born.replace(day=calendar.monthrange(born.year, born.month)[1])
+    if born > today:
+        return None
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def _patient_id(reference: object) -> str | None:
+    """The id in "Patient/x", "https://server/fhir/Patient/x" or ".../Patient/x/_history/2"."""
+    if not isinstance(reference, str):
+        return None
+    parts = reference.split("/")
+    if "_history" in parts:
+        parts = parts[: parts.index("_history")]
+    if len(parts) >= 2 and parts[-2] == "Patient" and parts[-1]:
+        return parts[-1]
+    return None
+
+
+def _reference(value: object) -> object:
+    return value.get("reference") if isinstance(value, Mapping) else None
+
+
+def _ended(period: object, today: datetime.date) -> bool:
+    if not isinstance(period, Mapping):
+        return False
+    end = fhir_date(period.get("end"))
+    return end is not None and end < today
+
+
+def group_member_ids(
+    groups: Iterable[Mapping[str, Any]], patient_id: str, today: datetime.date
+) -> list[str]:
+    """Patient ids of the other current members of every person Group the patient is in."""
+    found: list[str] = []
+    for group in groups:
+        if group.get("resourceType") != "Group" or group.get("type", "person") != "person":
+            continue
+        if group.get("active") is False:
+            continue
+        current = [
+            member
+            for member in group.get("member") or ()
+            if isinstance(member, Mapping)
+            and member.get("inactive") is not True
+            and not _ended(member.get("period"), today)
+        ]
+        ids = [_patient_id(_reference(member.get("entity"))) for member in current]
+        if patient_id not in ids:
+            continue
+        found.extend(i for i in ids if i is not None and i != patient_id and i not in found)
+    return found
+
+
+def nhs_number(resource: Mapping[str, Any]) -> str | None:
+    for identifier in resource.get("identifier") or ():
+        if isinstance(identifier, Mapping) and identifier.get("system") == NHS_NUMBER_SYSTEM:
+            value = identifier.get("value")
+            if isinstance(value, str) and value.strip():
+                return value.replace(" ", "")
+    return None
+
+
+def relationship_words(concepts: object) -> str | None:
+    """Words for the first coded relationship this module knows; None otherwise."""
+    if not isinstance(concepts, list):
+        return None
+    for concept in concepts:
+        if not isinstance(concept, Mapping):
+            continue
+        for coding in concept.get("coding") or ():
+            if isinstance(coding, Mapping) and coding.get("system") == ROLE_CODE:
+                words = RELATIONSHIPS.get(str(coding.get("code")))
+                if words:
+                    return words
+    return None
+
+
+def related_nhs_numbers(
+    related_persons: Iterable[Mapping[str, Any]], patient_id: str
+) -> dict[str, str | None]:
+    """NHS number -> relationship words, for the patient's active RelatedPersons that carry one."""
+    found: dict[str, str | None] = {}
+    for person in related_persons:
+        if person.get("resourceType") != "RelatedPerson" or person.get("active") is False:
+            continue
+        if _patient_id(_reference(person.get("patient"))) != patient_id:
+            continue
+        number = nhs_number(person)
+        if number is not None:
+            found[number] = found.get(number) or relationship_words(person.get("relationship"))
+    return found
+
+
+def household_from(
+    *,
+    patient_id: str,
+    today: datetime.date,
+    groups: Iterable[Mapping[str, Any]] = (),
+    related_persons: Iterable[Mapping[str, Any]] = (),
+    patients: Iterable[Mapping[str, Any]] = (),
+    flags: Iterable[Mapping[str, Any]] = (),
+) -> Household:
+    """The household of `patient_id` from resources already fetched (see module docstring)."""
+    by_id = {
+        str(p["id"]): p for p in patients if p.get("resourceType") == "Patient" and p.get("id")
+    }
+    relationships = related_nhs_numbers(related_persons, patient_id)
+    member_ids = group_member_ids(groups, patient_id, today)
+    for pid, patient in by_id.items():
+        number = nhs_number(patient)
+        if number in relationships and pid != patient_id and pid not in member_ids:
+            member_ids.append(pid)
+    risks: dict[str, list[MappaRisk]] = {}
+    for flag in flags:
+        subject = _patient_id(_reference(flag.get("subject")))
+        risk = mappa_risk(flag, today) if subject in member_ids else None
+        if subject is not None and risk is not None:
+            risks.setdefault(subject, []).append(risk)
+    members = []
+    for pid in member_ids:
+        patient = by_id.get(pid, {})
+        number = nhs_number(patient) if patient else None
+        members.append(
+            HouseholdMember(
+                relationship=relationships.get(number) if number else None,
+                age=age_on(patient.get("birthDate"), today),
+                mappa=strongest(risks.get(pid, ())),
+            )
+        )
+    return Household(tuple(members), checked=True)

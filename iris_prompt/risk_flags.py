@@ -1,0 +1,173 @@
+"""MAPPA risk flags: what a FHIR `Flag` on a household member says, read as plain data.
+
+The profile (README "The MAPPA risk flag") follows the real precedents: the Yorkshire & Humber
+shared care record's Interweave Flag (category "Risk to other" RTO, local flag type MAPPA) and
+NHS England's draft patient flags (CP-IS: a SNOMED CT concept in `Flag.code`, details in
+extensions). A MAPPA flag here is:
+
+- `Flag.code` holds SNOMED CT 495021000000105 "Subject of multi-agency public protection
+  arrangements" (the recording code set's `mappa` category; source in codesets/recording.csv);
+- `Flag.status` is active, and `Flag.period` has started and not ended;
+- risk of serious harm per group is in repeated `RISK_EXTENSION` extensions, each with a `group`
+  (children, known-adult, public, staff) and a `level` (low, medium, high, very-high) Coding.
+  No national codes exist for these (reference/codes/RESEARCH-NOTES.md: "Not found: any MAPPA
+  level or category codes"), so they are this project's own code systems.
+
+Offences, MAPPA category and level, free text (`Flag.code.text`, notes) are never read: a card
+says *that* a household member is subject to MAPPA and the risk levels, nothing more.
+
+>>> flag = {"resourceType": "Flag", "status": "active",
+...     "code": {"coding": [{"system": "http://snomed.info/sct", "code": "495021000000105"}]},
+...     "extension": [risk_extension("known-adult", "very-high")]}
+>>> mappa_risk(flag, datetime.date(2026, 1, 1))
+MappaRisk(levels=(('known-adult', 'very-high'),))
+"""
+
+import datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from iris_prompt.codes import SNOMED_CT
+from iris_prompt.record import fhir_date
+
+__all__ = [
+    "GROUPS",
+    "GROUP_SYSTEM",
+    "LEVELS",
+    "LEVEL_SYSTEM",
+    "MAPPA_CODE",
+    "RISK_EXTENSION",
+    "MappaRisk",
+    "mappa_risk",
+    "risk_extension",
+    "strongest",
+]
+
+MAPPA_CODE = "495021000000105"
+PROFILE_BASE = "https://iris-prompt.org/fhir"
+RISK_EXTENSION = f"{PROFILE_BASE}/StructureDefinition/risk-of-serious-harm"
+GROUP_SYSTEM = f"{PROFILE_BASE}/CodeSystem/risk-of-serious-harm-group"
+LEVEL_SYSTEM = f"{PROFILE_BASE}/CodeSystem/risk-of-serious-harm-level"
+
+# The groups and levels of the probation risk of serious harm assessment (domain.md), in the
+# order a card lists them, with the words it uses.
+GROUPS: dict[str, str] = {
+    "known-adult": "a known adult",
+    "children": "children",
+    "public": "the public",
+    "staff": "staff",
+}
+LEVELS: dict[str, str] = {
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "very-high": "very high",
+}
+_RANK = {level: rank for rank, level in enumerate(LEVELS)}
+# Risk to these groups at these levels makes the card critical (issue 4, point 5).
+CRITICAL_GROUPS = frozenset({"known-adult", "children"})
+CRITICAL_LEVELS = frozenset({"high", "very-high"})
+INACTIVE = frozenset({"inactive", "entered-in-error"})
+
+
+@dataclass(frozen=True, slots=True)
+class MappaRisk:
+    """An active MAPPA flag: risk level per group, in `GROUPS` order (empty if not given)."""
+
+    levels: tuple[tuple[str, str], ...]
+
+    @property
+    def critical(self) -> bool:
+        """High or very high risk to a known adult or to children."""
+        return any(g in CRITICAL_GROUPS and lv in CRITICAL_LEVELS for g, lv in self.levels)
+
+    def level_for(self, group: str) -> str | None:
+        return dict(self.levels).get(group)
+
+
+def _coding_code(value: object, system: str) -> str | None:
+    if isinstance(value, Mapping) and value.get("system") == system:
+        code = value.get("code")
+        return code if isinstance(code, str) else None
+    return None
+
+
+def _is_mappa(flag: Mapping[str, Any]) -> bool:
+    code = flag.get("code")
+    if not isinstance(code, Mapping):
+        return False
+    return any(
+        isinstance(c, Mapping) and c.get("system") == SNOMED_CT and c.get("code") == MAPPA_CODE
+        for c in code.get("coding") or ()
+    )
+
+
+def _in_force(flag: Mapping[str, Any], today: datetime.date) -> bool:
+    if flag.get("status") != "active":
+        return False
+    period = flag.get("period")
+    if not isinstance(period, Mapping):
+        return True
+    start, end = fhir_date(period.get("start")), fhir_date(period.get("end"))
+    if start is not None and start > today:
+        return False
+    # An end date is the last day the flag applies; from the next day it has expired.
+    return end is None or end >= today
+
+
+def _levels(flag: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    found: dict[str, str] = {}
+    for extension in flag.get("extension") or ():
+        if not isinstance(extension, Mapping) or extension.get("url") != RISK_EXTENSION:
+            continue
+        parts = {
+            part.get("url"): part.get("valueCoding")
+            for part in extension.get("extension") or ()
+            if isinstance(part, Mapping)
+        }
+        group = _coding_code(parts.get("group"), GROUP_SYSTEM)
+        level = _coding_code(parts.get("level"), LEVEL_SYSTEM)
+        if group in GROUPS and level in LEVELS:
+            # Two assessments for one group: the higher level stands.
+            if group not in found or _RANK[level] > _RANK[found[group]]:
+                found[group] = level
+    return tuple((group, found[group]) for group in GROUPS if group in found)
+
+
+def mappa_risk(flag: Mapping[str, Any], today: datetime.date) -> MappaRisk | None:
+    """The risk a Flag records, or None unless it is a MAPPA flag in force `today`.
+
+    Not MAPPA, not active (inactive, entered-in-error), not started or ended: None, and the card
+    shows nothing about it.
+    """
+    if flag.get("resourceType", "Flag") != "Flag" or flag.get("status") in INACTIVE:
+        return None
+    if not _is_mappa(flag) or not _in_force(flag, today):
+        return None
+    return MappaRisk(_levels(flag))
+
+
+def strongest(risks: Iterable[MappaRisk]) -> MappaRisk | None:
+    """Several MAPPA flags on one person as one risk: the highest level per group."""
+    best: dict[str, str] = {}
+    found = False
+    for risk in risks:
+        found = True
+        for group, level in risk.levels:
+            if group not in best or _RANK[level] > _RANK[best[group]]:
+                best[group] = level
+    return MappaRisk(tuple((g, best[g]) for g in GROUPS if g in best)) if found else None
+
+
+def risk_extension(group: str, level: str) -> dict[str, Any]:
+    """One risk-of-serious-harm extension, as a flag publisher writes it (and tests build it)."""
+    if group not in GROUPS or level not in LEVELS:
+        raise ValueError(f"group must be one of {list(GROUPS)}, level one of {list(LEVELS)}")
+    return {
+        "url": RISK_EXTENSION,
+        "extension": [
+            {"url": "group", "valueCoding": {"system": GROUP_SYSTEM, "code": group}},
+            {"url": "level", "valueCoding": {"system": LEVEL_SYSTEM, "code": level}},
+        ],
+    }

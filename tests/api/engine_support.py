@@ -1,0 +1,142 @@
+"""Shared by the engine's API tests: the fixture records, the service with a fixed clock, and a
+real FHIR server holding the records. The clock is fixed so the records' dates never age."""
+
+import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import orjson
+
+from cds_hooks import ServiceRegistry
+from iris_prompt.app import create_app
+from iris_prompt.cards import CardSettings
+from iris_prompt.household_lookup import HouseholdLookup
+from iris_prompt.services import Engine, build_registry
+from tests.conftest import (
+    ACCESS_TOKEN,
+    LiveService,
+    bundled_codesets,
+    make_settings,
+    patient_view,
+)
+from tests.support.fhir_server import FhirTestServer
+from tests.support.records import bundle
+from tests.support.server import serve
+from tests.support.tokens import SigningKey
+
+RECORDS = Path(__file__).resolve().parents[1] / "fixtures" / "records"
+NOW = datetime.datetime(2026, 11, 26, 10, 0, tzinfo=ZoneInfo("Europe/London"))
+CONTACTS = CardSettings(
+    safeguarding_lead="Dr Lead at Example Practice (0100 000 0000)",
+    mappa_contact="the Example MAPPA co-ordinator (0100 000 0001)",
+    domestic_abuse_service="the Example IRIS advocate educator (0100 000 0002)",
+    helpline="Example helpline 0100 000 0003",
+)
+
+
+def record(name: str) -> list[dict[str, Any]]:
+    """The resources of one fixture record (a Bundle in tests/fixtures/records)."""
+    bundle = orjson.loads((RECORDS / f"{name}.json").read_bytes())
+    return [entry["resource"] for entry in bundle["entry"]]
+
+
+def patient_id_of(resources: list[dict[str, Any]]) -> str:
+    """The record's subject: the Patient that the Conditions and Observations are about."""
+    for resource in resources:
+        if resource["resourceType"] in ("Condition", "Observation"):
+            return str(resource["subject"]["reference"].split("/")[-1])
+    return str(resources[0]["id"])
+
+
+def prefetch_for(resources: list[dict[str, Any]], pid: str) -> dict[str, Any]:
+    """What a GP system sends as prefetch for the service's templates."""
+
+    def about(kind: str, field: str = "subject") -> list[dict[str, Any]]:
+        return [
+            r
+            for r in resources
+            if r["resourceType"] == kind and r.get(field, {}).get("reference") == f"Patient/{pid}"
+        ]
+
+    groups = [
+        r
+        for r in resources
+        if r["resourceType"] == "Group"
+        and any(m["entity"]["reference"] == f"Patient/{pid}" for m in r.get("member", ()))
+    ]
+    return {
+        "patient": next(r for r in resources if r["resourceType"] == "Patient" and r["id"] == pid),
+        "conditions": bundle(*about("Condition")),
+        "observations": bundle(*about("Observation")),
+        "encounters": bundle(*about("Encounter")),
+        "household": bundle(*groups),
+        "relatedPersons": bundle(*about("RelatedPerson", "patient")),
+    }
+
+
+def request_body(
+    pid: str,
+    *,
+    prefetch: dict[str, Any] | None,
+    fhir_server: str | None,
+    user: str = "Practitioner/gp1",
+    hook: str = "patient-view",
+    token: str = ACCESS_TOKEN,
+) -> dict[str, Any]:
+    context = {"userId": user, "patientId": pid}
+    if hook == "encounter-start":
+        context["encounterId"] = "enc1"
+    body = patient_view(prefetch=prefetch, fhir_server=fhir_server, hook=hook, context=context)
+    if fhir_server is not None:
+        body["fhirAuthorization"]["access_token"] = token
+    return body
+
+
+def engine_registry(budget: float = 0.3) -> ServiceRegistry:
+    codesets = bundled_codesets()
+    engine = Engine(
+        codesets, cards=CONTACTS, lookup=HouseholdLookup(budget=budget), clock=lambda: NOW
+    )
+    return build_registry(codesets, engine)
+
+
+@contextmanager
+def engine_service(key: SigningKey, budget: float = 0.3) -> Iterator[LiveService]:
+    """The real app (JWT checks on) over HTTP, with the engine's clock fixed at NOW."""
+    app = create_app(
+        make_settings(key, fhir_total_timeout_seconds=2.0, fhir_read_timeout_seconds=1.0),
+        registry=engine_registry(budget),
+        codesets=bundled_codesets(),
+    )
+    with serve(app, access_log=False) as base_url:
+        yield LiveService(base_url, app, key)
+
+
+@dataclass
+class Fhir:
+    server: FhirTestServer
+    url: str
+
+
+@contextmanager
+def fhir_with(*names: str) -> Iterator[Fhir]:
+    """A real FHIR server holding the resources of the named fixture records."""
+    server = FhirTestServer([r for name in names for r in record(name)])
+    with serve(server.app, access_log=False) as url:
+        yield Fhir(server, url)
+
+
+def call(
+    service: LiveService, name: str, fhir: Fhir | None, *, prefetched: bool = True, **kw: Any
+) -> httpx.Response:
+    """POST one fixture record to the product service."""
+    resources = record(name)
+    pid = patient_id_of(resources)
+    prefetch = prefetch_for(resources, pid) if prefetched else None
+    body = request_body(pid, prefetch=prefetch, fhir_server=fhir.url if fhir else None, **kw)
+    return service.post("/cds-services/iris-domestic-abuse-prompt", body)

@@ -1,0 +1,37 @@
+"""`iris-prompt demo` against a real running service: a newcomer sees the seed case's cards."""
+
+import datetime
+
+from iris_prompt import demo
+from iris_prompt.app import create_app
+from iris_prompt.settings import Settings
+from tests.api.engine_support import engine_registry, engine_service
+from tests.conftest import bundled_codesets
+from tests.support.server import serve
+from tests.support.tokens import SigningKey
+
+
+def test_demo_prints_the_enquiry_and_mappa_cards_from_a_local_service() -> None:
+    app = create_app(
+        Settings(local_mode=True), registry=engine_registry(), codesets=bundled_codesets()
+    )
+    with serve(app, access_log=False) as base:
+        # The engine's clock is fixed at 26 November 2026: the demo's dates follow it.
+        status, text = demo.main(base, today=datetime.date(2026, 11, 26))
+    assert status == 0, text
+    assert "card 1 of 2: INFO" in text and "card 2 of 2: CRITICAL" in text
+    assert "- Anxiety disorder, 27 September 2026" in text
+    assert "(the patient's partner) is subject to MAPPA" in text
+    assert "- to a known adult: very high" in text and "aged 8" in text
+    assert "[suggestion] Asked: patient declined to answer" in text
+
+
+def test_demo_explains_a_service_that_wants_a_jwt(es384_key: SigningKey) -> None:
+    with engine_service(es384_key) as service:
+        status, text = demo.main(service.base_url)
+    assert status == 1 and "local mode (make serve)" in text
+
+
+def test_demo_explains_when_no_service_is_running() -> None:
+    status, text = demo.main("http://127.0.0.1:9")
+    assert status == 1 and "Start it first: make serve" in text

@@ -1,0 +1,137 @@
+"""Cards from decisions: what each card says, and what no card ever says."""
+
+import datetime
+
+import pytest
+
+from cds_hooks import Card
+from iris_prompt.cards import SUMMARIES, CardSettings, cards_for
+from iris_prompt.household import HouseholdMember
+from iris_prompt.record import CodedEntry
+from iris_prompt.risk_flags import MappaRisk
+from iris_prompt.rules import Decision
+
+NOW = datetime.datetime(2026, 11, 26, 10, 0, tzinfo=datetime.UTC)
+
+
+def entry(term: str, days: int | None, set_: str = "trigger") -> CodedEntry:
+    when = None if days is None else NOW.date() - datetime.timedelta(days=days)
+    return CodedEntry(
+        "http://snomed.info/sct", "35489007", term, set_, "depression", when, "Condition"
+    )
+
+
+def cards(decision: Decision, settings: CardSettings | None = None) -> list[Card]:
+    return cards_for(
+        decision,
+        settings or CardSettings(),
+        base_url="https://iris.example",
+        hook_instance="d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+        patient_ref="Patient/p1",
+        now=NOW,
+    )
+
+
+def test_no_decision_no_cards() -> None:
+    assert cards(Decision(household_checked=True)) == []
+
+
+def test_summaries_are_short_and_discreet() -> None:
+    for summary in SUMMARIES.values():
+        assert len(summary) < 140
+        assert "abuse" not in summary.lower() and "mappa" not in summary.lower()
+
+
+def test_at_most_five_entries_are_listed_newest_first_as_given() -> None:
+    triggers = tuple(entry(f"Term {n}", n) for n in range(7))
+    (card,) = cards(Decision(enquiry=True, triggers=triggers, household_checked=True))
+    assert card.detail is not None
+    assert "- Term 4," in card.detail and "- Term 5," not in card.detail
+    assert "- and 2 more" in card.detail
+
+
+def test_undated_entries_say_so() -> None:
+    (card,) = cards(
+        Decision(known_abuse=True, known_abuse_entries=(entry("Victim", None, "known-abuse"),))
+    )
+    assert card.detail is not None and "- Victim, undated" in card.detail
+
+
+def test_an_enquiry_recorded_as_not_made_is_mentioned() -> None:
+    not_made = CodedEntry(
+        "http://snomed.info/sct",
+        "887331000000105",
+        "Routine enquiry about domestic abuse not made",
+        "recording",
+        "enquiry-not-made",
+        datetime.date(2026, 11, 1),
+        "Observation",
+    )
+    (card,) = cards(
+        Decision(
+            enquiry=True,
+            triggers=(entry("Dep", 3),),
+            last_not_made=not_made,
+            household_checked=True,
+        )
+    )
+    assert card.detail is not None
+    assert (
+        "An enquiry was recorded as not made on 1 November 2026: the question is still open."
+        in card.detail
+    )
+
+
+@pytest.mark.parametrize(
+    ("ages", "words"),
+    [
+        ((8,), "1 child under 18 in the household (aged 8)"),
+        ((3, 17), "2 children under 18 in the household (aged 3, 17)"),
+    ],
+)
+def test_think_family(ages: tuple[int, ...], words: str) -> None:
+    (card,) = cards(Decision(enquiry=True, children_ages=ages, household_checked=True))
+    assert (
+        card.detail is not None
+        and words in card.detail
+        and "child safeguarding referral" in card.detail
+    )
+
+
+def test_no_children_no_think_family() -> None:
+    (card,) = cards(Decision(enquiry=True, household_checked=True))
+    assert card.detail is not None and "Think Family" not in card.detail
+
+
+def test_an_unchecked_household_is_said_plainly() -> None:
+    (card,) = cards(Decision(enquiry=True, household_checked=False))
+    assert card.detail is not None and "**Household risk could not be checked**" in card.detail
+
+
+def test_mappa_card_without_relationship_or_levels() -> None:
+    member = HouseholdMember(None, 40, MappaRisk(()))
+    (card,) = cards(Decision(mappa=(member,), household_checked=True))
+    assert card.indicator == "warning"
+    assert card.detail is not None
+    assert "(a member of the patient's household) is subject to MAPPA" in card.detail
+    assert "The flag gives no risk levels" in card.detail
+
+
+def test_deployment_contacts_appear_where_they_belong() -> None:
+    settings = CardSettings("Lead X", "Coordinator Y", "Advocate Z", "Helpline W")
+    member = HouseholdMember("partner", 40, MappaRisk((("staff", "high"),)))
+    enquiry, mappa = cards(
+        Decision(enquiry=True, mappa=(member,), household_checked=True), settings
+    )
+    assert enquiry.detail is not None and mappa.detail is not None
+    assert all(name in enquiry.detail for name in ("Lead X", "Advocate Z", "Helpline W"))
+    assert "Coordinator Y" in mappa.detail and "Lead X" in mappa.detail
+    assert mappa.indicator == "warning"  # high risk to staff alone is not critical
+
+
+def test_each_card_gets_its_own_uuid_and_the_links_carry_it() -> None:
+    member = HouseholdMember("partner", 40, MappaRisk(()))
+    enquiry, mappa = cards(Decision(enquiry=True, mappa=(member,), household_checked=True))
+    assert enquiry.uuid != mappa.uuid
+    assert enquiry.links is not None and enquiry.uuid is not None
+    assert enquiry.uuid in (enquiry.links[0].app_context or "")

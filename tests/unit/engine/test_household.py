@@ -1,0 +1,220 @@
+"""The household from Group, RelatedPerson, Patient and Flag resources, and MAPPA flags."""
+
+import datetime
+
+import pytest
+
+from iris_prompt.household import (
+    Household,
+    HouseholdMember,
+    age_on,
+    group_member_ids,
+    household_from,
+)
+from iris_prompt.risk_flags import MappaRisk, mappa_risk, risk_extension, strongest
+from tests.support.records import (
+    household_group,
+    mappa_flag,
+    patient,
+    related_person,
+)
+
+TODAY = datetime.date(2026, 3, 1)
+
+
+def test_group_members_other_than_the_patient() -> None:
+    group = household_group("mum", "partner", "son")
+    assert group_member_ids([group], "mum", TODAY) == ["partner", "son"]
+
+
+def test_a_group_without_the_patient_is_not_their_household() -> None:
+    assert group_member_ids([household_group("a", "b")], "mum", TODAY) == []
+
+
+def test_inactive_or_departed_members_and_other_group_types_are_left_out() -> None:
+    group = household_group("mum", "gone", "left", "here")
+    group["member"][1]["inactive"] = True
+    group["member"][2]["period"] = {"start": "2020-01-01", "end": "2025-12-31"}
+    assert group_member_ids([group], "mum", TODAY) == ["here"]
+    animals = household_group("mum", "dog") | {"type": "animal"}
+    assert group_member_ids([animals], "mum", TODAY) == []
+    retired = household_group("mum", "x") | {"active": False}
+    assert group_member_ids([retired], "mum", TODAY) == []
+
+
+def test_absolute_and_versioned_references_are_understood() -> None:
+    group = household_group("mum")
+    group["member"] += [
+        {"entity": {"reference": "https://gp.example/fhir/Patient/partner/_history/3"}},
+        {"entity": {"reference": "RelatedPerson/rp1"}},
+        {"entity": {"display": "no reference"}},
+    ]
+    assert group_member_ids([group], "mum", TODAY) == ["partner"]
+
+
+def test_ages_and_relationships_never_names() -> None:
+    household = household_from(
+        patient_id="mum",
+        today=TODAY,
+        groups=[household_group("mum", "partner", "son")],
+        related_persons=[related_person("mum", "9990000018", "DOMPART", name="Fictional Partner")],
+        patients=[
+            patient("partner", "1992-04-01", nhs="9990000018", name=[{"family": "Partner"}]),
+            patient("son", "2017-09-01"),
+        ],
+    )
+    assert household == Household(
+        (
+            HouseholdMember(relationship="partner", age=33, mappa=None),
+            HouseholdMember(relationship=None, age=8, mappa=None),
+        ),
+        checked=True,
+    )
+    assert "Fictional" not in repr(household) and "9990000018" not in repr(household)
+
+
+def test_a_related_person_whose_nhs_number_resolves_is_a_member() -> None:
+    household = household_from(
+        patient_id="mum",
+        today=TODAY,
+        related_persons=[related_person("mum", "999 000 0018", "HUSB")],
+        patients=[patient("him", "1980-01-01", nhs="9990000018")],
+    )
+    assert household.members == (HouseholdMember("husband", 46, None),)
+
+
+def test_a_related_person_without_a_matching_patient_is_not_a_member() -> None:
+    household = household_from(
+        patient_id="mum",
+        today=TODAY,
+        related_persons=[
+            related_person("mum", "9990000018", "HUSB"),
+            related_person("mum", None, "WIFE", rid="rp2"),
+            related_person("someone-else", "9990000026", "SON", rid="rp3"),
+        ],
+        patients=[patient("other", "1980-01-01", nhs="9990000026")],
+    )
+    assert household.members == ()
+
+
+def test_relationship_in_free_text_only_is_not_shown() -> None:
+    person = related_person("mum", "9990000018", "NOT-A-ROLE-CODE")
+    household = household_from(
+        patient_id="mum",
+        today=TODAY,
+        related_persons=[person],
+        patients=[patient("him", "1980-01-01", nhs="9990000018")],
+    )
+    assert household.members[0].relationship is None
+
+
+@pytest.mark.parametrize(
+    ("birth", "today", "age"),
+    [
+        ("2010-03-01", datetime.date(2026, 3, 1), 16),  # 16th birthday
+        ("2010-03-02", datetime.date(2026, 3, 1), 15),  # the day before
+        ("2010-03", datetime.date(2026, 3, 30), 15),  # could be born 31 March
+        ("2010-03", datetime.date(2026, 3, 31), 16),
+        ("2010", datetime.date(2026, 12, 30), 15),  # could be born 31 December
+        ("2008-02-29", datetime.date(2026, 2, 28), 17),  # leap-day birthday
+        ("2030-01-01", datetime.date(2026, 1, 1), None),  # in the future
+        (None, datetime.date(2026, 1, 1), None),
+        ("garbage", datetime.date(2026, 1, 1), None),
+    ],
+)
+def test_age_on(birth: str | None, today: datetime.date, age: int | None) -> None:
+    assert age_on(birth, today) == age
+
+
+# --- MAPPA flags -------------------------------------------------------------------------
+
+
+def test_the_seed_case_flag() -> None:
+    flag = mappa_flag("partner", risks={"children": "medium", "known-adult": "very-high"})
+    risk = mappa_risk(flag, TODAY)
+    assert risk == MappaRisk((("known-adult", "very-high"), ("children", "medium")))
+    assert risk is not None and risk.critical
+
+
+@pytest.mark.parametrize(
+    ("changes", "why"),
+    [
+        ({"status": "inactive"}, "inactive"),
+        ({"status": "entered-in-error"}, "entered in error"),
+        ({"end": "2026-02-28"}, "period ended yesterday"),
+        ({"start": "2026-03-02"}, "not started yet"),
+    ],
+)
+def test_flags_not_in_force_show_nothing(changes: dict, why: str) -> None:
+    assert mappa_risk(mappa_flag("x", **changes), TODAY) is None, why
+
+
+def test_a_flag_ending_today_is_still_in_force() -> None:
+    assert mappa_risk(mappa_flag("x", end="2026-03-01"), TODAY) == MappaRisk(())
+
+
+def test_only_the_mappa_code_makes_a_mappa_flag() -> None:
+    flag = mappa_flag("x")
+    flag["code"]["coding"][0]["code"] = "224353004"  # CP-IS child protection finding
+    assert mappa_risk(flag, TODAY) is None
+    flag = mappa_flag("x")
+    flag["code"]["coding"][0]["system"] = (
+        "https://fhir.interweavedigital.nhs.uk/CodeSystem/Interweave-FlagType"
+    )
+    assert mappa_risk(flag, TODAY) is None
+
+
+@pytest.mark.parametrize(
+    ("risks", "critical"),
+    [
+        ({"known-adult": "high"}, True),
+        ({"children": "very-high"}, True),
+        ({"known-adult": "medium", "children": "medium"}, False),
+        ({"public": "very-high", "staff": "very-high"}, False),
+        ({}, False),
+    ],
+)
+def test_critical_when_a_known_adult_or_children_are_at_high_risk(
+    risks: dict[str, str], critical: bool
+) -> None:
+    risk = mappa_risk(mappa_flag("x", risks=risks), TODAY)
+    assert risk is not None and risk.critical is critical
+
+
+def test_malformed_or_unknown_risk_parts_are_ignored_and_the_higher_level_stands() -> None:
+    flag = mappa_flag("x", risks={"children": "low"})
+    flag["extension"] += [
+        risk_extension("children", "high"),
+        {"url": risk_extension("public", "low")["url"], "extension": [{"url": "group"}]},
+        {"url": "https://elsewhere.example/ext", "valueString": "ignored"},
+    ]
+    flag["extension"][0]["extension"][1]["valueCoding"]["code"] = "low"
+    assert mappa_risk(flag, TODAY) == MappaRisk((("children", "high"),))
+    with pytest.raises(ValueError):
+        risk_extension("children", "extreme")
+
+
+def test_several_flags_on_one_member_combine() -> None:
+    a = MappaRisk((("known-adult", "medium"), ("children", "high")))
+    b = MappaRisk((("known-adult", "very-high"),))
+    assert strongest([a, b]) == MappaRisk((("known-adult", "very-high"), ("children", "high")))
+    assert strongest([]) is None
+
+
+def test_flags_attach_to_their_member_only() -> None:
+    household = household_from(
+        patient_id="mum",
+        today=TODAY,
+        groups=[household_group("mum", "partner", "son")],
+        patients=[patient("partner", "1992-04-01"), patient("son", "2017-09-01")],
+        flags=[
+            mappa_flag("partner", risks={"known-adult": "very-high"}),
+            mappa_flag("mum", rid="own", risks={"public": "high"}),  # the patient's own: not here
+            mappa_flag("stranger", rid="s", risks={"public": "high"}),
+            mappa_flag("son", rid="old", end="2020-01-01"),
+        ],
+    )
+    assert [m.mappa for m in household.members] == [
+        MappaRisk((("known-adult", "very-high"),)),
+        None,
+    ]

@@ -1,0 +1,192 @@
+"""Reading the record: codes found by (system, code), statuses honoured, dates read."""
+
+import datetime
+from itertools import chain
+
+import pytest
+
+from iris_prompt.codeset_model import CodeSets
+from iris_prompt.record import read_record, resources_in
+from tests.conftest import bundled_codesets
+from tests.support.records import (
+    ANXIETY_DISORDER,
+    ANXIETY_STATE_READ,
+    DEPRESSIVE_DISORDER,
+    ENQUIRY_MADE,
+    MAJOR_DEPRESSION_READ,
+    VICTIM_OF_DOMESTIC_ABUSE,
+    bundle,
+    condition,
+    encounter,
+    observation,
+    patient,
+)
+
+
+@pytest.fixture(scope="module")
+def sets() -> CodeSets:
+    return bundled_codesets().current
+
+
+def found(resources: list[dict], sets: CodeSets) -> list[tuple[str, str, str]]:
+    return [(e.set, e.category, e.code) for e in read_record(resources, sets).entries]
+
+
+def test_snomed_read_v2_and_read_v2_with_term_code_are_all_found(sets: CodeSets) -> None:
+    resources = [
+        condition(DEPRESSIVE_DISORDER, "2025-01-01", rid="a"),
+        condition(ANXIETY_STATE_READ, "2025-01-01", rid="b"),
+        # GP systems write the 2-character term code after the Read v2 concept.
+        condition(("http://read.info/readv2", "E112.00"), "2025-01-01", rid="c"),
+    ]
+    assert found(resources, sets) == [
+        ("trigger", "depression", "35489007"),
+        ("trigger", "anxiety", "E2000"),
+        ("trigger", "depression", MAJOR_DEPRESSION_READ[1]),
+    ]
+
+
+def test_terms_come_from_the_code_set_not_the_record(sets: CodeSets) -> None:
+    resource = condition(DEPRESSIVE_DISORDER, "2025-01-01")
+    resource["code"]["coding"][0]["display"] = "free text a card must not show"
+    (entry,) = read_record([resource], sets).entries
+    assert entry.term == "Depressive disorder"
+
+
+@pytest.mark.parametrize(
+    ("system", "code", "why"),
+    [
+        ("http://snomed.info/sct/", "35489007", "system URI must be exact"),
+        ("http://read.info/ctv3", "35489007", "same code in another system is another concept"),
+        ("http://snomed.info/sct", "35489007 ", "codes are matched exactly"),
+        ("http://read.info/readv2", "E2000000", "a Read v2 code is 5 or 7 characters"),
+        ("http://snomed.info/sct", None, "no code"),
+    ],
+)
+def test_near_misses_do_not_match(sets: CodeSets, system: str, code: str, why: str) -> None:
+    resource = {
+        "resourceType": "Condition",
+        "recordedDate": "2025-01-01",
+        "code": {"coding": [{"system": system, "code": code}]},
+    }
+    assert found([resource], sets) == [], why
+
+
+@pytest.mark.parametrize("verification", ["refuted", "entered-in-error"])
+def test_refuted_or_mistaken_conditions_are_skipped(sets: CodeSets, verification: str) -> None:
+    assert (
+        found([condition(DEPRESSIVE_DISORDER, "2025-01-01", verification=verification)], sets) == []
+    )
+
+
+@pytest.mark.parametrize("verification", ["confirmed", "unconfirmed", "provisional", None])
+def test_other_verification_statuses_count(sets: CodeSets, verification: str | None) -> None:
+    resource = condition(DEPRESSIVE_DISORDER, "2025-01-01", verification=verification)
+    assert len(found([resource], sets)) == 1
+
+
+def test_clinical_status_is_kept_on_the_entry(sets: CodeSets) -> None:
+    (entry,) = read_record(
+        [condition(DEPRESSIVE_DISORDER, "2025-01-01", clinical="resolved")], sets
+    ).entries
+    assert entry.clinical_status == "resolved"
+
+
+@pytest.mark.parametrize("status", ["entered-in-error", "cancelled"])
+def test_mistaken_or_cancelled_observations_and_encounters_are_skipped(
+    sets: CodeSets, status: str
+) -> None:
+    resources = [
+        observation(ENQUIRY_MADE, "2025-01-01", status=status),
+        encounter(ANXIETY_DISORDER, "2025-01-01", status=status),
+    ]
+    assert found(resources, sets) == []
+
+
+def test_encounter_reason_codes_are_read(sets: CodeSets) -> None:
+    (entry,) = read_record([encounter(ANXIETY_DISORDER, "2024-03-02T10:00:00Z")], sets).entries
+    assert (entry.category, entry.when, entry.resource_type) == (
+        "anxiety",
+        datetime.date(2024, 3, 2),
+        "Encounter",
+    )
+
+
+def test_a_code_in_two_sets_gives_an_entry_for_each(sets: CodeSets) -> None:
+    entries = read_record([observation(VICTIM_OF_DOMESTIC_ABUSE, "2020-01-01")], sets).entries
+    assert {(e.set, e.category) for e in entries} == {
+        ("known-abuse", "victim"),
+        ("recording", "victim"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"onsetDateTime": "2013-05-01", "recordedDate": "2025-02-01"}, datetime.date(2025, 2, 1)),
+        ({"onsetDateTime": "2025-02-01T23:59:00+01:00"}, datetime.date(2025, 2, 1)),
+        ({"onsetPeriod": {"start": "2020-01-01", "end": "2024-06-01"}}, datetime.date(2024, 6, 1)),
+        (
+            {"onsetDateTime": "2023-01-01", "abatementDateTime": "2025-07-01"},
+            datetime.date(2025, 7, 1),
+        ),
+        ({"recordedDate": "2019-03"}, datetime.date(2019, 3, 1)),
+        ({"recordedDate": "2019"}, datetime.date(2019, 1, 1)),
+        ({"recordedDate": "not a date"}, None),
+        ({}, None),
+    ],
+)
+def test_condition_dates(sets: CodeSets, fields: dict, expected: datetime.date | None) -> None:
+    (entry,) = read_record([condition(DEPRESSIVE_DISORDER, None) | fields], sets).entries
+    assert entry.when == expected
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (
+            {"effectiveDateTime": "2025-04-01T09:00:00Z", "issued": "2025-05-01T00:00:00Z"},
+            datetime.date(2025, 4, 1),
+        ),
+        (
+            {"effectivePeriod": {"start": "2025-01-01", "end": "2025-03-01"}},
+            datetime.date(2025, 3, 1),
+        ),
+        ({"effectiveInstant": "2025-04-02T09:00:00Z"}, datetime.date(2025, 4, 2)),
+        ({"issued": "2025-05-01T00:00:00Z"}, datetime.date(2025, 5, 1)),
+    ],
+)
+def test_observation_dates(sets: CodeSets, fields: dict, expected: datetime.date) -> None:
+    (entry,) = read_record([observation(ENQUIRY_MADE, None) | fields], sets).entries
+    assert entry.when == expected
+
+
+def test_prefetch_bundles_and_a_whole_patient_bundle_read_the_same(sets: CodeSets) -> None:
+    me = patient("p1", "1990-01-01")
+    conditions = [condition(DEPRESSIVE_DISORDER, "2025-01-01", rid="c1")]
+    observations = [observation(ENQUIRY_MADE, "2024-01-01", rid="o1")]
+    prefetch = {
+        "patient": me,
+        "conditions": bundle(*conditions),
+        "observations": bundle(*observations),
+        "encounters": None,
+        "household": {"resourceType": "OperationOutcome"},
+    }
+    from_prefetch = read_record(chain.from_iterable(map(resources_in, prefetch.values())), sets)
+    whole = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": r} for r in (me, *conditions, *observations)],
+    }
+    from_bundle = read_record(resources_in(whole), sets)
+    assert from_prefetch == from_bundle
+    assert from_prefetch.patient == me
+    assert len(from_prefetch.entries) == 2
+
+
+def test_resources_in_flattens_nested_bundles_and_skips_junk() -> None:
+    inner = bundle(patient("x", None))
+    outer = {"resourceType": "Bundle", "entry": [{"resource": inner}, "junk", {"resource": None}]}
+    assert [r["id"] for r in resources_in(outer)] == ["x"]
+    assert list(resources_in(None)) == []
+    assert list(resources_in({"no": "type"})) == []
