@@ -23,6 +23,8 @@ from iris_prompt.codeset_model import CodeSetError, CodeSets
 from iris_prompt.codesets import default_codesets_dir, load_codesets
 from iris_prompt.population import PopulationError, Skipped, open_population
 from iris_prompt.rules import RuleSettings
+from iris_prompt.services import PRACTICE_TIME_ZONE
+from iris_prompt.settings import Settings
 from iris_prompt.simulate_html import report_html
 from iris_prompt.simulate_report import Report, report_csv, report_json_text, report_text
 from iris_prompt.simulate_run import (
@@ -61,7 +63,9 @@ def simulate(
 
     Raises `CodeSetError` when a code-set folder is not usable and `PopulationError` when the
     population cannot be read at all; single bad records are skipped and listed in the report.
-    `workers`: processes to use (default: every core, for a population big enough to gain).
+    `rules`: the rule settings (default: the deployment's, from the IRIS_ environment variables
+    as the service reads them). `workers`: processes to use (default: every core, for a
+    population big enough to gain).
     `progress(total)`, once the number of patients is known, gives a callback told how many
     are done.
     """
@@ -69,9 +73,10 @@ def simulate(
     codesets_dir = codesets_dir or default_codesets_dir()
     new_sets = load_codesets(codesets_dir)
     old_sets = None if compare_dir is None else load_codesets(compare_dir)
-    settings = RunSettings(
-        codesets_dir, compare_dir, as_of or datetime.date.today(), rules or RuleSettings()
-    )
+    day = as_of or datetime.datetime.now(PRACTICE_TIME_ZONE).date()
+    # Midday at the practice: the service's clock, on the day of the simulated visit.
+    now = datetime.datetime.combine(day, datetime.time(12), tzinfo=PRACTICE_TIME_ZONE)
+    settings = RunSettings(codesets_dir, compare_dir, now, rules or Settings().rule_settings())
     processes = choose_workers(population_path, workers)
     with scanner(processes) as mapper:
         population = open_population(population_path, mapper)

@@ -1,9 +1,12 @@
 """Running the service's own rules over a population, one patient at a time, on every core.
 
-For each patient this does what the service does for a `patient-view` call by a clinician:
-`record.read_record` over the resources the service reads, `household.household_from` over the
-household Group, RelatedPersons, members' Patients and their Flags, and `rules.decide`. There is
-no second copy of any rule here: what is counted is what a clinician would see on that day.
+For each patient this does what the service (`services.Engine`) does for a clinician's call:
+`record.read_record` over the resources the service is given, `rules.refusal` (under 16,
+deceased, no birth date: no cards and no household lookup), the household from
+`household.group_member_ids` and `household.related_nhs_numbers` with the members' Patients
+and Flags taken from the population where the service would fetch them from the FHIR server,
+`household.household_from`, and `rules.decide`. There is no second copy of any rule here: what
+is counted is what a clinician would see on that day.
 
 Worker processes (one per core) each load the code sets once, read their patients' records
 themselves and send back only the small `Outcome`s. A record that cannot be read, or that the
@@ -24,7 +27,12 @@ from typing import Any, TextIO
 
 from iris_prompt.codeset_model import CodeSets
 from iris_prompt.codesets import load_codesets
-from iris_prompt.household import household_from
+from iris_prompt.household import (
+    Household,
+    group_member_ids,
+    household_from,
+    related_nhs_numbers,
+)
 from iris_prompt.population import (
     Mapper,
     PatientReader,
@@ -36,7 +44,7 @@ from iris_prompt.population import (
     reference_id,
 )
 from iris_prompt.record import CodedEntry, read_record
-from iris_prompt.rules import Decision, RuleSettings, decide
+from iris_prompt.rules import Decision, RuleSettings, decide, refusal
 from iris_prompt.simulate_tally import Hit, Outcome
 
 __all__ = [
@@ -61,17 +69,17 @@ POOL_THRESHOLD_BYTES = 32 * 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class RunSettings:
-    """What every worker needs to decide: the code-set folders, the day, the rule settings."""
+    """What every worker needs to decide: the code-set folders, the time of the simulated
+    call (in the practice's time zone, as the service's clock), the rule settings."""
 
     codesets_dir: Path
     compare_dir: Path | None
-    as_of: datetime.date
+    now: datetime.datetime
     rules: RuleSettings
 
     @property
-    def now(self) -> datetime.datetime:
-        # Midday, so the date is the as-of date in any time zone a reader may think in.
-        return datetime.datetime.combine(self.as_of, datetime.time(12), tzinfo=datetime.UTC)
+    def as_of(self) -> datetime.date:
+        return self.now.date()
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +112,9 @@ def outcome_from(decision: Decision) -> Outcome:
 
 
 class HouseholdIndex:
-    """For one patient, the household resources the service would fetch: the Groups they are in
-    (`Group?member=`), their RelatedPersons, the members' Patients and the members' Flags."""
+    """The household resources the service would have for one patient, from the population:
+    the Groups they are in (`Group?member=`) and their RelatedPersons (prefetch), and the
+    Patients and Flags of the members `household_lookup` would fetch."""
 
     def __init__(self, shared: Shared) -> None:
         self.groups: dict[str, list[dict[str, Any]]] = {}
@@ -113,7 +122,7 @@ class HouseholdIndex:
             for member in group.get("member") or ():
                 entity = member.get("entity") if isinstance(member, dict) else None
                 member_id = reference_id(entity.get("reference") if entity else None)
-                if member_id is not None:
+                if member_id is not None and group not in self.groups.get(member_id, ()):
                     self.groups.setdefault(member_id, []).append(group)
         self.related: dict[str, list[dict[str, Any]]] = {}
         for person in shared.related_persons:
@@ -128,28 +137,26 @@ class HouseholdIndex:
             if subject is not None:
                 self.flags.setdefault(subject, []).append(flag)
 
-    def inputs(self, patient_id: str) -> dict[str, list[dict[str, Any]]]:
+    def household(self, patient_id: str, today: datetime.date) -> Household:
+        """As `household_lookup.HouseholdLookup.household`, with the population as the server."""
         groups = self.groups.get(patient_id, [])
         related = self.related.get(patient_id, [])
-        members: dict[str, dict[str, Any]] = {}
-        for group in groups:
-            for member in group.get("member") or ():
-                entity = member.get("entity") if isinstance(member, dict) else None
-                member_id = reference_id(entity.get("reference") if entity else None)
-                if member_id is not None and member_id in self.patients:
-                    members[member_id] = self.patients[member_id]
-        for person in related:
-            for number in nhs_numbers(person):
-                patient = self.by_number.get(number)
-                if patient is not None:
-                    members[str(patient["id"])] = patient
-        flags = [f for member_id in members for f in self.flags.get(member_id, ())]
-        return {
-            "groups": groups,
-            "related_persons": related,
-            "patients": list(members.values()),
-            "flags": flags,
-        }
+        member_ids = group_member_ids(groups, patient_id, today)
+        numbers = related_nhs_numbers(related, patient_id)
+        if not member_ids and not numbers:
+            return household_from(patient_id=patient_id, today=today)
+        patients = [self.patients[m] for m in member_ids if m in self.patients]
+        patients += [self.by_number[n] for n in numbers if n in self.by_number]
+        flagged = dict.fromkeys([*member_ids, *(str(p["id"]) for p in patients)])
+        flags = [flag for m in flagged for flag in self.flags.get(m, ())]
+        return household_from(
+            patient_id=patient_id,
+            today=today,
+            groups=groups,
+            related_persons=related,
+            patients=patients,
+            flags=flags,
+        )
 
 
 class Evaluator:
@@ -162,32 +169,41 @@ class Evaluator:
         self.settings = settings
         self.new, self.old = new, old
 
-    def _outcome(self, resources: PatientResources, codesets: CodeSets, household: Any) -> Outcome:
-        record = read_record(resources.resources, codesets)
-        decision = decide(
-            record,
-            codesets,
-            now=self.settings.now,
-            household=household,
-            settings=self.settings.rules,
-            user_type=USER_TYPE,
+    def _outcomes(self, resources: PatientResources) -> list[Outcome]:
+        """The outcome under each version (new first), as the service would decide."""
+        settings = self.settings
+        versions = [self.new] if self.old is None else [self.new, self.old]
+        records = [read_record(resources.resources, codesets) for codesets in versions]
+        # The refusal rules read only the Patient, the same under every version.
+        refused = refusal(
+            records[0], today=settings.as_of, settings=settings.rules, user_type=USER_TYPE
         )
-        return outcome_from(decision)
+        if refused is not None:
+            return [Outcome(reason=refused) for _ in versions]
+        household = self.households.household(resources.patient_id, settings.as_of)
+        return [
+            outcome_from(
+                decide(
+                    record,
+                    codesets,
+                    now=settings.now,
+                    household=household,
+                    settings=settings.rules,
+                    user_type=USER_TYPE,
+                )
+            )
+            for record, codesets in zip(records, versions, strict=True)
+        ]
 
     def evaluate(self, resources: PatientResources) -> PatientResult | Skipped:
         try:
-            household = household_from(
-                patient_id=resources.patient_id,
-                today=self.settings.as_of,
-                **self.households.inputs(resources.patient_id),
-            )
-            new = self._outcome(resources, self.new, household)
-            old = None if self.old is None else self._outcome(resources, self.old, household)
+            outcomes = self._outcomes(resources)
         except Exception as error:  # counted and listed, never silent: see Skipped
             # The type only: an exception's message may quote the record.
             reason = f"the rules could not read it ({type(error).__name__})"
             return Skipped(resources.where, reason)
-        return PatientResult(resources.patient_id, new, old)
+        old = outcomes[1] if len(outcomes) > 1 else None
+        return PatientResult(resources.patient_id, outcomes[0], old)
 
 
 # --- one process or several -------------------------------------------------------------------
@@ -252,7 +268,8 @@ def _context() -> BaseContext:
 
 
 def _chunk(count: int, workers: int) -> int:
-    return max(1, min(16, count // (workers * 8)))
+    # Small chunks keep both cores busy to the end; each patient is milliseconds of work.
+    return max(1, min(16, count // (workers * 32)))
 
 
 @contextmanager

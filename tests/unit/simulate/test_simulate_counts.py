@@ -12,6 +12,7 @@ import pytest
 from iris_prompt.codesets import default_codesets_dir
 from iris_prompt.population import open_population
 from iris_prompt.rules import RuleSettings
+from iris_prompt.services import PRACTICE_TIME_ZONE
 from iris_prompt.simulate import simulate
 from iris_prompt.simulate_report import report_json
 from iris_prompt.simulate_run import PatientResult, RunSettings, run_population
@@ -84,7 +85,8 @@ def population(request: pytest.FixtureRequest, ndjson_population: Path) -> Path:
 
 def test_each_patient_gets_what_the_rules_say(population: Path) -> None:
     opened = open_population(population)
-    settings = RunSettings(default_codesets_dir(), None, AS_OF, RuleSettings())
+    now = datetime.datetime.combine(AS_OF, datetime.time(12), tzinfo=PRACTICE_TIME_ZONE)
+    settings = RunSettings(default_codesets_dir(), None, now, RuleSettings())
     results = list(run_population(opened, settings, workers=1))
     assert opened.skipped == []
     assert all(isinstance(r, PatientResult) for r in results)

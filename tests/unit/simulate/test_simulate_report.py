@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from iris_prompt.codesets import default_codesets_dir, load_codesets
 from iris_prompt.simulate import simulate
 from iris_prompt.simulate_html import bar_chart, report_html
 from iris_prompt.simulate_report import Report, report_csv, report_json, report_text
@@ -121,7 +122,7 @@ def test_the_csv_is_one_long_table(compared: Report) -> None:
 def test_the_json_report_has_the_comparison(compared: Report) -> None:
     data = report_json(compared)
     assert data["as_of"] == "2026-12-01"
-    assert data["codesets"]["iris-prompt-trigger"] == "1.0.0"
+    assert data["codesets"] == load_codesets(default_codesets_dir()).versions()
     assert data["compare"]["summary"]["enquiry_prompt"] == {"count": 7, "percent": 33.3}
     assert data["compare"]["enquiry"]["newly"] == 2
     assert data["compare"]["enquiry"]["newly_by_code"][0]["code"] == "E2002"
