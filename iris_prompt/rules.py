@@ -15,9 +15,13 @@ The rules, in order (README "What the prompt does" says the same for clinicians)
 3. Triggers: entries of the trigger set dated within their category's lookback (manifest). An
    undated entry counts only in a whole-record category. An old entry whose Condition is still
    "active" does not count: problem lists keep old problems active for years.
-4. Known abuse: any entry of the known-abuse set (within its category's lookback, the whole
-   record as bundled), whatever its clinicalStatus: abuse recorded as resolved is still known.
-   It shows the known-abuse card (review safety) instead of the enquiry card.
+4. Known abuse: an entry of the known-abuse set in a category saying this patient is harmed or
+   at risk (`KNOWN_ABUSE_FOR_PATIENT`: victim, history, at risk, MARAC, police report), within
+   its category's lookback (the whole record as bundled), whatever its clinicalStatus: abuse
+   recorded as resolved is still known. It shows the known-abuse card (review safety) instead
+   of the enquiry card. The set's other categories (abuse in the household, which does not say
+   who is harmed and is also recorded for children and for the person causing harm) are reasons
+   to ask, so they count as triggers for the enquiry card.
 5. Suppression: an enquiry outcome (`settings.suppressing_categories`: enquiry made, or declined)
    dated within `settings.enquiry_window` (default 365 days) of the call, and not after it,
    suppresses the enquiry and the known-abuse card, unless a trigger or known-abuse entry is
@@ -38,7 +42,7 @@ import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from iris_prompt.codeset_model import CodeSet, CodeSets
+from iris_prompt.codeset_model import KNOWN_ABUSE_FOR_PATIENT, CodeSet, CodeSets
 from iris_prompt.household import Household, HouseholdMember, age_on
 from iris_prompt.record import CodedEntry, PatientRecord
 
@@ -164,13 +168,15 @@ def decide(
     if codesets is None:
         raise ValueError("codesets are needed to decide for a patient")
 
-    triggers = _newest_first(
-        e for e in record.entries if e.set == "trigger" and _counts(e, codesets.trigger, today)
-    )
-    known = _newest_first(
+    known_abuse = [
         e
         for e in record.entries
         if e.set == "known-abuse" and _counts(e, codesets.known_abuse, today)
+    ]
+    known = _newest_first(e for e in known_abuse if e.category in KNOWN_ABUSE_FOR_PATIENT)
+    triggers = _newest_first(
+        [e for e in record.entries if e.set == "trigger" and _counts(e, codesets.trigger, today)]
+        + [e for e in known_abuse if e.category not in KNOWN_ABUSE_FOR_PATIENT]
     )
     window_start = today - settings.enquiry_window
     recent_outcomes = _newest_first(

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import orjson
+from fastapi import FastAPI
 
 from cds_hooks import ServiceRegistry
 from iris_prompt.app import create_app
@@ -26,7 +27,7 @@ from tests.conftest import (
 )
 from tests.support.fhir_server import FhirTestServer
 from tests.support.records import bundle
-from tests.support.server import serve
+from tests.support.server import serve, serve_built
 from tests.support.tokens import SigningKey
 
 RECORDS = Path(__file__).resolve().parents[1] / "fixtures" / "records"
@@ -108,12 +109,17 @@ def engine_registry(budget: float = 0.3) -> ServiceRegistry:
 @contextmanager
 def engine_service(key: SigningKey, budget: float = 0.3) -> Iterator[LiveService]:
     """The real app (JWT checks on) over HTTP, with the engine's clock fixed at NOW."""
-    app = create_app(
-        make_settings(key, fhir_total_timeout_seconds=2.0, fhir_read_timeout_seconds=1.0),
-        registry=engine_registry(budget),
-        codesets=bundled_codesets(),
-    )
-    with serve(app, access_log=False) as base_url:
+
+    def build(base_url: str) -> FastAPI:
+        settings = make_settings(
+            key,
+            public_base_url=base_url,
+            fhir_total_timeout_seconds=2.0,
+            fhir_read_timeout_seconds=1.0,
+        )
+        return create_app(settings, registry=engine_registry(budget), codesets=bundled_codesets())
+
+    with serve_built(build, access_log=False) as (base_url, app):
         yield LiveService(base_url, app, key)
 
 

@@ -34,16 +34,19 @@ class ServeProcess:
 def serve_process(
     tmp_path: Path, *args: str, env: Mapping[str, str] | None = None
 ) -> Iterator[ServeProcess]:
-    """`iris-prompt serve ARGS --port <free>` with only the given IRIS_ variables set."""
+    """`iris-prompt serve ARGS --port <free>` with only the given IRIS_ variables set, and
+    IRIS_PUBLIC_BASE_URL (unless given) the address it is served at."""
     port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
     clean = {k: v for k, v in os.environ.items() if not k.startswith("IRIS_")}
+    clean["IRIS_PUBLIC_BASE_URL"] = base_url
     command = [sys.executable, "-m", "iris_prompt.cli", "serve", *args, "--port", str(port)]
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, env=clean | dict(env or {})
         )
-        running = ServeProcess(f"http://127.0.0.1:{port}", process, log)
+        running = ServeProcess(base_url, process, log)
         try:
             deadline = time.monotonic() + 20
             while True:

@@ -25,6 +25,7 @@ ENQUIRY_NOT_MADE = (SNOMED, "887331000000105")
 # From codesets/known-abuse.csv
 VICTIM_OF_DOMESTIC_ABUSE = (SNOMED, "879911000000102")
 HISTORY_OF_DOMESTIC_VIOLENCE_READ = (READ_V2, "14X3.")
+ABUSE_VICTIM_IN_HOUSEHOLD = (SNOMED, "881081000000100")
 
 
 def coding(code: tuple[str, str], display: str | None = None) -> dict[str, Any]:

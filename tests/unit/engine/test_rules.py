@@ -11,6 +11,7 @@ from iris_prompt.risk_flags import MappaRisk
 from iris_prompt.rules import Decision, RuleSettings, decide
 from tests.conftest import bundled_codesets
 from tests.support.records import (
+    ABUSE_VICTIM_IN_HOUSEHOLD,
     ANXIETY_DISORDER,
     ANXIETY_STATE_READ,
     DEPRESSIVE_DISORDER,
@@ -222,6 +223,21 @@ def test_known_abuse_recorded_as_resolved_is_still_known(sets: CodeSets) -> None
 
 def test_an_undated_known_abuse_entry_counts(sets: CodeSets) -> None:
     assert run(sets, observation(VICTIM_OF_DOMESTIC_ABUSE, None)).known_abuse
+
+
+def test_abuse_in_the_household_is_a_reason_to_ask_not_known_abuse_of_this_patient(
+    sets: CodeSets,
+) -> None:
+    """ "Domestic abuse victim in household" does not say who is harmed (it is recorded for the
+    children and for the person causing harm too): it prompts a first enquiry, never the
+    known-abuse card."""
+    decision = run(sets, observation(ABUSE_VICTIM_IN_HOUSEHOLD, "2019-04-01"))
+    assert decision.cards == ("enquiry",)
+    assert not decision.known_abuse and decision.known_abuse_entries == ()
+    assert [e.category for e in decision.triggers] == ["abuse-in-household"]
+    # Like any trigger, a recent recorded enquiry holds it back.
+    asked = observation(ENQUIRY_MADE, ago(40))
+    assert run(sets, observation(ABUSE_VICTIM_IN_HOUSEHOLD, "2019-04-01"), asked).cards == ()
 
 
 # --- 5. Suppression by a recent enquiry ----------------------------------------------------
