@@ -211,16 +211,21 @@ def _group_members(group: dict[str, Any]) -> Iterator[str]:
                 yield member_id
 
 
-def _flatten(value: object) -> Iterator[dict[str, Any]]:
+def _flatten(value: object) -> list[dict[str, Any]]:
     """The resources in a Bundle (nested Bundles included), or the resource itself."""
     if not isinstance(value, dict):
-        return
+        return []
     if value.get("resourceType") != "Bundle":
-        yield value
-        return
+        return [value]
+    found: list[dict[str, Any]] = []
     for entry in value.get("entry") or ():
-        if isinstance(entry, dict):
-            yield from _flatten(entry.get("resource"))
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict):
+            if resource.get("resourceType") == "Bundle":
+                found.extend(_flatten(resource))
+            else:
+                found.append(resource)
+    return found
 
 
 # --- a folder of Bundles ------------------------------------------------------------------------
@@ -233,7 +238,7 @@ def _load_bundle(path: Path) -> list[dict[str, Any]] | Skipped:
         return Skipped(path.name, "not valid JSON")
     if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
         return Skipped(path.name, "not a FHIR Bundle (resourceType is not 'Bundle')")
-    return list(_flatten(value))
+    return _flatten(value)
 
 
 def scan_bundle(file: str) -> tuple[str, bool, list[dict[str, Any]] | Skipped]:
