@@ -3,7 +3,7 @@
 takes long enough to time, including pass one and starting the worker processes.
 
 Each row is the time per patient of whole passes (median and p95 over the passes), so the
-target of at least 200 patients a second is a median under 5 ms. Rows: both cores (the
+target of at least 200 patients a second on both cores is a median under 5 ms. Rows: both cores (the
 default), one process (to see what the second core buys), both cores with --compare (every
 record decided under two code-set versions), and the same population as a Bulk Data NDJSON
 export.
@@ -83,10 +83,10 @@ def per_patient(population: Path, **options: object) -> tuple[list[float], int]:
     return times, patients
 
 
-def row(what: str, population: Path, **options: object) -> Row:
+def row(what: str, population: Path, target: float | None = None, **options: object) -> Row:
     times, patients = per_patient(population, **options)
     rate = 1 / sorted(times)[len(times) // 2]
-    return summarise(SECTION, f"{what}, {patients} patients: {rate:.0f}/s", times, TARGET_MS)
+    return summarise(SECTION, f"{what}, {patients} patients: {rate:.0f}/s", times, target)
 
 
 def run() -> list[Row]:
@@ -99,7 +99,9 @@ def run() -> list[Row]:
         bundles = bundle_folder(source, folder / "bundles")
         old = one_code_fewer(folder / "old-codesets")
         rows = [
-            row("Bundles, 2 processes", bundles, workers=2),
+            # The target is for the Synthea records on both cores; the other rows show what one
+            # core, a comparison and the NDJSON layout cost beside it.
+            row("Bundles, 2 processes", bundles, TARGET_MS, workers=2),
             row("Bundles, 1 process", bundles, workers=1),
             row("Bundles, 2 processes, --compare", bundles, workers=2, compare_dir=old),
         ]

@@ -3,9 +3,7 @@
 Two layouts are read:
 
 - a folder of FHIR R4 Bundles, one file per patient (`*.json`, as Synthea writes them);
-- a FHIR Bulk Data export: `*.ndjson` files, one resource per line (any file name; the type is
-  taken from each line's `resourceType`, so `Observation.ndjson` and `Observation-2.ndjson`
-  both work).
+- a FHIR Bulk Data export: `*.ndjson` files, one resource per line (`population_ndjson`).
 
     population = open_population(Path("export"))      # pass one
     for unit in population.units:                       # pass two, in any process
@@ -27,28 +25,29 @@ and line, never what the record holds.
 """
 
 import re
-from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
 import orjson
 
+from iris_prompt.household import nhs_number
+
 __all__ = [
     "READ_TYPES",
+    "SHARED_TYPES",
     "BundleReader",
     "Mapper",
-    "NdjsonReader",
     "PatientReader",
     "PatientResources",
     "Population",
     "PopulationError",
     "Shared",
     "Skipped",
+    "group_members",
     "member_patients_in",
-    "nhs_numbers",
     "open_population",
     "reference_id",
     "scan_bundle",
@@ -60,16 +59,11 @@ __all__ = [
 READ_TYPES = frozenset({"Patient", "Condition", "Observation", "Encounter"})
 # Cross-patient resources: households and the risk flags on their members.
 SHARED_TYPES = frozenset({"Group", "RelatedPerson", "Flag"})
-NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
 
 # Pass one looks for these without parsing the whole file (parsing is most of the cost).
 _SHARED_IN_FILE = re.compile(rb'"resourceType"\s*:\s*"(?:Group|RelatedPerson|Flag)"')
-# An NDJSON line whose first key is resourceType tells its type without being parsed.
-_LEADING_TYPE = re.compile(rb'\s*\{\s*"resourceType"\s*:\s*"([A-Za-z]+)"')
 # `map`, or a process pool's imap: applies a function to every item, in any order.
 Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]]
-# Offsets in the NDJSON index pack the file number above the byte offset (files up to 1 TiB).
-_OFFSET_BITS = 40
 
 
 class PopulationError(Exception):
@@ -116,23 +110,20 @@ class Shared:
         ids = {
             member
             for group in self.groups
-            for member in _group_members(group)
+            for member in group_members(group)
             if member not in self.patients
         }
-        known_numbers = {n for p in self.patients.values() for n in nhs_numbers(p)}
+        known_numbers = {nhs_number(p) for p in self.patients.values()}
         numbers = {
             number
-            for person in self.related_persons
-            for number in nhs_numbers(person)
-            if number not in known_numbers
+            for number in map(nhs_number, self.related_persons)
+            if number is not None and number not in known_numbers
         }
         return ids, numbers
 
     def keep_if_wanted(self, patient: dict[str, Any], ids: set[str], numbers: set[str]) -> None:
         patient_id = patient.get("id")
-        if isinstance(patient_id, str) and (
-            patient_id in ids or any(n in numbers for n in nhs_numbers(patient))
-        ):
+        if isinstance(patient_id, str) and (patient_id in ids or nhs_number(patient) in numbers):
             self.patients[patient_id] = patient
 
 
@@ -167,7 +158,10 @@ def open_population(path: Path, mapper: "Mapper" = map) -> Population:
     ndjson = sorted(p for p in path.iterdir() if p.suffix == ".ndjson" and p.is_file())
     bundles = sorted(p for p in path.iterdir() if p.suffix == ".json" and p.is_file())
     if ndjson:
-        return _open_ndjson(path, ndjson)
+        # Imported here: the NDJSON reader builds on this module's types.
+        from iris_prompt.population_ndjson import open_ndjson
+
+        return open_ndjson(path, ndjson)
     if bundles:
         return _open_bundles(path, bundles, mapper)
     raise PopulationError(f"{path}: holds no .json Bundles and no .ndjson files")
@@ -192,18 +186,8 @@ def reference_id(reference: object, resource_type: str = "Patient") -> str | Non
     return None
 
 
-def nhs_numbers(resource: dict[str, Any]) -> list[str]:
-    """The NHS numbers in a Patient's or RelatedPerson's identifiers."""
-    found = []
-    for identifier in resource.get("identifier") or ():
-        if isinstance(identifier, dict) and identifier.get("system") == NHS_NUMBER:
-            value = identifier.get("value")
-            if isinstance(value, str):
-                found.append(value.replace(" ", ""))
-    return found
-
-
-def _group_members(group: dict[str, Any]) -> Iterator[str]:
+def group_members(group: dict[str, Any]) -> Iterator[str]:
+    """The patient ids a Group lists, current or not (`household` decides who is current)."""
     for member in group.get("member") or ():
         if isinstance(member, dict) and isinstance(member.get("entity"), dict):
             member_id = reference_id(member["entity"].get("reference"))
@@ -321,153 +305,3 @@ class BundleReader:
 
     def close(self) -> None:
         """Nothing stays open between files."""
-
-
-# --- a Bulk Data NDJSON export ------------------------------------------------------------------
-def _patient_of(resource: dict[str, Any]) -> str | None:
-    """The patient a resource belongs to (its `subject`, else its `patient`)."""
-    for key in ("subject", "patient"):
-        value = resource.get(key)
-        if isinstance(value, dict):
-            patient_id = reference_id(value.get("reference"))
-            if patient_id is not None:
-                return patient_id
-    return None
-
-
-def _pack(file_number: int, offset: int) -> int:
-    return file_number << _OFFSET_BITS | offset
-
-
-def _unpack(location: int) -> tuple[int, int]:
-    return location >> _OFFSET_BITS, location & ((1 << _OFFSET_BITS) - 1)
-
-
-@dataclass
-class _NdjsonIndex:
-    """Pass one over an export: where each patient's lines are, and the shared facts."""
-
-    files: list[Path]
-    shared: Shared = field(default_factory=Shared)
-    skipped: list[Skipped] = field(default_factory=list)
-    lines: dict[str, "array[int]"] = field(default_factory=dict)  # patient id -> locations
-    patients: dict[str, tuple[int, str]] = field(default_factory=dict)  # id -> (location, where)
-
-    def scan(self) -> None:
-        for number, file in enumerate(self.files):
-            try:
-                with file.open("rb") as stream:
-                    offset = 0
-                    for line_number, line in enumerate(stream, start=1):
-                        if line.strip():
-                            where = f"{file.name} line {line_number}"
-                            self._line(line, _pack(number, offset), where)
-                        offset += len(line)
-            except OSError as error:
-                self.skipped.append(Skipped(file.name, f"cannot be read ({error.strerror})"))
-
-    def _line(self, line: bytes, location: int, where: str) -> None:
-        leading = _LEADING_TYPE.match(line)
-        if leading is not None:
-            kind = leading.group(1).decode()
-            if kind not in READ_TYPES and kind not in SHARED_TYPES:
-                return  # a type the service never reads is not even parsed
-        try:
-            resource = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            self.skipped.append(Skipped(where, "not valid JSON"))
-            return
-        if not isinstance(resource, dict):
-            self.skipped.append(Skipped(where, "not a FHIR resource (not a JSON object)"))
-            return
-        kind = resource.get("resourceType")
-        self.shared.add(resource)
-        if kind not in READ_TYPES:
-            return
-        if kind == "Patient":
-            patient_id = resource.get("id")
-            if not isinstance(patient_id, str) or not patient_id:
-                self.skipped.append(Skipped(where, "a Patient with no id"))
-                return
-            if patient_id in self.patients:
-                self.skipped.append(Skipped(where, "a second Patient with the same id"))
-                return
-            self.patients[patient_id] = (location, where)
-        else:
-            patient_id = _patient_of(resource)
-            if patient_id is None:
-                self.skipped.append(
-                    Skipped(where, f"{kind} with no patient reference (subject or patient)")
-                )
-                return
-        self.lines.setdefault(patient_id, array("Q")).append(location)
-
-    def orphans(self) -> None:
-        """Lines of patients the export has no Patient for: counted per file."""
-        per_file: dict[int, int] = {}
-        for patient_id, locations in self.lines.items():
-            if patient_id not in self.patients:
-                for location in locations:
-                    number = _unpack(location)[0]
-                    per_file[number] = per_file.get(number, 0) + 1
-        for number, count in sorted(per_file.items()):
-            reason = f"{count} line(s) refer to a patient who is not in the export"
-            self.skipped.append(Skipped(self.files[number].name, reason))
-
-    def member_patients(self, reader: "NdjsonReader") -> None:
-        ids, numbers = self.shared.wanted_patients()
-        for patient_id in ids & self.patients.keys():
-            self.shared.keep_if_wanted(reader.resource(self.patients[patient_id][0]), ids, set())
-        if numbers:
-            pattern = re.compile(b"|".join(re.escape(f'"{n}"'.encode()) for n in sorted(numbers)))
-            for location, _where in self.patients.values():
-                if pattern.search(reader.line(location)):
-                    self.shared.keep_if_wanted(reader.resource(location), set(), numbers)
-
-
-def _open_ndjson(path: Path, files: list[Path]) -> Population:
-    index = _NdjsonIndex(files)
-    index.scan()
-    index.orphans()
-    reader = NdjsonReader(files)
-    index.member_patients(reader)
-    reader.close()
-    units = [(pid, where, index.lines[pid]) for pid, (_, where) in index.patients.items()]
-    return Population(path, "FHIR Bulk Data NDJSON", index.shared, units, reader, index.skipped)
-
-
-class NdjsonReader:
-    """Reads one patient's lines from the export. A unit is (patient id, where the Patient
-    line is, packed locations of all the patient's lines)."""
-
-    def __init__(self, files: list[Path]) -> None:
-        self.files = [str(f) for f in files]
-        self._open: dict[int, BinaryIO] = {}
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"files": self.files, "_open": {}}  # open files stay in their own process
-
-    def line(self, location: int) -> bytes:
-        number, offset = _unpack(location)
-        stream = self._open.get(number)
-        if stream is None:
-            stream = self._open[number] = open(self.files[number], "rb")
-        stream.seek(offset)
-        return stream.readline()
-
-    def resource(self, location: int) -> dict[str, Any]:
-        value: dict[str, Any] = orjson.loads(self.line(location))
-        return value
-
-    def close(self) -> None:
-        for stream in self._open.values():
-            stream.close()
-        self._open.clear()
-
-    def read(self, unit: tuple[str, str, "array[int]"]) -> PatientResources | Skipped | None:
-        patient_id, where, locations = unit
-        try:
-            resources = [self.resource(location) for location in locations]
-        except OSError as error:
-            return Skipped(where, f"cannot be read ({error.strerror})")
-        return PatientResources(patient_id, where, resources)

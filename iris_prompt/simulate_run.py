@@ -32,6 +32,7 @@ from iris_prompt.household import (
     Household,
     group_member_ids,
     household_from,
+    nhs_number,
     related_nhs_numbers,
 )
 from iris_prompt.population import (
@@ -41,7 +42,7 @@ from iris_prompt.population import (
     Population,
     Shared,
     Skipped,
-    nhs_numbers,
+    group_members,
     reference_id,
 )
 from iris_prompt.record import CodedEntry, read_record
@@ -120,18 +121,15 @@ class HouseholdIndex:
     def __init__(self, shared: Shared) -> None:
         self.groups: dict[str, list[dict[str, Any]]] = {}
         for group in shared.groups:
-            for member in group.get("member") or ():
-                entity = member.get("entity") if isinstance(member, dict) else None
-                member_id = reference_id(entity.get("reference") if entity else None)
-                if member_id is not None and group not in self.groups.get(member_id, ()):
-                    self.groups.setdefault(member_id, []).append(group)
+            for member_id in dict.fromkeys(group_members(group)):
+                self.groups.setdefault(member_id, []).append(group)
         self.related: dict[str, list[dict[str, Any]]] = {}
         for person in shared.related_persons:
             patient_id = reference_id((person.get("patient") or {}).get("reference"))
             if patient_id is not None:
                 self.related.setdefault(patient_id, []).append(person)
         self.patients = shared.patients
-        self.by_number = {n: p for p in shared.patients.values() for n in nhs_numbers(p)}
+        self.by_number = {nhs_number(p): p for p in shared.patients.values() if nhs_number(p)}
         self.flags: dict[str, list[dict[str, Any]]] = {}
         for flag in shared.flags:
             subject = reference_id((flag.get("subject") or {}).get("reference"))
