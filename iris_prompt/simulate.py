@@ -23,8 +23,6 @@ from iris_prompt.codeset_model import CodeSetError, CodeSets
 from iris_prompt.codesets import default_codesets_dir, load_codesets
 from iris_prompt.population import PopulationError, Skipped, open_population
 from iris_prompt.rules import RuleSettings
-from iris_prompt.services import PRACTICE_TIME_ZONE
-from iris_prompt.settings import Settings
 from iris_prompt.simulate_html import report_html
 from iris_prompt.simulate_report import Report, report_csv, report_json_text, report_text
 from iris_prompt.simulate_run import (
@@ -73,6 +71,11 @@ def simulate(
     codesets_dir = codesets_dir or default_codesets_dir()
     new_sets = load_codesets(codesets_dir)
     old_sets = None if compare_dir is None else load_codesets(compare_dir)
+    # Imported here, not at the top: worker processes import the command's module, and the
+    # service's wiring (FastAPI, the protocol layer) would cost each of them most of a second.
+    from iris_prompt.services import PRACTICE_TIME_ZONE
+    from iris_prompt.settings import Settings
+
     day = as_of or datetime.datetime.now(PRACTICE_TIME_ZONE).date()
     # Midday at the practice: the service's clock, on the day of the simulated visit.
     now = datetime.datetime.combine(day, datetime.time(12), tzinfo=PRACTICE_TIME_ZONE)
