@@ -1,4 +1,8 @@
-"""Run every benchmark section and print one table."""
+"""Run every benchmark section and print one table.
+
+python -m benchmarks            # every section (make bench)
+python -m benchmarks engine     # only the named sections
+"""
 
 import importlib
 import pkgutil
@@ -10,10 +14,18 @@ import benchmarks
 from benchmarks.table import Row, render
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    wanted = set(sys.argv[1:] if argv is None else argv)
     rows: list[Row] = []
     started = time.perf_counter()
-    for module in sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__)):
+    modules = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__))
+    unknown = wanted - set(modules)
+    if unknown:
+        print(f"no such section: {', '.join(sorted(unknown))}; sections: {', '.join(modules)}")
+        return 2
+    for module in modules:
+        if wanted and module not in wanted:
+            continue
         section = importlib.import_module(f"benchmarks.{module}")
         if callable(getattr(section, "run", None)):
             rows.extend(section.run())

@@ -12,7 +12,7 @@ from cds_hooks.auth import (
     ReplayCache,
     TrustedIssuer,
 )
-from cds_hooks.discovery import CallContext, CdsService, Handler, ServiceRegistry
+from cds_hooks.discovery import CallContext, CdsService, Handler, Screen, ServiceRegistry
 from cds_hooks.errors import (
     AuthenticationFailed,
     CdsHooksError,
@@ -62,6 +62,7 @@ __all__ = [
     "FhirUnavailable",
     "GenericRequest",
     "Handler",
+    "Screen",
     "HookMismatch",
     "InMemoryFeedbackStore",
     "InMemoryReplayCache",

@@ -32,6 +32,7 @@ __all__ = [
     "CdsService",
     "DiscoveryResponse",
     "Handler",
+    "Screen",
     "ServiceDescription",
     "ServiceRegistry",
 ]
@@ -56,6 +57,8 @@ class CallContext:
 
 
 Handler = Callable[[CdsRequest, PrefetchData, CallContext], Awaitable[CdsResponse]]
+# Looks at the request alone, before any prefetch is fetched: a response ends the call there.
+Screen = Callable[[CdsRequest, str], CdsResponse | None]
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,10 @@ class CdsService:
     prefetch: Mapping[str, PrefetchTemplate] = field(default_factory=dict)
     usage_requirements: str | None = None
     extension: Mapping[str, Any] | None = None
+    # Called with the request and its hookInstance before prefetch is completed from the FHIR
+    # server: a service that will not advise some callers answers them without reading (or
+    # fetching) any of the record.
+    screen: Screen | None = None
 
     def __post_init__(self) -> None:
         if not SERVICE_ID.match(self.id):

@@ -55,12 +55,19 @@ def template_tokens(query: str) -> list[str]:
 
 @dataclass(frozen=True)
 class PrefetchTemplate:
-    """A FHIR read or search with `{{tokens}}`; `required=False` degrades instead of 412."""
+    """A FHIR read or search with `{{tokens}}`; `required=False` degrades instead of 412.
+
+    `timeout` (seconds) bounds the fallback fetch of this template alone, within the client's
+    general limits: for optional data a service would rather do without than wait for.
+    """
 
     query: str
     required: bool = True
+    timeout: float | None = None
 
     def __post_init__(self) -> None:
+        if self.timeout is not None and self.timeout <= 0:
+            raise ValueError("a prefetch timeout is a positive number of seconds")
         for token in template_tokens(self.query):
             # Spec: a token is a root-level context field or one of the four user tokens.
             if token not in USER_TOKENS and not CONTEXT_TOKEN.match(token):
@@ -272,7 +279,8 @@ async def resolve_prefetch(
     if to_fetch and fhir is not None:
         keys = list(to_fetch)
         results = await asyncio.gather(
-            *(fhir.get(to_fetch[key]) for key in keys), return_exceptions=True
+            *(_fetch(fhir, to_fetch[key], templates[key].timeout) for key in keys),
+            return_exceptions=True,
         )
         for key, result in zip(keys, results, strict=True):
             if isinstance(result, FhirUnavailable):
@@ -286,3 +294,13 @@ async def resolve_prefetch(
     if problems:
         raise PreconditionFailed("required prefetch data could not be obtained", problems)
     return PrefetchData(values, frozenset(unavailable))
+
+
+async def _fetch(fhir: FhirClient, query: str, timeout: float | None) -> dict[str, Any] | None:
+    if timeout is None:
+        return await fhir.get(query)
+    try:
+        async with asyncio.timeout(timeout):
+            return await fhir.get(query)
+    except TimeoutError:
+        raise FhirUnavailable(f"the FHIR server took longer than {timeout:g} s") from None

@@ -170,6 +170,10 @@ def build_router(
         async def _call(
             service: CdsService, cds_request: CdsRequest, base: str, caller: CallerIdentity | None
         ) -> CdsResponse:
+            if service.screen is not None:
+                screened = service.screen(cds_request, cds_request.hook_instance)
+                if screened is not None:
+                    return screened
             fhir = None
             if cds_request.fhir_server is not None:
                 auth = cds_request.fhir_authorization

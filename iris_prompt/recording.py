@@ -37,8 +37,7 @@ from iris_prompt.template import (
     DASH_ITEMS,
     MARAC_THRESHOLD,
     dash_yes_count,
-    iter_items,
-    questionnaire,
+    link_ids,
 )
 
 __all__ = [
@@ -227,10 +226,10 @@ def resources_for(
     """The labelled resources these (already checked) answers record, in questionnaire order."""
     resources = [
         _resource(entry, subject, when)
-        for item in iter_items(questionnaire()["item"])
-        for value in answers.get(item["linkId"], ())
+        for link_id in link_ids()
+        for value in answers.get(link_id, ())
         if isinstance(value, str)
-        for entry in MAPPING.get((item["linkId"], value), ())
+        for entry in MAPPING.get((link_id, value), ())
     ]
     return resources + _risk_resources(answers, subject, when)
 

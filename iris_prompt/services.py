@@ -36,6 +36,7 @@ from iris_prompt.settings import Settings
 
 __all__ = [
     "PATIENT_VIEW_PREFETCH",
+    "prefetch_templates",
     "SERVICE_ID",
     "Engine",
     "build_registry",
@@ -50,19 +51,29 @@ SERVICE_ID = "iris-domestic-abuse-prompt"
 # Dates in the record and "today" are the practice's: England.
 PRACTICE_TIME_ZONE = ZoneInfo("Europe/London")
 
-PATIENT_VIEW_PREFETCH = {
-    "patient": PrefetchTemplate("Patient/{{context.patientId}}"),
-    "conditions": PrefetchTemplate("Condition?patient={{context.patientId}}"),
-    "observations": PrefetchTemplate("Observation?patient={{context.patientId}}"),
-    # Reason codes of consultations.
-    "encounters": PrefetchTemplate("Encounter?patient={{context.patientId}}", required=False),
-    # The household: a Group (type person) with the patient among its members.
-    "household": PrefetchTemplate("Group?member={{context.patientId}}", required=False),
-    # Related people with an NHS number that resolves to a Patient are household members too.
-    "relatedPersons": PrefetchTemplate(
-        "RelatedPerson?patient={{context.patientId}}", required=False
-    ),
-}
+
+def prefetch_templates(household_budget: float = 0.3) -> dict[str, PrefetchTemplate]:
+    """What the services ask for. The household's templates, when the client did not prefetch
+    them, are fetched within the household's own time budget: a slow household lookup costs
+    the household check, never the enquiry prompt."""
+    return {
+        "patient": PrefetchTemplate("Patient/{{context.patientId}}"),
+        "conditions": PrefetchTemplate("Condition?patient={{context.patientId}}"),
+        "observations": PrefetchTemplate("Observation?patient={{context.patientId}}"),
+        # Reason codes of consultations.
+        "encounters": PrefetchTemplate("Encounter?patient={{context.patientId}}", required=False),
+        # The household: a Group (type person) with the patient among its members.
+        "household": PrefetchTemplate(
+            "Group?member={{context.patientId}}", required=False, timeout=household_budget
+        ),
+        # Related people with an NHS number that resolves to a Patient are household members.
+        "relatedPersons": PrefetchTemplate(
+            "RelatedPerson?patient={{context.patientId}}", required=False, timeout=household_budget
+        ),
+    }
+
+
+PATIENT_VIEW_PREFETCH = prefetch_templates()
 HOUSEHOLD_KEYS = ("household", "relatedPersons")
 
 
@@ -90,6 +101,15 @@ class Engine:
                 cache_seconds=settings.household_cache_seconds,
             ),
         )
+
+    def screen(self, request: CdsRequest, hook_instance: str) -> CdsResponse | None:
+        """Rule 1 before anything is read or fetched: a patient-facing caller gets no cards, and
+        none of the record is fetched for it."""
+        user_type: str = request.context.user_type  # type: ignore[union-attr]
+        if user_type in self.rules.clinician_user_types:
+            return None
+        log.info("no cards: patient-facing caller hookInstance=%s", hook_instance)
+        return CdsResponse(cards=[])
 
     async def __call__(
         self, request: CdsRequest, prefetch: PrefetchData, call: CallContext
@@ -185,9 +205,10 @@ def _service(hook: str, engine: Engine) -> CdsService:
         title="IRIS domestic abuse enquiry prompt",
         # The live code-set versions, so a GP system can see which lists it is being judged by.
         description=lambda: f"{DESCRIPTION} Uses {describe_versions(codesets.current)}.",
-        prefetch=PATIENT_VIEW_PREFETCH,
+        prefetch=prefetch_templates(engine.lookup.budget),
         usage_requirements=USAGE,
         handler=engine,
+        screen=engine.screen,
     )
 
 

@@ -15,6 +15,7 @@ clinical codes. Clinical codes (SNOMED CT) are attached to answers in one place 
     ('https://iris-prompt.invalid/fhir/Questionnaire/domestic-abuse-enquiry', 'draft')
 """
 
+import functools
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -32,6 +33,7 @@ __all__ = [
     "dash_yes_count",
     "is_enabled",
     "iter_items",
+    "link_ids",
     "questionnaire",
 ]
 
@@ -373,6 +375,12 @@ def questionnaire() -> dict[str, Any]:
             ),
         ],
     }
+
+
+@functools.cache
+def link_ids() -> tuple[str, ...]:
+    """Every item's linkId in questionnaire order, built once (the card path asks per call)."""
+    return tuple(item["linkId"] for item in iter_items(questionnaire()["item"]))
 
 
 def iter_items(items: Sequence[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:

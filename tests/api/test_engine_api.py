@@ -20,6 +20,7 @@ from tests.api.engine_support import (
     call,
     engine_service,
     fhir_with,
+    patient_id_of,
     prefetch_for,
     record,
     request_body,
@@ -161,6 +162,40 @@ def test_seed_case_for_a_patient_facing_app_gets_no_cards_and_looks_nothing_up(
     refusals = [r.getMessage() for r in caplog.records if "no cards:" in r.getMessage()]
     assert refusals == [f"no cards: patient-facing caller hookInstance={HOOK_INSTANCE}"]
     assert "seed-mum" not in "\n".join(r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("user", ["Patient/seed-mum", "RelatedPerson/seed-partner-rp"])
+def test_a_patient_facing_app_causes_no_read_of_the_record_at_all(
+    service: LiveService, seed_fhir: Fhir, user: str
+) -> None:
+    """Nothing prefetched and a FHIR server offered: not one request is made to it."""
+    response = call(service, "seed-case", seed_fhir, user=user, prefetched=False)
+    assert response.status_code == 200 and response.content == b'{"cards":[]}'
+    assert seed_fhir.server.requests == []
+
+
+def test_a_slow_household_group_fetch_costs_the_household_check_not_the_prompt(
+    service: LiveService, seed_fhir: Fhir, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The Group the client did not prefetch is fetched within the household budget (0.3 s
+    here), not the FHIR server's general limits: past it, the enquiry card still comes, saying
+    the household could not be checked."""
+    resources = record("seed-case")
+    pid = patient_id_of(resources)
+    prefetch = {
+        key: value
+        for key, value in prefetch_for(resources, pid).items()
+        if key not in ("household", "relatedPersons")
+    }
+    seed_fhir.server.delay = 0.6
+    body = request_body(pid, prefetch=prefetch, fhir_server=seed_fhir.url)
+    cards = cards_of(service.post("/cds-services/iris-domestic-abuse-prompt", body))
+    assert kinds(cards) == ["enquiry"]
+    assert "could not be checked" in cards[0]["detail"]
+    # Given up at the budget, not waited for under the general read timeout (1 s here).
+    assert "prefetch 'household' could not be fetched: the FHIR server took longer than 0.3 s" in (
+        caplog.text
+    )
 
 
 def test_seed_case_on_encounter_start(service: LiveService, seed_fhir: Fhir) -> None:

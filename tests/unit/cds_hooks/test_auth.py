@@ -217,9 +217,25 @@ def test_tenant_allow_list(keys: dict[str, SigningKey]) -> None:
     assert "the token has no tenant" in refusal(v, keys["ES384"].sign(claims(ISS, AUD)))
 
 
-def test_malformed_tokens(trusting: JwtVerifier) -> None:
-    assert refusal(trusting, "not-a-jwt") == "the token is not a well-formed JWT"
-    assert refusal(trusting, "a.b.c") == "the token is not a well-formed JWT"
+def _segment(data: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    ("token", "why"),
+    [
+        ("not-a-jwt", "one segment"),
+        ("a.b.c", "segments that are not base64url JSON"),
+        (f"{_segment({'alg': 'ES384'})}.{_segment({})}", "two segments"),
+        (f"{_segment({'alg': 'ES384'})}.{_segment({})}.c.d", "four segments"),
+        (f"{_segment({'alg': 'ES384'})}.{_segment({})}.a+b/c=", "base64, not base64url"),
+        (f"{_segment(['ES384'])}.{_segment({})}.abc", "a header that is not an object"),
+        (f"{_segment({'alg': 'ES384'})}.{_segment('claims')}.abc", "claims not an object"),
+        (f"{_segment({'alg': 'ES384'})}.{'A' * 20_000}.abc", "over 16 KiB"),
+    ],
+)
+def test_malformed_tokens(trusting: JwtVerifier, token: str, why: str) -> None:
+    assert refusal(trusting, token) == "the token is not a well-formed JWT", why
 
 
 def test_bearer_header() -> None:

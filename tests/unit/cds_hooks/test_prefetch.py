@@ -118,6 +118,23 @@ def test_optional_failure_is_unavailable_not_412(fhir_server: RunningFhir) -> No
     assert resolve(fhir_server, given)["unavailable"] == ["household"]
 
 
+def test_a_template_timeout_bounds_its_own_fetch(fhir_server: RunningFhir) -> None:
+    """An optional template with its own timeout gives up sooner than the general limits."""
+    fhir_server.server.delay = 0.6  # within LIMITS' 1 s read timeout, beyond the 0.2 s budget
+    templates = TEMPLATES | {
+        "household": PrefetchTemplate("Group?member={{context.patientId}}", False, timeout=0.2)
+    }
+    given = {"patient": {"resourceType": "Patient"}, "conditions": None}
+    assert resolve(fhir_server, given, templates)["unavailable"] == ["household"]
+    # Without a timeout of its own, the same slow answer is waited for.
+    assert resolve(fhir_server, given)["unavailable"] == []
+
+
+def test_a_template_timeout_is_positive() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        PrefetchTemplate("Patient/{{context.patientId}}", timeout=0)
+
+
 def test_timeout(fhir_server: RunningFhir) -> None:
     fhir_server.server.delay = 1.0
     with pytest.raises(FhirUnavailable, match="timed out"):
