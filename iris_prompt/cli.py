@@ -4,6 +4,7 @@ iris-prompt serve                 # 127.0.0.1:8000, callers must present a trust
 iris-prompt serve --local         # development only: no caller JWT, loopback only
 iris-prompt codesets validate     # what ICB safeguarding leads use (codesets/README.md)
 iris-prompt demo                  # send a realistic patient-view to a running service
+iris-prompt simulate POPULATION   # the prompts code sets would give (docs/simulation.md)
 """
 
 import argparse
@@ -14,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from iris_prompt import codeset_cli
+from iris_prompt import codeset_cli, simulate
 
 __all__ = ["logging_config", "main"]
 
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     show.set_defaults(func=demo)
     codeset_cli.add_parser(commands)
     commands.choices["codesets"].set_defaults(func=codeset_cli.run)
+    simulate.add_parser(commands)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result
