@@ -24,13 +24,12 @@ Nothing here keeps a name, an NHS number or an id in the result: a member is a r
 Household(members=(HouseholdMember(relationship=None, age=8, mappa=None),), checked=True)
 """
 
-import calendar
 import datetime
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from iris_prompt.record import fhir_date
+from iris_prompt.fhir_values import has_ended, last_day
 from iris_prompt.risk_flags import MappaRisk, mappa_risk, strongest
 
 __all__ = [
@@ -120,20 +119,15 @@ UNCHECKED = Household((), checked=False)
 
 
 def age_on(birth_date: object, today: datetime.date) -> int | None:
-    """Age in whole years; a partial birth date ("2010", "2010-05") gives the youngest age it
-    allows, so nobody is taken to be 16 before they may be.
+    """Age in whole years; a partial birth date ("2010", "2010-05") is read at the last day it
+    allows (`fhir_values.last_day`), giving the youngest age it allows, so nobody is taken to be
+    16 before they may be.
 
     >>> age_on("2010", datetime.date(2026, 6, 1)), age_on("2010-05-02", datetime.date(2026, 5, 1))
     (15, 15)
     """
-    born = fhir_date(birth_date)
-    if born is None or not isinstance(birth_date, str):
-        return None
-    if len(birth_date) == 4:
-        born = born.replace(month=12, day=31)
-    elif len(birth_date) == 7:
-        born = born.replace(day=calendar.monthrange(born.year, born.month)[1])
-    if born > today:
+    born = last_day(birth_date)
+    if born is None or born > today:
         return None
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
@@ -154,17 +148,24 @@ def _reference(value: object) -> object:
     return value.get("reference") if isinstance(value, Mapping) else None
 
 
-def _ended(period: object, today: datetime.date) -> bool:
-    if not isinstance(period, Mapping):
-        return False
-    end = fhir_date(period.get("end"))
-    return end is not None and end < today
+def _ended(period: object, now: datetime.date) -> bool:
+    """A membership period over at `now` (its end is inclusive at its precision: "2026" is all
+    of 2026)."""
+    return isinstance(period, Mapping) and has_ended(period.get("end"), now)
 
 
 def group_member_ids(
-    groups: Iterable[Mapping[str, Any]], patient_id: str, today: datetime.date
+    groups: Iterable[Mapping[str, Any]],
+    patient_id: str,
+    today: datetime.date,
+    *,
+    now: datetime.datetime | None = None,
 ) -> list[str]:
-    """Patient ids of the other current members of every person Group the patient is in."""
+    """Patient ids of the other current members of every person Group the patient is in.
+
+    `now`, the time of the call, compares a membership ending at a stated time exactly; without
+    it, by the day."""
+    moment = now or today
     found: list[str] = []
     for group in groups:
         if group.get("resourceType") != "Group" or group.get("type", "person") != "person":
@@ -176,7 +177,7 @@ def group_member_ids(
             for member in group.get("member") or ()
             if isinstance(member, Mapping)
             and member.get("inactive") is not True
-            and not _ended(member.get("period"), today)
+            and not _ended(member.get("period"), moment)
         ]
         ids = [_patient_id(_reference(member.get("entity"))) for member in current]
         if patient_id not in ids:
@@ -233,13 +234,17 @@ def household_from(
     related_persons: Iterable[Mapping[str, Any]] = (),
     patients: Iterable[Mapping[str, Any]] = (),
     flags: Iterable[Mapping[str, Any]] = (),
+    now: datetime.datetime | None = None,
 ) -> Household:
-    """The household of `patient_id` from resources already fetched (see module docstring)."""
+    """The household of `patient_id` from resources already fetched (see module docstring).
+
+    `today` dates ages; `now` (the time of the call, when known) compares period ends given to
+    the minute exactly, on Group memberships and Flags."""
     by_id = {
         str(p["id"]): p for p in patients if p.get("resourceType") == "Patient" and p.get("id")
     }
     relationships = related_nhs_numbers(related_persons, patient_id)
-    member_ids = group_member_ids(groups, patient_id, today)
+    member_ids = group_member_ids(groups, patient_id, today, now=now)
     for pid, patient in by_id.items():
         number = nhs_number(patient)
         if number in relationships and pid != patient_id and pid not in member_ids:
@@ -247,7 +252,7 @@ def household_from(
     risks: dict[str, list[MappaRisk]] = {}
     for flag in flags:
         subject = _patient_id(_reference(flag.get("subject")))
-        risk = mappa_risk(flag, today) if subject in member_ids else None
+        risk = mappa_risk(flag, today, now=now) if subject in member_ids else None
         if subject is not None and risk is not None:
             risks.setdefault(subject, []).append(risk)
     members = []

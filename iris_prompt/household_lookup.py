@@ -77,10 +77,11 @@ class HouseholdLookup:
         related_persons: Iterable[Mapping[str, Any]],
         today: datetime.date,
         hook_instance: str,
+        now: datetime.datetime | None = None,
     ) -> Household:
         """The household, or `UNCHECKED` when it cannot be looked up within the budget."""
         groups, related_persons = list(groups), list(related_persons)
-        member_ids = group_member_ids(groups, patient_id, today)
+        member_ids = group_member_ids(groups, patient_id, today, now=now)
         numbers = list(related_nhs_numbers(related_persons, patient_id))
         if not member_ids and not numbers:
             return household_from(patient_id=patient_id, today=today)
@@ -114,6 +115,7 @@ class HouseholdLookup:
             related_persons=related_persons,
             patients=patients,
             flags=flags,
+            now=now,
         )
 
     @staticmethod

@@ -25,7 +25,8 @@ What is read, and the status rules (README "Record reading" says the same for cl
 Other resource types are not read: the service prefetches only these, and the alert-burden
 simulation must see exactly what the service sees. Codes: SNOMED CT, Read v2 (with or without
 the 2-character term code) and CTV3, by their exact system URIs. A partial date ("2019-03")
-counts as its first day.
+counts as its first day; a dateTime counts on its day in England (`fhir_values.fhir_date`:
+"2026-06-01T23:30:00Z" is 2 June, in British Summer Time).
 
 >>> from iris_prompt.codesets import default_codesets_dir, load_codesets
 >>> sets = load_codesets(default_codesets_dir())
@@ -42,6 +43,7 @@ from typing import Any
 
 from iris_prompt.codes import READ_V2
 from iris_prompt.codeset_model import CodeSets
+from iris_prompt.fhir_values import fhir_date
 
 __all__ = [
     "CodedEntry",
@@ -145,23 +147,6 @@ def index_for(codesets: CodeSets) -> Index:
         _INDEXES.clear()
     _INDEXES[id(codesets)] = (codesets, index)
     return index
-
-
-def fhir_date(value: object) -> datetime.date | None:
-    """The calendar date of a FHIR date, dateTime or instant, as written (its own offset).
-
-    >>> fhir_date("2019-03-04T23:30:00+01:00"), fhir_date("2019-03"), fhir_date("garbage")
-    (datetime.date(2019, 3, 4), datetime.date(2019, 3, 1), None)
-    """
-    if not isinstance(value, str) or len(value) < 4:
-        return None
-    try:
-        year = int(value[0:4])
-        month = int(value[5:7]) if len(value) >= 7 else 1
-        day = int(value[8:10]) if len(value) >= 10 else 1
-        return datetime.date(year, month, day)
-    except ValueError:
-        return None
 
 
 def _latest(*values: object) -> datetime.date | None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from iris_prompt.codes import SNOMED_CT
-from iris_prompt.record import fhir_date
+from iris_prompt.fhir_values import has_ended, has_started
 
 __all__ = [
     "GROUPS",
@@ -103,17 +103,15 @@ def _is_mappa(flag: Mapping[str, Any]) -> bool:
     )
 
 
-def _in_force(flag: Mapping[str, Any], today: datetime.date) -> bool:
+def _in_force(flag: Mapping[str, Any], now: datetime.date) -> bool:
     if flag.get("status") != "active":
         return False
     period = flag.get("period")
     if not isinstance(period, Mapping):
         return True
-    start, end = fhir_date(period.get("start")), fhir_date(period.get("end"))
-    if start is not None and start > today:
-        return False
-    # An end date is the last day the flag applies; from the next day it has expired.
-    return end is None or end >= today
+    # A period's end is inclusive at its precision: an end of "2026" is the whole of 2026, one
+    # of "2026-11-26" the whole of that day; an end with a time is that instant.
+    return has_started(period.get("start"), now) and not has_ended(period.get("end"), now)
 
 
 def _levels(flag: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -135,15 +133,18 @@ def _levels(flag: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple((group, found[group]) for group in GROUPS if group in found)
 
 
-def mappa_risk(flag: Mapping[str, Any], today: datetime.date) -> MappaRisk | None:
-    """The risk a Flag records, or None unless it is a MAPPA flag in force `today`.
+def mappa_risk(
+    flag: Mapping[str, Any], today: datetime.date, *, now: datetime.datetime | None = None
+) -> MappaRisk | None:
+    """The risk a Flag records, or None unless it is a MAPPA flag in force `today` (at `now`,
+    the time of the call, when given: a period bound with a time is compared as an instant).
 
     Not MAPPA, not active (inactive, entered-in-error), not started or ended: None, and the card
     shows nothing about it.
     """
     if flag.get("resourceType", "Flag") != "Flag" or flag.get("status") in INACTIVE:
         return None
-    if not _is_mappa(flag) or not _in_force(flag, today):
+    if not _is_mappa(flag) or not _in_force(flag, now or today):
         return None
     return MappaRisk(_levels(flag))
 

@@ -43,6 +43,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from iris_prompt.codeset_model import KNOWN_ABUSE_FOR_PATIENT, CodeSet, CodeSets
+from iris_prompt.fhir_values import local_date
 from iris_prompt.household import Household, HouseholdMember, age_on
 from iris_prompt.record import CodedEntry, PatientRecord
 
@@ -159,7 +160,7 @@ def decide(
     `household` None means it was not looked up: no MAPPA cards, `household_checked` False.
     `codesets` may be None only when the refusal rules (1-2) apply.
     """
-    today = now.date()
+    today = local_date(now)
     age = age_on((record.patient or {}).get("birthDate"), today)
     refused = refusal(record, today=today, settings=settings, user_type=user_type)
     if refused is not None:

@@ -15,7 +15,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import chain
-from zoneinfo import ZoneInfo
 
 from cds_hooks import (
     CallContext,
@@ -28,6 +27,7 @@ from cds_hooks import (
 )
 from iris_prompt.cards import CardSettings, cards_for
 from iris_prompt.codeset_runtime import CodeSetRegistry, describe_versions
+from iris_prompt.fhir_values import PRACTICE_TIME_ZONE
 from iris_prompt.household import Household
 from iris_prompt.household_lookup import HouseholdLookup
 from iris_prompt.record import read_record, resources_in
@@ -36,6 +36,7 @@ from iris_prompt.settings import Settings
 
 __all__ = [
     "PATIENT_VIEW_PREFETCH",
+    "PRACTICE_TIME_ZONE",
     "prefetch_templates",
     "SERVICE_ID",
     "Engine",
@@ -48,8 +49,6 @@ log = logging.getLogger(__name__)
 
 # Stable: GP systems configure this id; changing it breaks every integration.
 SERVICE_ID = "iris-domestic-abuse-prompt"
-# Dates in the record and "today" are the practice's: England.
-PRACTICE_TIME_ZONE = ZoneInfo("Europe/London")
 
 
 def prefetch_templates(household_budget: float = 0.3) -> dict[str, PrefetchTemplate]:
@@ -126,7 +125,7 @@ class Engine:
         if refused is not None:
             log.info("no cards: %s hookInstance=%s", refused, call.hook_instance)
             return CdsResponse(cards=[])
-        household = await self._household(request, prefetch, call, patient_id, now.date())
+        household = await self._household(request, prefetch, call, patient_id, now)
         decision = decide(
             record, codesets, now=now, household=household, settings=self.rules, user_type=user_type
         )
@@ -153,7 +152,7 @@ class Engine:
         prefetch: PrefetchData,
         call: CallContext,
         patient_id: str,
-        today: datetime.date,
+        now: datetime.datetime,
     ) -> Household | None:
         if "household" in prefetch.unavailable:
             log.warning(
@@ -169,8 +168,9 @@ class Engine:
                 patient_id=patient_id,
                 groups=resources_in(prefetch.get("household")),
                 related_persons=resources_in(prefetch.get("relatedPersons")),
-                today=today,
+                today=now.date(),
                 hook_instance=call.hook_instance,
+                now=now,
             )
         except Exception as error:
             # Household data we could not make sense of must not cost the patient the enquiry

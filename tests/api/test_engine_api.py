@@ -18,8 +18,10 @@ from tests.api.engine_support import (
     RECORDS,
     Fhir,
     call,
+    cards_of,
     engine_service,
     fhir_with,
+    kinds,
     patient_id_of,
     prefetch_for,
     record,
@@ -56,21 +58,6 @@ def service(es384_key: SigningKey) -> Iterator[LiveService]:
 def seed_fhir() -> Iterator[Fhir]:
     with fhir_with("seed-case") as fhir:
         yield fhir
-
-
-def cards_of(response: Any) -> list[dict[str, Any]]:
-    assert response.status_code == 200, response.text
-    cards: list[dict[str, Any]] = response.json()["cards"]
-    return cards
-
-
-def kinds(cards: list[dict[str, Any]]) -> list[str]:
-    by_summary = {
-        "IRIS prompt: consider a safe, private enquiry when the patient is alone": "enquiry",
-        "IRIS prompt: review current safety privately, with the patient alone": "known-abuse",
-        "Household safeguarding information: read privately before discussing": "mappa",
-    }
-    return [by_summary[card["summary"]] for card in cards]
 
 
 # --- the seed case -------------------------------------------------------------------------

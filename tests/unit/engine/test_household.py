@@ -153,6 +153,41 @@ def test_a_flag_ending_today_is_still_in_force() -> None:
     assert mappa_risk(mappa_flag("x", end="2026-03-01"), TODAY) == MappaRisk(())
 
 
+@pytest.mark.parametrize(
+    ("end", "in_force"),
+    [
+        ("2026", True),  # an end is inclusive at its precision: all of 2026
+        ("2026-03", True),
+        ("2026-02", False),
+        ("2025", False),
+        ("2026-03-01T09:00:00Z", False),  # an instant: half an hour before the call
+        ("2026-03-01T11:00:00Z", True),
+    ],
+)
+def test_flag_period_ends_at_their_precision(end: str, in_force: bool) -> None:
+    now = datetime.datetime(2026, 3, 1, 9, 30, tzinfo=datetime.UTC)
+    assert (mappa_risk(mappa_flag("x", end=end), TODAY, now=now) is not None) is in_force
+
+
+@pytest.mark.parametrize(("end", "member"), [("2026", True), ("2026-03", True), ("2026-02", False)])
+def test_group_membership_ends_at_its_precision(end: str, member: bool) -> None:
+    group = household_group("mum", "partner")
+    group["member"][1]["period"] = {"end": end}
+    assert group_member_ids([group], "mum", TODAY) == (["partner"] if member else [])
+
+
+def test_household_from_compares_a_timed_membership_end_with_the_time_of_the_call() -> None:
+    group = household_group("mum", "partner")
+    group["member"][1]["period"] = {"end": "2026-03-01T09:00:00Z"}
+    before = datetime.datetime(2026, 3, 1, 8, 0, tzinfo=datetime.UTC)
+    after = datetime.datetime(2026, 3, 1, 10, 0, tzinfo=datetime.UTC)
+    ids = [
+        len(household_from(patient_id="mum", today=TODAY, groups=[group], now=now).members)
+        for now in (before, after)
+    ]
+    assert ids == [1, 0]
+
+
 def test_only_the_mappa_code_makes_a_mappa_flag() -> None:
     flag = mappa_flag("x")
     flag["code"]["coding"][0]["code"] = "224353004"  # CP-IS child protection finding

@@ -153,6 +153,8 @@ def test_condition_dates(sets: CodeSets, fields: dict, expected: datetime.date |
             datetime.date(2025, 3, 1),
         ),
         ({"effectiveInstant": "2025-04-02T09:00:00Z"}, datetime.date(2025, 4, 2)),
+        # 23:30 UTC in British Summer Time is the next day in England.
+        ({"effectiveDateTime": "2025-06-01T23:30:00Z"}, datetime.date(2025, 6, 2)),
         ({"issued": "2025-05-01T00:00:00Z"}, datetime.date(2025, 5, 1)),
     ],
 )

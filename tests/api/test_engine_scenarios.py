@@ -1,0 +1,76 @@
+"""The engine over real HTTP, scenario by scenario: the seed case changed one fact at a time.
+
+Each scenario starts from a fresh copy of the seed case (tests/fixtures/records/seed-case.json:
+a woman of 34 with recent anxiety and depression, her partner with an active MAPPA flag, her son
+of 8), changes one thing, serves the result from a real FHIR server and prefetches it as a GP
+system would. The service's clock is fixed at 26 November 2026, 10:00 in London.
+"""
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.api.engine_support import (
+    call_with,
+    cards_of,
+    engine_service,
+    fhir_serving,
+    kinds,
+    seed_case,
+)
+from tests.conftest import LiveService
+from tests.support.tokens import SigningKey
+
+Resources = dict[str, dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def service(es384_key: SigningKey) -> Iterator[LiveService]:
+    with engine_service(es384_key) as running:
+        yield running
+
+
+def cards_for(service: LiveService, resources: Resources, **kw: Any) -> list[dict[str, Any]]:
+    """The cards for the (changed) seed case, its household served by a real FHIR server."""
+    listed = list(resources.values())
+    with fhir_serving(listed) as fhir:
+        return cards_of(call_with(service, listed, fhir, pid="seed-mum", **kw))
+
+
+# --- period ends at their precision, and instants (B3, S10) -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bound", "value", "shown"),
+    [
+        ("end", "2026", True),  # all of 2026
+        ("end", "2026-11", True),  # all of November 2026
+        ("end", "2026-11-26", True),  # the last day is today
+        ("end", "2026-11-26T10:30:00Z", True),  # later this morning
+        ("end", "2025", False),
+        ("end", "2026-10", False),
+        ("end", "2026-11-25", False),
+        ("end", "2026-11-26T00:01:00Z", False),  # ten hours ago
+        ("start", "2026-11", True),
+        ("start", "2026-11-26T09:00:00Z", True),
+        ("start", "2026-11-26T10:30:00Z", False),  # not yet started
+        ("start", "2026-12", False),
+    ],
+)
+def test_a_flag_is_in_force_within_its_period_at_its_precision(
+    service: LiveService, bound: str, value: str, shown: bool
+) -> None:
+    seed = seed_case()
+    seed["seed-partner-mappa"]["period"][bound] = value
+    assert kinds(cards_for(service, seed)) == (["enquiry", "mappa"] if shown else ["enquiry"])
+
+
+@pytest.mark.parametrize(("end", "member"), [("2026", True), ("2026-11", True), ("2026-10", False)])
+def test_a_group_membership_lasts_to_the_end_of_its_periods_precision(
+    service: LiveService, end: str, member: bool
+) -> None:
+    seed = seed_case()
+    seed["seed-household"]["member"][1]["period"] = {"start": "2019-01-01", "end": end}
+    seed["seed-partner-rp"]["identifier"] = []  # the Group alone says who lives here
+    assert kinds(cards_for(service, seed)) == (["enquiry", "mappa"] if member else ["enquiry"])
