@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from iris_prompt.fhir_values import has_ended, last_day
+from iris_prompt.fhir_values import as_list, as_str, codes_of, has_ended, last_day
 from iris_prompt.risk_flags import MappaRisk, mappa_risk, strongest
 
 __all__ = [
@@ -168,13 +168,13 @@ def group_member_ids(
     moment = now or today
     found: list[str] = []
     for group in groups:
-        if group.get("resourceType") != "Group" or group.get("type", "person") != "person":
-            continue
-        if group.get("active") is False:
+        # A Group's type is required; a malformed one is ignored, like every field read.
+        kind = as_str(group.get("type")) or "person"
+        if group.get("resourceType") != "Group" or kind != "person" or group.get("active") is False:
             continue
         current = [
             member
-            for member in group.get("member") or ()
+            for member in as_list(group.get("member"))
             if isinstance(member, Mapping)
             and member.get("inactive") is not True
             and not _ended(member.get("period"), moment)
@@ -187,7 +187,7 @@ def group_member_ids(
 
 
 def nhs_number(resource: Mapping[str, Any]) -> str | None:
-    for identifier in resource.get("identifier") or ():
+    for identifier in as_list(resource.get("identifier")):
         if isinstance(identifier, Mapping) and identifier.get("system") == NHS_NUMBER_SYSTEM:
             value = identifier.get("value")
             if isinstance(value, str) and value.strip():
@@ -202,11 +202,10 @@ def relationship_words(concepts: object) -> str | None:
     for concept in concepts:
         if not isinstance(concept, Mapping):
             continue
-        for coding in concept.get("coding") or ():
-            if isinstance(coding, Mapping) and coding.get("system") == ROLE_CODE:
-                words = RELATIONSHIPS.get(str(coding.get("code")))
-                if words:
-                    return words
+        for code in codes_of(concept, ROLE_CODE):
+            words = RELATIONSHIPS.get(code)
+            if words:
+                return words
     return None
 
 
@@ -241,7 +240,9 @@ def household_from(
     `today` dates ages; `now` (the time of the call, when known) compares period ends given to
     the minute exactly, on Group memberships and Flags."""
     by_id = {
-        str(p["id"]): p for p in patients if p.get("resourceType") == "Patient" and p.get("id")
+        p["id"]: p
+        for p in patients
+        if p.get("resourceType") == "Patient" and isinstance(p.get("id"), str) and p["id"]
     }
     relationships = related_nhs_numbers(related_persons, patient_id)
     member_ids = group_member_ids(groups, patient_id, today, now=now)

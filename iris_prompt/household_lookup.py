@@ -135,9 +135,12 @@ class HouseholdLookup:
         resolved = [r for found in results[len(reads) + len(flag_searches) :] for r in found]
         patients += resolved
         extra = {
-            str(p["id"])
+            p["id"]
             for p in resolved
-            if p.get("resourceType") == "Patient" and p.get("id") and p["id"] not in member_ids
+            if p.get("resourceType") == "Patient"
+            and isinstance(p.get("id"), str)
+            and p["id"]
+            and p["id"] not in member_ids
         }
         if extra:
             more = await asyncio.gather(

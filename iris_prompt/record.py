@@ -43,7 +43,7 @@ from typing import Any
 
 from iris_prompt.codes import READ_V2
 from iris_prompt.codeset_model import CodeSets
-from iris_prompt.fhir_values import fhir_date
+from iris_prompt.fhir_values import codes_of, fhir_date
 
 __all__ = [
     "CodedEntry",
@@ -160,16 +160,6 @@ def _period(value: object) -> tuple[object, object]:
     return None, None
 
 
-def _codes_of(concept: object) -> tuple[str, ...]:
-    """The `code`s of a CodeableConcept's codings (statuses are CodeableConcepts in R4)."""
-    codings = concept.get("coding") if isinstance(concept, dict) else None
-    if not isinstance(codings, list):
-        return ()
-    return tuple(
-        c["code"] for c in codings if isinstance(c, dict) and isinstance(c.get("code"), str)
-    )
-
-
 def _condition_date(resource: Mapping[str, Any]) -> datetime.date | None:
     onset_start, onset_end = _period(resource.get("onsetPeriod"))
     abate_start, abate_end = _period(resource.get("abatementPeriod"))
@@ -193,6 +183,11 @@ def _observation_date(resource: Mapping[str, Any]) -> datetime.date | None:
 def _encounter_date(resource: Mapping[str, Any]) -> datetime.date | None:
     start, end = _period(resource.get("period"))
     return fhir_date(start) or fhir_date(end)
+
+
+def _status(resource: Mapping[str, Any]) -> str | None:
+    status = resource.get("status")
+    return status if isinstance(status, str) else None
 
 
 Hit = tuple[str, str, tuple[tuple[str, str, str], ...]]
@@ -253,24 +248,25 @@ def read_record(resources: Iterable[Mapping[str, Any]], codesets: CodeSets) -> P
     for resource in resources:
         kind = resource.get("resourceType")
         if kind == "Observation":
-            if resource.get("status") in SKIPPED_STATUS:
+            # A status that is not a string is malformed: ignored, like every field read.
+            if _status(resource) in SKIPPED_STATUS:
                 continue
             _hits(index, resource.get("code"), hits)
             if hits:
                 found.extend(_entries(hits, kind, _observation_date(resource)))
                 hits.clear()
         elif kind == "Condition":
-            verification = _codes_of(resource.get("verificationStatus"))
+            verification = codes_of(resource.get("verificationStatus"))
             if SKIPPED_VERIFICATION.intersection(verification):
                 continue
             _hits(index, resource.get("code"), hits)
             if hits:
-                clinical = _codes_of(resource.get("clinicalStatus"))
+                clinical = codes_of(resource.get("clinicalStatus"))
                 status = clinical[0] if clinical else None
                 found.extend(_entries(hits, kind, _condition_date(resource), status))
                 hits.clear()
         elif kind == "Encounter":
-            if resource.get("status") in SKIPPED_STATUS:
+            if _status(resource) in SKIPPED_STATUS:
                 continue
             reasons = resource.get("reasonCode")
             for reason in reasons if isinstance(reasons, list) else ():

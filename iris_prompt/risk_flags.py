@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from iris_prompt.codes import SNOMED_CT
-from iris_prompt.fhir_values import has_ended, has_started
+from iris_prompt.fhir_values import as_list, as_str, codes_of, has_ended, has_started
 
 __all__ = [
     "GROUPS",
@@ -94,13 +94,7 @@ def _coding_code(value: object, system: str) -> str | None:
 
 
 def _is_mappa(flag: Mapping[str, Any]) -> bool:
-    code = flag.get("code")
-    if not isinstance(code, Mapping):
-        return False
-    return any(
-        isinstance(c, Mapping) and c.get("system") == SNOMED_CT and c.get("code") == MAPPA_CODE
-        for c in code.get("coding") or ()
-    )
+    return MAPPA_CODE in codes_of(flag.get("code"), SNOMED_CT)
 
 
 def _in_force(flag: Mapping[str, Any], now: datetime.date) -> bool:
@@ -116,13 +110,13 @@ def _in_force(flag: Mapping[str, Any], now: datetime.date) -> bool:
 
 def _levels(flag: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     found: dict[str, str] = {}
-    for extension in flag.get("extension") or ():
+    for extension in as_list(flag.get("extension")):
         if not isinstance(extension, Mapping) or extension.get("url") != RISK_EXTENSION:
             continue
         parts = {
-            part.get("url"): part.get("valueCoding")
-            for part in extension.get("extension") or ()
-            if isinstance(part, Mapping)
+            part["url"]: part.get("valueCoding")
+            for part in as_list(extension.get("extension"))
+            if isinstance(part, Mapping) and isinstance(part.get("url"), str)
         }
         group = _coding_code(parts.get("group"), GROUP_SYSTEM)
         level = _coding_code(parts.get("level"), LEVEL_SYSTEM)
@@ -142,7 +136,7 @@ def mappa_risk(
     Not MAPPA, not active (inactive, entered-in-error), not started or ended: None, and the card
     shows nothing about it.
     """
-    if flag.get("resourceType", "Flag") != "Flag" or flag.get("status") in INACTIVE:
+    if flag.get("resourceType", "Flag") != "Flag" or as_str(flag.get("status")) in INACTIVE:
         return None
     if not _is_mappa(flag) or not _in_force(flag, now or today):
         return None

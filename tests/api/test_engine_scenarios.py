@@ -6,6 +6,7 @@ of 8), changes one thing, serves the result from a real FHIR server and prefetch
 system would. The service's clock is fixed at 26 November 2026, 10:00 in London.
 """
 
+import copy
 from collections.abc import Iterator
 from typing import Any
 
@@ -74,3 +75,29 @@ def test_a_group_membership_lasts_to_the_end_of_its_periods_precision(
     seed["seed-household"]["member"][1]["period"] = {"start": "2019-01-01", "end": end}
     seed["seed-partner-rp"]["identifier"] = []  # the Group alone says who lives here
     assert kinds(cards_for(service, seed)) == (["enquiry", "mappa"] if member else ["enquiry"])
+
+
+# --- malformed fields cost only themselves (S1) ------------------------------------------------
+
+
+def test_a_malformed_status_does_not_cost_the_prompt(service: LiveService) -> None:
+    seed = seed_case()
+    seed["seed-old-anxiety"]["status"] = ["final"]
+    seed["seed-visit"]["status"] = {"code": "finished"}
+    seed["seed-depression"]["verificationStatus"] = ["confirmed"]
+    assert kinds(cards_for(service, seed)) == ["enquiry", "mappa"]
+
+
+def test_a_malformed_flag_on_one_member_costs_only_that_flag(service: LiveService) -> None:
+    seed = seed_case()
+    other = copy.deepcopy(seed["seed-partner-mappa"]) | {
+        "id": "son-flag",
+        "subject": {"reference": "Patient/seed-son"},
+        "status": ["active"],
+        "extension": 5,
+    }
+    seed["son-flag"] = other
+    cards = cards_for(service, seed)
+    assert kinds(cards) == ["enquiry", "mappa"]
+    assert "could not be checked" not in cards[0]["detail"]
+    assert "(the patient's partner) is subject to MAPPA" in cards[1]["detail"]
