@@ -207,7 +207,14 @@ def _mappa_detail(
     if risk.levels:
         lines.append("Risk of serious harm, as shared on their flag:")
         lines += [f"- to {GROUPS[group]}: {LEVELS[level]}" for group, level in risk.levels]
-    else:
+    if risk.unreadable:
+        some = "Some risk levels" if risk.levels else "Risk levels"
+        lines += [
+            "",
+            f"**{some} on the flag could not be read**: contact {settings.safeguarding_lead} "
+            f"or {settings.mappa_contact} before acting. Until you know, treat the risk as high.",
+        ]
+    elif not risk.levels:
         lines.append("The flag gives no risk levels: ask the contact below.")
     lines += [
         "",

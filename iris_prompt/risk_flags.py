@@ -10,8 +10,10 @@ extensions). A MAPPA flag here is:
 - `Flag.status` is active, and `Flag.period` has started and not ended;
 - risk of serious harm per group is in repeated `RISK_EXTENSION` extensions, each with a `group`
   (children, known-adult, public, staff) and a `level` (low, medium, high, very-high) Coding.
-  No national codes exist for these (reference/codes/RESEARCH-NOTES.md: "Not found: any MAPPA
-  level or category codes"), so they are this project's own code systems.
+  No national codes for these were found in the published UK code lists (OpenCodelists, the ACEs
+  in EHRs lists, NHS England's flag profiles), so they are this project's own code systems. A risk
+  extension that is there but cannot be read makes the risk `unreadable`: the card says so and
+  is critical.
 
 Offences, MAPPA category and level, free text (`Flag.code.text`, notes) are never read: a card
 says *that* a household member is subject to MAPPA and the risk levels, nothing more.
@@ -20,7 +22,7 @@ says *that* a household member is subject to MAPPA and the risk levels, nothing 
 ...     "code": {"coding": [{"system": "http://snomed.info/sct", "code": "495021000000105"}]},
 ...     "extension": [risk_extension("known-adult", "very-high")]}
 >>> mappa_risk(flag, datetime.date(2026, 1, 1))
-MappaRisk(levels=(('known-adult', 'very-high'),))
+MappaRisk(levels=(('known-adult', 'very-high'),), unreadable=False)
 """
 
 import datetime
@@ -65,7 +67,8 @@ LEVELS: dict[str, str] = {
     "very-high": "very high",
 }
 _RANK = {level: rank for rank, level in enumerate(LEVELS)}
-# Risk to these groups at these levels makes the card critical (issue 4, point 5).
+# Risk to these groups at these levels makes the card critical: the people a clinician of the
+# household sees, at the levels probation treats as likely to cause serious harm.
 CRITICAL_GROUPS = frozenset({"known-adult", "children"})
 CRITICAL_LEVELS = frozenset({"high", "very-high"})
 INACTIVE = frozenset({"inactive", "entered-in-error"})
@@ -73,14 +76,22 @@ INACTIVE = frozenset({"inactive", "entered-in-error"})
 
 @dataclass(frozen=True, slots=True)
 class MappaRisk:
-    """An active MAPPA flag: risk level per group, in `GROUPS` order (empty if not given)."""
+    """An active MAPPA flag: risk level per group, in `GROUPS` order (empty if not given).
+
+    `unreadable` is True when the flag carries risk-of-serious-harm information that cannot be
+    read (a level spelt otherwise, a code instead of a Coding, a malformed extension): then the
+    card says so and is critical, the safe default for a MAPPA flag whose level is unknown.
+    """
 
     levels: tuple[tuple[str, str], ...]
+    unreadable: bool = False
 
     @property
     def critical(self) -> bool:
-        """High or very high risk to a known adult or to children."""
-        return any(g in CRITICAL_GROUPS and lv in CRITICAL_LEVELS for g, lv in self.levels)
+        """High or very high risk to a known adult or to children, or levels unreadable."""
+        return self.unreadable or any(
+            g in CRITICAL_GROUPS and lv in CRITICAL_LEVELS for g, lv in self.levels
+        )
 
     def level_for(self, group: str) -> str | None:
         return dict(self.levels).get(group)
@@ -108,11 +119,17 @@ def _in_force(flag: Mapping[str, Any], now: datetime.date) -> bool:
     return has_started(period.get("start"), now) and not has_ended(period.get("end"), now)
 
 
-def _levels(flag: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+def _levels(flag: Mapping[str, Any]) -> MappaRisk:
+    """The risk levels per group, and whether risk information is there but unreadable."""
     found: dict[str, str] = {}
-    for extension in as_list(flag.get("extension")):
-        if not isinstance(extension, Mapping) or extension.get("url") != RISK_EXTENSION:
+    extensions = flag.get("extension")
+    unreadable = extensions is not None and not isinstance(extensions, list)
+    for extension in as_list(extensions):
+        if not isinstance(extension, Mapping):
+            unreadable = True  # it might have been the risk extension
             continue
+        if extension.get("url") != RISK_EXTENSION:
+            continue  # other extensions are allowed, and not ours to read
         parts = {
             part["url"]: part.get("valueCoding")
             for part in as_list(extension.get("extension"))
@@ -120,11 +137,14 @@ def _levels(flag: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
         }
         group = _coding_code(parts.get("group"), GROUP_SYSTEM)
         level = _coding_code(parts.get("level"), LEVEL_SYSTEM)
-        if group in GROUPS and level in LEVELS:
-            # Two assessments for one group: the higher level stands.
-            if group not in found or _RANK[level] > _RANK[found[group]]:
-                found[group] = level
-    return tuple((group, found[group]) for group in GROUPS if group in found)
+        if group not in GROUPS or level not in LEVELS:
+            unreadable = True
+            continue
+        # Two assessments for one group: the higher level stands.
+        if group not in found or _RANK[level] > _RANK[found[group]]:
+            found[group] = level
+    levels = tuple((group, found[group]) for group in GROUPS if group in found)
+    return MappaRisk(levels, unreadable)
 
 
 def mappa_risk(
@@ -140,19 +160,23 @@ def mappa_risk(
         return None
     if not _is_mappa(flag) or not _in_force(flag, now or today):
         return None
-    return MappaRisk(_levels(flag))
+    return _levels(flag)
 
 
 def strongest(risks: Iterable[MappaRisk]) -> MappaRisk | None:
-    """Several MAPPA flags on one person as one risk: the highest level per group."""
+    """Several MAPPA flags on one person as one risk: the highest level per group, and
+    unreadable if any flag's levels are."""
     best: dict[str, str] = {}
-    found = False
+    found, unreadable = False, False
     for risk in risks:
         found = True
+        unreadable = unreadable or risk.unreadable
         for group, level in risk.levels:
             if group not in best or _RANK[level] > _RANK[best[group]]:
                 best[group] = level
-    return MappaRisk(tuple((g, best[g]) for g in GROUPS if g in best)) if found else None
+    if not found:
+        return None
+    return MappaRisk(tuple((g, best[g]) for g in GROUPS if g in best), unreadable)
 
 
 def risk_extension(group: str, level: str) -> dict[str, Any]:

@@ -101,3 +101,28 @@ def test_a_malformed_flag_on_one_member_costs_only_that_flag(service: LiveServic
     assert kinds(cards) == ["enquiry", "mappa"]
     assert "could not be checked" not in cards[0]["detail"]
     assert "(the patient's partner) is subject to MAPPA" in cards[1]["detail"]
+
+
+# --- unreadable risk levels (S2) -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "level",
+    [
+        {"url": "level", "valueCoding": {"code": "VERY-HIGH"}},
+        {"url": "level", "valueCode": "very-high"},
+        {"url": "level", "valueString": "very high"},
+    ],
+)
+def test_an_unreadable_risk_level_is_said_and_critical(
+    service: LiveService, level: dict[str, Any]
+) -> None:
+    seed = seed_case()
+    known_adult = seed["seed-partner-mappa"]["extension"][0]
+    assert known_adult["extension"][0]["valueCoding"]["code"] == "known-adult"
+    known_adult["extension"][1] = level
+    mappa = cards_for(service, seed)[1]
+    assert mappa["indicator"] == "critical"
+    assert "- to children: medium" in mappa["detail"]
+    assert "**Some risk levels on the flag could not be read**" in mappa["detail"]
+    assert "gives no risk levels" not in mappa["detail"]

@@ -135,3 +135,14 @@ def test_each_card_gets_its_own_uuid_and_the_links_carry_it() -> None:
     assert enquiry.uuid != mappa.uuid
     assert enquiry.links is not None and enquiry.uuid is not None
     assert enquiry.uuid in (enquiry.links[0].app_context or "")
+
+
+@pytest.mark.parametrize("levels", [(), (("public", "low"),)])
+def test_unreadable_risk_levels_are_said_and_the_card_is_critical(levels: tuple) -> None:
+    member = HouseholdMember("partner", 40, MappaRisk(levels, unreadable=True))
+    (card,) = cards(Decision(mappa=(member,), household_checked=True))
+    assert card.indicator == "critical" and card.detail is not None
+    some = "Some risk levels" if levels else "Risk levels"
+    assert f"**{some} on the flag could not be read**: contact" in card.detail
+    assert "gives no risk levels" not in card.detail
+    assert ("- to the public: low" in card.detail) is bool(levels)

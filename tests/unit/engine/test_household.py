@@ -1,6 +1,7 @@
 """The household from Group, RelatedPerson, Patient and Flag resources, and MAPPA flags."""
 
 import datetime
+from typing import Any
 
 import pytest
 
@@ -216,23 +217,58 @@ def test_critical_when_a_known_adult_or_children_are_at_high_risk(
     assert risk is not None and risk.critical is critical
 
 
-def test_malformed_or_unknown_risk_parts_are_ignored_and_the_higher_level_stands() -> None:
+def test_other_extensions_are_ignored_and_the_higher_level_stands() -> None:
     flag = mappa_flag("x", risks={"children": "low"})
     flag["extension"] += [
         risk_extension("children", "high"),
-        {"url": risk_extension("public", "low")["url"], "extension": [{"url": "group"}]},
         {"url": "https://elsewhere.example/ext", "valueString": "ignored"},
     ]
-    flag["extension"][0]["extension"][1]["valueCoding"]["code"] = "low"
     assert mappa_risk(flag, TODAY) == MappaRisk((("children", "high"),))
     with pytest.raises(ValueError):
         risk_extension("children", "extreme")
+
+
+def level_part(**value: object) -> dict:
+    return {"url": "level", **value}
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (lambda ext: ext["extension"][1]["valueCoding"].update(code="VERY-HIGH"), "capitals"),
+        (lambda ext: ext["extension"][1]["valueCoding"].update(code="very high"), "a space"),
+        (lambda ext: ext["extension"][1]["valueCoding"].update(system="http://x"), "system"),
+        (lambda ext: ext["extension"].__setitem__(1, level_part(valueCode="high")), "valueCode"),
+        (lambda ext: ext["extension"].__setitem__(1, level_part(valueString="high")), "text"),
+        (lambda ext: ext["extension"].pop(1), "no level"),
+        (lambda ext: ext["extension"][0]["valueCoding"].update(code="partner"), "unknown group"),
+        (lambda ext: ext.__setitem__("extension", 5), "parts not a list"),
+    ],
+)
+def test_an_unreadable_risk_level_is_said_and_critical(change: Any, why: str) -> None:
+    flag = mappa_flag("x", risks={"public": "low", "known-adult": "medium"})
+    change(flag["extension"][1])
+    risk = mappa_risk(flag, TODAY)
+    assert risk == MappaRisk((("public", "low"),), unreadable=True), why
+    assert risk.critical, why
+
+
+@pytest.mark.parametrize("extension", [5, "x", {"url": "x"}, [5]])
+def test_a_malformed_extension_element_is_unreadable_risk(extension: object) -> None:
+    flag = mappa_flag("x") | {"extension": extension}
+    assert mappa_risk(flag, TODAY) == MappaRisk((), unreadable=True)
+
+
+def test_no_risk_extension_is_no_levels_and_not_unreadable() -> None:
+    risk = mappa_risk(mappa_flag("x"), TODAY)
+    assert risk == MappaRisk(()) and not risk.unreadable and not risk.critical
 
 
 def test_several_flags_on_one_member_combine() -> None:
     a = MappaRisk((("known-adult", "medium"), ("children", "high")))
     b = MappaRisk((("known-adult", "very-high"),))
     assert strongest([a, b]) == MappaRisk((("known-adult", "very-high"), ("children", "high")))
+    assert strongest([a, MappaRisk((), unreadable=True)]) == MappaRisk(a.levels, unreadable=True)
     assert strongest([]) is None
 
 
