@@ -24,9 +24,11 @@ The rules, in order (README "What the prompt does" says the same for clinicians)
    to ask, so they count as triggers for the enquiry card.
 5. Suppression: an enquiry outcome (`settings.suppressing_categories`: enquiry made, or declined)
    dated within `settings.enquiry_window` (default 365 days) of the call, and not after it,
-   suppresses the enquiry and the known-abuse card, unless a trigger or known-abuse entry is
-   dated after it. "Enquiry not made" (not safe to ask) does not suppress: the question is
-   still open, and the card says when it was last not asked.
+   suppresses the enquiry and the known-abuse card, unless a trigger is dated after it, or (for
+   the known-abuse card) a known-abuse entry is dated on or after it: a disclosure is recorded
+   as "enquiry made" and "victim" together, and the weeks after it are when safety most needs
+   reviewing. "Enquiry not made" (not safe to ask) does not suppress: the question is still
+   open, and the card says when it was last not asked.
 6. MAPPA: each household member with a MAPPA flag in force gives a card (critical when the risk
    to a known adult or to children is high or very high), whether or not other cards show.
 7. Think Family: the ages of household members under 18 go with every card.
@@ -190,8 +192,13 @@ def decide(
     )
     not_made = next((e for e in recent_outcomes if e.category == "enquiry-not-made"), None)
     if suppressing is not None and suppressing.when is not None:
-        newer = any(e.when is not None and e.when > suppressing.when for e in triggers + known)
-        if newer:
+        asked = suppressing.when
+        # A trigger must be newer than the enquiry to ask again. Abuse known on the day of the
+        # enquiry or since is the enquiry's own outcome (the template records a disclosure as
+        # "enquiry made" and "victim" with one timestamp): it keeps the review-safety card.
+        newer = any(e.when is not None and e.when > asked for e in triggers)
+        known_since = any(e.when is not None and e.when >= asked for e in known)
+        if newer or known_since:
             suppressing = None
 
     wanted = bool(known) or bool(triggers)

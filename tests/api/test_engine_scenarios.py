@@ -7,12 +7,16 @@ system would. The service's clock is fixed at 26 November 2026, 10:00 in London.
 """
 
 import copy
+import datetime
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from iris_prompt.recording import extract
+from iris_prompt.template_api import response_from_form
 from tests.api.engine_support import (
+    NOW,
     call_with,
     cards_of,
     engine_service,
@@ -126,3 +130,36 @@ def test_an_unreadable_risk_level_is_said_and_critical(
     assert "- to children: medium" in mappa["detail"]
     assert "**Some risk levels on the flag could not be read**" in mappa["detail"]
     assert "gives no risk levels" not in mappa["detail"]
+
+
+# --- a disclosure recorded with the template keeps the known-abuse card (B1) ---------------------
+
+
+def disclosure_entries(days_ago: int) -> list[dict[str, Any]]:
+    """What the recording template files for a disclosure of current physical abuse."""
+    when = NOW - datetime.timedelta(days=days_ago)
+    form = {
+        "safety.alone": ["true"],
+        "safety.safe-to-ask": ["true"],
+        "hark.physical": ["true"],
+        "outcome": ["disclosed"],
+        "disclosure.when": ["current"],
+        "disclosure.types": ["physical"],
+    }
+    response = response_from_form(form, authored=when) | {
+        "subject": {"reference": "Patient/seed-mum"}
+    }
+    entries = [e["resource"] for e in extract(response, when=when)["entry"]][1:]
+    return [r | {"id": f"disclosure-{n}"} for n, r in enumerate(entries)]
+
+
+def test_after_a_disclosure_the_known_abuse_card_shows_not_silence(service: LiveService) -> None:
+    seed = seed_case()
+    entries = disclosure_entries(30)
+    codes = [r["code"]["coding"][0]["code"] for r in entries]
+    assert "700410005" in codes and "879911000000102" in codes  # enquiry made; victim
+    assert len({r["effectiveDateTime"] for r in entries}) == 1  # one timestamp
+    seed |= {r["id"]: r for r in entries}
+    cards = cards_for(service, seed)
+    assert kinds(cards) == ["known-abuse", "mappa"]
+    assert "- Victim of domestic abuse, 27 October 2026" in cards[0]["detail"]

@@ -333,6 +333,22 @@ def test_a_recent_review_suppresses_the_known_abuse_card_until_something_new(
     assert news.cards == ("known-abuse",)
 
 
+def test_a_disclosure_keeps_the_known_abuse_card_through_the_enquiry_window(
+    sets: CodeSets,
+) -> None:
+    """The template records a disclosure as "enquiry made" and "victim" with one timestamp: the
+    review-safety card must show at the next visits, the highest-risk period."""
+    disclosure = [
+        observation(ENQUIRY_MADE, ago(30), rid="asked"),
+        observation(VICTIM_OF_DOMESTIC_ABUSE, ago(30), rid="victim"),
+    ]
+    decision = run(sets, *disclosure)
+    assert decision.cards == ("known-abuse",) and decision.suppressed_by is None
+    # A later review recorded as an enquiry holds it back again, until something new.
+    reviewed = run(sets, *disclosure, observation(ENQUIRY_MADE, ago(10), rid="review"))
+    assert reviewed.cards == () and reviewed.suppressed_by is not None
+
+
 def test_suppression_never_hides_a_mappa_card(sets: CodeSets) -> None:
     decision = run(
         sets,
