@@ -26,6 +26,7 @@ from tests.api.engine_support import (
 )
 from tests.conftest import LiveService
 from tests.support.tokens import SigningKey
+from tests.unit.template.conftest import DISCLOSURE
 
 Resources = dict[str, dict[str, Any]]
 
@@ -138,15 +139,7 @@ def test_an_unreadable_risk_level_is_said_and_critical(
 def disclosure_entries(days_ago: int) -> list[dict[str, Any]]:
     """What the recording template files for a disclosure of current physical abuse."""
     when = NOW - datetime.timedelta(days=days_ago)
-    form = {
-        "safety.alone": ["true"],
-        "safety.safe-to-ask": ["true"],
-        "hark.physical": ["true"],
-        "outcome": ["disclosed"],
-        "disclosure.when": ["current"],
-        "disclosure.types": ["physical"],
-    }
-    response = response_from_form(form, authored=when) | {
+    response = response_from_form(DISCLOSURE, authored=when) | {
         "subject": {"reference": "Patient/seed-mum"}
     }
     entries = [e["resource"] for e in extract(response, when=when)["entry"]][1:]
