@@ -13,10 +13,9 @@ matches each coding with one dict lookup keyed by (system, code) over the three 
 What is read, and the status rules (README "Record reading" says the same for clinicians):
 
 - `Condition.code`: skipped when `verificationStatus` is refuted or entered-in-error. Its date is
-  the latest of onset, abatement and recordedDate, so an episode that ended recently is recent.
-  `clinicalStatus` is kept on the entry: an *active* status does not bring an old entry into a
-  lookback window (GP problem lists keep old problems active for years), and a resolved or
-  inactive known-abuse entry still means abuse is known (see `rules`).
+  the latest of its onset and abatement, so an episode that ended recently is recent; the
+  recordedDate only when it has neither (notes summarised on registration, or migrated between
+  systems, get a new recordedDate: a 2013 problem recorded again in 2025 is from 2013).
 - `Observation.code`: skipped when `status` is entered-in-error or cancelled. Dated by
   `effective[x]` (the later end of a period), else `issued`.
 - `Encounter.reasonCode`: skipped when `status` is entered-in-error or cancelled. Dated by
@@ -65,7 +64,11 @@ class CodedEntry:
 
     `term` is the code set's (sourced) term, never the record's free text. `set` is the code
     set's purpose: "trigger", "recording" or "known-abuse". `when` is None for an undated entry.
-    `clinical_status` is a Condition's clinicalStatus code (None for other resources).
+    `clinical_status` is a Condition's clinicalStatus code (None for other resources), kept for
+    whoever reads the entry; the rules deliberately do not use it, dates decide: an *active*
+    status must not bring an old problem into a lookback window (GP problem lists keep problems
+    active for years), and a *resolved* or *inactive* known-abuse entry still means abuse is
+    known.
     """
 
     system: str
@@ -163,15 +166,17 @@ def _period(value: object) -> tuple[object, object]:
 def _condition_date(resource: Mapping[str, Any]) -> datetime.date | None:
     onset_start, onset_end = _period(resource.get("onsetPeriod"))
     abate_start, abate_end = _period(resource.get("abatementPeriod"))
-    return _latest(
+    clinical = _latest(
         resource.get("onsetDateTime"),
         onset_start,
         onset_end,
         resource.get("abatementDateTime"),
         abate_start,
         abate_end,
-        resource.get("recordedDate"),
     )
+    # The recorded date only when there is no clinical date: notes summarised on registration
+    # or migrated between systems get a new recordedDate, and a 2013 problem must not fire again.
+    return clinical or fhir_date(resource.get("recordedDate"))
 
 
 def _observation_date(resource: Mapping[str, Any]) -> datetime.date | None:

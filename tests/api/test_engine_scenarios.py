@@ -156,3 +156,17 @@ def test_after_a_disclosure_the_known_abuse_card_shows_not_silence(service: Live
     cards = cards_for(service, seed)
     assert kinds(cards) == ["known-abuse", "mappa"]
     assert "- Victim of domestic abuse, 27 October 2026" in cards[0]["detail"]
+
+
+# --- an old problem re-entered does not fire again (S3) ---------------------------------------
+
+
+def test_an_old_problem_recorded_again_on_migration_does_not_fire(service: LiveService) -> None:
+    seed = seed_case()
+    del seed["seed-visit"]  # the consultation's reason code would fire on its own
+    for condition in ("seed-anxiety", "seed-depression"):
+        seed[condition] |= {"onsetDateTime": "2013-04-01", "recordedDate": "2026-10-01"}
+    assert kinds(cards_for(service, seed)) == ["mappa"]
+    # A recently resolved episode is recent.
+    seed["seed-depression"]["abatementDateTime"] = "2026-08-01"
+    assert kinds(cards_for(service, seed)) == ["enquiry", "mappa"]

@@ -123,7 +123,17 @@ def test_a_code_in_two_sets_gives_an_entry_for_each(sets: CodeSets) -> None:
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        ({"onsetDateTime": "2013-05-01", "recordedDate": "2025-02-01"}, datetime.date(2025, 2, 1)),
+        # Notes summarised or migrated get a new recordedDate: the onset dates the problem.
+        ({"onsetDateTime": "2013-05-01", "recordedDate": "2025-02-01"}, datetime.date(2013, 5, 1)),
+        ({"recordedDate": "2025-02-01"}, datetime.date(2025, 2, 1)),  # no onset: the fallback
+        (
+            {"onsetString": "in her twenties", "recordedDate": "2025-02-01"},
+            datetime.date(2025, 2, 1),
+        ),
+        (
+            {"abatementDateTime": "2025-03-01", "recordedDate": "2025-12-01"},
+            datetime.date(2025, 3, 1),
+        ),
         ({"onsetDateTime": "2025-02-01T23:59:00+01:00"}, datetime.date(2025, 2, 1)),
         ({"onsetPeriod": {"start": "2020-01-01", "end": "2024-06-01"}}, datetime.date(2024, 6, 1)),
         (
