@@ -149,12 +149,30 @@ def _on_disclosure(settings: CardSettings) -> list[str]:
     ]
 
 
+def _nice_and_household(entries: tuple[CodedEntry, ...]) -> tuple[list[str], list[str]]:
+    """Entry lines for the NICE indicators (trigger set), and for the known-abuse set's
+    abuse-in-household entries, which are a reason to ask but no NICE indicator."""
+    nice = tuple(e for e in entries if e.set == "trigger")
+    household = tuple(e for e in entries if e.set != "trigger")
+    household_lines = []
+    if household:
+        household_lines = [
+            "**Recorded in the record: domestic abuse in the household** (such entries do not "
+            "say who was harmed: a reason to ask, not a disclosure):",
+            *_entry_lines(household),
+        ]
+    return _entry_lines(nice), household_lines
+
+
 def _enquiry_detail(decision: Decision, settings: CardSettings) -> str:
-    lines = [
-        "**Why now.** This record has entries that NICE lists as possible indicators of "
-        "domestic abuse (quality standard QS116):",
-        *_entry_lines(decision.triggers),
-    ]
+    nice, household = _nice_and_household(decision.triggers)
+    why = "**Why now.**"
+    if nice:
+        why += (
+            " This record has entries that NICE lists as possible indicators of domestic abuse "
+            "(quality standard QS116):"
+        )
+    lines = [why, *nice, *([""] if nice and household else []), *household]
     if decision.last_not_made is not None:
         lines += [
             "",
@@ -171,8 +189,11 @@ def _known_abuse_detail(decision: Decision, settings: CardSettings) -> str:
         "**Domestic abuse is already recorded** for this patient:",
         *_entry_lines(decision.known_abuse_entries),
     ]
-    if decision.triggers:
-        lines += ["", "Recent entries that may be linked:", *_entry_lines(decision.triggers)]
+    nice, household = _nice_and_household(decision.triggers)
+    if nice:
+        lines += ["", "Recent entries that may be linked:", *nice]
+    if household:
+        lines += ["", *household]
     lines += [
         "",
         "**Review, with the patient alone.** Is the abuse still happening? Is it safe to go "

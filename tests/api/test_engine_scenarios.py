@@ -170,3 +170,29 @@ def test_an_old_problem_recorded_again_on_migration_does_not_fire(service: LiveS
     # A recently resolved episode is recent.
     seed["seed-depression"]["abatementDateTime"] = "2026-08-01"
     assert kinds(cards_for(service, seed)) == ["enquiry", "mappa"]
+
+
+# --- abuse in the household: two years, under its own heading (S4) -----------------------------
+
+
+@pytest.mark.parametrize(("when", "expected"), [("1994-06-01", []), ("2026-05-01", ["enquiry"])])
+def test_abuse_in_the_household_prompts_for_two_years_under_its_own_heading(
+    service: LiveService, when: str, expected: list[str]
+) -> None:
+    seed = seed_case()
+    for nice_indicator in ("seed-anxiety", "seed-depression", "seed-visit", "seed-flag"):
+        seed.pop(nice_indicator, None)
+    seed["seed-partner-mappa"]["status"] = "inactive"
+    seed["seed-mum"]["birthDate"] = "1986-02-01"
+    seed["in-household"] = copy.deepcopy(seed["seed-old-anxiety"]) | {
+        "id": "in-household",
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "881081000000100"}]},
+        "effectiveDateTime": when,
+    }
+    cards = cards_for(service, seed)
+    assert kinds(cards) == expected
+    if cards:
+        detail = cards[0]["detail"]
+        assert "NICE" not in detail.split("**How to ask.**")[0]
+        assert "**Recorded in the record: domestic abuse in the household**" in detail
+        assert "- Domestic abuse victim in household, 1 May 2026" in detail

@@ -146,3 +146,29 @@ def test_unreadable_risk_levels_are_said_and_the_card_is_critical(levels: tuple)
     assert f"**{some} on the flag could not be read**: contact" in card.detail
     assert "gives no risk levels" not in card.detail
     assert ("- to the public: low" in card.detail) is bool(levels)
+
+
+def test_abuse_in_the_household_is_listed_under_its_own_heading_not_as_nice_indicators() -> None:
+    household = CodedEntry(
+        "http://snomed.info/sct",
+        "881081000000100",
+        "Domestic abuse victim in household",
+        "known-abuse",
+        "abuse-in-household",
+        datetime.date(2026, 5, 1),
+        "Observation",
+    )
+    (only,) = cards(Decision(enquiry=True, triggers=(household,), household_checked=True))
+    assert only.detail is not None
+    assert "NICE" not in only.detail.split("**How to ask.**")[0]
+    assert (
+        "**Recorded in the record: domestic abuse in the household**" in only.detail
+        and "- Domestic abuse victim in household, 1 May 2026" in only.detail
+    )
+    (both,) = cards(
+        Decision(enquiry=True, triggers=(entry("Dep", 3), household), household_checked=True)
+    )
+    assert both.detail is not None
+    nice, rest = both.detail.split("**Recorded in the record: domestic abuse in the household**")
+    assert "NICE" in nice and "- Dep," in nice and "- Dep," not in rest
+    assert "- Domestic abuse victim in household" in rest

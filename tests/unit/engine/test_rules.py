@@ -231,13 +231,27 @@ def test_abuse_in_the_household_is_a_reason_to_ask_not_known_abuse_of_this_patie
     """ "Domestic abuse victim in household" does not say who is harmed (it is recorded for the
     children and for the person causing harm too): it prompts a first enquiry, never the
     known-abuse card."""
-    decision = run(sets, observation(ABUSE_VICTIM_IN_HOUSEHOLD, "2019-04-01"))
+    in_household = observation(ABUSE_VICTIM_IN_HOUSEHOLD, ago(100))
+    decision = run(sets, in_household)
     assert decision.cards == ("enquiry",)
     assert not decision.known_abuse and decision.known_abuse_entries == ()
     assert [e.category for e in decision.triggers] == ["abuse-in-household"]
     # Like any trigger, a recent recorded enquiry holds it back.
     asked = observation(ENQUIRY_MADE, ago(40))
-    assert run(sets, observation(ABUSE_VICTIM_IN_HOUSEHOLD, "2019-04-01"), asked).cards == ()
+    assert run(sets, in_household, asked).cards == ()
+
+
+@pytest.mark.parametrize(
+    ("when", "fires"), [("1994-06-01", False), (ago(731), False), (ago(700), True)]
+)
+def test_abuse_in_the_household_counts_for_two_years_not_for_ever(
+    sets: CodeSets, when: str, fires: bool
+) -> None:
+    """A woman born in 1986 with "domestic abuse victim in household" from 1994, when she was 8,
+    is not prompted for it now: the code describes that household, then."""
+    person = patient("p1", "1986-02-01")
+    decision = run(sets, observation(ABUSE_VICTIM_IN_HOUSEHOLD, when), person=person)
+    assert decision.enquiry is fires
 
 
 # --- 5. Suppression by a recent enquiry ----------------------------------------------------
