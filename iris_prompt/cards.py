@@ -83,17 +83,32 @@ def _entry_lines(entries: tuple[CodedEntry, ...]) -> list[str]:
     return lines
 
 
+def _people(count: int, one: str, many: str) -> str:
+    return f"1 {one}" if count == 1 else f"{count} {many}"
+
+
 def _children(decision: Decision) -> list[str]:
-    ages = decision.children_ages
-    if not ages:
+    ages, unknown = decision.children_ages, decision.unknown_ages
+    if not ages and not unknown:
         return []
-    count = "1 child" if len(ages) == 1 else f"{len(ages)} children"
-    listed = ", ".join(str(age) for age in ages)
-    return [
-        "",
-        f"**Think Family.** {count} under 18 in the household (aged {listed}). Consider a "
-        "child safeguarding referral, and follow your child safeguarding procedures.",
-    ]
+    found = []
+    if ages:
+        listed = ", ".join(str(age) for age in ages)
+        children = _people(len(ages), "child", "children")
+        found.append(f"{children} under 18 in the household (aged {listed})")
+    if unknown:
+        found.append(f"{_people(unknown, 'household member', 'household members')} of unknown age")
+    advice = []
+    if ages:
+        advice.append(
+            "Consider a child safeguarding referral, and follow your child safeguarding procedures."
+        )
+    if unknown:
+        advice.append(
+            "Find out whether those of unknown age are children"
+            + ("." if ages else "; if so, consider a child safeguarding referral.")
+        )
+    return ["", f"**Think Family.** {', and '.join(found)}. {' '.join(advice)}"]
 
 
 def _household(decision: Decision) -> list[str]:
@@ -103,9 +118,22 @@ def _household(decision: Decision) -> list[str]:
             "**Household risk could not be checked** (the household lookup failed or took too "
             "long). No household card does not mean no household risk.",
         ]
+    if not decision.household_members:
+        return [
+            "",
+            "**No household members are recorded** for this patient (no household Group with "
+            "other members, and no related person whose NHS number finds their record), so "
+            "household risk could not be checked. No household card does not mean no household "
+            "risk.",
+        ]
+    checked = _people(decision.household_members, "household member", "household members")
     if not decision.mappa:
-        return ["", "Household risk flags were checked: none found."]
-    return ["", "A household risk flag is shown in a separate card: read it before you ask."]
+        return ["", f"{checked} checked: no MAPPA flag in force."]
+    return [
+        "",
+        f"{checked} checked. A household risk flag is shown in a separate card: read it before "
+        "you ask.",
+    ]
 
 
 def _how_to_ask() -> list[str]:

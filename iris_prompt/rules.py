@@ -31,7 +31,8 @@ The rules, in order (README "What the prompt does" says the same for clinicians)
    open, and the card says when it was last not asked.
 6. MAPPA: each household member with a MAPPA flag in force gives a card (critical when the risk
    to a known adult or to children is high or very high), whether or not other cards show.
-7. Think Family: the ages of household members under 18 go with every card.
+7. Think Family: the ages of household members under 18, and the number whose age is unknown, go
+   with every card.
 
 >>> decision = decide(PatientRecord({"birthDate": "1990-01-01"}, ()), codesets=None,
 ...     now=datetime.datetime(2026, 1, 5, tzinfo=datetime.UTC), household=None,
@@ -79,6 +80,9 @@ class Decision:
     MAPPA flag in force. `triggers` and `known_abuse_entries` are the entries that count, newest
     first. `suppressed_by` is the recent enquiry that held back a card; `last_not_made` the most
     recent "enquiry not made" within the window. `no_cards_reason` is set when rules 1-2 refuse.
+    `household_members` counts the other members found when the household was checked (0: none
+    recorded, so nothing could be checked); `children_ages` are those under 18, `unknown_ages`
+    the number whose age is unknown (no birth date, or their record could not be read).
     """
 
     enquiry: bool = False
@@ -89,7 +93,9 @@ class Decision:
     suppressed_by: CodedEntry | None = None
     last_not_made: CodedEntry | None = None
     children_ages: tuple[int, ...] = ()
+    unknown_ages: int = 0
     household_checked: bool = False
+    household_members: int = 0
     no_cards_reason: str | None = None
     age: int | None = None
     today: datetime.date | None = field(default=None, compare=False)
@@ -215,7 +221,9 @@ def decide(
         children_ages=tuple(
             sorted(m.age for m in members if m.age is not None and m.age < CHILD_AGE)
         ),
+        unknown_ages=sum(1 for m in members if m.age is None),
         household_checked=household is not None and household.checked,
+        household_members=len(members),
         age=age,
         today=today,
     )

@@ -226,7 +226,9 @@ def test_read_v2_entries_are_shown_by_their_sourced_terms(service: LiveService) 
         (card,) = cards_of(call(service, "read-v2-depression", fhir))
     assert "- Single major depressive episode, 3 August 2026" in card["detail"]
     assert "- Anxiety state unspecified, 1 February 2026" in card["detail"]
-    assert "Household risk flags were checked: none found." in card["detail"]
+    # No household Group and no related person: nothing could be checked, and the card says so.
+    assert "**No household members are recorded**" in card["detail"]
+    assert "checked: none found" not in card["detail"]
 
 
 def test_known_abuse_card_reviews_safety(service: LiveService) -> None:
@@ -257,8 +259,8 @@ def test_a_related_persons_mappa_flag_by_relationship_with_medium_risk(
 def test_expired_flag_shows_nothing_about_it(service: LiveService) -> None:
     with fhir_with("expired-flag") as fhir:
         (card,) = cards_of(call(service, "expired-flag", fhir))
-    assert "MAPPA" not in card["detail"]
-    assert "Household risk flags were checked: none found." in card["detail"]
+    assert "MAPPA flag" not in card["detail"].replace("no MAPPA flag in force", "")
+    assert "1 household member checked: no MAPPA flag in force." in card["detail"]
 
 
 # --- degradation -------------------------------------------------------------------------

@@ -17,11 +17,14 @@ from iris_prompt.recording import extract
 from iris_prompt.template_api import response_from_form
 from tests.api.engine_support import (
     NOW,
+    SERVICE_PATH,
     call_with,
     cards_of,
     engine_service,
     fhir_serving,
     kinds,
+    prefetch_for,
+    request_body,
     seed_case,
 )
 from tests.conftest import LiveService
@@ -196,3 +199,64 @@ def test_abuse_in_the_household_prompts_for_two_years_under_its_own_heading(
         assert "NICE" not in detail.split("**How to ask.**")[0]
         assert "**Recorded in the record: domestic abuse in the household**" in detail
         assert "- Domestic abuse victim in household, 1 May 2026" in detail
+
+
+# --- what the household check says (B2, S11) ----------------------------------------------------
+
+
+def no_group(seed: Resources) -> None:
+    del seed["seed-household"]
+
+
+def group_of_animals(seed: Resources) -> None:
+    seed["seed-household"]["type"] = "animal"
+
+
+def group_of_the_patient_alone(seed: Resources) -> None:
+    seed["seed-household"]["member"] = seed["seed-household"]["member"][:1]
+
+
+@pytest.mark.parametrize("change", [no_group, group_of_animals, group_of_the_patient_alone])
+def test_no_household_recorded_is_said_never_as_checked(service: LiveService, change: Any) -> None:
+    seed = seed_case()
+    change(seed)
+    del seed["seed-partner-rp"]
+    (card,) = cards_for(service, seed)
+    assert "**No household members are recorded**" in card["detail"]
+    assert "could not be checked" in card["detail"]
+    assert "checked: no MAPPA flag" not in card["detail"] and "none found" not in card["detail"]
+
+
+@pytest.mark.parametrize("household", [None, {"resourceType": "Bundle", "type": "searchset"}])
+def test_a_null_or_empty_household_prefetch_is_not_a_checked_household(
+    service: LiveService, household: dict[str, Any] | None
+) -> None:
+    seed = seed_case()
+    listed = list(seed.values())
+    prefetch = prefetch_for(listed, "seed-mum")
+    prefetch["household"] = household
+    prefetch["relatedPersons"] = None
+    with fhir_serving(listed) as fhir:
+        body = request_body("seed-mum", prefetch=prefetch, fhir_server=fhir.url)
+        (card,) = cards_of(service.post(SERVICE_PATH, body))
+    assert "**No household members are recorded**" in card["detail"]
+
+
+def test_members_checked_are_counted(service: LiveService) -> None:
+    seed = seed_case()
+    seed["seed-partner-mappa"]["status"] = "inactive"
+    (card,) = cards_for(service, seed)
+    assert "2 household members checked: no MAPPA flag in force." in card["detail"]
+
+
+def test_members_of_unknown_age_are_counted_in_think_family(service: LiveService) -> None:
+    seed = seed_case()
+    del seed["seed-partner"]["birthDate"]  # and the lodger's Patient cannot be read (404)
+    seed["seed-household"]["member"].append({"entity": {"reference": "Patient/lodger"}})
+    cards = cards_for(service, seed)
+    assert kinds(cards) == ["enquiry", "mappa"]
+    for card in cards:
+        assert (
+            "1 child under 18 in the household (aged 8), and 2 household members of unknown age"
+            in card["detail"]
+        )

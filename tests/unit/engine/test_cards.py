@@ -83,24 +83,49 @@ def test_an_enquiry_recorded_as_not_made_is_mentioned() -> None:
 
 
 @pytest.mark.parametrize(
-    ("ages", "words"),
+    ("ages", "unknown", "words"),
     [
-        ((8,), "1 child under 18 in the household (aged 8)"),
-        ((3, 17), "2 children under 18 in the household (aged 3, 17)"),
+        ((8,), 0, "1 child under 18 in the household (aged 8). Consider a child"),
+        ((3, 17), 0, "2 children under 18 in the household (aged 3, 17). Consider"),
+        ((8,), 1, "(aged 8), and 1 household member of unknown age. Consider"),
+        ((), 2, "**Think Family.** 2 household members of unknown age. Find out whether"),
     ],
 )
-def test_think_family(ages: tuple[int, ...], words: str) -> None:
-    (card,) = cards(Decision(enquiry=True, children_ages=ages, household_checked=True))
-    assert (
-        card.detail is not None
-        and words in card.detail
-        and "child safeguarding referral" in card.detail
+def test_think_family(ages: tuple[int, ...], unknown: int, words: str) -> None:
+    decision = Decision(
+        enquiry=True,
+        children_ages=ages,
+        unknown_ages=unknown,
+        household_checked=True,
+        household_members=len(ages) + unknown,
     )
+    (card,) = cards(decision)
+    assert card.detail is not None and words in card.detail
+    assert "child safeguarding referral" in card.detail
 
 
 def test_no_children_no_think_family() -> None:
     (card,) = cards(Decision(enquiry=True, household_checked=True))
     assert card.detail is not None and "Think Family" not in card.detail
+
+
+@pytest.mark.parametrize(
+    ("members", "mappa", "words"),
+    [
+        (0, False, "**No household members are recorded** for this patient"),
+        (1, False, "1 household member checked: no MAPPA flag in force."),
+        (3, False, "3 household members checked: no MAPPA flag in force."),
+        (2, True, "2 household members checked. A household risk flag is shown in a separate"),
+    ],
+)
+def test_what_the_household_check_found_is_said(members: int, mappa: bool, words: str) -> None:
+    flagged = (HouseholdMember("partner", 40, MappaRisk(())),) if mappa else ()
+    decision = Decision(
+        enquiry=True, mappa=flagged, household_checked=True, household_members=members
+    )
+    detail = cards(decision)[0].detail
+    assert detail is not None and words in detail
+    assert ("could not be checked" in detail) is (members == 0)
 
 
 def test_an_unchecked_household_is_said_plainly() -> None:
