@@ -239,12 +239,15 @@ def _entries(
             )
 
 
-def read_record(resources: Iterable[Mapping[str, Any]], codesets: CodeSets) -> PatientRecord:
+def read_record(
+    resources: Iterable[Mapping[str, Any]], codesets: CodeSets, *, patient_id: str | None = None
+) -> PatientRecord:
     """The patient and the coded entries in `resources` that any code set holds.
 
     `resources` are every resource of one patient (see the module docstring for what is read
-    and which statuses are skipped). The first Patient resource is the patient. A resource's
-    dates are parsed only when one of its codes is found, which most never are.
+    and which statuses are skipped). The patient is the Patient whose id is `patient_id`, or,
+    without one, the first Patient. A resource's dates are parsed only when one of its codes is
+    found, which most never are.
     """
     index = index_for(codesets)
     patient: dict[str, Any] | None = None
@@ -280,5 +283,6 @@ def read_record(resources: Iterable[Mapping[str, Any]], codesets: CodeSets) -> P
                 found.extend(_entries(hits, kind, _encounter_date(resource)))
                 hits.clear()
         elif kind == "Patient" and patient is None:
-            patient = dict(resource)
+            if patient_id is None or resource.get("id") == patient_id:
+                patient = dict(resource)
     return PatientRecord(patient, tuple(found))

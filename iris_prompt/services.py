@@ -15,16 +15,19 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import chain
+from typing import Any
 
 from cds_hooks import (
     CallContext,
     CdsRequest,
     CdsResponse,
     CdsService,
+    PreconditionFailed,
     PrefetchData,
     PrefetchTemplate,
     ServiceRegistry,
 )
+from cds_hooks.errors import Issue
 from iris_prompt.cards import CardSettings, cards_for
 from iris_prompt.codeset_runtime import CodeSetRegistry, describe_versions
 from iris_prompt.fhir_values import PRACTICE_TIME_ZONE
@@ -74,6 +77,41 @@ def prefetch_templates(household_budget: float = 0.3) -> dict[str, PrefetchTempl
 
 PATIENT_VIEW_PREFETCH = prefetch_templates()
 HOUSEHOLD_KEYS = ("household", "relatedPersons")
+# The patient's own record. Coded entries are read from these keys only: a household search
+# may include other people's Patients and entries, which are never the patient's.
+RECORD_KEYS = ("patient", "conditions", "observations", "encounters")
+
+
+def _require_patient(value: dict[str, Any] | None, patient_id: str) -> None:
+    """The `patient` prefetch must hold the Patient of `context.patientId`; else 412.
+
+    Without it the service cannot tell the patient's age, and another person could be judged as
+    the patient. The diagnostics never echo an id.
+    """
+    patients = [r for r in resources_in(value) if r.get("resourceType") == "Patient"]
+    if not patients:
+        raise PreconditionFailed(
+            "the patient's record is required",
+            [
+                Issue(
+                    "prefetch 'patient': no Patient resource (null, missing, or not found on "
+                    "the FHIR server)",
+                    code="incomplete",
+                    expression="prefetch.patient",
+                )
+            ],
+        )
+    if not any(p.get("id") == patient_id for p in patients):
+        raise PreconditionFailed(
+            "the patient's record is not the patient in context",
+            [
+                Issue(
+                    "prefetch 'patient': its id is not the context's patientId",
+                    code="invalid",
+                    expression="prefetch.patient.id",
+                )
+            ],
+        )
 
 
 @dataclass
@@ -118,8 +156,11 @@ class Engine:
         patient_id: str = context.patient_id  # type: ignore[union-attr]
         user_type: str = context.user_type  # type: ignore[union-attr]
         now = self.clock()
+        _require_patient(prefetch.get("patient"), patient_id)
         record = read_record(
-            chain.from_iterable(resources_in(value) for value in prefetch.values()), codesets
+            chain.from_iterable(resources_in(prefetch.get(key)) for key in RECORD_KEYS),
+            codesets,
+            patient_id=patient_id,
         )
         refused = refusal(record, today=now.date(), settings=self.rules, user_type=user_type)
         if refused is not None:

@@ -260,3 +260,71 @@ def test_members_of_unknown_age_are_counted_in_think_family(service: LiveService
             "1 child under 18 in the household (aged 8), and 2 household members of unknown age"
             in card["detail"]
         )
+
+
+# --- the patient is the one in context, from prefetch["patient"] (B4, S5) -----------------------
+
+
+def test_a_patient_included_in_the_household_bundle_is_not_taken_for_the_patient(
+    service: LiveService,
+) -> None:
+    """A Group search with the members' Patients included (`_include`), sent before the patient:
+    the 14-year-old is not the patient, and the son's Condition is not the patient's."""
+    seed = seed_case()
+    seed["seed-son"]["birthDate"] = "2012-03-01"  # 14
+    listed = list(seed.values())
+    prefetch = prefetch_for(listed, "seed-mum")
+    sons_condition = copy.deepcopy(seed["seed-depression"]) | {
+        "id": "son-dep",
+        "subject": {"reference": "Patient/seed-son"},
+    }
+    prefetch["household"]["entry"] += [{"resource": seed["seed-son"]}, {"resource": sons_condition}]
+    prefetch = {"household": prefetch.pop("household")} | prefetch  # sent first
+    with fhir_serving(listed) as fhir:
+        body = request_body("seed-mum", prefetch=prefetch, fhir_server=fhir.url)
+        cards = cards_of(service.post(SERVICE_PATH, body))
+    assert kinds(cards) == ["enquiry", "mappa"]
+    assert "aged 14" in cards[0]["detail"]
+    # Only the patient's own entries are listed (the son's depression is dated as hers).
+    assert cards[0]["detail"].count("- Depressive disorder, 10 June 2026") == 1
+
+
+def outcome_of(response: Any) -> list[str]:
+    assert response.headers["content-type"] == "application/fhir+json"
+    return [issue["diagnostics"] for issue in response.json()["issue"]]
+
+
+@pytest.mark.parametrize(
+    ("patient", "why"),
+    [
+        (None, "no Patient resource"),
+        ({"resourceType": "Patient", "id": "seed-son", "birthDate": "2018-03-01"}, "not the"),
+        ({"resourceType": "Patient", "birthDate": "1992-05-14"}, "not the"),
+        ({"resourceType": "Observation", "id": "seed-mum"}, "no Patient resource"),
+    ],
+)
+def test_the_patient_resource_must_be_the_patient_in_context(
+    service: LiveService, patient: dict[str, Any] | None, why: str
+) -> None:
+    listed = list(seed_case().values())
+    prefetch = prefetch_for(listed, "seed-mum") | {"patient": patient}
+    with fhir_serving(listed) as fhir:
+        body = request_body("seed-mum", prefetch=prefetch, fhir_server=fhir.url)
+        response = service.post(SERVICE_PATH, body)
+    assert response.status_code == 412
+    (problem,) = outcome_of(response)
+    assert problem.startswith("prefetch 'patient'") and why in problem
+    assert "seed-" not in response.text  # no identifier is echoed
+
+
+def test_a_patient_the_fhir_server_does_not_have_is_412(service: LiveService) -> None:
+    seed = seed_case()
+    listed = list(seed.values())
+    prefetch = prefetch_for(listed, "seed-mum")
+    del prefetch["patient"]  # fetched, and the server answers 404
+    del seed["seed-mum"]
+    with fhir_serving(list(seed.values())) as fhir:
+        body = request_body("seed-mum", prefetch=prefetch, fhir_server=fhir.url)
+        response = service.post(SERVICE_PATH, body)
+    assert response.status_code == 412
+    assert outcome_of(response)[0].startswith("prefetch 'patient'")

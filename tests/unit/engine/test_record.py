@@ -202,3 +202,10 @@ def test_resources_in_flattens_nested_bundles_and_skips_junk() -> None:
     assert [r["id"] for r in resources_in(outer)] == ["x"]
     assert list(resources_in(None)) == []
     assert list(resources_in({"no": "type"})) == []
+
+
+def test_the_patient_is_the_one_asked_for_when_an_id_is_given(sets: CodeSets) -> None:
+    son, mum = patient("son", "2012-01-01"), patient("mum", "1990-01-01")
+    assert read_record([son, mum], sets).patient == son  # without an id: the first
+    assert read_record([son, mum], sets, patient_id="mum").patient == mum
+    assert read_record([son], sets, patient_id="mum").patient is None
