@@ -3,9 +3,12 @@
 `iris-domestic-abuse-prompt` answers `patient-view` and `encounter-start` with the same engine.
 One call, after the protocol layer has verified the caller and completed the prefetch:
 
-    prefetch -> record.read_record (fast scan) -> rules.refusal? (patient-facing caller, under
-    16: no cards, logged without identifiers) -> household_lookup (own time budget) ->
+    prefetch["patient"] (412 unless it is the patient in context) -> record.read_record (fast
+    scan of the record's own keys) -> rules.refusal? (deceased: no cards, logged without
+    identifiers) -> household_lookup (own time budget, for a patient of any age) ->
     rules.decide -> cards.cards_for -> response
+
+A patient-facing caller is answered earlier still, by `Engine.screen`, before anything is read.
 
 The clinical decision is `rules.decide`; everything here is wiring and I/O.
 """
@@ -170,6 +173,19 @@ class Engine:
         decision = decide(
             record, codesets, now=now, household=household, settings=self.rules, user_type=user_type
         )
+        if decision.enquiry_withheld == "age unknown":
+            # A record without a readable birth date is a data fault the practice should mend:
+            # the patient cannot be prompted until it is.
+            log.warning(
+                "no enquiry prompt: age unknown (birth date missing or unreadable) hookInstance=%s",
+                call.hook_instance,
+            )
+        elif decision.enquiry_withheld is not None:
+            log.info(
+                "no enquiry prompt: %s hookInstance=%s",
+                decision.enquiry_withheld,
+                call.hook_instance,
+            )
         log.info(
             "decision: cards=%s suppressed=%s household=%s hookInstance=%s",
             ",".join(decision.cards) or "none",

@@ -40,11 +40,13 @@ def service(es384_key: SigningKey) -> Iterator[LiveService]:
         yield running
 
 
-def cards_for(service: LiveService, resources: Resources, **kw: Any) -> list[dict[str, Any]]:
+def cards_for(
+    service: LiveService, resources: Resources, pid: str = "seed-mum", **kw: Any
+) -> list[dict[str, Any]]:
     """The cards for the (changed) seed case, its household served by a real FHIR server."""
     listed = list(resources.values())
     with fhir_serving(listed) as fhir:
-        return cards_of(call_with(service, listed, fhir, pid="seed-mum", **kw))
+        return cards_of(call_with(service, listed, fhir, pid=pid, **kw))
 
 
 # --- period ends at their precision, and instants (B3, S10) -----------------------------------
@@ -328,3 +330,40 @@ def test_a_patient_the_fhir_server_does_not_have_is_412(service: LiveService) ->
         response = service.post(SERVICE_PATH, body)
     assert response.status_code == 412
     assert outcome_of(response)[0].startswith("prefetch 'patient'")
+
+
+# --- age: 16 today; a child's clinician sees the MAPPA card; an unreadable age (S5, S7, S9) ------
+
+
+def test_a_patient_turning_16_today_is_prompted(service: LiveService) -> None:
+    seed = seed_case()
+    seed["seed-mum"]["birthDate"] = "2010-11-26"
+    assert kinds(cards_for(service, seed)) == ["enquiry", "mappa"]
+    seed["seed-mum"]["birthDate"] = "2010-11-27"  # 16 tomorrow
+    assert kinds(cards_for(service, seed)) == ["mappa"]
+
+
+def test_the_clinician_of_a_child_sees_the_mappa_card(service: LiveService) -> None:
+    """The seed case from the son's record: Child T was 8."""
+    seed = seed_case()
+    seed["seed-depression"]["subject"] = {"reference": "Patient/seed-son"}
+    cards = cards_for(service, seed, pid="seed-son")
+    assert kinds(cards) == ["mappa"]
+    assert cards[0]["indicator"] == "critical"
+    assert "(a member of the patient's household) is subject to MAPPA" in cards[0]["detail"]
+    for user in ("Patient/seed-son", "RelatedPerson/seed-partner-rp"):
+        assert cards_for(service, seed, pid="seed-son", user=user) == []
+
+
+@pytest.mark.parametrize("birth", [19920514, "14/05/1992", None])
+def test_an_unreadable_birth_date_gives_no_enquiry_but_the_mappa_card_and_a_warning(
+    service: LiveService, birth: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    seed = seed_case()
+    seed["seed-mum"]["birthDate"] = birth
+    if birth is None:
+        del seed["seed-mum"]["birthDate"]
+    assert kinds(cards_for(service, seed)) == ["mappa"]
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert any("age unknown" in r.getMessage() for r in warnings)
+    assert not any("seed-" in r.getMessage() or "1992" in r.getMessage() for r in caplog.records)

@@ -88,30 +88,45 @@ def test_clinicians_are_prompted(sets: CodeSets, user_type: str) -> None:
     assert run(sets, RECENT_DEPRESSION, user_type=user_type).cards == ("enquiry",)
 
 
-# --- 2. Age 16 or over, alive -------------------------------------------------------------
+# --- 2. Age 16 or over for the enquiry; MAPPA for a patient of any age ------------------------
 
 
 @pytest.mark.parametrize(
-    ("birth", "reason"),
+    ("birth", "withheld"),
     [
         ("2010-03-01", None),  # 16 today
         ("2010-03-02", "under 16"),  # 16 tomorrow
         ("2010-03", "under 16"),  # might be born after 1 March
         ("2015-01-01", "under 16"),
         (None, "age unknown"),
+        (20100301, "age unknown"),
+        ("01/03/2010", "age unknown"),
     ],
 )
-def test_only_patients_aged_16_or_over(
-    sets: CodeSets, birth: str | None, reason: str | None
+def test_the_enquiry_is_for_patients_aged_16_or_over_mappa_for_any_age(
+    sets: CodeSets, birth: object, withheld: str | None
 ) -> None:
+    """A MAPPA flag on a household member reaches the clinician of a child too: risk to children
+    is exactly what the clinician of a child must know (Child T was 8)."""
+    person = patient("p1", None) | ({"birthDate": birth} if birth is not None else {})
+    flagged = run(sets, RECENT_DEPRESSION, person=person, household=Household((PARTNER_WITH_FLAG,)))
+    assert flagged.enquiry_withheld == withheld and flagged.no_cards_reason is None
+    assert flagged.cards == (("mappa",) if withheld else ("enquiry", "mappa"))
+    alone = run(sets, RECENT_DEPRESSION, person=person)
+    assert alone.cards == (() if withheld else ("enquiry",))
+    assert alone.no_cards_reason == withheld
+
+
+def test_a_child_patient_gets_no_known_abuse_card_but_the_mappa_card(sets: CodeSets) -> None:
+    child = patient("p1", "2018-03-01")
     decision = run(
         sets,
-        RECENT_DEPRESSION,
-        person=patient("p1", birth),
-        household=Household((PARTNER_WITH_FLAG,)),
+        observation(VICTIM_OF_DOMESTIC_ABUSE, ago(10)),
+        person=child,
+        household=Household((PARTNER_WITH_FLAG, SON)),
     )
-    assert decision.no_cards_reason == reason
-    assert decision.cards == (() if reason else ("enquiry", "mappa"))
+    assert decision.cards == ("mappa",) and decision.children_ages == (8,)
+    assert decision.age == 8 and decision.triggers == () and decision.known_abuse_entries == ()
 
 
 def test_no_patient_resource_means_age_unknown(sets: CodeSets) -> None:
