@@ -30,14 +30,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from iris_prompt.fhir_values import as_list, as_str, codes_of, has_ended, last_day
-from iris_prompt.risk_flags import MappaRisk, mappa_risk, strongest
+from iris_prompt.risk_flags import RISK_EXTENSION, MappaRisk, mappa_risk, strongest
 
 __all__ = [
+    "FIELDS_READ",
     "NHS_NUMBER_SYSTEM",
     "UNCHECKED",
     "Household",
     "HouseholdMember",
     "age_on",
+    "essentials",
     "group_member_ids",
     "household_from",
     "nhs_number",
@@ -116,6 +118,59 @@ class Household:
 
 
 UNCHECKED = Household((), checked=False)
+
+# The fields this module (and `risk_flags`) reads, per resource type: a cache of household
+# answers keeps only these, and of references and codes no free text (`display`, `text` may
+# hold a name or an offence).
+FIELDS_READ: dict[str, frozenset[str]] = {
+    "Group": frozenset({"resourceType", "id", "type", "active", "member"}),
+    "RelatedPerson": frozenset(
+        {"resourceType", "id", "active", "patient", "identifier", "relationship", "period"}
+    ),
+    "Patient": frozenset({"resourceType", "id", "identifier", "birthDate"}),
+    "Flag": frozenset({"resourceType", "id", "status", "code", "period", "extension", "subject"}),
+}
+
+
+def _no_text(value: object) -> object:
+    """A reference or CodeableConcept (or a list of them) without its free text."""
+    if isinstance(value, list):
+        return [_no_text(item) for item in value]
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if k not in ("display", "text")}
+    return value
+
+
+def _member(value: object) -> object:
+    if isinstance(value, dict) and "entity" in value:
+        return value | {"entity": _no_text(value["entity"])}
+    return value
+
+
+def essentials(resource: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The fields of `resource` the household is built from, without free text (None for a
+    type it never reads).
+
+    >>> essentials({"resourceType": "Patient", "id": "p", "name": [{"family": "X"}]})
+    {'resourceType': 'Patient', 'id': 'p'}
+    """
+    fields = FIELDS_READ.get(str(resource.get("resourceType")))
+    if fields is None:
+        return None
+    kept = {key: value for key, value in resource.items() if key in fields}
+    for key in ("patient", "subject", "code", "relationship"):
+        if key in kept:
+            kept[key] = _no_text(kept[key])
+    if isinstance(kept.get("member"), list):
+        kept["member"] = [_member(m) for m in kept["member"]]
+    if isinstance(kept.get("extension"), list):
+        # Only the risk extension is read; other extensions (notes) are never kept.
+        kept["extension"] = [
+            e
+            for e in kept["extension"]
+            if not isinstance(e, dict) or e.get("url") == RISK_EXTENSION
+        ]
+    return kept
 
 
 def age_on(birth_date: object, today: datetime.date) -> int | None:

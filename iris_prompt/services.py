@@ -57,10 +57,11 @@ log = logging.getLogger(__name__)
 SERVICE_ID = "iris-domestic-abuse-prompt"
 
 
-def prefetch_templates(household_budget: float = 0.3) -> dict[str, PrefetchTemplate]:
-    """What the services ask for. The household's templates, when the client did not prefetch
-    them, are fetched within the household's own time budget: a slow household lookup costs
-    the household check, never the enquiry prompt."""
+def prefetch_templates() -> dict[str, PrefetchTemplate]:
+    """What the services ask for. The household's templates have no protocol fallback: when the
+    client did not prefetch them, the household lookup fetches them itself, within its one time
+    budget with the members' Patients and Flags, so a slow household costs the household check,
+    never the enquiry prompt."""
     return {
         "patient": PrefetchTemplate("Patient/{{context.patientId}}"),
         "conditions": PrefetchTemplate("Condition?patient={{context.patientId}}"),
@@ -69,11 +70,11 @@ def prefetch_templates(household_budget: float = 0.3) -> dict[str, PrefetchTempl
         "encounters": PrefetchTemplate("Encounter?patient={{context.patientId}}", required=False),
         # The household: a Group (type person) with the patient among its members.
         "household": PrefetchTemplate(
-            "Group?member={{context.patientId}}", required=False, timeout=household_budget
+            "Group?member={{context.patientId}}", required=False, fallback=False
         ),
         # Related people with an NHS number that resolves to a Patient are household members.
         "relatedPersons": PrefetchTemplate(
-            "RelatedPerson?patient={{context.patientId}}", required=False, timeout=household_budget
+            "RelatedPerson?patient={{context.patientId}}", required=False, fallback=False
         ),
     }
 
@@ -211,9 +212,12 @@ class Engine:
         patient_id: str,
         now: datetime.datetime,
     ) -> Household | None:
-        if "household" in prefetch.unavailable:
+        unavailable = [key for key in HOUSEHOLD_KEYS if key in prefetch.unavailable]
+        if unavailable:
             log.warning(
-                "household not checked: Group unavailable hookInstance=%s", call.hook_instance
+                "household not checked: %s unavailable hookInstance=%s",
+                " and ".join(unavailable),
+                call.hook_instance,
             )
             return Household((), checked=False)
         auth = request.fhir_authorization
@@ -228,6 +232,7 @@ class Engine:
                 today=now.date(),
                 hook_instance=call.hook_instance,
                 now=now,
+                queries=[prefetch.deferred[k] for k in HOUSEHOLD_KEYS if k in prefetch.deferred],
             )
         except Exception as error:
             # Household data we could not make sense of must not cost the patient the enquiry
@@ -262,7 +267,7 @@ def _service(hook: str, engine: Engine) -> CdsService:
         title="IRIS domestic abuse enquiry prompt",
         # The live code-set versions, so a GP system can see which lists it is being judged by.
         description=lambda: f"{DESCRIPTION} Uses {describe_versions(codesets.current)}.",
-        prefetch=prefetch_templates(engine.lookup.budget),
+        prefetch=prefetch_templates(),
         usage_requirements=USAGE,
         handler=engine,
         screen=engine.screen,

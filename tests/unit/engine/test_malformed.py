@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from iris_prompt.codeset_model import CodeSets
-from iris_prompt.household import Household, HouseholdMember, household_from
+from iris_prompt.household import Household, HouseholdMember, essentials, household_from
 from iris_prompt.record import read_record
 from iris_prompt.risk_flags import MappaRisk
 from tests.conftest import bundled_codesets
@@ -206,5 +206,8 @@ def test_no_wrong_value_anywhere_in_a_household_raises() -> None:
                 changed = resources | {which: with_field(resource, path, value)}
                 household = household_of(changed)
                 assert household.checked
+                # What the lookup's cache keeps builds the same household.
+                kept = {k: essentials(r) or {} for k, r in changed.items()}
+                assert household_of(kept) == household, (which, path, value)
                 tried += 1
     assert tried > 1000
