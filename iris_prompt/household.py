@@ -9,8 +9,9 @@ The contract (README "Household and risk flags"):
 - members come from a FHIR `Group` (type person) that has the patient among its members:
   every other member that is a `Patient` reference, unless marked inactive or its period ended;
 - a `RelatedPerson` of the patient that carries an NHS number
-  (`https://fhir.nhs.uk/Id/nhs-number`) resolving to a Patient is a member too, and gives the
-  relationship of a member with that NHS number;
+  (`https://fhir.nhs.uk/Id/nhs-number`) resolving to a Patient is a member too, unless inactive
+  or its period has ended (a former partner), and gives the relationship of a member with that
+  NHS number;
 - a member's MAPPA risk comes from their Flags (`risk_flags.mappa_risk`).
 
 Nothing here keeps a name, an NHS number or an id in the result: a member is a relationship
@@ -265,12 +266,20 @@ def relationship_words(concepts: object) -> str | None:
 
 
 def related_nhs_numbers(
-    related_persons: Iterable[Mapping[str, Any]], patient_id: str
+    related_persons: Iterable[Mapping[str, Any]],
+    patient_id: str,
+    *,
+    now: datetime.date | None = None,
 ) -> dict[str, str | None]:
-    """NHS number -> relationship words, for the patient's active RelatedPersons that carry one."""
+    """NHS number -> relationship words, for the patient's active RelatedPersons that carry one.
+
+    Given `now` (the time of the call, or the day), a RelatedPerson whose `period` has ended
+    (a former partner) is left out."""
     found: dict[str, str | None] = {}
     for person in related_persons:
         if person.get("resourceType") != "RelatedPerson" or person.get("active") is False:
+            continue
+        if now is not None and _ended(person.get("period"), now):
             continue
         if _patient_id(_reference(person.get("patient"))) != patient_id:
             continue
@@ -299,7 +308,7 @@ def household_from(
         for p in patients
         if p.get("resourceType") == "Patient" and isinstance(p.get("id"), str) and p["id"]
     }
-    relationships = related_nhs_numbers(related_persons, patient_id)
+    relationships = related_nhs_numbers(related_persons, patient_id, now=now or today)
     member_ids = group_member_ids(groups, patient_id, today, now=now)
     for pid, patient in by_id.items():
         number = nhs_number(patient)

@@ -167,7 +167,8 @@ def _others(
 ) -> tuple[list[str], list[str]]:
     """The other members' Patient ids (Group) and NHS numbers (RelatedPersons)."""
     member_ids = group_member_ids(groups, patient_id, today, now=now)
-    return member_ids, list(related_nhs_numbers(related_persons, patient_id))
+    numbers = related_nhs_numbers(related_persons, patient_id, now=now or today)
+    return member_ids, list(numbers)
 
 
 async def _members(

@@ -367,3 +367,50 @@ def test_an_unreadable_birth_date_gives_no_enquiry_but_the_mappa_card_and_a_warn
     warnings = [r for r in caplog.records if r.levelname == "WARNING"]
     assert any("age unknown" in r.getMessage() for r in warnings)
     assert not any("seed-" in r.getMessage() or "1992" in r.getMessage() for r in caplog.records)
+
+
+# --- statuses and household resolution (S9) ---------------------------------------------------
+
+
+def test_refuted_conditions_do_not_prompt(service: LiveService) -> None:
+    seed = seed_case()
+    del seed["seed-visit"]
+    for condition in ("seed-anxiety", "seed-depression"):
+        seed[condition]["verificationStatus"]["coding"][0]["code"] = "refuted"
+    assert kinds(cards_for(service, seed)) == ["mappa"]
+
+
+@pytest.mark.parametrize("status", ["inactive", "entered-in-error"])
+def test_a_flag_no_longer_active_shows_nothing(service: LiveService, status: str) -> None:
+    seed = seed_case()
+    seed["seed-partner-mappa"]["status"] = status
+    (card,) = cards_for(service, seed)
+    assert "2 household members checked: no MAPPA flag in force." in card["detail"]
+
+
+def test_an_inactive_group_member_is_not_in_the_household(service: LiveService) -> None:
+    seed = seed_case()
+    seed["seed-household"]["member"][1]["inactive"] = True  # the partner has left
+    seed["seed-partner-rp"]["identifier"] = []
+    (card,) = cards_for(service, seed)
+    assert "1 household member checked: no MAPPA flag in force." in card["detail"]
+
+
+def test_a_related_person_alone_resolves_the_household(service: LiveService) -> None:
+    """No Group: the partner is found by the NHS number on the patient's RelatedPerson."""
+    seed = seed_case()
+    del seed["seed-household"]
+    cards = cards_for(service, seed)
+    assert kinds(cards) == ["enquiry", "mappa"]
+    assert "(the patient's partner) is subject to MAPPA" in cards[1]["detail"]
+    assert "1 household member checked." in cards[0]["detail"]
+
+
+@pytest.mark.parametrize(("end", "member"), [("2026", True), ("2025-06-30", False)])
+def test_a_former_partner_is_no_household_member(
+    service: LiveService, end: str, member: bool
+) -> None:
+    seed = seed_case()
+    del seed["seed-household"]
+    seed["seed-partner-rp"]["period"] = {"start": "2019-01-01", "end": end}
+    assert kinds(cards_for(service, seed)) == (["enquiry", "mappa"] if member else ["enquiry"])

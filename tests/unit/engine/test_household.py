@@ -289,3 +289,18 @@ def test_flags_attach_to_their_member_only() -> None:
         MappaRisk((("known-adult", "very-high"),)),
         None,
     ]
+
+
+def test_a_related_person_whose_period_has_ended_is_not_a_member() -> None:
+    former = related_person("mum", "9990000018", "FMRSPS") | {"period": {"end": "2025-12-31"}}
+    current = related_person("mum", "9990000026", "HUSB", rid="rp2") | {"period": {"end": "2026"}}
+    household = household_from(
+        patient_id="mum",
+        today=TODAY,
+        related_persons=[former, current],
+        patients=[
+            patient("ex", "1980-01-01", nhs="9990000018"),
+            patient("him", "1981-01-01", nhs="9990000026"),
+        ],
+    )
+    assert [m.relationship for m in household.members] == ["husband"]
