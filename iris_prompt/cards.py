@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cds_hooks import Action, Card, Coding, Link, Source, Suggestion
+from iris_prompt.codes import SNOMED_CT
 from iris_prompt.household import HouseholdMember
 from iris_prompt.record import CodedEntry
 from iris_prompt.recording import outcome_resources
@@ -37,7 +38,6 @@ __all__ = [
     "cards_for",
 ]
 
-SNOMED_CT = "http://snomed.info/sct"
 # Card and override-reason codes are this project's own, not clinical codes.
 OVERRIDE_SYSTEM = "https://iris-prompt.org/fhir/CodeSystem/override-reason"
 OVERRIDE_REASONS: tuple[tuple[str, str], ...] = (
@@ -148,9 +148,11 @@ def _how_to_ask() -> list[str]:
         "- Has anyone made you feel humiliated, belittled or put down?",
         "- Are you ever frightened of your partner or ex-partner?",
         "- Has anyone forced you into sexual activity you did not want?",
-        "- Has anyone hit, kicked, pushed or otherwise hurt you?",
+        "- Has your partner or ex-partner ever physically hurt you, or threatened to?",
         "",
-        'One "yes" is a positive screen.',
+        'Any "yes", or a hesitation, is a reason to talk further: see "If abuse is disclosed".',
+        "(These are prompts in the spirit of the HARK questions, not the validated questions "
+        "themselves.)",
         "",
         "**Abuse takes many forms** (Domestic Abuse Act 2021): physical or sexual abuse; violent "
         "or threatening behaviour; controlling or coercive behaviour; economic abuse; "
@@ -171,9 +173,9 @@ def _on_disclosure(settings: CardSettings) -> list[str]:
         f"{settings.domestic_abuse_service[1:]}; {settings.safeguarding_lead}; "
         f"{settings.helpline}.",
         "",
-        "**Recording.** Use the template, or a suggestion on this card. Every entry is labelled "
-        "restricted: hide it from the patient's online record, so nobody who sees that record "
-        "can tell it was made.",
+        "**Recording.** Use the template (or, after a first enquiry, a suggestion on this card). "
+        "Every entry is labelled restricted: hide it from the patient's online record, so "
+        "nobody who sees that record can tell it was made.",
     ]
 
 
@@ -250,7 +252,8 @@ def _mappa_detail(
     who = _who(member)
     lines = [
         f"**Someone in this household ({who}) is subject to MAPPA**: multi-agency public "
-        "protection arrangements, which manage people assessed as able to cause serious harm.",
+        "protection arrangements, the statutory arrangements under which police, probation and "
+        "prison services jointly manage sexual and violent offenders living in the community.",
         "",
     ]
     if risk.levels:
@@ -313,14 +316,18 @@ def _enquiry_card(
         if kind == "enquiry"
         else Coding(system=SNOMED_CT, code="879911000000102", display="Victim of domestic abuse")
     )
+    # One-click outcomes of a first enquiry. The known-abuse card asks for a safety review, which
+    # the template records; "asked: nothing disclosed" there would record a routine enquiry and
+    # hold the card back for a year.
+    first_enquiry = kind == "enquiry"
     return Card(
         uuid=card_id,
         summary=SUMMARIES[kind],
         detail=detail,
-        indicator="info" if kind == "enquiry" else "warning",
+        indicator="info" if first_enquiry else "warning",
         source=Source(label="IRIS prompt (NICE QS116 indicators)", url=NICE_QS116, topic=topic),
-        suggestions=_suggestions(patient_ref, now, new_id),
-        selection_behavior="at-most-one",
+        suggestions=_suggestions(patient_ref, now, new_id) if first_enquiry else None,
+        selection_behavior="at-most-one" if first_enquiry else None,
         override_reasons=_override_reasons(),
         links=[Link(**link) for link in card_links(base_url, hook_instance, card_id)],
     )

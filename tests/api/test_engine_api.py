@@ -249,7 +249,10 @@ def test_known_abuse_card_reviews_safety(service: LiveService) -> None:
     assert "- Victim of domestic abuse, 5 May 2021" in card["detail"]
     assert "- Depressive disorder, 5 May 2026" in card["detail"]
     assert "Is the abuse still happening?" in card["detail"] and "DASH" in card["detail"]
-    assert len(card["suggestions"]) == 3 and card["links"]
+    # A safety review is no first enquiry: no one-click "asked, nothing disclosed" that would
+    # record a routine enquiry and hold this card back; the template is linked instead.
+    assert "suggestions" not in card and "selectionBehavior" not in card
+    assert {link["type"] for link in card["links"]} == {"smart", "absolute"}
 
 
 def test_a_related_persons_mappa_flag_by_relationship_with_medium_risk(

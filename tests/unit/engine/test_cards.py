@@ -197,3 +197,18 @@ def test_abuse_in_the_household_is_listed_under_its_own_heading_not_as_nice_indi
     nice, rest = both.detail.split("**Recorded in the record: domestic abuse in the household**")
     assert "NICE" in nice and "- Dep," in nice and "- Dep," not in rest
     assert "- Domestic abuse victim in household" in rest
+
+
+def test_the_questions_are_ours_and_claim_no_validated_threshold() -> None:
+    (card,) = cards(Decision(enquiry=True, household_checked=True))
+    assert card.detail is not None
+    assert "kicked" not in card.detail.lower()  # HARK's own words are not ours to reuse
+    assert "positive screen" not in card.detail  # HARK's threshold is for HARK's questions
+
+
+def test_mappa_is_described_as_what_it_is() -> None:
+    member = HouseholdMember("partner", 40, MappaRisk((("children", "high"),)))
+    (card,) = cards(Decision(mappa=(member,), household_checked=True))
+    assert card.detail is not None
+    assert "able to cause serious harm" not in card.detail
+    assert "sexual and violent offenders" in card.detail
