@@ -1,8 +1,9 @@
 """MAPPA risk flags: what a FHIR `Flag` on a household member says, read as plain data.
 
 The profile (README "The MAPPA risk flag") follows the real precedents: the Yorkshire & Humber
-shared care record's Interweave Flag (category "Risk to other" RTO, local flag type MAPPA) and
-NHS England's draft patient flags (CP-IS: a SNOMED CT concept in `Flag.code`, details in
+shared care record's Interweave Flag (GitHub yorkshire-and-humber-care-record/fhir-ig-r4:
+category "Risk to other" RTO, local flag type MAPPA) and NHS England's draft patient flags
+(GitHub NHSDigital/ra-sandbox, CP-IS: a SNOMED CT concept in `Flag.code`, details in
 extensions). A MAPPA flag here is:
 
 - `Flag.code` holds SNOMED CT 495021000000105 "Subject of multi-agency public protection
