@@ -77,6 +77,30 @@ def test_a_flag_is_in_force_within_its_period_at_its_precision(
     assert kinds(cards_for(service, seed)) == (["enquiry", "mappa"] if shown else ["enquiry"])
 
 
+@pytest.mark.parametrize(
+    ("asked", "expected"),
+    [
+        # 23:30 UTC on 1 June is 00:30 on 2 June in England (British Summer Time): the
+        # depression coded on 2 June is not newer than the enquiry, which holds the card back.
+        ("2026-06-01T23:30:00Z", ["mappa"]),
+        ("2026-06-01T22:30:00Z", ["enquiry", "mappa"]),  # 23:30 on 1 June in England
+    ],
+)
+def test_an_enquirys_day_is_its_day_in_england(
+    service: LiveService, asked: str, expected: list[str]
+) -> None:
+    seed = seed_case()
+    for older in ("seed-anxiety", "seed-visit"):
+        del seed[older]
+    seed["seed-depression"]["recordedDate"] = "2026-06-02"
+    seed["asked"] = copy.deepcopy(seed["seed-old-anxiety"]) | {
+        "id": "asked",
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "700410005"}]},
+        "effectiveDateTime": asked,
+    }
+    assert kinds(cards_for(service, seed)) == expected
+
+
 @pytest.mark.parametrize(("end", "member"), [("2026", True), ("2026-11", True), ("2026-10", False)])
 def test_a_group_membership_lasts_to_the_end_of_its_periods_precision(
     service: LiveService, end: str, member: bool
