@@ -173,6 +173,15 @@ def call(
     return call_with(service, record(name), fhir, prefetched=prefetched, **kw)
 
 
+def seed_cards(
+    service: LiveService, resources: dict[str, dict[str, Any]], pid: str = "seed-mum", **kw: Any
+) -> list[dict[str, Any]]:
+    """The cards for a (changed) seed case, its household served by a real FHIR server."""
+    listed = list(resources.values())
+    with fhir_serving(listed) as fhir:
+        return cards_of(call_with(service, listed, fhir, pid=pid, **kw))
+
+
 def cards_of(response: httpx.Response) -> list[dict[str, Any]]:
     assert response.status_code == 200, response.text
     cards: list[dict[str, Any]] = response.json()["cards"]
