@@ -33,7 +33,7 @@ from cds_hooks import (
 from cds_hooks.errors import Issue
 from iris_prompt.cards import CardSettings, cards_for
 from iris_prompt.codeset_runtime import CodeSetRegistry, describe_versions
-from iris_prompt.fhir_values import PRACTICE_TIME_ZONE
+from iris_prompt.fhir_values import PRACTICE_TIME_ZONE, local_date
 from iris_prompt.household import Household
 from iris_prompt.household_lookup import HouseholdLookup
 from iris_prompt.record import read_record, resources_in
@@ -166,7 +166,7 @@ class Engine:
             codesets,
             patient_id=patient_id,
         )
-        refused = refusal(record, today=now.date(), settings=self.rules, user_type=user_type)
+        refused = refusal(record, today=local_date(now), settings=self.rules, user_type=user_type)
         if refused is not None:
             log.info("no cards: %s hookInstance=%s", refused, call.hook_instance)
             return CdsResponse(cards=[])
@@ -229,7 +229,7 @@ class Engine:
                 patient_id=patient_id,
                 groups=resources_in(prefetch.get("household")),
                 related_persons=resources_in(prefetch.get("relatedPersons")),
-                today=now.date(),
+                today=local_date(now),
                 hook_instance=call.hook_instance,
                 now=now,
                 queries=[prefetch.deferred[k] for k in HOUSEHOLD_KEYS if k in prefetch.deferred],
