@@ -8,7 +8,8 @@ For each template of the service called, the request's prefetch value decides:
   with `Authorization: Bearer <access_token>`.
 
 A required template that cannot be had answers 412; an optional one is listed in
-`PrefetchData.unavailable` and the handler decides.
+`PrefetchData.unavailable` and the handler decides. An optional template marked
+`fallback=False` is not fetched here: it is listed, rendered, in `PrefetchData.deferred`.
 
 >>> render_template("Condition?patient={{context.patientId}}", {"context.patientId": "123"})
 'Condition?patient=123'
@@ -57,17 +58,19 @@ def template_tokens(query: str) -> list[str]:
 class PrefetchTemplate:
     """A FHIR read or search with `{{tokens}}`; `required=False` degrades instead of 412.
 
-    `timeout` (seconds) bounds the fallback fetch of this template alone, within the client's
-    general limits: for optional data a service would rather do without than wait for.
+    `fallback=False` (optional templates only): when the client does not send it, it is not
+    fetched here but handed to the handler rendered, in `PrefetchData.deferred`, for a service
+    that fetches it itself within a deadline of its own (one budget for a whole optional lookup,
+    rather than one per template and another for what follows).
     """
 
     query: str
     required: bool = True
-    timeout: float | None = None
+    fallback: bool = True
 
     def __post_init__(self) -> None:
-        if self.timeout is not None and self.timeout <= 0:
-            raise ValueError("a prefetch timeout is a positive number of seconds")
+        if self.required and not self.fallback:
+            raise ValueError("a required prefetch template is always fetched (fallback=True)")
         for token in template_tokens(self.query):
             # Spec: a token is a root-level context field or one of the four user tokens.
             if token not in USER_TOKENS and not CONTEXT_TOKEN.match(token):
@@ -95,14 +98,20 @@ def render_template(query: str, tokens: Mapping[str, str]) -> str:
 class PrefetchData(Mapping[str, dict[str, Any] | None]):
     """Key -> resource (or None for "no data") for every template we could satisfy.
 
-    Keys of optional templates that could not be had are in `unavailable`, not in the mapping.
+    Keys of optional templates that could not be had are in `unavailable`; templates without
+    fallback that the client did not send are in `deferred` (key -> the rendered query, relative
+    to the call's FHIR server); neither is in the mapping.
     """
 
     def __init__(
-        self, values: Mapping[str, dict[str, Any] | None], unavailable: frozenset[str]
+        self,
+        values: Mapping[str, dict[str, Any] | None],
+        unavailable: frozenset[str],
+        deferred: Mapping[str, str] | None = None,
     ) -> None:
         self._values = dict(values)
         self.unavailable = unavailable
+        self.deferred: Mapping[str, str] = dict(deferred or {})
 
     def __getitem__(self, key: str) -> dict[str, Any] | None:
         return self._values[key]
@@ -253,6 +262,7 @@ async def resolve_prefetch(
     given = given or {}
     values: dict[str, dict[str, Any] | None] = {}
     to_fetch: dict[str, str] = {}
+    deferred: dict[str, str] = {}
     problems: list[Issue] = []
     unavailable: set[str] = set()
 
@@ -267,9 +277,14 @@ async def resolve_prefetch(
             values[key] = given[key]
             continue
         try:
-            to_fetch[key] = render_template(template.query, tokens)
+            query = render_template(template.query, tokens)
         except MissingToken as missing:
             cannot_have(key, f"the context has no value for {{{{{missing.args[0]}}}}}")
+            continue
+        if not template.fallback and fhir is not None:
+            deferred[key] = query  # the handler fetches it, within its own deadline
+        else:
+            to_fetch[key] = query
 
     if to_fetch and fhir is None:
         for key in to_fetch:
@@ -279,7 +294,7 @@ async def resolve_prefetch(
     if to_fetch and fhir is not None:
         keys = list(to_fetch)
         results = await asyncio.gather(
-            *(_fetch(fhir, to_fetch[key], templates[key].timeout) for key in keys),
+            *(fhir.get(to_fetch[key]) for key in keys),
             return_exceptions=True,
         )
         for key, result in zip(keys, results, strict=True):
@@ -293,14 +308,4 @@ async def resolve_prefetch(
 
     if problems:
         raise PreconditionFailed("required prefetch data could not be obtained", problems)
-    return PrefetchData(values, frozenset(unavailable))
-
-
-async def _fetch(fhir: FhirClient, query: str, timeout: float | None) -> dict[str, Any] | None:
-    if timeout is None:
-        return await fhir.get(query)
-    try:
-        async with asyncio.timeout(timeout):
-            return await fhir.get(query)
-    except TimeoutError:
-        raise FhirUnavailable(f"the FHIR server took longer than {timeout:g} s") from None
+    return PrefetchData(values, frozenset(unavailable), deferred)

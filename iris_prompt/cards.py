@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cds_hooks import Action, Card, Coding, Link, Source, Suggestion
+from iris_prompt.codes import SNOMED_CT
 from iris_prompt.household import HouseholdMember
 from iris_prompt.record import CodedEntry
 from iris_prompt.recording import outcome_resources
@@ -37,7 +38,6 @@ __all__ = [
     "cards_for",
 ]
 
-SNOMED_CT = "http://snomed.info/sct"
 # Card and override-reason codes are this project's own, not clinical codes.
 OVERRIDE_SYSTEM = "https://iris-prompt.org/fhir/CodeSystem/override-reason"
 OVERRIDE_REASONS: tuple[tuple[str, str], ...] = (
@@ -83,17 +83,32 @@ def _entry_lines(entries: tuple[CodedEntry, ...]) -> list[str]:
     return lines
 
 
+def _people(count: int, one: str, many: str) -> str:
+    return f"1 {one}" if count == 1 else f"{count} {many}"
+
+
 def _children(decision: Decision) -> list[str]:
-    ages = decision.children_ages
-    if not ages:
+    ages, unknown = decision.children_ages, decision.unknown_ages
+    if not ages and not unknown:
         return []
-    count = "1 child" if len(ages) == 1 else f"{len(ages)} children"
-    listed = ", ".join(str(age) for age in ages)
-    return [
-        "",
-        f"**Think Family.** {count} under 18 in the household (aged {listed}). Consider a "
-        "child safeguarding referral, and follow your child safeguarding procedures.",
-    ]
+    found = []
+    if ages:
+        listed = ", ".join(str(age) for age in ages)
+        children = _people(len(ages), "child", "children")
+        found.append(f"{children} under 18 in the household (aged {listed})")
+    if unknown:
+        found.append(f"{_people(unknown, 'household member', 'household members')} of unknown age")
+    advice = []
+    if ages:
+        advice.append(
+            "Consider a child safeguarding referral, and follow your child safeguarding procedures."
+        )
+    if unknown:
+        advice.append(
+            "Find out whether those of unknown age are children"
+            + ("." if ages else "; if so, consider a child safeguarding referral.")
+        )
+    return ["", f"**Think Family.** {', and '.join(found)}. {' '.join(advice)}"]
 
 
 def _household(decision: Decision) -> list[str]:
@@ -103,9 +118,22 @@ def _household(decision: Decision) -> list[str]:
             "**Household risk could not be checked** (the household lookup failed or took too "
             "long). No household card does not mean no household risk.",
         ]
+    if not decision.household_members:
+        return [
+            "",
+            "**No household members are recorded** for this patient (no household Group with "
+            "other members, and no related person whose NHS number finds their record), so "
+            "household risk could not be checked. No household card does not mean no household "
+            "risk.",
+        ]
+    checked = _people(decision.household_members, "household member", "household members")
     if not decision.mappa:
-        return ["", "Household risk flags were checked: none found."]
-    return ["", "A household risk flag is shown in a separate card: read it before you ask."]
+        return ["", f"{checked} checked: no MAPPA flag in force."]
+    return [
+        "",
+        f"{checked} checked. A household risk flag is shown in a separate card: read it before "
+        "you ask.",
+    ]
 
 
 def _how_to_ask() -> list[str]:
@@ -120,9 +148,11 @@ def _how_to_ask() -> list[str]:
         "- Has anyone made you feel humiliated, belittled or put down?",
         "- Are you ever frightened of your partner or ex-partner?",
         "- Has anyone forced you into sexual activity you did not want?",
-        "- Has anyone hit, kicked, pushed or otherwise hurt you?",
+        "- Has your partner or ex-partner ever physically hurt you, or threatened to?",
         "",
-        'One "yes" is a positive screen.',
+        'Any "yes", or a hesitation, is a reason to talk further: see "If abuse is disclosed".',
+        "(These are prompts in the spirit of the HARK questions, not the validated questions "
+        "themselves.)",
         "",
         "**Abuse takes many forms** (Domestic Abuse Act 2021): physical or sexual abuse; violent "
         "or threatening behaviour; controlling or coercive behaviour; economic abuse; "
@@ -143,18 +173,36 @@ def _on_disclosure(settings: CardSettings) -> list[str]:
         f"{settings.domestic_abuse_service[1:]}; {settings.safeguarding_lead}; "
         f"{settings.helpline}.",
         "",
-        "**Recording.** Use the template, or a suggestion on this card. Every entry is labelled "
-        "restricted: hide it from the patient's online record, so nobody who sees that record "
-        "can tell it was made.",
+        "**Recording.** Use the template (or, after a first enquiry, a suggestion on this card). "
+        "Every entry is labelled restricted: hide it from the patient's online record, so "
+        "nobody who sees that record can tell it was made.",
     ]
+
+
+def _nice_and_household(entries: tuple[CodedEntry, ...]) -> tuple[list[str], list[str]]:
+    """Entry lines for the NICE indicators (trigger set), and for the known-abuse set's
+    abuse-in-household entries, which are a reason to ask but no NICE indicator."""
+    nice = tuple(e for e in entries if e.set == "trigger")
+    household = tuple(e for e in entries if e.set != "trigger")
+    household_lines = []
+    if household:
+        household_lines = [
+            "**Recorded in the record: domestic abuse in the household** (such entries do not "
+            "say who was harmed: a reason to ask, not a disclosure):",
+            *_entry_lines(household),
+        ]
+    return _entry_lines(nice), household_lines
 
 
 def _enquiry_detail(decision: Decision, settings: CardSettings) -> str:
-    lines = [
-        "**Why now.** This record has entries that NICE lists as possible indicators of "
-        "domestic abuse (quality standard QS116):",
-        *_entry_lines(decision.triggers),
-    ]
+    nice, household = _nice_and_household(decision.triggers)
+    why = "**Why now.**"
+    if nice:
+        why += (
+            " This record has entries that NICE lists as possible indicators of domestic abuse "
+            "(quality standard QS116):"
+        )
+    lines = [why, *nice, *([""] if nice and household else []), *household]
     if decision.last_not_made is not None:
         lines += [
             "",
@@ -171,8 +219,11 @@ def _known_abuse_detail(decision: Decision, settings: CardSettings) -> str:
         "**Domestic abuse is already recorded** for this patient:",
         *_entry_lines(decision.known_abuse_entries),
     ]
-    if decision.triggers:
-        lines += ["", "Recent entries that may be linked:", *_entry_lines(decision.triggers)]
+    nice, household = _nice_and_household(decision.triggers)
+    if nice:
+        lines += ["", "Recent entries that may be linked:", *nice]
+    if household:
+        lines += ["", *household]
     lines += [
         "",
         "**Review, with the patient alone.** Is the abuse still happening? Is it safe to go "
@@ -201,13 +252,21 @@ def _mappa_detail(
     who = _who(member)
     lines = [
         f"**Someone in this household ({who}) is subject to MAPPA**: multi-agency public "
-        "protection arrangements, which manage people assessed as able to cause serious harm.",
+        "protection arrangements, the statutory arrangements under which police, probation and "
+        "prison services jointly manage sexual and violent offenders living in the community.",
         "",
     ]
     if risk.levels:
         lines.append("Risk of serious harm, as shared on their flag:")
         lines += [f"- to {GROUPS[group]}: {LEVELS[level]}" for group, level in risk.levels]
-    else:
+    if risk.unreadable:
+        some = "Some risk levels" if risk.levels else "Risk levels"
+        lines += [
+            "",
+            f"**{some} on the flag could not be read**: contact {settings.safeguarding_lead} "
+            f"or {settings.mappa_contact} before acting. Until you know, treat the risk as high.",
+        ]
+    elif not risk.levels:
         lines.append("The flag gives no risk levels: ask the contact below.")
     lines += [
         "",
@@ -257,14 +316,18 @@ def _enquiry_card(
         if kind == "enquiry"
         else Coding(system=SNOMED_CT, code="879911000000102", display="Victim of domestic abuse")
     )
+    # One-click outcomes of a first enquiry. The known-abuse card asks for a safety review, which
+    # the template records; "asked: nothing disclosed" there would record a routine enquiry and
+    # hold the card back for a year.
+    first_enquiry = kind == "enquiry"
     return Card(
         uuid=card_id,
         summary=SUMMARIES[kind],
         detail=detail,
-        indicator="info" if kind == "enquiry" else "warning",
+        indicator="info" if first_enquiry else "warning",
         source=Source(label="IRIS prompt (NICE QS116 indicators)", url=NICE_QS116, topic=topic),
-        suggestions=_suggestions(patient_ref, now, new_id),
-        selection_behavior="at-most-one",
+        suggestions=_suggestions(patient_ref, now, new_id) if first_enquiry else None,
+        selection_behavior="at-most-one" if first_enquiry else None,
         override_reasons=_override_reasons(),
         links=[Link(**link) for link in card_links(base_url, hook_instance, card_id)],
     )

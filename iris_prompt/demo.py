@@ -2,8 +2,8 @@
 
 Sends a realistic patient-view call to a running service (by default `make serve` on
 127.0.0.1:8000, local mode) and prints the cards. The record is a fictional woman of 34 with
-anxiety and depression coded in the last year; her partner, in the household Group, has an
-active MAPPA flag (very high risk to a known adult, medium to children); her son is 8. That is
+anxiety and depression coded in the last six months; her partner, in the household Group, has
+an active MAPPA flag (very high risk to a known adult, medium to children); her son is 8. That is
 the shape of the Child T review that this project starts from.
 
 The demo serves the household members' Patient and Flag resources itself, from a small FHIR
@@ -23,12 +23,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from iris_prompt.codes import SNOMED_CT
 from iris_prompt.household import NHS_NUMBER_SYSTEM
 from iris_prompt.risk_flags import MAPPA_CODE, risk_extension
 
 __all__ = ["demo_request", "household_resources", "main", "render"]
 
-SNOMED_CT = "http://snomed.info/sct"
 SERVICE_PATH = "/cds-services/iris-domestic-abuse-prompt"
 
 
@@ -250,7 +250,8 @@ def main(url: str, *, today: datetime.date | None = None) -> tuple[int, str]:
     if response.status_code != 200:
         return 1, f"The service answered HTTP {response.status_code}: {response.text[:500]}"
     intro = (
-        "Patient-view for a fictional woman of 34 with anxiety and depression coded this year; "
+        "Patient-view for a fictional woman of 34 with anxiety and depression coded in the last "
+        "six months; "
         "her partner has an active MAPPA flag; her son is 8.\n"
     )
     return 0, intro + "\n" + render(response.json()["cards"])

@@ -9,8 +9,9 @@ The contract (README "Household and risk flags"):
 - members come from a FHIR `Group` (type person) that has the patient among its members:
   every other member that is a `Patient` reference, unless marked inactive or its period ended;
 - a `RelatedPerson` of the patient that carries an NHS number
-  (`https://fhir.nhs.uk/Id/nhs-number`) resolving to a Patient is a member too, and gives the
-  relationship of a member with that NHS number;
+  (`https://fhir.nhs.uk/Id/nhs-number`) resolving to a Patient is a member too, unless inactive
+  or its period has ended (a former partner), and gives the relationship of a member with that
+  NHS number;
 - a member's MAPPA risk comes from their Flags (`risk_flags.mappa_risk`).
 
 Nothing here keeps a name, an NHS number or an id in the result: a member is a relationship
@@ -24,21 +25,22 @@ Nothing here keeps a name, an NHS number or an id in the result: a member is a r
 Household(members=(HouseholdMember(relationship=None, age=8, mappa=None),), checked=True)
 """
 
-import calendar
 import datetime
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from iris_prompt.record import fhir_date
-from iris_prompt.risk_flags import MappaRisk, mappa_risk, strongest
+from iris_prompt.fhir_values import as_list, as_str, codes_of, has_ended, last_day
+from iris_prompt.risk_flags import RISK_EXTENSION, MappaRisk, mappa_risk, strongest
 
 __all__ = [
+    "FIELDS_READ",
     "NHS_NUMBER_SYSTEM",
     "UNCHECKED",
     "Household",
     "HouseholdMember",
     "age_on",
+    "essentials",
     "group_member_ids",
     "household_from",
     "nhs_number",
@@ -118,22 +120,70 @@ class Household:
 
 UNCHECKED = Household((), checked=False)
 
+# The fields this module (and `risk_flags`) reads, per resource type: a cache of household
+# answers keeps only these, and of references and codes no free text (`display`, `text` may
+# hold a name or an offence).
+FIELDS_READ: dict[str, frozenset[str]] = {
+    "Group": frozenset({"resourceType", "id", "type", "active", "member"}),
+    "RelatedPerson": frozenset(
+        {"resourceType", "id", "active", "patient", "identifier", "relationship", "period"}
+    ),
+    "Patient": frozenset({"resourceType", "id", "identifier", "birthDate"}),
+    "Flag": frozenset({"resourceType", "id", "status", "code", "period", "extension", "subject"}),
+}
+
+
+def _no_text(value: object) -> object:
+    """A reference or CodeableConcept (or a list of them) without its free text."""
+    if isinstance(value, list):
+        return [_no_text(item) for item in value]
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if k not in ("display", "text")}
+    return value
+
+
+def _member(value: object) -> object:
+    if isinstance(value, dict) and "entity" in value:
+        return value | {"entity": _no_text(value["entity"])}
+    return value
+
+
+def essentials(resource: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The fields of `resource` the household is built from, without free text (None for a
+    type it never reads).
+
+    >>> essentials({"resourceType": "Patient", "id": "p", "name": [{"family": "X"}]})
+    {'resourceType': 'Patient', 'id': 'p'}
+    """
+    fields = FIELDS_READ.get(str(resource.get("resourceType")))
+    if fields is None:
+        return None
+    kept = {key: value for key, value in resource.items() if key in fields}
+    for key in ("patient", "subject", "code", "relationship"):
+        if key in kept:
+            kept[key] = _no_text(kept[key])
+    if isinstance(kept.get("member"), list):
+        kept["member"] = [_member(m) for m in kept["member"]]
+    if isinstance(kept.get("extension"), list):
+        # Only the risk extension is read; other extensions (notes) are never kept.
+        kept["extension"] = [
+            e
+            for e in kept["extension"]
+            if not isinstance(e, dict) or e.get("url") == RISK_EXTENSION
+        ]
+    return kept
+
 
 def age_on(birth_date: object, today: datetime.date) -> int | None:
-    """Age in whole years; a partial birth date ("2010", "2010-05") gives the youngest age it
-    allows, so nobody is taken to be 16 before they may be.
+    """Age in whole years; a partial birth date ("2010", "2010-05") is read at the last day it
+    allows (`fhir_values.last_day`), giving the youngest age it allows, so nobody is taken to be
+    16 before they may be.
 
     >>> age_on("2010", datetime.date(2026, 6, 1)), age_on("2010-05-02", datetime.date(2026, 5, 1))
     (15, 15)
     """
-    born = fhir_date(birth_date)
-    if born is None or not isinstance(birth_date, str):
-        return None
-    if len(birth_date) == 4:
-        born = born.replace(month=12, day=31)
-    elif len(birth_date) == 7:
-        born = born.replace(day=calendar.monthrange(born.year, born.month)[1])
-    if born > today:
+    born = last_day(birth_date)
+    if born is None or born > today:
         return None
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
@@ -154,29 +204,36 @@ def _reference(value: object) -> object:
     return value.get("reference") if isinstance(value, Mapping) else None
 
 
-def _ended(period: object, today: datetime.date) -> bool:
-    if not isinstance(period, Mapping):
-        return False
-    end = fhir_date(period.get("end"))
-    return end is not None and end < today
+def _ended(period: object, now: datetime.date) -> bool:
+    """A membership period over at `now` (its end is inclusive at its precision: "2026" is all
+    of 2026)."""
+    return isinstance(period, Mapping) and has_ended(period.get("end"), now)
 
 
 def group_member_ids(
-    groups: Iterable[Mapping[str, Any]], patient_id: str, today: datetime.date
+    groups: Iterable[Mapping[str, Any]],
+    patient_id: str,
+    today: datetime.date,
+    *,
+    now: datetime.datetime | None = None,
 ) -> list[str]:
-    """Patient ids of the other current members of every person Group the patient is in."""
+    """Patient ids of the other current members of every person Group the patient is in.
+
+    `now`, the time of the call, compares a membership ending at a stated time exactly; without
+    it, by the day."""
+    moment = now or today
     found: list[str] = []
     for group in groups:
-        if group.get("resourceType") != "Group" or group.get("type", "person") != "person":
-            continue
-        if group.get("active") is False:
+        # A Group's type is required; a malformed one is ignored, like every field read.
+        kind = as_str(group.get("type")) or "person"
+        if group.get("resourceType") != "Group" or kind != "person" or group.get("active") is False:
             continue
         current = [
             member
-            for member in group.get("member") or ()
+            for member in as_list(group.get("member"))
             if isinstance(member, Mapping)
             and member.get("inactive") is not True
-            and not _ended(member.get("period"), today)
+            and not _ended(member.get("period"), moment)
         ]
         ids = [_patient_id(_reference(member.get("entity"))) for member in current]
         if patient_id not in ids:
@@ -186,7 +243,7 @@ def group_member_ids(
 
 
 def nhs_number(resource: Mapping[str, Any]) -> str | None:
-    for identifier in resource.get("identifier") or ():
+    for identifier in as_list(resource.get("identifier")):
         if isinstance(identifier, Mapping) and identifier.get("system") == NHS_NUMBER_SYSTEM:
             value = identifier.get("value")
             if isinstance(value, str) and value.strip():
@@ -201,21 +258,28 @@ def relationship_words(concepts: object) -> str | None:
     for concept in concepts:
         if not isinstance(concept, Mapping):
             continue
-        for coding in concept.get("coding") or ():
-            if isinstance(coding, Mapping) and coding.get("system") == ROLE_CODE:
-                words = RELATIONSHIPS.get(str(coding.get("code")))
-                if words:
-                    return words
+        for code in codes_of(concept, ROLE_CODE):
+            words = RELATIONSHIPS.get(code)
+            if words:
+                return words
     return None
 
 
 def related_nhs_numbers(
-    related_persons: Iterable[Mapping[str, Any]], patient_id: str
+    related_persons: Iterable[Mapping[str, Any]],
+    patient_id: str,
+    *,
+    now: datetime.date | None = None,
 ) -> dict[str, str | None]:
-    """NHS number -> relationship words, for the patient's active RelatedPersons that carry one."""
+    """NHS number -> relationship words, for the patient's active RelatedPersons that carry one.
+
+    Given `now` (the time of the call, or the day), a RelatedPerson whose `period` has ended
+    (a former partner) is left out."""
     found: dict[str, str | None] = {}
     for person in related_persons:
         if person.get("resourceType") != "RelatedPerson" or person.get("active") is False:
+            continue
+        if now is not None and _ended(person.get("period"), now):
             continue
         if _patient_id(_reference(person.get("patient"))) != patient_id:
             continue
@@ -233,13 +297,19 @@ def household_from(
     related_persons: Iterable[Mapping[str, Any]] = (),
     patients: Iterable[Mapping[str, Any]] = (),
     flags: Iterable[Mapping[str, Any]] = (),
+    now: datetime.datetime | None = None,
 ) -> Household:
-    """The household of `patient_id` from resources already fetched (see module docstring)."""
+    """The household of `patient_id` from resources already fetched (see module docstring).
+
+    `today` dates ages; `now` (the time of the call, when known) compares period ends given to
+    the minute exactly, on Group memberships and Flags."""
     by_id = {
-        str(p["id"]): p for p in patients if p.get("resourceType") == "Patient" and p.get("id")
+        p["id"]: p
+        for p in patients
+        if p.get("resourceType") == "Patient" and isinstance(p.get("id"), str) and p["id"]
     }
-    relationships = related_nhs_numbers(related_persons, patient_id)
-    member_ids = group_member_ids(groups, patient_id, today)
+    relationships = related_nhs_numbers(related_persons, patient_id, now=now or today)
+    member_ids = group_member_ids(groups, patient_id, today, now=now)
     for pid, patient in by_id.items():
         number = nhs_number(patient)
         if number in relationships and pid != patient_id and pid not in member_ids:
@@ -247,7 +317,7 @@ def household_from(
     risks: dict[str, list[MappaRisk]] = {}
     for flag in flags:
         subject = _patient_id(_reference(flag.get("subject")))
-        risk = mappa_risk(flag, today) if subject in member_ids else None
+        risk = mappa_risk(flag, today, now=now) if subject in member_ids else None
         if subject is not None and risk is not None:
             risks.setdefault(subject, []).append(risk)
     members = []

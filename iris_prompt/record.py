@@ -13,10 +13,9 @@ matches each coding with one dict lookup keyed by (system, code) over the three 
 What is read, and the status rules (README "Record reading" says the same for clinicians):
 
 - `Condition.code`: skipped when `verificationStatus` is refuted or entered-in-error. Its date is
-  the latest of onset, abatement and recordedDate, so an episode that ended recently is recent.
-  `clinicalStatus` is kept on the entry: an *active* status does not bring an old entry into a
-  lookback window (GP problem lists keep old problems active for years), and a resolved or
-  inactive known-abuse entry still means abuse is known (see `rules`).
+  the latest of its onset and abatement, so an episode that ended recently is recent; the
+  recordedDate only when it has neither (notes summarised on registration, or migrated between
+  systems, get a new recordedDate: a 2013 problem recorded again in 2025 is from 2013).
 - `Observation.code`: skipped when `status` is entered-in-error or cancelled. Dated by
   `effective[x]` (the later end of a period), else `issued`.
 - `Encounter.reasonCode`: skipped when `status` is entered-in-error or cancelled. Dated by
@@ -25,7 +24,8 @@ What is read, and the status rules (README "Record reading" says the same for cl
 Other resource types are not read: the service prefetches only these, and the alert-burden
 simulation must see exactly what the service sees. Codes: SNOMED CT, Read v2 (with or without
 the 2-character term code) and CTV3, by their exact system URIs. A partial date ("2019-03")
-counts as its first day.
+counts as its first day; a dateTime counts on its day in England (`fhir_values.fhir_date`:
+"2026-06-01T23:30:00Z" is 2 June, in British Summer Time).
 
 >>> from iris_prompt.codesets import default_codesets_dir, load_codesets
 >>> sets = load_codesets(default_codesets_dir())
@@ -42,6 +42,7 @@ from typing import Any
 
 from iris_prompt.codes import READ_V2
 from iris_prompt.codeset_model import CodeSets
+from iris_prompt.fhir_values import codes_of, fhir_date
 
 __all__ = [
     "CodedEntry",
@@ -63,7 +64,11 @@ class CodedEntry:
 
     `term` is the code set's (sourced) term, never the record's free text. `set` is the code
     set's purpose: "trigger", "recording" or "known-abuse". `when` is None for an undated entry.
-    `clinical_status` is a Condition's clinicalStatus code (None for other resources).
+    `clinical_status` is a Condition's clinicalStatus code (None for other resources), kept for
+    whoever reads the entry; the rules deliberately do not use it, dates decide: an *active*
+    status must not bring an old problem into a lookback window (GP problem lists keep problems
+    active for years), and a *resolved* or *inactive* known-abuse entry still means abuse is
+    known.
     """
 
     system: str
@@ -147,23 +152,6 @@ def index_for(codesets: CodeSets) -> Index:
     return index
 
 
-def fhir_date(value: object) -> datetime.date | None:
-    """The calendar date of a FHIR date, dateTime or instant, as written (its own offset).
-
-    >>> fhir_date("2019-03-04T23:30:00+01:00"), fhir_date("2019-03"), fhir_date("garbage")
-    (datetime.date(2019, 3, 4), datetime.date(2019, 3, 1), None)
-    """
-    if not isinstance(value, str) or len(value) < 4:
-        return None
-    try:
-        year = int(value[0:4])
-        month = int(value[5:7]) if len(value) >= 7 else 1
-        day = int(value[8:10]) if len(value) >= 10 else 1
-        return datetime.date(year, month, day)
-    except ValueError:
-        return None
-
-
 def _latest(*values: object) -> datetime.date | None:
     dates = [d for d in map(fhir_date, values) if d is not None]
     return max(dates) if dates else None
@@ -175,28 +163,20 @@ def _period(value: object) -> tuple[object, object]:
     return None, None
 
 
-def _codes_of(concept: object) -> tuple[str, ...]:
-    """The `code`s of a CodeableConcept's codings (statuses are CodeableConcepts in R4)."""
-    codings = concept.get("coding") if isinstance(concept, dict) else None
-    if not isinstance(codings, list):
-        return ()
-    return tuple(
-        c["code"] for c in codings if isinstance(c, dict) and isinstance(c.get("code"), str)
-    )
-
-
 def _condition_date(resource: Mapping[str, Any]) -> datetime.date | None:
     onset_start, onset_end = _period(resource.get("onsetPeriod"))
     abate_start, abate_end = _period(resource.get("abatementPeriod"))
-    return _latest(
+    clinical = _latest(
         resource.get("onsetDateTime"),
         onset_start,
         onset_end,
         resource.get("abatementDateTime"),
         abate_start,
         abate_end,
-        resource.get("recordedDate"),
     )
+    # The recorded date only when there is no clinical date: notes summarised on registration
+    # or migrated between systems get a new recordedDate, and a 2013 problem must not fire again.
+    return clinical or fhir_date(resource.get("recordedDate"))
 
 
 def _observation_date(resource: Mapping[str, Any]) -> datetime.date | None:
@@ -208,6 +188,11 @@ def _observation_date(resource: Mapping[str, Any]) -> datetime.date | None:
 def _encounter_date(resource: Mapping[str, Any]) -> datetime.date | None:
     start, end = _period(resource.get("period"))
     return fhir_date(start) or fhir_date(end)
+
+
+def _status(resource: Mapping[str, Any]) -> str | None:
+    status = resource.get("status")
+    return status if isinstance(status, str) else None
 
 
 Hit = tuple[str, str, tuple[tuple[str, str, str], ...]]
@@ -254,12 +239,15 @@ def _entries(
             )
 
 
-def read_record(resources: Iterable[Mapping[str, Any]], codesets: CodeSets) -> PatientRecord:
+def read_record(
+    resources: Iterable[Mapping[str, Any]], codesets: CodeSets, *, patient_id: str | None = None
+) -> PatientRecord:
     """The patient and the coded entries in `resources` that any code set holds.
 
     `resources` are every resource of one patient (see the module docstring for what is read
-    and which statuses are skipped). The first Patient resource is the patient. A resource's
-    dates are parsed only when one of its codes is found, which most never are.
+    and which statuses are skipped). The patient is the Patient whose id is `patient_id`, or,
+    without one, the first Patient. A resource's dates are parsed only when one of its codes is
+    found, which most never are.
     """
     index = index_for(codesets)
     patient: dict[str, Any] | None = None
@@ -268,24 +256,25 @@ def read_record(resources: Iterable[Mapping[str, Any]], codesets: CodeSets) -> P
     for resource in resources:
         kind = resource.get("resourceType")
         if kind == "Observation":
-            if resource.get("status") in SKIPPED_STATUS:
+            # A status that is not a string is malformed: ignored, like every field read.
+            if _status(resource) in SKIPPED_STATUS:
                 continue
             _hits(index, resource.get("code"), hits)
             if hits:
                 found.extend(_entries(hits, kind, _observation_date(resource)))
                 hits.clear()
         elif kind == "Condition":
-            verification = _codes_of(resource.get("verificationStatus"))
+            verification = codes_of(resource.get("verificationStatus"))
             if SKIPPED_VERIFICATION.intersection(verification):
                 continue
             _hits(index, resource.get("code"), hits)
             if hits:
-                clinical = _codes_of(resource.get("clinicalStatus"))
+                clinical = codes_of(resource.get("clinicalStatus"))
                 status = clinical[0] if clinical else None
                 found.extend(_entries(hits, kind, _condition_date(resource), status))
                 hits.clear()
         elif kind == "Encounter":
-            if resource.get("status") in SKIPPED_STATUS:
+            if _status(resource) in SKIPPED_STATUS:
                 continue
             reasons = resource.get("reasonCode")
             for reason in reasons if isinstance(reasons, list) else ():
@@ -294,5 +283,6 @@ def read_record(resources: Iterable[Mapping[str, Any]], codesets: CodeSets) -> P
                 found.extend(_entries(hits, kind, _encounter_date(resource)))
                 hits.clear()
         elif kind == "Patient" and patient is None:
-            patient = dict(resource)
+            if patient_id is None or resource.get("id") == patient_id:
+                patient = dict(resource)
     return PatientRecord(patient, tuple(found))

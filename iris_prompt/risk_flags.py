@@ -1,8 +1,9 @@
 """MAPPA risk flags: what a FHIR `Flag` on a household member says, read as plain data.
 
 The profile (README "The MAPPA risk flag") follows the real precedents: the Yorkshire & Humber
-shared care record's Interweave Flag (category "Risk to other" RTO, local flag type MAPPA) and
-NHS England's draft patient flags (CP-IS: a SNOMED CT concept in `Flag.code`, details in
+shared care record's Interweave Flag (GitHub yorkshire-and-humber-care-record/fhir-ig-r4:
+category "Risk to other" RTO, local flag type MAPPA) and NHS England's draft patient flags
+(GitHub NHSDigital/ra-sandbox, CP-IS: a SNOMED CT concept in `Flag.code`, details in
 extensions). A MAPPA flag here is:
 
 - `Flag.code` holds SNOMED CT 495021000000105 "Subject of multi-agency public protection
@@ -10,8 +11,10 @@ extensions). A MAPPA flag here is:
 - `Flag.status` is active, and `Flag.period` has started and not ended;
 - risk of serious harm per group is in repeated `RISK_EXTENSION` extensions, each with a `group`
   (children, known-adult, public, staff) and a `level` (low, medium, high, very-high) Coding.
-  No national codes exist for these (reference/codes/RESEARCH-NOTES.md: "Not found: any MAPPA
-  level or category codes"), so they are this project's own code systems.
+  No national codes for these were found in the published UK code lists (OpenCodelists, the ACEs
+  in EHRs lists, NHS England's flag profiles), so they are this project's own code systems. A risk
+  extension that is there but cannot be read makes the risk `unreadable`: the card says so and
+  is critical.
 
 Offences, MAPPA category and level, free text (`Flag.code.text`, notes) are never read: a card
 says *that* a household member is subject to MAPPA and the risk levels, nothing more.
@@ -20,7 +23,7 @@ says *that* a household member is subject to MAPPA and the risk levels, nothing 
 ...     "code": {"coding": [{"system": "http://snomed.info/sct", "code": "495021000000105"}]},
 ...     "extension": [risk_extension("known-adult", "very-high")]}
 >>> mappa_risk(flag, datetime.date(2026, 1, 1))
-MappaRisk(levels=(('known-adult', 'very-high'),))
+MappaRisk(levels=(('known-adult', 'very-high'),), unreadable=False)
 """
 
 import datetime
@@ -29,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from iris_prompt.codes import SNOMED_CT
-from iris_prompt.record import fhir_date
+from iris_prompt.fhir_values import as_list, as_str, codes_of, has_ended, has_started
 
 __all__ = [
     "GROUPS",
@@ -65,7 +68,8 @@ LEVELS: dict[str, str] = {
     "very-high": "very high",
 }
 _RANK = {level: rank for rank, level in enumerate(LEVELS)}
-# Risk to these groups at these levels makes the card critical (issue 4, point 5).
+# Risk to these groups at these levels makes the card critical: the people a clinician of the
+# household sees, at the levels probation treats as likely to cause serious harm.
 CRITICAL_GROUPS = frozenset({"known-adult", "children"})
 CRITICAL_LEVELS = frozenset({"high", "very-high"})
 INACTIVE = frozenset({"inactive", "entered-in-error"})
@@ -73,14 +77,22 @@ INACTIVE = frozenset({"inactive", "entered-in-error"})
 
 @dataclass(frozen=True, slots=True)
 class MappaRisk:
-    """An active MAPPA flag: risk level per group, in `GROUPS` order (empty if not given)."""
+    """An active MAPPA flag: risk level per group, in `GROUPS` order (empty if not given).
+
+    `unreadable` is True when the flag carries risk-of-serious-harm information that cannot be
+    read (a level spelt otherwise, a code instead of a Coding, a malformed extension): then the
+    card says so and is critical, the safe default for a MAPPA flag whose level is unknown.
+    """
 
     levels: tuple[tuple[str, str], ...]
+    unreadable: bool = False
 
     @property
     def critical(self) -> bool:
-        """High or very high risk to a known adult or to children."""
-        return any(g in CRITICAL_GROUPS and lv in CRITICAL_LEVELS for g, lv in self.levels)
+        """High or very high risk to a known adult or to children, or levels unreadable."""
+        return self.unreadable or any(
+            g in CRITICAL_GROUPS and lv in CRITICAL_LEVELS for g, lv in self.levels
+        )
 
     def level_for(self, group: str) -> str | None:
         return dict(self.levels).get(group)
@@ -94,70 +106,78 @@ def _coding_code(value: object, system: str) -> str | None:
 
 
 def _is_mappa(flag: Mapping[str, Any]) -> bool:
-    code = flag.get("code")
-    if not isinstance(code, Mapping):
-        return False
-    return any(
-        isinstance(c, Mapping) and c.get("system") == SNOMED_CT and c.get("code") == MAPPA_CODE
-        for c in code.get("coding") or ()
-    )
+    return MAPPA_CODE in codes_of(flag.get("code"), SNOMED_CT)
 
 
-def _in_force(flag: Mapping[str, Any], today: datetime.date) -> bool:
+def _in_force(flag: Mapping[str, Any], now: datetime.date) -> bool:
     if flag.get("status") != "active":
         return False
     period = flag.get("period")
     if not isinstance(period, Mapping):
         return True
-    start, end = fhir_date(period.get("start")), fhir_date(period.get("end"))
-    if start is not None and start > today:
-        return False
-    # An end date is the last day the flag applies; from the next day it has expired.
-    return end is None or end >= today
+    # A period's end is inclusive at its precision: an end of "2026" is the whole of 2026, one
+    # of "2026-11-26" the whole of that day; an end with a time is that instant.
+    return has_started(period.get("start"), now) and not has_ended(period.get("end"), now)
 
 
-def _levels(flag: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+def _levels(flag: Mapping[str, Any]) -> MappaRisk:
+    """The risk levels per group, and whether risk information is there but unreadable."""
     found: dict[str, str] = {}
-    for extension in flag.get("extension") or ():
-        if not isinstance(extension, Mapping) or extension.get("url") != RISK_EXTENSION:
+    extensions = flag.get("extension")
+    unreadable = extensions is not None and not isinstance(extensions, list)
+    for extension in as_list(extensions):
+        if not isinstance(extension, Mapping):
+            unreadable = True  # it might have been the risk extension
             continue
+        if extension.get("url") != RISK_EXTENSION:
+            continue  # other extensions are allowed, and not ours to read
         parts = {
-            part.get("url"): part.get("valueCoding")
-            for part in extension.get("extension") or ()
-            if isinstance(part, Mapping)
+            part["url"]: part.get("valueCoding")
+            for part in as_list(extension.get("extension"))
+            if isinstance(part, Mapping) and isinstance(part.get("url"), str)
         }
         group = _coding_code(parts.get("group"), GROUP_SYSTEM)
         level = _coding_code(parts.get("level"), LEVEL_SYSTEM)
-        if group in GROUPS and level in LEVELS:
-            # Two assessments for one group: the higher level stands.
-            if group not in found or _RANK[level] > _RANK[found[group]]:
-                found[group] = level
-    return tuple((group, found[group]) for group in GROUPS if group in found)
+        if group not in GROUPS or level not in LEVELS:
+            unreadable = True
+            continue
+        # Two assessments for one group: the higher level stands.
+        if group not in found or _RANK[level] > _RANK[found[group]]:
+            found[group] = level
+    levels = tuple((group, found[group]) for group in GROUPS if group in found)
+    return MappaRisk(levels, unreadable)
 
 
-def mappa_risk(flag: Mapping[str, Any], today: datetime.date) -> MappaRisk | None:
-    """The risk a Flag records, or None unless it is a MAPPA flag in force `today`.
+def mappa_risk(
+    flag: Mapping[str, Any], today: datetime.date, *, now: datetime.datetime | None = None
+) -> MappaRisk | None:
+    """The risk a Flag records, or None unless it is a MAPPA flag in force `today` (at `now`,
+    the time of the call, when given: a period bound with a time is compared as an instant).
 
     Not MAPPA, not active (inactive, entered-in-error), not started or ended: None, and the card
     shows nothing about it.
     """
-    if flag.get("resourceType", "Flag") != "Flag" or flag.get("status") in INACTIVE:
+    if flag.get("resourceType", "Flag") != "Flag" or as_str(flag.get("status")) in INACTIVE:
         return None
-    if not _is_mappa(flag) or not _in_force(flag, today):
+    if not _is_mappa(flag) or not _in_force(flag, now or today):
         return None
-    return MappaRisk(_levels(flag))
+    return _levels(flag)
 
 
 def strongest(risks: Iterable[MappaRisk]) -> MappaRisk | None:
-    """Several MAPPA flags on one person as one risk: the highest level per group."""
+    """Several MAPPA flags on one person as one risk: the highest level per group, and
+    unreadable if any flag's levels are."""
     best: dict[str, str] = {}
-    found = False
+    found, unreadable = False, False
     for risk in risks:
         found = True
+        unreadable = unreadable or risk.unreadable
         for group, level in risk.levels:
             if group not in best or _RANK[level] > _RANK[best[group]]:
                 best[group] = level
-    return MappaRisk(tuple((g, best[g]) for g in GROUPS if g in best)) if found else None
+    if not found:
+        return None
+    return MappaRisk(tuple((g, best[g]) for g in GROUPS if g in best), unreadable)
 
 
 def risk_extension(group: str, level: str) -> dict[str, Any]:

@@ -3,9 +3,12 @@
 `iris-domestic-abuse-prompt` answers `patient-view` and `encounter-start` with the same engine.
 One call, after the protocol layer has verified the caller and completed the prefetch:
 
-    prefetch -> record.read_record (fast scan) -> rules.refusal? (patient-facing caller, under
-    16: no cards, logged without identifiers) -> household_lookup (own time budget) ->
+    prefetch["patient"] (412 unless it is the patient in context) -> record.read_record (fast
+    scan of the record's own keys) -> rules.refusal? (deceased: no cards, logged without
+    identifiers) -> household_lookup (own time budget, for a patient of any age) ->
     rules.decide -> cards.cards_for -> response
+
+A patient-facing caller is answered earlier still, by `Engine.screen`, before anything is read.
 
 The clinical decision is `rules.decide`; everything here is wiring and I/O.
 """
@@ -15,19 +18,22 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import chain
-from zoneinfo import ZoneInfo
+from typing import Any
 
 from cds_hooks import (
     CallContext,
     CdsRequest,
     CdsResponse,
     CdsService,
+    PreconditionFailed,
     PrefetchData,
     PrefetchTemplate,
     ServiceRegistry,
 )
+from cds_hooks.errors import Issue
 from iris_prompt.cards import CardSettings, cards_for
 from iris_prompt.codeset_runtime import CodeSetRegistry, describe_versions
+from iris_prompt.fhir_values import PRACTICE_TIME_ZONE, local_date
 from iris_prompt.household import Household
 from iris_prompt.household_lookup import HouseholdLookup
 from iris_prompt.record import read_record, resources_in
@@ -36,6 +42,7 @@ from iris_prompt.settings import Settings
 
 __all__ = [
     "PATIENT_VIEW_PREFETCH",
+    "PRACTICE_TIME_ZONE",
     "prefetch_templates",
     "SERVICE_ID",
     "Engine",
@@ -48,14 +55,13 @@ log = logging.getLogger(__name__)
 
 # Stable: GP systems configure this id; changing it breaks every integration.
 SERVICE_ID = "iris-domestic-abuse-prompt"
-# Dates in the record and "today" are the practice's: England.
-PRACTICE_TIME_ZONE = ZoneInfo("Europe/London")
 
 
-def prefetch_templates(household_budget: float = 0.3) -> dict[str, PrefetchTemplate]:
-    """What the services ask for. The household's templates, when the client did not prefetch
-    them, are fetched within the household's own time budget: a slow household lookup costs
-    the household check, never the enquiry prompt."""
+def prefetch_templates() -> dict[str, PrefetchTemplate]:
+    """What the services ask for. The household's templates have no protocol fallback: when the
+    client did not prefetch them, the household lookup fetches them itself, within its one time
+    budget with the members' Patients and Flags, so a slow household costs the household check,
+    never the enquiry prompt."""
     return {
         "patient": PrefetchTemplate("Patient/{{context.patientId}}"),
         "conditions": PrefetchTemplate("Condition?patient={{context.patientId}}"),
@@ -64,17 +70,52 @@ def prefetch_templates(household_budget: float = 0.3) -> dict[str, PrefetchTempl
         "encounters": PrefetchTemplate("Encounter?patient={{context.patientId}}", required=False),
         # The household: a Group (type person) with the patient among its members.
         "household": PrefetchTemplate(
-            "Group?member={{context.patientId}}", required=False, timeout=household_budget
+            "Group?member={{context.patientId}}", required=False, fallback=False
         ),
         # Related people with an NHS number that resolves to a Patient are household members.
         "relatedPersons": PrefetchTemplate(
-            "RelatedPerson?patient={{context.patientId}}", required=False, timeout=household_budget
+            "RelatedPerson?patient={{context.patientId}}", required=False, fallback=False
         ),
     }
 
 
 PATIENT_VIEW_PREFETCH = prefetch_templates()
 HOUSEHOLD_KEYS = ("household", "relatedPersons")
+# The patient's own record. Coded entries are read from these keys only: a household search
+# may include other people's Patients and entries, which are never the patient's.
+RECORD_KEYS = ("patient", "conditions", "observations", "encounters")
+
+
+def _require_patient(value: dict[str, Any] | None, patient_id: str) -> None:
+    """The `patient` prefetch must hold the Patient of `context.patientId`; else 412.
+
+    Without it the service cannot tell the patient's age, and another person could be judged as
+    the patient. The diagnostics never echo an id.
+    """
+    patients = [r for r in resources_in(value) if r.get("resourceType") == "Patient"]
+    if not patients:
+        raise PreconditionFailed(
+            "the patient's record is required",
+            [
+                Issue(
+                    "prefetch 'patient': no Patient resource (null, missing, or not found on "
+                    "the FHIR server)",
+                    code="incomplete",
+                    expression="prefetch.patient",
+                )
+            ],
+        )
+    if not any(p.get("id") == patient_id for p in patients):
+        raise PreconditionFailed(
+            "the patient's record is not the patient in context",
+            [
+                Issue(
+                    "prefetch 'patient': its id is not the context's patientId",
+                    code="invalid",
+                    expression="prefetch.patient.id",
+                )
+            ],
+        )
 
 
 @dataclass
@@ -119,17 +160,33 @@ class Engine:
         patient_id: str = context.patient_id  # type: ignore[union-attr]
         user_type: str = context.user_type  # type: ignore[union-attr]
         now = self.clock()
+        _require_patient(prefetch.get("patient"), patient_id)
         record = read_record(
-            chain.from_iterable(resources_in(value) for value in prefetch.values()), codesets
+            chain.from_iterable(resources_in(prefetch.get(key)) for key in RECORD_KEYS),
+            codesets,
+            patient_id=patient_id,
         )
-        refused = refusal(record, today=now.date(), settings=self.rules, user_type=user_type)
+        refused = refusal(record, today=local_date(now), settings=self.rules, user_type=user_type)
         if refused is not None:
             log.info("no cards: %s hookInstance=%s", refused, call.hook_instance)
             return CdsResponse(cards=[])
-        household = await self._household(request, prefetch, call, patient_id, now.date())
+        household = await self._household(request, prefetch, call, patient_id, now)
         decision = decide(
             record, codesets, now=now, household=household, settings=self.rules, user_type=user_type
         )
+        if decision.enquiry_withheld == "age unknown":
+            # A record without a readable birth date is a data fault the practice should mend:
+            # the patient cannot be prompted until it is.
+            log.warning(
+                "no enquiry prompt: age unknown (birth date missing or unreadable) hookInstance=%s",
+                call.hook_instance,
+            )
+        elif decision.enquiry_withheld is not None:
+            log.info(
+                "no enquiry prompt: %s hookInstance=%s",
+                decision.enquiry_withheld,
+                call.hook_instance,
+            )
         log.info(
             "decision: cards=%s suppressed=%s household=%s hookInstance=%s",
             ",".join(decision.cards) or "none",
@@ -153,11 +210,14 @@ class Engine:
         prefetch: PrefetchData,
         call: CallContext,
         patient_id: str,
-        today: datetime.date,
+        now: datetime.datetime,
     ) -> Household | None:
-        if "household" in prefetch.unavailable:
+        unavailable = [key for key in HOUSEHOLD_KEYS if key in prefetch.unavailable]
+        if unavailable:
             log.warning(
-                "household not checked: Group unavailable hookInstance=%s", call.hook_instance
+                "household not checked: %s unavailable hookInstance=%s",
+                " and ".join(unavailable),
+                call.hook_instance,
             )
             return Household((), checked=False)
         auth = request.fhir_authorization
@@ -169,8 +229,10 @@ class Engine:
                 patient_id=patient_id,
                 groups=resources_in(prefetch.get("household")),
                 related_persons=resources_in(prefetch.get("relatedPersons")),
-                today=today,
+                today=local_date(now),
                 hook_instance=call.hook_instance,
+                now=now,
+                queries=[prefetch.deferred[k] for k in HOUSEHOLD_KEYS if k in prefetch.deferred],
             )
         except Exception as error:
             # Household data we could not make sense of must not cost the patient the enquiry
@@ -205,7 +267,7 @@ def _service(hook: str, engine: Engine) -> CdsService:
         title="IRIS domestic abuse enquiry prompt",
         # The live code-set versions, so a GP system can see which lists it is being judged by.
         description=lambda: f"{DESCRIPTION} Uses {describe_versions(codesets.current)}.",
-        prefetch=prefetch_templates(engine.lookup.budget),
+        prefetch=prefetch_templates(),
         usage_requirements=USAGE,
         handler=engine,
         screen=engine.screen,

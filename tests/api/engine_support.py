@@ -30,6 +30,7 @@ from tests.support.records import bundle
 from tests.support.server import serve, serve_built
 from tests.support.tokens import SigningKey
 
+SERVICE_PATH = "/cds-services/iris-domestic-abuse-prompt"
 RECORDS = Path(__file__).resolve().parents[1] / "fixtures" / "records"
 NOW = datetime.datetime(2026, 11, 26, 10, 0, tzinfo=ZoneInfo("Europe/London"))
 CONTACTS = CardSettings(
@@ -130,19 +131,70 @@ class Fhir:
 
 
 @contextmanager
-def fhir_with(*names: str) -> Iterator[Fhir]:
-    """A real FHIR server holding the resources of the named fixture records."""
-    server = FhirTestServer([r for name in names for r in record(name)])
+def fhir_serving(resources: list[dict[str, Any]]) -> Iterator[Fhir]:
+    """A real FHIR server holding `resources`."""
+    server = FhirTestServer(resources)
     with serve(server.app, access_log=False) as url:
         yield Fhir(server, url)
+
+
+@contextmanager
+def fhir_with(*names: str) -> Iterator[Fhir]:
+    """A real FHIR server holding the resources of the named fixture records."""
+    with fhir_serving([r for name in names for r in record(name)]) as fhir:
+        yield fhir
+
+
+def seed_case() -> dict[str, dict[str, Any]]:
+    """A fresh copy of the seed-case resources by id, for a scenario to change."""
+    return {r["id"]: r for r in record("seed-case")}
+
+
+def call_with(
+    service: LiveService,
+    resources: list[dict[str, Any]],
+    fhir: Fhir | None,
+    *,
+    pid: str | None = None,
+    prefetched: bool = True,
+    **kw: Any,
+) -> httpx.Response:
+    """POST a record (its resources) to the product service, prefetched as a GP system would."""
+    pid = pid or patient_id_of(resources)
+    prefetch = prefetch_for(resources, pid) if prefetched else None
+    body = request_body(pid, prefetch=prefetch, fhir_server=fhir.url if fhir else None, **kw)
+    return service.post(SERVICE_PATH, body)
 
 
 def call(
     service: LiveService, name: str, fhir: Fhir | None, *, prefetched: bool = True, **kw: Any
 ) -> httpx.Response:
     """POST one fixture record to the product service."""
-    resources = record(name)
-    pid = patient_id_of(resources)
-    prefetch = prefetch_for(resources, pid) if prefetched else None
-    body = request_body(pid, prefetch=prefetch, fhir_server=fhir.url if fhir else None, **kw)
-    return service.post("/cds-services/iris-domestic-abuse-prompt", body)
+    return call_with(service, record(name), fhir, prefetched=prefetched, **kw)
+
+
+def seed_cards(
+    service: LiveService, resources: dict[str, dict[str, Any]], pid: str = "seed-mum", **kw: Any
+) -> list[dict[str, Any]]:
+    """The cards for a (changed) seed case, its household served by a real FHIR server."""
+    listed = list(resources.values())
+    with fhir_serving(listed) as fhir:
+        return cards_of(call_with(service, listed, fhir, pid=pid, **kw))
+
+
+def cards_of(response: httpx.Response) -> list[dict[str, Any]]:
+    assert response.status_code == 200, response.text
+    cards: list[dict[str, Any]] = response.json()["cards"]
+    return cards
+
+
+SUMMARY_KINDS = {
+    "IRIS prompt: consider a safe, private enquiry when the patient is alone": "enquiry",
+    "IRIS prompt: review current safety privately, with the patient alone": "known-abuse",
+    "Household safeguarding information: read privately before discussing": "mappa",
+}
+
+
+def kinds(cards: list[dict[str, Any]]) -> list[str]:
+    """The kind of each card, by its summary."""
+    return [SUMMARY_KINDS[card["summary"]] for card in cards]

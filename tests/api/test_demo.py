@@ -21,6 +21,9 @@ def test_demo_prints_the_enquiry_and_mappa_cards_from_a_local_service() -> None:
     assert status == 0, text
     assert "card 1 of 2: INFO" in text and "card 2 of 2: CRITICAL" in text
     assert "- Anxiety disorder, 27 September 2026" in text
+    # The intro says when they were coded, truly: the depression is 150 days back.
+    assert "- Depressive disorder, 29 June 2026" in text
+    assert "coded in the last six months" in text and "this year" not in text
     assert "(the patient's partner) is subject to MAPPA" in text
     assert "- to a known adult: very high" in text and "aged 8" in text
     assert "[suggestion] Asked: patient declined to answer" in text

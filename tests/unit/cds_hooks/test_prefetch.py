@@ -118,21 +118,50 @@ def test_optional_failure_is_unavailable_not_412(fhir_server: RunningFhir) -> No
     assert resolve(fhir_server, given)["unavailable"] == ["household"]
 
 
-def test_a_template_timeout_bounds_its_own_fetch(fhir_server: RunningFhir) -> None:
-    """An optional template with its own timeout gives up sooner than the general limits."""
-    fhir_server.server.delay = 0.6  # within LIMITS' 1 s read timeout, beyond the 0.2 s budget
-    templates = TEMPLATES | {
-        "household": PrefetchTemplate("Group?member={{context.patientId}}", False, timeout=0.2)
+DEFERRED = TEMPLATES | {
+    "household": PrefetchTemplate("Group?member={{context.patientId}}", False, fallback=False)
+}
+GIVEN = {"patient": {"resourceType": "Patient"}, "conditions": None}
+
+
+def deferred(fhir: RunningFhir | None, given: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+    async def run() -> tuple[dict[str, str], list[str]]:
+        async with httpx.AsyncClient() as http:
+            client = FhirClient(http, fhir.base_url, "tok", LIMITS) if fhir else None
+            data = await resolve_prefetch(DEFERRED, given, TOKENS, client)
+            return dict(data.deferred), sorted(data.unavailable)
+
+    return asyncio.run(run())
+
+
+def test_a_template_without_fallback_is_deferred_to_the_handler(fhir_server: RunningFhir) -> None:
+    """Not sent: not fetched here, but handed over rendered, for the service to fetch under its
+    own deadline (one budget for a whole lookup, not one per template)."""
+    assert deferred(fhir_server, GIVEN) == ({"household": f"Group?member={PATIENT_ID}"}, [])
+    assert fhir_server.server.requests == []
+    outcome = {"resourceType": "OperationOutcome", "issue": []}  # the client's prefetch failed
+    assert deferred(fhir_server, GIVEN | {"household": outcome})[0] == {
+        "household": f"Group?member={PATIENT_ID}"
     }
-    given = {"patient": {"resourceType": "Patient"}, "conditions": None}
-    assert resolve(fhir_server, given, templates)["unavailable"] == ["household"]
-    # Without a timeout of its own, the same slow answer is waited for.
-    assert resolve(fhir_server, given)["unavailable"] == []
 
 
-def test_a_template_timeout_is_positive() -> None:
-    with pytest.raises(ValueError, match="positive"):
-        PrefetchTemplate("Patient/{{context.patientId}}", timeout=0)
+def test_a_template_without_fallback_that_is_sent_is_used(fhir_server: RunningFhir) -> None:
+    async def run() -> Any:
+        async with httpx.AsyncClient() as http:
+            client = FhirClient(http, fhir_server.base_url, "tok", LIMITS)
+            return await resolve_prefetch(DEFERRED, GIVEN | {"household": None}, TOKENS, client)
+
+    data = asyncio.run(run())
+    assert data["household"] is None and dict(data.deferred) == {}
+
+
+def test_a_template_without_fallback_and_no_fhir_server_is_unavailable() -> None:
+    assert deferred(None, GIVEN) == ({}, ["household"])
+
+
+def test_a_required_template_always_falls_back() -> None:
+    with pytest.raises(ValueError, match="required"):
+        PrefetchTemplate("Patient/{{context.patientId}}", fallback=False)
 
 
 def test_timeout(fhir_server: RunningFhir) -> None:

@@ -129,7 +129,7 @@ def test_versions(sets: CodeSets) -> None:
     assert sets.versions() == {
         "iris-prompt-trigger": "1.1.0",
         "iris-prompt-recording": "2.0.0",
-        "iris-prompt-known-abuse": "2.0.0",
+        "iris-prompt-known-abuse": "2.1.0",
     }
 
 

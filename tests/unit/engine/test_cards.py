@@ -83,24 +83,49 @@ def test_an_enquiry_recorded_as_not_made_is_mentioned() -> None:
 
 
 @pytest.mark.parametrize(
-    ("ages", "words"),
+    ("ages", "unknown", "words"),
     [
-        ((8,), "1 child under 18 in the household (aged 8)"),
-        ((3, 17), "2 children under 18 in the household (aged 3, 17)"),
+        ((8,), 0, "1 child under 18 in the household (aged 8). Consider a child"),
+        ((3, 17), 0, "2 children under 18 in the household (aged 3, 17). Consider"),
+        ((8,), 1, "(aged 8), and 1 household member of unknown age. Consider"),
+        ((), 2, "**Think Family.** 2 household members of unknown age. Find out whether"),
     ],
 )
-def test_think_family(ages: tuple[int, ...], words: str) -> None:
-    (card,) = cards(Decision(enquiry=True, children_ages=ages, household_checked=True))
-    assert (
-        card.detail is not None
-        and words in card.detail
-        and "child safeguarding referral" in card.detail
+def test_think_family(ages: tuple[int, ...], unknown: int, words: str) -> None:
+    decision = Decision(
+        enquiry=True,
+        children_ages=ages,
+        unknown_ages=unknown,
+        household_checked=True,
+        household_members=len(ages) + unknown,
     )
+    (card,) = cards(decision)
+    assert card.detail is not None and words in card.detail
+    assert "child safeguarding referral" in card.detail
 
 
 def test_no_children_no_think_family() -> None:
     (card,) = cards(Decision(enquiry=True, household_checked=True))
     assert card.detail is not None and "Think Family" not in card.detail
+
+
+@pytest.mark.parametrize(
+    ("members", "mappa", "words"),
+    [
+        (0, False, "**No household members are recorded** for this patient"),
+        (1, False, "1 household member checked: no MAPPA flag in force."),
+        (3, False, "3 household members checked: no MAPPA flag in force."),
+        (2, True, "2 household members checked. A household risk flag is shown in a separate"),
+    ],
+)
+def test_what_the_household_check_found_is_said(members: int, mappa: bool, words: str) -> None:
+    flagged = (HouseholdMember("partner", 40, MappaRisk(())),) if mappa else ()
+    decision = Decision(
+        enquiry=True, mappa=flagged, household_checked=True, household_members=members
+    )
+    detail = cards(decision)[0].detail
+    assert detail is not None and words in detail
+    assert ("could not be checked" in detail) is (members == 0)
 
 
 def test_an_unchecked_household_is_said_plainly() -> None:
@@ -135,3 +160,55 @@ def test_each_card_gets_its_own_uuid_and_the_links_carry_it() -> None:
     assert enquiry.uuid != mappa.uuid
     assert enquiry.links is not None and enquiry.uuid is not None
     assert enquiry.uuid in (enquiry.links[0].app_context or "")
+
+
+@pytest.mark.parametrize("levels", [(), (("public", "low"),)])
+def test_unreadable_risk_levels_are_said_and_the_card_is_critical(levels: tuple) -> None:
+    member = HouseholdMember("partner", 40, MappaRisk(levels, unreadable=True))
+    (card,) = cards(Decision(mappa=(member,), household_checked=True))
+    assert card.indicator == "critical" and card.detail is not None
+    some = "Some risk levels" if levels else "Risk levels"
+    assert f"**{some} on the flag could not be read**: contact" in card.detail
+    assert "gives no risk levels" not in card.detail
+    assert ("- to the public: low" in card.detail) is bool(levels)
+
+
+def test_abuse_in_the_household_is_listed_under_its_own_heading_not_as_nice_indicators() -> None:
+    household = CodedEntry(
+        "http://snomed.info/sct",
+        "881081000000100",
+        "Domestic abuse victim in household",
+        "known-abuse",
+        "abuse-in-household",
+        datetime.date(2026, 5, 1),
+        "Observation",
+    )
+    (only,) = cards(Decision(enquiry=True, triggers=(household,), household_checked=True))
+    assert only.detail is not None
+    assert "NICE" not in only.detail.split("**How to ask.**")[0]
+    assert (
+        "**Recorded in the record: domestic abuse in the household**" in only.detail
+        and "- Domestic abuse victim in household, 1 May 2026" in only.detail
+    )
+    (both,) = cards(
+        Decision(enquiry=True, triggers=(entry("Dep", 3), household), household_checked=True)
+    )
+    assert both.detail is not None
+    nice, rest = both.detail.split("**Recorded in the record: domestic abuse in the household**")
+    assert "NICE" in nice and "- Dep," in nice and "- Dep," not in rest
+    assert "- Domestic abuse victim in household" in rest
+
+
+def test_the_questions_are_ours_and_claim_no_validated_threshold() -> None:
+    (card,) = cards(Decision(enquiry=True, household_checked=True))
+    assert card.detail is not None
+    assert "kicked" not in card.detail.lower()  # HARK's own words are not ours to reuse
+    assert "positive screen" not in card.detail  # HARK's threshold is for HARK's questions
+
+
+def test_mappa_is_described_as_what_it_is() -> None:
+    member = HouseholdMember("partner", 40, MappaRisk((("children", "high"),)))
+    (card,) = cards(Decision(mappa=(member,), household_checked=True))
+    assert card.detail is not None
+    assert "able to cause serious harm" not in card.detail
+    assert "sexual and violent offenders" in card.detail

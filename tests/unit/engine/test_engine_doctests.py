@@ -8,7 +8,13 @@ import pytest
 
 @pytest.mark.parametrize(
     "name",
-    ["iris_prompt.record", "iris_prompt.risk_flags", "iris_prompt.household", "iris_prompt.rules"],
+    [
+        "iris_prompt.fhir_values",
+        "iris_prompt.record",
+        "iris_prompt.risk_flags",
+        "iris_prompt.household",
+        "iris_prompt.rules",
+    ],
 )
 def test_docstring_examples(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name))

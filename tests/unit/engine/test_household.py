@@ -1,6 +1,7 @@
 """The household from Group, RelatedPerson, Patient and Flag resources, and MAPPA flags."""
 
 import datetime
+from typing import Any
 
 import pytest
 
@@ -153,6 +154,41 @@ def test_a_flag_ending_today_is_still_in_force() -> None:
     assert mappa_risk(mappa_flag("x", end="2026-03-01"), TODAY) == MappaRisk(())
 
 
+@pytest.mark.parametrize(
+    ("end", "in_force"),
+    [
+        ("2026", True),  # an end is inclusive at its precision: all of 2026
+        ("2026-03", True),
+        ("2026-02", False),
+        ("2025", False),
+        ("2026-03-01T09:00:00Z", False),  # an instant: half an hour before the call
+        ("2026-03-01T11:00:00Z", True),
+    ],
+)
+def test_flag_period_ends_at_their_precision(end: str, in_force: bool) -> None:
+    now = datetime.datetime(2026, 3, 1, 9, 30, tzinfo=datetime.UTC)
+    assert (mappa_risk(mappa_flag("x", end=end), TODAY, now=now) is not None) is in_force
+
+
+@pytest.mark.parametrize(("end", "member"), [("2026", True), ("2026-03", True), ("2026-02", False)])
+def test_group_membership_ends_at_its_precision(end: str, member: bool) -> None:
+    group = household_group("mum", "partner")
+    group["member"][1]["period"] = {"end": end}
+    assert group_member_ids([group], "mum", TODAY) == (["partner"] if member else [])
+
+
+def test_household_from_compares_a_timed_membership_end_with_the_time_of_the_call() -> None:
+    group = household_group("mum", "partner")
+    group["member"][1]["period"] = {"end": "2026-03-01T09:00:00Z"}
+    before = datetime.datetime(2026, 3, 1, 8, 0, tzinfo=datetime.UTC)
+    after = datetime.datetime(2026, 3, 1, 10, 0, tzinfo=datetime.UTC)
+    ids = [
+        len(household_from(patient_id="mum", today=TODAY, groups=[group], now=now).members)
+        for now in (before, after)
+    ]
+    assert ids == [1, 0]
+
+
 def test_only_the_mappa_code_makes_a_mappa_flag() -> None:
     flag = mappa_flag("x")
     flag["code"]["coding"][0]["code"] = "224353004"  # CP-IS child protection finding
@@ -181,23 +217,58 @@ def test_critical_when_a_known_adult_or_children_are_at_high_risk(
     assert risk is not None and risk.critical is critical
 
 
-def test_malformed_or_unknown_risk_parts_are_ignored_and_the_higher_level_stands() -> None:
+def test_other_extensions_are_ignored_and_the_higher_level_stands() -> None:
     flag = mappa_flag("x", risks={"children": "low"})
     flag["extension"] += [
         risk_extension("children", "high"),
-        {"url": risk_extension("public", "low")["url"], "extension": [{"url": "group"}]},
         {"url": "https://elsewhere.example/ext", "valueString": "ignored"},
     ]
-    flag["extension"][0]["extension"][1]["valueCoding"]["code"] = "low"
     assert mappa_risk(flag, TODAY) == MappaRisk((("children", "high"),))
     with pytest.raises(ValueError):
         risk_extension("children", "extreme")
+
+
+def level_part(**value: object) -> dict:
+    return {"url": "level", **value}
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (lambda ext: ext["extension"][1]["valueCoding"].update(code="VERY-HIGH"), "capitals"),
+        (lambda ext: ext["extension"][1]["valueCoding"].update(code="very high"), "a space"),
+        (lambda ext: ext["extension"][1]["valueCoding"].update(system="http://x"), "system"),
+        (lambda ext: ext["extension"].__setitem__(1, level_part(valueCode="high")), "valueCode"),
+        (lambda ext: ext["extension"].__setitem__(1, level_part(valueString="high")), "text"),
+        (lambda ext: ext["extension"].pop(1), "no level"),
+        (lambda ext: ext["extension"][0]["valueCoding"].update(code="partner"), "unknown group"),
+        (lambda ext: ext.__setitem__("extension", 5), "parts not a list"),
+    ],
+)
+def test_an_unreadable_risk_level_is_said_and_critical(change: Any, why: str) -> None:
+    flag = mappa_flag("x", risks={"public": "low", "known-adult": "medium"})
+    change(flag["extension"][1])
+    risk = mappa_risk(flag, TODAY)
+    assert risk == MappaRisk((("public", "low"),), unreadable=True), why
+    assert risk.critical, why
+
+
+@pytest.mark.parametrize("extension", [5, "x", {"url": "x"}, [5]])
+def test_a_malformed_extension_element_is_unreadable_risk(extension: object) -> None:
+    flag = mappa_flag("x") | {"extension": extension}
+    assert mappa_risk(flag, TODAY) == MappaRisk((), unreadable=True)
+
+
+def test_no_risk_extension_is_no_levels_and_not_unreadable() -> None:
+    risk = mappa_risk(mappa_flag("x"), TODAY)
+    assert risk == MappaRisk(()) and not risk.unreadable and not risk.critical
 
 
 def test_several_flags_on_one_member_combine() -> None:
     a = MappaRisk((("known-adult", "medium"), ("children", "high")))
     b = MappaRisk((("known-adult", "very-high"),))
     assert strongest([a, b]) == MappaRisk((("known-adult", "very-high"), ("children", "high")))
+    assert strongest([a, MappaRisk((), unreadable=True)]) == MappaRisk(a.levels, unreadable=True)
     assert strongest([]) is None
 
 
@@ -218,3 +289,18 @@ def test_flags_attach_to_their_member_only() -> None:
         MappaRisk((("known-adult", "very-high"),)),
         None,
     ]
+
+
+def test_a_related_person_whose_period_has_ended_is_not_a_member() -> None:
+    former = related_person("mum", "9990000018", "FMRSPS") | {"period": {"end": "2025-12-31"}}
+    current = related_person("mum", "9990000026", "HUSB", rid="rp2") | {"period": {"end": "2026"}}
+    household = household_from(
+        patient_id="mum",
+        today=TODAY,
+        related_persons=[former, current],
+        patients=[
+            patient("ex", "1980-01-01", nhs="9990000018"),
+            patient("him", "1981-01-01", nhs="9990000026"),
+        ],
+    )
+    assert [m.relationship for m in household.members] == ["husband"]

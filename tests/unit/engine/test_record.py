@@ -123,7 +123,17 @@ def test_a_code_in_two_sets_gives_an_entry_for_each(sets: CodeSets) -> None:
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        ({"onsetDateTime": "2013-05-01", "recordedDate": "2025-02-01"}, datetime.date(2025, 2, 1)),
+        # Notes summarised or migrated get a new recordedDate: the onset dates the problem.
+        ({"onsetDateTime": "2013-05-01", "recordedDate": "2025-02-01"}, datetime.date(2013, 5, 1)),
+        ({"recordedDate": "2025-02-01"}, datetime.date(2025, 2, 1)),  # no onset: the fallback
+        (
+            {"onsetString": "in her twenties", "recordedDate": "2025-02-01"},
+            datetime.date(2025, 2, 1),
+        ),
+        (
+            {"abatementDateTime": "2025-03-01", "recordedDate": "2025-12-01"},
+            datetime.date(2025, 3, 1),
+        ),
         ({"onsetDateTime": "2025-02-01T23:59:00+01:00"}, datetime.date(2025, 2, 1)),
         ({"onsetPeriod": {"start": "2020-01-01", "end": "2024-06-01"}}, datetime.date(2024, 6, 1)),
         (
@@ -153,6 +163,8 @@ def test_condition_dates(sets: CodeSets, fields: dict, expected: datetime.date |
             datetime.date(2025, 3, 1),
         ),
         ({"effectiveInstant": "2025-04-02T09:00:00Z"}, datetime.date(2025, 4, 2)),
+        # 23:30 UTC in British Summer Time is the next day in England.
+        ({"effectiveDateTime": "2025-06-01T23:30:00Z"}, datetime.date(2025, 6, 2)),
         ({"issued": "2025-05-01T00:00:00Z"}, datetime.date(2025, 5, 1)),
     ],
 )
@@ -190,3 +202,10 @@ def test_resources_in_flattens_nested_bundles_and_skips_junk() -> None:
     assert [r["id"] for r in resources_in(outer)] == ["x"]
     assert list(resources_in(None)) == []
     assert list(resources_in({"no": "type"})) == []
+
+
+def test_the_patient_is_the_one_asked_for_when_an_id_is_given(sets: CodeSets) -> None:
+    son, mum = patient("son", "2012-01-01"), patient("mum", "1990-01-01")
+    assert read_record([son, mum], sets).patient == son  # without an id: the first
+    assert read_record([son, mum], sets, patient_id="mum").patient == mum
+    assert read_record([son], sets, patient_id="mum").patient is None

@@ -88,30 +88,45 @@ def test_clinicians_are_prompted(sets: CodeSets, user_type: str) -> None:
     assert run(sets, RECENT_DEPRESSION, user_type=user_type).cards == ("enquiry",)
 
 
-# --- 2. Age 16 or over, alive -------------------------------------------------------------
+# --- 2. Age 16 or over for the enquiry; MAPPA for a patient of any age ------------------------
 
 
 @pytest.mark.parametrize(
-    ("birth", "reason"),
+    ("birth", "withheld"),
     [
         ("2010-03-01", None),  # 16 today
         ("2010-03-02", "under 16"),  # 16 tomorrow
         ("2010-03", "under 16"),  # might be born after 1 March
         ("2015-01-01", "under 16"),
         (None, "age unknown"),
+        (20100301, "age unknown"),
+        ("01/03/2010", "age unknown"),
     ],
 )
-def test_only_patients_aged_16_or_over(
-    sets: CodeSets, birth: str | None, reason: str | None
+def test_the_enquiry_is_for_patients_aged_16_or_over_mappa_for_any_age(
+    sets: CodeSets, birth: object, withheld: str | None
 ) -> None:
+    """A MAPPA flag on a household member reaches the clinician of a child too: risk to children
+    is exactly what the clinician of a child must know (Child T was 8)."""
+    person = patient("p1", None) | ({"birthDate": birth} if birth is not None else {})
+    flagged = run(sets, RECENT_DEPRESSION, person=person, household=Household((PARTNER_WITH_FLAG,)))
+    assert flagged.enquiry_withheld == withheld and flagged.no_cards_reason is None
+    assert flagged.cards == (("mappa",) if withheld else ("enquiry", "mappa"))
+    alone = run(sets, RECENT_DEPRESSION, person=person)
+    assert alone.cards == (() if withheld else ("enquiry",))
+    assert alone.no_cards_reason == withheld
+
+
+def test_a_child_patient_gets_no_known_abuse_card_but_the_mappa_card(sets: CodeSets) -> None:
+    child = patient("p1", "2018-03-01")
     decision = run(
         sets,
-        RECENT_DEPRESSION,
-        person=patient("p1", birth),
-        household=Household((PARTNER_WITH_FLAG,)),
+        observation(VICTIM_OF_DOMESTIC_ABUSE, ago(10)),
+        person=child,
+        household=Household((PARTNER_WITH_FLAG, SON)),
     )
-    assert decision.no_cards_reason == reason
-    assert decision.cards == (() if reason else ("enquiry", "mappa"))
+    assert decision.cards == ("mappa",) and decision.children_ages == (8,)
+    assert decision.age == 8 and decision.triggers == () and decision.known_abuse_entries == ()
 
 
 def test_no_patient_resource_means_age_unknown(sets: CodeSets) -> None:
@@ -231,13 +246,27 @@ def test_abuse_in_the_household_is_a_reason_to_ask_not_known_abuse_of_this_patie
     """ "Domestic abuse victim in household" does not say who is harmed (it is recorded for the
     children and for the person causing harm too): it prompts a first enquiry, never the
     known-abuse card."""
-    decision = run(sets, observation(ABUSE_VICTIM_IN_HOUSEHOLD, "2019-04-01"))
+    in_household = observation(ABUSE_VICTIM_IN_HOUSEHOLD, ago(100))
+    decision = run(sets, in_household)
     assert decision.cards == ("enquiry",)
     assert not decision.known_abuse and decision.known_abuse_entries == ()
     assert [e.category for e in decision.triggers] == ["abuse-in-household"]
     # Like any trigger, a recent recorded enquiry holds it back.
     asked = observation(ENQUIRY_MADE, ago(40))
-    assert run(sets, observation(ABUSE_VICTIM_IN_HOUSEHOLD, "2019-04-01"), asked).cards == ()
+    assert run(sets, in_household, asked).cards == ()
+
+
+@pytest.mark.parametrize(
+    ("when", "fires"), [("1994-06-01", False), (ago(731), False), (ago(700), True)]
+)
+def test_abuse_in_the_household_counts_for_two_years_not_for_ever(
+    sets: CodeSets, when: str, fires: bool
+) -> None:
+    """A woman born in 1986 with "domestic abuse victim in household" from 1994, when she was 8,
+    is not prompted for it now: the code describes that household, then."""
+    person = patient("p1", "1986-02-01")
+    decision = run(sets, observation(ABUSE_VICTIM_IN_HOUSEHOLD, when), person=person)
+    assert decision.enquiry is fires
 
 
 # --- 5. Suppression by a recent enquiry ----------------------------------------------------
@@ -331,6 +360,22 @@ def test_a_recent_review_suppresses_the_known_abuse_card_until_something_new(
         observation(VICTIM_OF_DOMESTIC_ABUSE, ago(5), rid="k2"),
     )
     assert news.cards == ("known-abuse",)
+
+
+def test_a_disclosure_keeps_the_known_abuse_card_through_the_enquiry_window(
+    sets: CodeSets,
+) -> None:
+    """The template records a disclosure as "enquiry made" and "victim" with one timestamp: the
+    review-safety card must show at the next visits, the highest-risk period."""
+    disclosure = [
+        observation(ENQUIRY_MADE, ago(30), rid="asked"),
+        observation(VICTIM_OF_DOMESTIC_ABUSE, ago(30), rid="victim"),
+    ]
+    decision = run(sets, *disclosure)
+    assert decision.cards == ("known-abuse",) and decision.suppressed_by is None
+    # A later review recorded as an enquiry holds it back again, until something new.
+    reviewed = run(sets, *disclosure, observation(ENQUIRY_MADE, ago(10), rid="review"))
+    assert reviewed.cards == () and reviewed.suppressed_by is not None
 
 
 def test_suppression_never_hides_a_mappa_card(sets: CodeSets) -> None:
