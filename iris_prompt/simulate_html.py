@@ -135,6 +135,9 @@ def _summary(report: Report) -> str:
     for reason, count in ranked(new.not_considered):
         label = f"Not considered ({reason})"
         rows.append([label, count, ""] if old is None else [label, count, count, "", ""])
+    if new.mappa_not_considered:
+        label, count = "MAPPA household cards for patients not considered", new.mappa_not_considered
+        rows.append([label, count, ""] if old is None else [label, count, count, "", ""])
     if old is None:
         return _table(["", "patients", "% of adults"], rows, {1, 2})
     return _table(["", "old", "new", "change", "% of adults (new)"], rows, {1, 2, 3, 4})

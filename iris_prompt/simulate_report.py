@@ -131,6 +131,7 @@ def report_json(report: Report) -> dict[str, Any]:
         "codesets": report.codesets,
         "summary": _summary_json(new),
         "not_considered": dict(ranked(new.not_considered)),
+        "mappa_household_card_not_considered": new.mappa_not_considered,
         "enquiry_by_category": _categories_json(report, new.enquiry_by_category, total),
         "enquiry_by_code": _codes_json(new.enquiry_by_code, total),
         "known_abuse_by_category": _categories_json(report, new.known_abuse_by_category, total),
@@ -186,6 +187,8 @@ def report_csv(report: Report) -> str:
     summary("summary", data["summary"])
     for reason, count in data["not_considered"].items():
         writer.writerow(["not-considered", reason, "", "", "", count, ""])
+    mappa_others = data["mappa_household_card_not_considered"]
+    writer.writerow(["mappa-not-considered", "", "", "", "", mappa_others, ""])
     categories("enquiry-by-category", data["enquiry_by_category"])
     codes("enquiry-by-code", data["enquiry_by_code"])
     categories("known-abuse-by-category", data["known_abuse_by_category"])
@@ -260,6 +263,10 @@ def report_text(report: Report) -> str:
     lines += _table(rows, set(range(1, len(header))))
     for reason, count in ranked(new.not_considered):
         lines.append(f"  Not considered ({reason}): {count}")
+    if new.mappa_not_considered:
+        lines.append(
+            f"  MAPPA household cards for patients not considered: {new.mappa_not_considered}"
+        )
     lines.append(f"  Records skipped (unreadable or invalid): {len(report.skipped)}")
 
     lines += ["", "Enquiry prompts by category"]

@@ -1,8 +1,8 @@
 """Running the service's own rules over a population, one patient at a time, on every core.
 
 For each patient this does what the service (`services.Engine`) does for a clinician's call:
-`record.read_record` over the resources the service is given, `rules.refusal` (under 16,
-deceased, no birth date: no cards and no household lookup), the household from
+`record.read_record` over the resources the service is given, `rules.refusal` (a deceased
+patient: no cards and no household lookup), the household from
 `household.group_member_ids` and `household.related_nhs_numbers` with the members' Patients
 and Flags taken from the population where the service would fetch them from the FHIR server,
 `household.household_from`, and `rules.decide`. There is no second copy of any rule here: what
@@ -103,7 +103,9 @@ def _hits(entries: tuple[CodedEntry, ...]) -> tuple[Hit, ...]:
 def outcome_from(decision: Decision) -> Outcome:
     """The part of a decision the simulation counts."""
     return Outcome(
-        reason=decision.no_cards_reason,
+        # Not considered for an enquiry: refused outright, or withheld (under 16, age unknown)
+        # with at most a MAPPA card.
+        reason=decision.no_cards_reason or decision.enquiry_withheld,
         enquiry=decision.enquiry,
         known_abuse=decision.known_abuse,
         mappa=bool(decision.mappa),

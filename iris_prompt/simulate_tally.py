@@ -34,9 +34,11 @@ class Hit:
 class Outcome:
     """What the rules decided for one patient, as far as the simulation counts it.
 
-    `reason` is why the rules gave no cards before looking at the record (under 16, deceased,
-    age unknown); None for an adult the rules considered. `triggers` are the distinct trigger
-    codes that counted, `known` the distinct known-abuse codes.
+    `reason` is why the rules did not consider the patient for an enquiry or known-abuse card
+    (under 16, deceased, age unknown); None for an adult the rules considered. A patient not
+    considered may still get a MAPPA card (`mappa`): a clinician sees household risk whatever
+    the patient's age. `triggers` are the distinct trigger codes that counted, `known` the
+    distinct known-abuse codes.
     """
 
     reason: str | None = None
@@ -67,6 +69,9 @@ class Tally:
     enquiry: int = 0
     known_abuse: int = 0
     mappa: int = 0
+    # MAPPA cards for patients not considered for an enquiry (under 16, age unknown): not in
+    # `mappa`, whose percentage is of adults considered.
+    mappa_not_considered: int = 0
     suppressed: int = 0
     # Patients with an enquiry prompt, per category and per code that counted for them (a
     # patient with depression and anxiety codes counts once in each).
@@ -79,6 +84,7 @@ class Tally:
         self.records += 1
         if outcome.reason is not None:
             self.not_considered[outcome.reason] += 1
+            self.mappa_not_considered += outcome.mappa
             return
         self.considered += 1
         if outcome.mappa:

@@ -42,7 +42,9 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "pop-10": enquiry("self-harm"),
     "pop-11": enquiry("anxiety", "depression", mappa=True),
     "pop-12": NOTHING,
-    "pop-13": {"reason": "under 16"},
+    # Not considered for an enquiry, but a clinician opening the child's record sees the
+    # household member's MAPPA flag (Child T was 8).
+    "pop-13": {"reason": "under 16", "mappa": True},
     "pop-14": NOTHING,
     "pop-15": NOTHING,
     "pop-16": NOTHING,
@@ -106,6 +108,7 @@ def test_counts_are_exact(population: Path) -> None:
         "suppressed_by_recent_enquiry": {"count": 1, "percent": 4.8},
     }
     assert report["not_considered"] == {"under 16": 2, "deceased": 1}
+    assert report["mappa_household_card_not_considered"] == 1  # pop-13, aged 8
     by_category = {row["category"]: row["count"] for row in report["enquiry_by_category"]}
     assert by_category == {"depression": 4, "anxiety": 4, "self-harm": 1, "ptsd": 1, "assault": 1}
     by_code = {(row["system_name"], row["code"]): row["count"] for row in report["enquiry_by_code"]}
