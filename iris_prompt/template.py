@@ -238,7 +238,7 @@ def _screening() -> dict[str, Any]:
             _item(
                 "hark.guide",
                 "Ask in your own words, about a partner or ex-partner, in the last 12 months. "
-                "One 'yes' is a positive screen: record the outcome as a disclosure.",
+                "A 'yes' to any of these is a disclosure: record the outcome as disclosed.",
                 "display",
             ),
             _item(
