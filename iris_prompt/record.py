@@ -253,35 +253,39 @@ def read_record(
     patient: dict[str, Any] | None = None
     found: list[CodedEntry] = []
     hits: list[Hit] = []
+    # Codes first, statuses and dates only for the few resources a set holds a code of: most
+    # resources of a record never match, and this loop is the service's hot path.
     for resource in resources:
         kind = resource.get("resourceType")
         if kind == "Observation":
+            _hits(index, resource.get("code"), hits)
+            if not hits:
+                continue
             # A status that is not a string is malformed: ignored, like every field read.
-            if _status(resource) in SKIPPED_STATUS:
-                continue
-            _hits(index, resource.get("code"), hits)
-            if hits:
+            if _status(resource) not in SKIPPED_STATUS:
                 found.extend(_entries(hits, kind, _observation_date(resource)))
-                hits.clear()
+            hits.clear()
         elif kind == "Condition":
-            verification = codes_of(resource.get("verificationStatus"))
-            if SKIPPED_VERIFICATION.intersection(verification):
-                continue
             _hits(index, resource.get("code"), hits)
-            if hits:
+            if not hits:
+                continue
+            verification = codes_of(resource.get("verificationStatus"))
+            if not SKIPPED_VERIFICATION.intersection(verification):
                 clinical = codes_of(resource.get("clinicalStatus"))
                 status = clinical[0] if clinical else None
                 found.extend(_entries(hits, kind, _condition_date(resource), status))
-                hits.clear()
+            hits.clear()
         elif kind == "Encounter":
-            if _status(resource) in SKIPPED_STATUS:
-                continue
             reasons = resource.get("reasonCode")
-            for reason in reasons if isinstance(reasons, list) else ():
+            if not isinstance(reasons, list):
+                continue
+            for reason in reasons:
                 _hits(index, reason, hits)
-            if hits:
+            if not hits:
+                continue
+            if _status(resource) not in SKIPPED_STATUS:
                 found.extend(_entries(hits, kind, _encounter_date(resource)))
-                hits.clear()
+            hits.clear()
         elif kind == "Patient" and patient is None:
             if patient_id is None or resource.get("id") == patient_id:
                 patient = dict(resource)
