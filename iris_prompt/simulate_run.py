@@ -138,14 +138,17 @@ class HouseholdIndex:
             if subject is not None:
                 self.flags.setdefault(subject, []).append(flag)
 
-    def household(self, patient_id: str, today: datetime.date) -> Household:
-        """As `household_lookup.HouseholdLookup.household`, with the population as the server."""
+    def household(self, patient_id: str, now: datetime.datetime) -> Household:
+        """As `household_lookup.HouseholdLookup.household`, with the population as the server:
+        the same functions, with the time of the simulated call for periods given to the
+        instant."""
+        today = now.date()
         groups = self.groups.get(patient_id, [])
         related = self.related.get(patient_id, [])
-        member_ids = group_member_ids(groups, patient_id, today)
-        numbers = related_nhs_numbers(related, patient_id)
+        member_ids = group_member_ids(groups, patient_id, today, now=now)
+        numbers = related_nhs_numbers(related, patient_id, now=now)
         if not member_ids and not numbers:
-            return household_from(patient_id=patient_id, today=today)
+            return household_from(patient_id=patient_id, today=today, now=now)
         patients = [self.patients[m] for m in member_ids if m in self.patients]
         patients += [self.by_number[n] for n in numbers if n in self.by_number]
         flagged = dict.fromkeys([*member_ids, *(str(p["id"]) for p in patients)])
@@ -157,6 +160,7 @@ class HouseholdIndex:
             related_persons=related,
             patients=patients,
             flags=flags,
+            now=now,
         )
 
 
@@ -181,7 +185,7 @@ class Evaluator:
         )
         if refused is not None:
             return [Outcome(reason=refused) for _ in versions]
-        household = self.households.household(resources.patient_id, settings.as_of)
+        household = self.households.household(resources.patient_id, settings.now)
         return [
             outcome_from(
                 decide(
