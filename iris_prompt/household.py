@@ -43,6 +43,7 @@ __all__ = [
     "essentials",
     "group_member_ids",
     "household_from",
+    "household_others",
     "nhs_number",
     "related_nhs_numbers",
     "relationship_words",
@@ -287,6 +288,22 @@ def related_nhs_numbers(
         if number is not None:
             found[number] = found.get(number) or relationship_words(person.get("relationship"))
     return found
+
+
+def household_others(
+    groups: Iterable[Mapping[str, Any]],
+    related_persons: Iterable[Mapping[str, Any]],
+    patient_id: str,
+    today: datetime.date,
+    *,
+    now: datetime.datetime | None = None,
+) -> tuple[list[str], list[str]]:
+    """Who else to look up: the other members' Patient ids (from the Groups) and NHS numbers
+    (from the patient's RelatedPersons). The service fetches them from the FHIR server; the
+    simulation takes them from the population."""
+    member_ids = group_member_ids(groups, patient_id, today, now=now)
+    numbers = related_nhs_numbers(related_persons, patient_id, now=now or today)
+    return member_ids, list(numbers)
 
 
 def household_from(

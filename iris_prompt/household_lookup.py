@@ -40,9 +40,8 @@ from iris_prompt.household import (
     UNCHECKED,
     Household,
     essentials,
-    group_member_ids,
     household_from,
-    related_nhs_numbers,
+    household_others,
 )
 from iris_prompt.record import resources_in
 
@@ -103,7 +102,9 @@ class HouseholdLookup:
         groups, related_persons = list(groups), list(related_persons)
         queries = list(queries)
         if fhir is None or fhir_server is None:
-            if not queries and not any(_others(groups, related_persons, patient_id, today, now)):
+            if not queries and not any(
+                household_others(groups, related_persons, patient_id, today, now=now)
+            ):
                 return household_from(patient_id=patient_id, today=today)
             log.warning("household not checked: no fhirServer hookInstance=%s", hook_instance)
             return UNCHECKED
@@ -116,7 +117,9 @@ class HouseholdLookup:
                     related_persons += [
                         r for r in found if r.get("resourceType") == "RelatedPerson"
                     ]
-                member_ids, numbers = _others(groups, related_persons, patient_id, today, now)
+                member_ids, numbers = household_others(
+                    groups, related_persons, patient_id, today, now=now
+                )
                 if not member_ids and not numbers:
                     return household_from(patient_id=patient_id, today=today)
                 patients, flags = await _members(get, member_ids, numbers)
@@ -156,19 +159,6 @@ class HouseholdLookup:
             return cached
 
         return get
-
-
-def _others(
-    groups: list[Mapping[str, Any]],
-    related_persons: list[Mapping[str, Any]],
-    patient_id: str,
-    today: datetime.date,
-    now: datetime.datetime | None,
-) -> tuple[list[str], list[str]]:
-    """The other members' Patient ids (Group) and NHS numbers (RelatedPersons)."""
-    member_ids = group_member_ids(groups, patient_id, today, now=now)
-    numbers = related_nhs_numbers(related_persons, patient_id, now=now or today)
-    return member_ids, list(numbers)
 
 
 async def _members(

@@ -30,10 +30,9 @@ from iris_prompt.codeset_model import CodeSets
 from iris_prompt.codesets import load_codesets
 from iris_prompt.household import (
     Household,
-    group_member_ids,
     household_from,
+    household_others,
     nhs_number,
-    related_nhs_numbers,
 )
 from iris_prompt.population import (
     Mapper,
@@ -145,8 +144,7 @@ class HouseholdIndex:
         today = now.date()
         groups = self.groups.get(patient_id, [])
         related = self.related.get(patient_id, [])
-        member_ids = group_member_ids(groups, patient_id, today, now=now)
-        numbers = related_nhs_numbers(related, patient_id, now=now)
+        member_ids, numbers = household_others(groups, related, patient_id, today, now=now)
         if not member_ids and not numbers:
             return household_from(patient_id=patient_id, today=today, now=now)
         patients = [self.patients[m] for m in member_ids if m in self.patients]
