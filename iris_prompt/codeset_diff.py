@@ -205,14 +205,15 @@ def stats_as_text(codesets: CodeSets) -> str:
     """A table per set: category, lookback, then a count per system and the total."""
     systems = list(SYSTEM_NAMES.values())
     lines = []
+    width = max([len("category"), *(len(name) for cs in codesets for name in cs.categories)])
     for codeset in codesets:
         lines.append(f"{codeset.purpose}: {codeset.id} {codeset.version}, {len(codeset)} codes")
-        header = f"  {'category':<22} {'lookback':<13}" + "".join(f"{s:>11}" for s in systems)
+        header = f"  {'category':<{width}} {'lookback':<13}" + "".join(f"{s:>11}" for s in systems)
         lines.append(header + f"{'total':>8}")
         for name, settings in codeset.categories.items():
             members = codeset.in_category(name)
             counts = Counter(m.system for m in members)
-            row = f"  {name:<22} {settings.lookback_text:<13}"
+            row = f"  {name:<{width}} {settings.lookback_text:<13}"
             row += "".join(f"{counts.get(uri, 0):>11}" for uri in SYSTEM_NAMES)
             lines.append(row + f"{len(members):>8}")
         lines.append("")

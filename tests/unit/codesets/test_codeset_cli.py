@@ -197,7 +197,12 @@ def test_stats(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert sum(trigger["bySystem"].values()) == 331
     assert trigger["byCategory"]["ptsd"] == {"Read v2": 4, "SNOMED CT": 4}
     assert main(["codesets", "stats", str(folder)]) == 0
-    assert "  ptsd                   5 years" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert re.search(r"^  ptsd +5 years +4 +4 +0 +8$", text, re.M)
+    # Columns line up whatever the longest category name.
+    header = next(line for line in text.splitlines() if line.startswith("  category"))
+    long_row = next(line for line in text.splitlines() if "referral-child-safeguarding" in line)
+    assert long_row.index("whole record") == header.index("lookback")
 
 
 def test_import_an_opencodelists_csv(
