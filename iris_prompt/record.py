@@ -42,7 +42,7 @@ from typing import Any
 
 from iris_prompt.codes import READ_V2
 from iris_prompt.codeset_model import CodeSets
-from iris_prompt.fhir_values import codes_of, fhir_date
+from iris_prompt.fhir_values import as_str, codes_of, fhir_date
 
 __all__ = [
     "CodedEntry",
@@ -190,11 +190,6 @@ def _encounter_date(resource: Mapping[str, Any]) -> datetime.date | None:
     return fhir_date(start) or fhir_date(end)
 
 
-def _status(resource: Mapping[str, Any]) -> str | None:
-    status = resource.get("status")
-    return status if isinstance(status, str) else None
-
-
 Hit = tuple[str, str, tuple[tuple[str, str, str], ...]]
 
 
@@ -262,7 +257,7 @@ def read_record(
             if not hits:
                 continue
             # A status that is not a string is malformed: ignored, like every field read.
-            if _status(resource) not in SKIPPED_STATUS:
+            if as_str(resource.get("status")) not in SKIPPED_STATUS:
                 found.extend(_entries(hits, kind, _observation_date(resource)))
             hits.clear()
         elif kind == "Condition":
@@ -283,7 +278,7 @@ def read_record(
                 _hits(index, reason, hits)
             if not hits:
                 continue
-            if _status(resource) not in SKIPPED_STATUS:
+            if as_str(resource.get("status")) not in SKIPPED_STATUS:
                 found.extend(_entries(hits, kind, _encounter_date(resource)))
             hits.clear()
         elif kind == "Patient" and patient is None:
