@@ -112,6 +112,59 @@ def test_tampered_payload(trusting: JwtVerifier, keys: dict[str, SigningKey]) ->
     assert refusal(trusting, f"{header}.{other}.{signature}").startswith("bad signature")
 
 
+def test_tampered_header(trusting: JwtVerifier, keys: dict[str, SigningKey]) -> None:
+    # The signature covers the header as sent: a header edited after signing is refused.
+    token = keys["RS384"].sign(claims(ISS, AUD))
+    _header, payload, signature = token.split(".")
+    header = jwt.get_unverified_header(token) | {"x5u": "https://attacker.example"}
+    assert refusal(trusting, f"{_segment(header)}.{payload}.{signature}").startswith(
+        "bad signature"
+    )
+
+
+def _signed_raw(private_key: Any, header: dict[str, Any], payload: dict[str, Any]) -> str:
+    """A token signed without PyJWT's own key checks (they would refuse to sign these)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding
+    from jwt.utils import der_to_raw_signature
+
+    signing_input = f"{_segment(header)}.{_segment(payload)}".encode()
+    if isinstance(private_key, ec.EllipticCurvePrivateKey):
+        der = private_key.sign(signing_input, ec.ECDSA(hashes.SHA384()))
+        signature = der_to_raw_signature(der, private_key.curve)
+    else:
+        signature = private_key.sign(signing_input, padding.PKCS1v15(), hashes.SHA384())
+    return f"{signing_input.decode()}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+
+
+def test_a_p256_key_cannot_verify_es384(keys: dict[str, SigningKey]) -> None:
+    # ES384 means P-384: a P-256 key published for ES384 is refused, even with a signature
+    # that key made.
+    p256 = keys["ES256"]
+    v = verifier(TrustedIssuer(iss=ISS, jwks={"keys": [p256.public_jwk() | {"alg": "ES384"}]}))
+    header = {"alg": "ES384", "typ": "JWT", "kid": p256.kid}
+    why = refusal(v, _signed_raw(p256.private_key, header, claims(ISS, AUD)))
+    assert why.startswith(f"key {p256.kid!r} of {ISS} is unusable for ES384"), why
+
+
+def test_a_short_rsa_key_is_refused() -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    weak = SigningKey("RS384", "weak", rsa.generate_private_key(65537, 1024))
+    v = verifier(TrustedIssuer(iss=ISS, jwks=jwks(weak)))
+    header = {"alg": "RS384", "typ": "JWT", "kid": "weak"}
+    why = refusal(v, _signed_raw(weak.private_key, header, claims(ISS, AUD)))
+    assert why.startswith(f"key 'weak' of {ISS} is refused") and "1024 bits" in why, why
+
+
+def test_critical_header_extensions_are_refused(
+    trusting: JwtVerifier, keys: dict[str, SigningKey]
+) -> None:
+    # Validly signed, but it asks us to understand an extension: RFC 7515 says refuse.
+    token = keys["ES384"].sign(claims(ISS, AUD), crit=["exp"])
+    assert refusal(trusting, token) == "the token header names extensions (crit or b64)"
+
+
 def _unsigned(header: dict[str, Any], payload: dict[str, Any]) -> str:
     def part(data: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
@@ -232,6 +285,7 @@ def _segment(data: object) -> str:
         (f"{_segment(['ES384'])}.{_segment({})}.abc", "a header that is not an object"),
         (f"{_segment({'alg': 'ES384'})}.{_segment('claims')}.abc", "claims not an object"),
         (f"{_segment({'alg': 'ES384'})}.{'A' * 20_000}.abc", "over 16 KiB"),
+        (f"{_segment({'alg': 'ES384'})}.{_segment({})}.abcde", "a signature of 4n+1 chars"),
     ],
 )
 def test_malformed_tokens(trusting: JwtVerifier, token: str, why: str) -> None:
