@@ -383,5 +383,15 @@ _KEEP_EMPTY = frozenset({"cards", "services"})
 def dump_json(model: BaseModel) -> bytes:
     """Serialise a wire model with orjson, spec-clean: no null or empty values except a
     top-level `"cards": []` (no advice) or `"services": []` (no services)."""
+    raw = model.model_dump_json(by_alias=True, exclude_none=True).encode()
+    # An empty value anywhere shows as one of these; without them (a typical response with
+    # cards) the JSON is already clean and the walk below, the costlier part, is skipped.
+    if not any(empty in raw for empty in _EMPTY_JSON):
+        return raw
     data = model.model_dump(mode="json", by_alias=True, exclude_none=True)
     return orjson.dumps(prune_empty(data, _KEEP_EMPTY))
+
+
+# Compact JSON for "", [], {} and null: pydantic writes no whitespace. (Text that merely
+# contains one of them only sends the response down the full walk.)
+_EMPTY_JSON = (b'""', b"[]", b"{}", b"null")

@@ -242,6 +242,32 @@ def test_output_has_no_null_or_empty_values_except_cards() -> None:
     assert dump_json(CdsResponse()) == b'{"cards":[]}'
 
 
+def _suggesting(resource: dict[str, Any], **fields: Any) -> CdsResponse:
+    action = Action(type="create", description="Record", resource=resource)
+    suggestion = Suggestion(label="Record it", actions=[action])
+    suggesting = card(suggestions=[suggestion], selection_behavior="at-most-one", **fields)
+    return CdsResponse(cards=[suggesting])
+
+
+def test_empty_values_inside_suggested_resources_are_dropped_too() -> None:
+    resource = {"resourceType": "Observation", "status": "", "note": [], "code": {"text": "x"}}
+    out = orjson.loads(dump_json(_suggesting(resource)))
+    suggested = out["cards"][0]["suggestions"][0]["actions"][0]["resource"]
+    assert suggested == {"resourceType": "Observation", "code": {"text": "x"}}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Ask privately – when alone", 'A "quoted" word', "Brackets [] and braces {} in prose"],
+)
+def test_a_clean_response_is_serialised_whole(text: str) -> None:
+    # Nothing to drop: the JSON is what the model holds, whatever the text looks like.
+    resource = {"resourceType": "Observation", "status": "final", "code": {"text": text}}
+    out = orjson.loads(dump_json(_suggesting(resource, detail=text)))
+    assert out["cards"][0]["detail"] == text
+    assert out["cards"][0]["suggestions"][0]["actions"][0]["resource"] == resource
+
+
 def test_output_uses_camel_case_names() -> None:
     out = orjson.loads(
         dump_json(
