@@ -281,8 +281,37 @@ def _mappa_detail(
     return "\n".join(lines)
 
 
+# The parts every card of a kind shares, built once (cards are built on every record opened).
+_OVERRIDE_CODINGS = tuple(
+    Coding(system=OVERRIDE_SYSTEM, code=c, display=d) for c, d in OVERRIDE_REASONS
+)
+_SOURCES = {
+    "enquiry": Source(
+        label="IRIS prompt (NICE QS116 indicators)",
+        url=NICE_QS116,
+        topic=Coding(
+            system=SNOMED_CT, code="700410005", display="Routine enquiry about domestic abuse"
+        ),
+    ),
+    "known-abuse": Source(
+        label="IRIS prompt (NICE QS116 indicators)",
+        url=NICE_QS116,
+        topic=Coding(system=SNOMED_CT, code="879911000000102", display="Victim of domestic abuse"),
+    ),
+    "mappa": Source(
+        label="Shared MAPPA risk flag",
+        url=MAPPA_GUIDANCE,
+        topic=Coding(
+            system=SNOMED_CT,
+            code=MAPPA_CODE,
+            display="Subject of multi-agency public protection arrangements",
+        ),
+    ),
+}
+
+
 def _override_reasons() -> list[Coding]:
-    return [Coding(system=OVERRIDE_SYSTEM, code=c, display=d) for c, d in OVERRIDE_REASONS]
+    return list(_OVERRIDE_CODINGS)
 
 
 def _suggestions(
@@ -311,11 +340,6 @@ def _enquiry_card(
     new_id: Callable[[], str],
 ) -> Card:
     card_id = new_id()
-    topic = (
-        Coding(system=SNOMED_CT, code="700410005", display="Routine enquiry about domestic abuse")
-        if kind == "enquiry"
-        else Coding(system=SNOMED_CT, code="879911000000102", display="Victim of domestic abuse")
-    )
     # One-click outcomes of a first enquiry. The known-abuse card asks for a safety review, which
     # the template records; "asked: nothing disclosed" there would record a routine enquiry and
     # hold the card back for a year.
@@ -325,7 +349,7 @@ def _enquiry_card(
         summary=SUMMARIES[kind],
         detail=detail,
         indicator="info" if first_enquiry else "warning",
-        source=Source(label="IRIS prompt (NICE QS116 indicators)", url=NICE_QS116, topic=topic),
+        source=_SOURCES[kind],
         suggestions=_suggestions(patient_ref, now, new_id) if first_enquiry else None,
         selection_behavior="at-most-one" if first_enquiry else None,
         override_reasons=_override_reasons(),
@@ -345,15 +369,7 @@ def _mappa_card(
         summary=SUMMARIES["mappa"],
         detail=_mappa_detail(member, risk, decision, settings),
         indicator="critical" if risk.critical else "warning",
-        source=Source(
-            label="Shared MAPPA risk flag",
-            url=MAPPA_GUIDANCE,
-            topic=Coding(
-                system=SNOMED_CT,
-                code=MAPPA_CODE,
-                display="Subject of multi-agency public protection arrangements",
-            ),
-        ),
+        source=_SOURCES["mappa"],
         override_reasons=_override_reasons(),
     )
 

@@ -197,6 +197,18 @@ def test_one_click_suggestions_equal_what_extract_records(
     assert len(suggested) == 1
 
 
+def test_each_card_gets_its_own_one_click_entries(when: datetime) -> None:
+    # The entries come from a pattern made once: what one card's entries become (the subject
+    # of one patient) must never show in the next card's.
+    first = outcome_resources("declined", subject="Patient/one", when=when)
+    first[0]["meta"]["security"].clear()
+    first[0]["code"]["text"] = "changed"
+    second = outcome_resources("declined", subject="Patient/two", when=when)
+    assert second[0]["subject"] == {"reference": "Patient/two"}
+    assert len(second[0]["meta"]["security"]) == 2
+    assert second[0]["code"]["text"] == "Routine enquiry about domestic abuse declined"
+
+
 def test_one_click_is_not_offered_for_a_disclosure(when: datetime) -> None:
     with pytest.raises(ValueError, match="outcome"):
         outcome_resources("disclosed", subject=None, when=when)
