@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[], bool]
 
+YOUNGEST_GC_THRESHOLD = 50_000
+
 LOCAL_MODE_WARNING = (
     "LOCAL MODE: CDS clients are NOT authenticated (no JWT check). For development on this "
     "machine only; never expose this service."
@@ -107,6 +109,11 @@ def create_app(
         # it out of the garbage collector's full passes, which otherwise stall large calls.
         gc.collect()
         gc.freeze()
+        # A call parses a record into thousands of containers that reference counting frees
+        # when the call ends. Python's default collects the youngest objects every 700 new
+        # ones, walking the live record again and again within one call; every 50,000 costs
+        # a few more dead objects held a little longer, and saved about 0.1 ms a small call.
+        gc.set_threshold(YOUNGEST_GC_THRESHOLD, *gc.get_threshold()[1:])
         try:
             yield
         finally:
