@@ -21,6 +21,7 @@ from cds_hooks.errors import (
     InvalidRequest,
     PayloadTooLarge,
     PreconditionFailed,
+    ServiceBusy,
     ServiceNotFound,
 )
 from cds_hooks.feedback import Feedback, FeedbackStore, InMemoryFeedbackStore
@@ -75,6 +76,7 @@ __all__ = [
     "PrefetchData",
     "PrefetchTemplate",
     "PreconditionFailed",
+    "ServiceBusy",
     "ProtocolOptions",
     "RedactingFilter",
     "ReplayCache",

@@ -14,7 +14,8 @@ token itself is never logged or put in an exception):
    very segments the signature covers);
 5. `aud` equals the URL the client called; `exp`, `iat` (and `nbf` if sent) within a small
    leeway; a bounded lifetime; `jti` present; `tenant` in the issuer's allow-list if it has one;
-6. `jti` not seen before within the token's lifetime (the replay cache).
+6. `jti` not seen before within the token's lifetime (the replay cache; when it is full, the
+   call is refused with 503 rather than a live jti forgotten).
 
 Spec: https://cds-hooks.hl7.org/2.0/#trusting-cds-clients
 """
@@ -38,7 +39,7 @@ import orjson
 from jwt.algorithms import Algorithm
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cds_hooks.errors import AuthenticationFailed
+from cds_hooks.errors import AuthenticationFailed, ServiceBusy
 
 __all__ = [
     "ALLOWED_ALGORITHMS",
@@ -128,7 +129,9 @@ class ReplayCache(Protocol):
     """Remembers JWT ids until they expire. Shared by all workers when there is more than one."""
 
     async def first_use(self, key: str, expires_at: float) -> bool:
-        """True the first time `key` is seen before `expires_at` (epoch seconds), else False."""
+        """True the first time `key` is seen before `expires_at` (epoch seconds), else False.
+
+        Raises ServiceBusy when it cannot remember one more key (never forget a live one)."""
         ...
 
 
@@ -136,15 +139,18 @@ class InMemoryReplayCache:
     """A replay cache for one process: an 8-byte digest of each key, kept until its token dies.
 
     Digests are filed by when they die, in buckets of `BUCKET_SECONDS` that are forgotten whole
-    once their last second has passed (never before). About 100 to 150 bytes a key, so the
-    default `maxsize` of 100,000 keys (100,000 tokens an hour with `JwtPolicy.max_lifetime`)
-    costs 10 to 15 MB. When full, the keys whose tokens die soonest are forgotten first, with a warning.
-    Two different keys sharing a digest (odds about 1 in 10^9 when full) would refuse the
-    second token as a replay: a 401 the client retries with a new token, never an acceptance.
-    (A cachetools TLRUCache, used before, took about 350 bytes a key.)
+    once their last second has passed: late, never early. About 100 to 150 bytes a key, so the
+    default `maxsize` of 100,000 keys costs 10 to 15 MB; that is 100,000 live tokens, about 330
+    calls a second with 5-minute tokens. When it is full a new token is refused (ServiceBusy,
+    503, with a warning at most once a minute) rather than forgetting a live one, which would
+    let that token be replayed. Two keys sharing a digest (odds about 1 in 10^9 when full) would
+    refuse the second token as a replay: a 401 the client retries with a new token, never an
+    acceptance. (A cachetools TLRUCache, used before, took about 350 bytes a key and, when full,
+    silently forgot live ones.)
     """
 
     BUCKET_SECONDS = 10
+    WARN_EVERY_SECONDS = 60.0
 
     def __init__(self, maxsize: int = 100_000, clock: Callable[[], float] = time.time) -> None:
         if maxsize < 1:
@@ -154,22 +160,24 @@ class InMemoryReplayCache:
         self._seen: set[int] = set()
         self._buckets: dict[int, list[int]] = {}  # last second of the bucket -> digests
         self._ends: list[int] = []  # the buckets' last seconds, a heap
+        self._warned_at = -math.inf
 
     async def first_use(self, key: str, expires_at: float) -> bool:
         now = self._clock()
         while self._ends and self._ends[0] < now:
-            self._forget_bucket()
+            self._seen.difference_update(self._buckets.pop(heapq.heappop(self._ends)))
         digest = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest())
         if digest in self._seen:
             return False
         if len(self._seen) >= self._maxsize:
-            log.warning(
-                "replay cache full (%d tokens): forgetting tokens before they expire; "
-                "give it a larger size",
-                self._maxsize,
-            )
-            while len(self._seen) >= self._maxsize:
-                self._forget_bucket()
+            if now - self._warned_at >= self.WARN_EVERY_SECONDS:
+                self._warned_at = now
+                log.warning(
+                    "replay cache full (%d live tokens): new tokens are refused until some "
+                    "expire; give it a larger size",
+                    self._maxsize,
+                )
+            raise ServiceBusy("the replay cache is full: retry shortly")
         end = math.ceil(expires_at / self.BUCKET_SECONDS) * self.BUCKET_SECONDS
         bucket = self._buckets.get(end)
         if bucket is None:
@@ -181,9 +189,6 @@ class InMemoryReplayCache:
 
     def __len__(self) -> int:
         return len(self._seen)
-
-    def _forget_bucket(self) -> None:
-        self._seen.difference_update(self._buckets.pop(heapq.heappop(self._ends)))
 
 
 @dataclass
@@ -298,8 +303,13 @@ class _PreparedKey:
 
 
 def _prepare(jwk: dict[str, Any], alg: str, which: str) -> _PreparedKey:
-    """The key of `jwk` for `alg`, refused when its curve does not match `alg` or it is shorter
-    than the algorithm's minimum (RSA: 2048 bits)."""
+    """The key of `jwk` for `alg`, refused when it holds a private key, its curve does not match
+    `alg`, or it is shorter than the algorithm's minimum (RSA: 2048 bits)."""
+    if _PRIVATE_MEMBERS.intersection(jwk):
+        # Whoever published it has given its signing key away: nothing it signs can be trusted.
+        raise AuthenticationFailed(
+            f"{which} is published with its private part: refused; the client must replace it"
+        )
     try:
         loaded = jwt.PyJWK(jwk, algorithm=alg)
         key = loaded.Algorithm.prepare_key(loaded.key)
@@ -309,6 +319,16 @@ def _prepare(jwk: dict[str, Any], alg: str, which: str) -> _PreparedKey:
     if too_short:
         raise AuthenticationFailed(f"{which} is refused: {too_short}")
     return _PreparedKey(jwk, loaded.Algorithm, key)
+
+
+# JWK members of private keys (RFC 7518 6.2.2 and 6.3.2).
+_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth"})
+
+
+def _shown(value: object, limit: int) -> str:
+    """A caller-sent value fit for a log line: strings cut to `limit`, anything else by type
+    (a deeply nested list would not even survive `str`)."""
+    return repr(value[:limit]) if isinstance(value, str) else f"of type {type(value).__name__}"
 
 
 def _base64url(segment: str) -> bytes:
@@ -334,7 +354,9 @@ class JwtVerifier:
         self.policy = policy or JwtPolicy()
         self._issuers = {issuer.iss: issuer for issuer in issuers}
         self._static = {issuer.iss: issuer.static_keys() for issuer in issuers}
-        self._replay = replay_cache or InMemoryReplayCache(clock=clock)
+        self._replay = (
+            replay_cache if replay_cache is not None else InMemoryReplayCache(clock=clock)
+        )
         self._jwks = JwksFetcher(http, self.policy, clock)
         self._clock = clock
         self._prepared: dict[tuple[str, str, str], _PreparedKey] = {}
@@ -343,12 +365,12 @@ class JwtVerifier:
         """Verify `token` for a call to `audience` (the URL called); returns who called."""
         jws = _parse(token)
         header, claims = jws.header, jws.claims
-        alg, kid = header.get("alg"), header.get("kid")
-        if alg not in self.policy.algorithms:
-            raise AuthenticationFailed(f"alg {str(alg)[:20]!r} is not allowed")
+        alg, kid, typ = header.get("alg"), header.get("kid"), header.get("typ")
+        if not isinstance(alg, str) or alg not in self.policy.algorithms:
+            raise AuthenticationFailed(f"alg {_shown(alg, 20)} is not allowed")
         if not isinstance(kid, str) or not kid:
             raise AuthenticationFailed("the token header has no kid")
-        if str(header.get("typ", "")).upper() != "JWT":  # REQUIRED by the spec, fixed value
+        if not isinstance(typ, str) or typ.upper() != "JWT":  # REQUIRED by the spec, fixed value
             raise AuthenticationFailed("the token header typ is missing or not JWT")
         if "crit" in header or "b64" in header:
             # RFC 7515 4.1.11: extensions marked critical must be understood; we use none.
@@ -356,7 +378,7 @@ class JwtVerifier:
         iss = claims.get("iss")
         issuer = self._issuers.get(iss) if isinstance(iss, str) else None
         if issuer is None:
-            raise AuthenticationFailed(f"issuer {str(iss)[:200]!r} is not trusted")
+            raise AuthenticationFailed(f"issuer {_shown(iss, 200)} is not trusted")
 
         jwk = await self._find_key(issuer, kid, header.get("jku"))
         self._check_signature(jws, jwk, issuer.iss, kid, alg)
@@ -371,7 +393,7 @@ class JwtVerifier:
     async def _find_key(self, issuer: TrustedIssuer, kid: str, jku: Any) -> dict[str, Any]:
         if jku is not None and jku not in issuer.jku:
             raise AuthenticationFailed(
-                f"jku {str(jku)[:200]!r} is not allow-listed for {issuer.iss}"
+                f"jku {_shown(jku, 200)} is not allow-listed for {issuer.iss}"
             )
         static = self._static[issuer.iss].get(kid)
         if static is not None:

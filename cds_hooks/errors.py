@@ -8,8 +8,10 @@ Every error a call can meet derives from `CdsHooksError`::
     ├── AuthenticationFailed    401  the caller's JWT is missing or refused (empty body)
     ├── ServiceNotFound         404  no service with that id
     ├── PayloadTooLarge         413  the body is over the configured limit
-    └── PreconditionFailed      412  required FHIR data could not be had
-        └── FhirUnavailable     412  the FHIR server could not give what was asked
+    ├── PreconditionFailed      412  required FHIR data could not be had
+    │   └── FhirUnavailable     412  the FHIR server could not give what was asked
+    └── ServiceBusy             503  a safety limit is reached (the jti replay cache is full);
+                                     Retry-After: 10
 
 Anything else escaping a handler is a bug: `internal_error_response` answers 500 with an
 OperationOutcome that names no patient and shows no stack trace.
@@ -35,6 +37,7 @@ __all__ = [
     "Issue",
     "PayloadTooLarge",
     "PreconditionFailed",
+    "ServiceBusy",
     "ServiceNotFound",
     "error_response",
     "internal_error_response",
@@ -102,6 +105,13 @@ class FhirUnavailable(PreconditionFailed):
     """The FHIR server refused, failed, timed out or answered beyond our limits."""
 
 
+class ServiceBusy(CdsHooksError):
+    """We cannot take the call now (a safety limit is reached); the client may retry."""
+
+    status = 503
+    code = "transient"
+
+
 def operation_outcome(issues: Sequence[Issue]) -> dict[str, Any]:
     """A FHIR R4 OperationOutcome listing `issues` (no nulls, no empty values)."""
     out = []
@@ -123,7 +133,8 @@ def error_response(error: CdsHooksError) -> Response:
         # Say nothing to an unauthenticated caller; the reason goes to the log.
         return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
     body = orjson.dumps(operation_outcome(error.issues))
-    return Response(body, status_code=error.status, media_type=FHIR_JSON)
+    headers = {"Retry-After": "10"} if isinstance(error, ServiceBusy) else None
+    return Response(body, status_code=error.status, media_type=FHIR_JSON, headers=headers)
 
 
 def internal_error_response() -> Response:

@@ -94,7 +94,11 @@ def create_app(
             settings.trusted_issuers,
             http=http,
             policy=settings.jwt_policy(),
-            replay_cache=replay_cache or InMemoryReplayCache(settings.replay_cache_size),
+            replay_cache=(
+                replay_cache
+                if replay_cache is not None
+                else InMemoryReplayCache(settings.replay_cache_size)
+            ),
         )
     store = feedback_store if feedback_store is not None else InMemoryFeedbackStore()
 

@@ -5,9 +5,10 @@ import time
 import httpx
 import pytest
 
+from cds_hooks import InMemoryReplayCache
 from iris_prompt.app import create_app
 from tests.conftest import TEST_ISSUER, LiveService, make_registry, make_settings, patient_view
-from tests.support.server import serve
+from tests.support.server import serve, serve_built
 from tests.support.services import EVERY_FEATURE_ID
 from tests.support.tokens import SigningKey, claims
 
@@ -92,3 +93,28 @@ def test_a_spoofed_host_header_does_not_change_the_expected_aud(live_service: Li
         "X-Forwarded-Proto": "https",
     }
     assert_refused(httpx.post(live_service.base_url + PATH, json=BODY, headers=headers))
+
+
+def test_a_full_replay_cache_answers_503_and_keeps_refusing_replays(es384_key: SigningKey) -> None:
+    """Past its size the service refuses new tokens for a while rather than forget live ones."""
+    holder: dict[str, str] = {}
+
+    def build(base_url: str) -> object:
+        holder["base"] = base_url
+        settings = make_settings(es384_key, public_base_url=base_url)
+        cache = InMemoryReplayCache(maxsize=1)
+        return create_app(settings, registry=make_registry(), replay_cache=cache)
+
+    with serve_built(build) as (base_url, _app):
+
+        def call(token: str) -> httpx.Response:
+            headers = {"Authorization": f"Bearer {token}"}
+            return httpx.post(base_url + PATH, json=BODY, headers=headers)
+
+        first = es384_key.sign(claims(TEST_ISSUER, base_url + PATH))
+        assert call(first).status_code == 200
+        busy = call(es384_key.sign(claims(TEST_ISSUER, base_url + PATH)))
+        assert busy.status_code == 503
+        assert busy.headers["retry-after"] == "10"
+        assert busy.json()["issue"][0]["code"] == "transient"
+        assert_refused(call(first))  # still remembered: a replay, not a new token

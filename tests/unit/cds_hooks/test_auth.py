@@ -24,7 +24,7 @@ from cds_hooks.auth import (
     TrustedIssuer,
     bearer_token,
 )
-from cds_hooks.errors import AuthenticationFailed
+from cds_hooks.errors import AuthenticationFailed, ServiceBusy
 from tests.support.server import serve
 from tests.support.tokens import SigningKey, claims, generate_key, jwks
 
@@ -122,13 +122,20 @@ def test_tampered_header(trusting: JwtVerifier, keys: dict[str, SigningKey]) -> 
     )
 
 
-def _signed_raw(private_key: Any, header: dict[str, Any], payload: dict[str, Any]) -> str:
-    """A token signed without PyJWT's own key checks (they would refuse to sign these)."""
+def _signed_raw(
+    private_key: Any, header: dict[str, Any] | str, payload: dict[str, Any] | str
+) -> str:
+    """A token signed without PyJWT's own checks (they would refuse to sign these); header and
+    payload as objects or as JSON text."""
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec, padding
     from jwt.utils import der_to_raw_signature
 
-    signing_input = f"{_segment(header)}.{_segment(payload)}".encode()
+    def part(data: dict[str, Any] | str) -> str:
+        text = data if isinstance(data, str) else json.dumps(data)
+        return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+
+    signing_input = f"{part(header)}.{part(payload)}".encode()
     if isinstance(private_key, ec.EllipticCurvePrivateKey):
         der = private_key.sign(signing_input, ec.ECDSA(hashes.SHA384()))
         signature = der_to_raw_signature(der, private_key.curve)
@@ -155,6 +162,53 @@ def test_a_short_rsa_key_is_refused() -> None:
     header = {"alg": "RS384", "typ": "JWT", "kid": "weak"}
     why = refusal(v, _signed_raw(weak.private_key, header, claims(ISS, AUD)))
     assert why.startswith(f"key 'weak' of {ISS} is refused") and "1024 bits" in why, why
+
+
+DEEP = "[" * 1000 + "]" * 1000  # nested as deep as orjson allows: even str() of it fails
+
+
+@pytest.mark.parametrize(
+    ("members", "why"),
+    [
+        ('"alg":["ES384"],"typ":"JWT"', "alg of type list is not allowed"),
+        ('"alg":{"name":"ES384"},"typ":"JWT"', "alg of type dict is not allowed"),
+        ('"alg":"ES384","typ":["JWT"]', "the token header typ is missing or not JWT"),
+        ('"alg":"ES384","typ":' + DEEP, "the token header typ is missing or not JWT"),
+        ('"alg":"ES384","typ":"JWT","jku":' + DEEP, "jku of type list is not allow-listed"),
+    ],
+)
+def test_header_values_of_the_wrong_type_are_refused_not_a_crash(
+    trusting: JwtVerifier, keys: dict[str, SigningKey], members: str, why: str
+) -> None:
+    key = keys["ES384"]
+    header = f'{{"kid":"{key.kid}",{members}}}'
+    assert refusal(trusting, _signed_raw(key.private_key, header, claims(ISS, AUD))).startswith(why)
+
+
+def test_an_issuer_of_the_wrong_type_is_refused_not_a_crash(
+    trusting: JwtVerifier, keys: dict[str, SigningKey]
+) -> None:
+    key = keys["ES384"]
+    payload = json.dumps({k: v for k, v in claims(ISS, AUD).items() if k != "iss"})
+    payload = payload[:-1] + ', "iss": ' + DEEP + "}"
+    header = {"alg": "ES384", "typ": "JWT", "kid": key.kid}
+    assert refusal(trusting, _signed_raw(key.private_key, header, payload)) == (
+        "issuer of type list is not trusted"
+    )
+
+
+@pytest.mark.parametrize("alg", ["RS384", "ES384"])
+def test_a_published_private_key_is_refused(keys: dict[str, SigningKey], alg: str) -> None:
+    # A JWK Set holding the private part means the client's key is no longer secret.
+    from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+    key = keys[alg]
+    to_jwk = RSAAlgorithm.to_jwk if alg.startswith("RS") else ECAlgorithm.to_jwk
+    private = to_jwk(key.private_key, as_dict=True) | {"kid": key.kid, "alg": alg}
+    assert "d" in private
+    v = verifier(TrustedIssuer(iss=ISS, jwks={"keys": [private]}))
+    why = refusal(v, key.sign(claims(ISS, AUD)))
+    assert "published with its private part" in why, why
 
 
 def test_critical_header_extensions_are_refused(
@@ -255,19 +309,23 @@ def test_replay_cache_never_forgets_a_jti_before_its_token_dies() -> None:
     assert asyncio.run(cache.first_use("a", 1200.0))
 
 
-def test_a_full_replay_cache_forgets_the_soonest_to_die_and_warns(
+def test_a_full_replay_cache_refuses_new_tokens_and_forgets_no_live_one(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    cache = InMemoryReplayCache(maxsize=3, clock=lambda: 1000.0)
+    now = [1000.0]
+    cache = InMemoryReplayCache(maxsize=3, clock=lambda: now[0])
     for key, dies in (("b", 1200.0), ("a", 1100.0), ("c", 1300.0)):
         assert asyncio.run(cache.first_use(key, dies))
     assert not caplog.records
+    for _ in range(2):
+        with pytest.raises(ServiceBusy):
+            asyncio.run(cache.first_use("d", 1400.0))
+    assert caplog.text.count("replay cache full (3 live tokens)") == 1  # warned once a minute
+    for key in ("a", "b", "c"):
+        assert not asyncio.run(cache.first_use(key, 1400.0)), f"{key} forgotten while live"
+    now[0] = 1111.0  # "a" has died: room for one more
     assert asyncio.run(cache.first_use("d", 1400.0))
     assert len(cache) == 3
-    assert "replay cache full (3 tokens)" in caplog.text
-    for key in ("b", "c", "d"):
-        assert not asyncio.run(cache.first_use(key, 1400.0)), key
-    assert asyncio.run(cache.first_use("a", 1100.0))  # forgotten: the one dying soonest
 
 
 def test_replay_cache_memory_per_token() -> None:
@@ -386,6 +444,18 @@ class JwksHost:
         return JSONResponse(jwks(*self.keys))
 
 
+def jku_verifier(
+    http: httpx.AsyncClient, url: str, now: list[float], **policy: float
+) -> JwtVerifier:
+    """Trusting keys published at `url` only, on a clock the test moves."""
+    return verifier(
+        TrustedIssuer(iss=ISS, jku=(url,)),
+        http=http,
+        policy=JwtPolicy(**policy),
+        clock=lambda: now[0],
+    )
+
+
 @pytest.fixture
 def jwks_host() -> Iterator[tuple[JwksHost, str]]:
     host = JwksHost()
@@ -406,12 +476,7 @@ def test_jku_allow_listed_is_fetched_cached_and_refreshed_on_rotation(
             await scenario(http)
 
     async def scenario(http: httpx.AsyncClient) -> None:
-        v = verifier(
-            TrustedIssuer(iss=ISS, jku=(url,)),
-            http=http,
-            policy=JwtPolicy(jwks_refresh_interval=60),
-            clock=lambda: now[0],
-        )
+        v = jku_verifier(http, url, now, jwks_refresh_interval=60)
         for _ in range(3):
             await v.verify(first.sign(claims(ISS, AUD), jku=url), AUD)
         assert host.fetches == 1  # cached
@@ -432,6 +497,30 @@ def test_jku_allow_listed_is_fetched_cached_and_refreshed_on_rotation(
     asyncio.run(run())
 
 
+def test_a_key_replaced_under_the_same_kid_is_used_once_the_set_is_refetched(
+    jwks_host: tuple[JwksHost, str],
+) -> None:
+    # Verifying keys are prepared once per JWK: a refetched set must not leave the old one in use.
+    host, url = jwks_host
+    old = generate_key("ES384")
+    new = SigningKey("ES384", old.kid, generate_key("ES384").private_key)
+    host.keys = [old]
+    now = [time.time()]
+
+    async def run() -> None:
+        async with httpx.AsyncClient() as http:
+            v = jku_verifier(http, url, now, jwks_cache_ttl=100)
+            await v.verify(old.sign(claims(ISS, AUD)), AUD)
+            host.keys = [new]
+            now[0] += 101  # the cached set is stale: fetched again on the next call
+            await v.verify(new.sign(claims(ISS, AUD)), AUD)
+            assert host.fetches == 2
+            with pytest.raises(AuthenticationFailed, match="bad signature"):
+                await v.verify(old.sign(claims(ISS, AUD)), AUD)
+
+    asyncio.run(run())
+
+
 def test_a_failing_key_server_is_asked_at_most_once_per_refresh_interval(
     jwks_host: tuple[JwksHost, str],
 ) -> None:
@@ -443,12 +532,7 @@ def test_a_failing_key_server_is_asked_at_most_once_per_refresh_interval(
 
     async def run() -> None:
         async with httpx.AsyncClient() as http:
-            v = verifier(
-                TrustedIssuer(iss=ISS, jku=(url,)),
-                http=http,
-                policy=JwtPolicy(jwks_refresh_interval=60),
-                clock=lambda: now[0],
-            )
+            v = jku_verifier(http, url, now, jwks_refresh_interval=60)
             for _ in range(20):
                 with pytest.raises(AuthenticationFailed, match="not a known key"):
                     await v.verify(key.sign(claims(ISS, AUD), jku=url), AUD)
