@@ -4,14 +4,7 @@ Knows nothing about domestic abuse; a second, unrelated service can reuse it unc
 register `CdsService`s in a `ServiceRegistry` and include `build_router(...)` in a FastAPI app.
 """
 
-from cds_hooks.auth import (
-    CallerIdentity,
-    InMemoryReplayCache,
-    JwtPolicy,
-    JwtVerifier,
-    ReplayCache,
-    TrustedIssuer,
-)
+from cds_hooks.auth import CallerIdentity, JwtPolicy, JwtVerifier, TrustedIssuer
 from cds_hooks.discovery import CallContext, CdsService, Handler, Screen, ServiceRegistry
 from cds_hooks.errors import (
     AuthenticationFailed,
@@ -42,6 +35,7 @@ from cds_hooks.models import (
     parse_request,
 )
 from cds_hooks.prefetch import FhirClient, FhirLimits, PrefetchData, PrefetchTemplate
+from cds_hooks.replay import InMemoryReplayCache, ReplayCache
 from cds_hooks.router import ProtocolOptions, build_router
 
 __all__ = [
