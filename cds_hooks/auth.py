@@ -233,6 +233,10 @@ class _PreparedKey:
     key: Any
 
 
+# JWK members of private keys (RFC 7518 6.2.2 and 6.3.2).
+_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth"})
+
+
 def _prepare(jwk: dict[str, Any], alg: str, which: str) -> _PreparedKey:
     """The key of `jwk` for `alg`, refused when it holds a private key, its curve does not match
     `alg`, or it is shorter than the algorithm's minimum (RSA: 2048 bits)."""
@@ -250,10 +254,6 @@ def _prepare(jwk: dict[str, Any], alg: str, which: str) -> _PreparedKey:
     if too_short:
         raise AuthenticationFailed(f"{which} is refused: {too_short}")
     return _PreparedKey(jwk, loaded.Algorithm, key)
-
-
-# JWK members of private keys (RFC 7518 6.2.2 and 6.3.2).
-_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth"})
 
 
 def _shown(value: object, limit: int) -> str:
