@@ -20,6 +20,7 @@ from cds_hooks.models import (
     Suggestion,
     dump_json,
     parse_request,
+    prune_empty,
 )
 
 HOOK_INSTANCE = "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea"
@@ -266,6 +267,28 @@ def test_a_clean_response_is_serialised_whole(text: str) -> None:
     out = orjson.loads(dump_json(_suggesting(resource, detail=text)))
     assert out["cards"][0]["detail"] == text
     assert out["cards"][0]["suggestions"][0]["actions"][0]["resource"] == resource
+
+
+def _walked(model: Any) -> bytes:
+    """The JSON by the full walk, which dump_json skips when nothing is empty."""
+    data = model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return orjson.dumps(prune_empty(data, frozenset({"cards", "services"})))
+
+
+@pytest.mark.parametrize(
+    "extension",
+    [
+        {"score": 1.5, "big": 1e16, "tiny": -0.0, "count": 3, "ok": True},
+        {"text": "Ask privately – é ü 中", "quote": 'a "quoted" word', "slash": "a/b\\c"},
+        {"nested": {"list": [1, "two", {"three": 3.0}]}},
+    ],
+)
+def test_the_fast_route_writes_the_same_bytes_as_the_walk(extension: dict[str, Any]) -> None:
+    resource = {"resourceType": "Observation", "status": "final", "code": {"text": "x"}}
+    response = _suggesting(resource, detail="**Why now**", extension=extension)
+    raw = dump_json(response)
+    assert not any(empty in raw for empty in (b'""', b"[]", b"{}", b"null"))  # the fast route
+    assert raw == _walked(response)
 
 
 def test_output_uses_camel_case_names() -> None:
