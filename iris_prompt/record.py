@@ -64,8 +64,8 @@ class CodedEntry:
 
     `term` is the code set's (sourced) term, never the record's free text. `set` is the code
     set's purpose: "trigger", "recording" or "known-abuse". `when` is None for an undated entry.
-    `clinical_status` is a Condition's clinicalStatus code (None for other resources), kept for
-    whoever reads the entry; the rules deliberately do not use it, dates decide: an *active*
+    `clinical_status` is a Condition's clinicalStatus code (None for other resources), shown
+    beside the entry on a card; the rules deliberately do not use it, dates decide: an *active*
     status must not bring an old problem into a lookback window (GP problem lists keep problems
     active for years), and a *resolved* or *inactive* known-abuse entry still means abuse is
     known.

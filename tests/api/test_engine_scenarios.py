@@ -72,9 +72,19 @@ def test_an_old_problem_recorded_again_on_migration_does_not_fire(service: LiveS
     for condition in ("seed-anxiety", "seed-depression"):
         seed[condition] |= {"onsetDateTime": "2013-04-01", "recordedDate": "2026-10-01"}
     assert kinds(seed_cards(service, seed)) == ["mappa"]
-    # A recently resolved episode is recent.
+    # A recently resolved episode is recent, and the card says it is resolved.
     seed["seed-depression"]["abatementDateTime"] = "2026-08-01"
-    assert kinds(seed_cards(service, seed)) == ["enquiry", "mappa"]
+    seed["seed-depression"]["clinicalStatus"] = {
+        "coding": [
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                "code": "resolved",
+            }
+        ]
+    }
+    cards = seed_cards(service, seed)
+    assert kinds(cards) == ["enquiry", "mappa"]
+    assert "- Depressive disorder, 1 August 2026 (resolved)" in cards[0]["detail"]
 
 
 # --- statuses, malformed or not ---------------------------------------------------------------

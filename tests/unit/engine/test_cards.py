@@ -1,5 +1,6 @@
 """Cards from decisions: what each card says, and what no card ever says."""
 
+import dataclasses
 import datetime
 
 import pytest
@@ -55,6 +56,24 @@ def test_undated_entries_say_so() -> None:
         Decision(known_abuse=True, known_abuse_entries=(entry("Victim", None, "known-abuse"),))
     )
     assert card.detail is not None and "- Victim, undated" in card.detail
+
+
+@pytest.mark.parametrize(
+    ("status", "shown"),
+    [
+        ("resolved", "- Dep, 23 November 2026 (resolved)\n"),
+        ("remission", "- Dep, 23 November 2026 (in remission)\n"),
+        ("active", "- Dep, 23 November 2026\n"),
+        ("<b>made up</b>", "- Dep, 23 November 2026\n"),  # not FHIR's: not shown
+        (None, "- Dep, 23 November 2026\n"),
+    ],
+)
+def test_a_conditions_clinical_status_is_shown_unless_active(
+    status: str | None, shown: str
+) -> None:
+    trigger = dataclasses.replace(entry("Dep", 3), clinical_status=status)
+    (card,) = cards(Decision(enquiry=True, triggers=(trigger,), household_checked=True))
+    assert card.detail is not None and shown in card.detail
 
 
 def test_an_enquiry_recorded_as_not_made_is_mentioned() -> None:
