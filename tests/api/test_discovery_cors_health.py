@@ -10,14 +10,26 @@ from tests.support.server import serve_built
 from tests.support.tokens import SigningKey
 
 
-def test_discovery_at_the_spec_path(live_service: LiveService) -> None:
-    response = live_service.get("/cds-services")
+def test_discovery_at_the_spec_path(es384_key: SigningKey) -> None:
+    # The product's own registry, as `iris-prompt serve` builds it.
+    def build(base_url: str) -> FastAPI:
+        return create_app(make_settings(es384_key, public_base_url=base_url))
+
+    with serve_built(build) as (base_url, app):
+        response = LiveService(base_url, app, es384_key).get("/cds-services")
     assert response.status_code == 200
-    services = {s["id"]: s for s in response.json()["services"]}
-    product = services[SERVICE_ID]
-    assert product["hook"] == "patient-view"
-    assert product["prefetch"]["patient"] == "Patient/{{context.patientId}}"
-    assert {"title", "description", "usageRequirements"} <= set(product)
+    ours = [s for s in response.json()["services"] if s["id"] == SERVICE_ID]
+    assert sorted(s["hook"] for s in ours) == ["encounter-start", "patient-view"]
+    for product in ours:
+        assert product["prefetch"] == {
+            "patient": "Patient/{{context.patientId}}",
+            "conditions": "Condition?patient={{context.patientId}}",
+            "observations": "Observation?patient={{context.patientId}}",
+            "encounters": "Encounter?patient={{context.patientId}}",
+            "household": "Group?member={{context.patientId}}",
+            "relatedPersons": "RelatedPerson?patient={{context.patientId}}",
+        }
+        assert {"title", "description", "usageRequirements"} <= set(product)
 
 
 def test_health_endpoints_need_no_jwt(live_service: LiveService) -> None:

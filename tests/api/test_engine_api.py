@@ -80,6 +80,8 @@ def test_seed_case_end_to_end(service: LiveService, seed_fhir: Fhir) -> None:
     assert "1 child under 18 in the household (aged 8)" in detail
     assert "child safeguarding referral" in detail
     assert enquiry["source"]["topic"]["code"] == "700410005"
+    assert enquiry["source"]["label"] == "IRIS prompt (NICE QS116 indicators)"
+    assert enquiry["source"]["url"] == "https://www.nice.org.uk/guidance/qs116"
     assert [r["code"] for r in enquiry["overrideReasons"]] == [
         "patient-not-alone",
         "not-appropriate-now",
@@ -97,6 +99,8 @@ def test_seed_case_end_to_end(service: LiveService, seed_fhir: Fhir) -> None:
     assert "the Example MAPPA co-ordinator (0100 000 0001)" in text
     assert "aged 8" in text
     assert mappa["source"]["topic"]["code"] == "495021000000105"
+    assert mappa["source"]["label"] == "Shared MAPPA risk flag"
+    assert mappa["source"]["url"].startswith("https://www.gov.uk/government/publications/")
     assert "suggestions" not in mappa and "links" not in mappa
 
     body = orjson.dumps(cards).decode()

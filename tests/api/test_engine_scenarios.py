@@ -90,12 +90,28 @@ def test_an_old_problem_recorded_again_on_migration_does_not_fire(service: LiveS
 # --- statuses, malformed or not ---------------------------------------------------------------
 
 
-def test_refuted_conditions_do_not_prompt(service: LiveService) -> None:
+@pytest.mark.parametrize("verification", ["refuted", "entered-in-error"])
+def test_refuted_conditions_do_not_prompt(service: LiveService, verification: str) -> None:
     seed = seed_case()
     del seed["seed-visit"]
     for condition in ("seed-anxiety", "seed-depression"):
-        seed[condition]["verificationStatus"]["coding"][0]["code"] = "refuted"
+        seed[condition]["verificationStatus"]["coding"][0]["code"] = verification
     assert kinds(seed_cards(service, seed)) == ["mappa"]
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [("final", ["enquiry", "mappa"]), ("cancelled", ["mappa"]), ("entered-in-error", ["mappa"])],
+)
+def test_a_cancelled_or_mistaken_observation_does_not_prompt(
+    service: LiveService, status: str, expected: list[str]
+) -> None:
+    # The Read v2 anxiety Observation, made recent, is the record's only trigger.
+    seed = seed_case()
+    for other in ("seed-anxiety", "seed-depression", "seed-visit"):
+        del seed[other]
+    seed["seed-old-anxiety"] |= {"status": status, "effectiveDateTime": "2026-10-01"}
+    assert kinds(seed_cards(service, seed)) == expected
 
 
 def test_a_malformed_status_does_not_cost_the_prompt(service: LiveService) -> None:
@@ -129,6 +145,7 @@ def test_after_a_disclosure_the_known_abuse_card_shows_not_silence(service: Live
     cards = seed_cards(service, seed)
     assert kinds(cards) == ["known-abuse", "mappa"]
     assert "- Victim of domestic abuse, 27 October 2026" in cards[0]["detail"]
+    assert "1 child under 18 in the household (aged 8)" in cards[0]["detail"]  # Think Family
 
 
 # --- abuse in the household: two years, under its own heading ---------------------------------

@@ -93,3 +93,18 @@ def test_readme_lists_every_setting() -> None:
     text = README.read_text(encoding="utf-8")
     for name in Settings.model_fields:
         assert f"`IRIS_{name.upper()}`" in text, name
+
+
+def test_the_defaults_the_issue_names_reach_the_engine() -> None:
+    # A recent enquiry holds the prompt back for 12 months; the household lookup has 300 ms.
+    from iris_prompt.codeset_runtime import SERVICE_CHECKS, CodeSetRegistry
+    from iris_prompt.codesets import default_codesets_dir
+    from iris_prompt.services import Engine
+
+    settings = Settings(local_mode=True)
+    engine = Engine.from_settings(
+        CodeSetRegistry(default_codesets_dir(), checks=SERVICE_CHECKS), settings
+    )
+    assert engine.rules.enquiry_window.days == 365
+    assert engine.lookup.budget == 0.3
+    assert engine.rules.minimum_age == 16
