@@ -1,0 +1,42 @@
+"""`make bench` keeps working: its bodies, its schedule and its reference app. (The timings
+themselves belong to `make bench`, never to tests.)"""
+
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from benchmarks.engine import CLASSES, MIN_SAMPLES, _schedule, size_class
+from benchmarks.engine_parts import PATH, PATIENTS, reference_app, request_bodies
+from cds_hooks.models import parse_request
+from tests.support.server import serve
+
+
+@pytest.fixture(scope="module")
+def bodies(reference_dir: Path) -> list[bytes]:
+    if not PATIENTS.is_dir():
+        pytest.skip(f"no Synthea patients under {reference_dir}")
+    return request_bodies(with_trigger=True)
+
+
+def test_the_bodies_are_patient_views_in_every_size_class(bodies: list[bytes]) -> None:
+    assert {size_class(body) for body in bodies} == {name for _, _, name in CLASSES}
+    assert bodies == sorted(bodies, key=len)
+    for body in (bodies[0], bodies[-1]):
+        request = parse_request(orjson.loads(body))
+        assert request.hook == "patient-view"
+        assert set(request.prefetch or {}) >= {"patient", "conditions", "observations"}
+
+
+def test_every_size_class_gets_its_samples(bodies: list[bytes]) -> None:
+    timed = [body for counted, body in _schedule(bodies) if counted]
+    for _, _, name in CLASSES:
+        assert sum(size_class(body) == name for body in timed) >= MIN_SAMPLES, name
+
+
+def test_the_reference_app_parses_and_scans_codes(bodies: list[bytes]) -> None:
+    with serve(reference_app()) as base:
+        answer = httpx.post(base + PATH, content=bodies[0]).json()
+    assert answer["cards"] == []
+    assert answer["found"] >= 1  # the recent trigger every body carries in this pass
