@@ -1,6 +1,8 @@
 """The CDS services this product offers, registered with the protocol layer.
 
-`iris-domestic-abuse-prompt` answers `patient-view` and `encounter-start` with the same engine.
+`iris-domestic-abuse-prompt` answers `patient-view` and `iris-domestic-abuse-prompt-encounter-start`
+answers `encounter-start`, with the same engine. (One id per hook: a discovery entry's id is the
+URL of its service, and CDS clients key services by it.)
 One call, after the protocol layer has verified the caller and completed the prefetch:
 
     prefetch["patient"] (412 unless it is the patient in context) -> record.read_record (fast
@@ -44,6 +46,7 @@ __all__ = [
     "PATIENT_VIEW_PREFETCH",
     "PRACTICE_TIME_ZONE",
     "prefetch_templates",
+    "ENCOUNTER_START_SERVICE_ID",
     "SERVICE_ID",
     "Engine",
     "build_registry",
@@ -53,8 +56,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Stable: GP systems configure this id; changing it breaks every integration.
-SERVICE_ID = "iris-domestic-abuse-prompt"
+# Stable: GP systems configure these ids; changing one breaks every integration.
+SERVICE_ID = "iris-domestic-abuse-prompt"  # patient-view
+ENCOUNTER_START_SERVICE_ID = "iris-domestic-abuse-prompt-encounter-start"
 
 
 def prefetch_templates() -> dict[str, PrefetchTemplate]:
@@ -259,10 +263,10 @@ USAGE = (
 )
 
 
-def _service(hook: str, engine: Engine) -> CdsService:
+def _service(service_id: str, hook: str, engine: Engine) -> CdsService:
     codesets = engine.codesets
     return CdsService(
-        id=SERVICE_ID,
+        id=service_id,
         hook=hook,
         title="IRIS domestic abuse enquiry prompt",
         # The live code-set versions, so a GP system can see which lists it is being judged by.
@@ -275,11 +279,11 @@ def _service(hook: str, engine: Engine) -> CdsService:
 
 
 def patient_view_service(codesets: CodeSetRegistry, engine: Engine | None = None) -> CdsService:
-    return _service("patient-view", engine or Engine(codesets))
+    return _service(SERVICE_ID, "patient-view", engine or Engine(codesets))
 
 
 def encounter_start_service(codesets: CodeSetRegistry, engine: Engine | None = None) -> CdsService:
-    return _service("encounter-start", engine or Engine(codesets))
+    return _service(ENCOUNTER_START_SERVICE_ID, "encounter-start", engine or Engine(codesets))
 
 
 def build_registry(codesets: CodeSetRegistry, engine: Engine | None = None) -> ServiceRegistry:

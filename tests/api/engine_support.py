@@ -31,6 +31,7 @@ from tests.support.server import serve, serve_built
 from tests.support.tokens import SigningKey
 
 SERVICE_PATH = "/cds-services/iris-domestic-abuse-prompt"
+ENCOUNTER_START_PATH = "/cds-services/iris-domestic-abuse-prompt-encounter-start"
 RECORDS = Path(__file__).resolve().parents[1] / "fixtures" / "records"
 NOW = datetime.datetime(2026, 11, 26, 10, 0, tzinfo=ZoneInfo("Europe/London"))
 CONTACTS = CardSettings(
@@ -163,7 +164,8 @@ def call_with(
     pid = pid or patient_id_of(resources)
     prefetch = prefetch_for(resources, pid) if prefetched else None
     body = request_body(pid, prefetch=prefetch, fhir_server=fhir.url if fhir else None, **kw)
-    return service.post(SERVICE_PATH, body)
+    path = ENCOUNTER_START_PATH if body["hook"] == "encounter-start" else SERVICE_PATH
+    return service.post(path, body)
 
 
 def call(

@@ -4,7 +4,7 @@ import httpx
 from fastapi import FastAPI
 
 from iris_prompt.app import create_app
-from iris_prompt.services import SERVICE_ID
+from iris_prompt.services import ENCOUNTER_START_SERVICE_ID, SERVICE_ID
 from tests.conftest import LiveService, make_registry, make_settings
 from tests.support.server import serve_built
 from tests.support.tokens import SigningKey
@@ -18,9 +18,13 @@ def test_discovery_at_the_spec_path(es384_key: SigningKey) -> None:
     with serve_built(build) as (base_url, app):
         response = LiveService(base_url, app, es384_key).get("/cds-services")
     assert response.status_code == 200
-    ours = [s for s in response.json()["services"] if s["id"] == SERVICE_ID]
-    assert sorted(s["hook"] for s in ours) == ["encounter-start", "patient-view"]
-    for product in ours:
+    services = response.json()["services"]
+    # One id per hook: an id is the URL of its service, and clients key services by it.
+    assert [(s["id"], s["hook"]) for s in services] == [
+        (SERVICE_ID, "patient-view"),
+        (ENCOUNTER_START_SERVICE_ID, "encounter-start"),
+    ]
+    for product in services:
         assert product["prefetch"] == {
             "patient": "Patient/{{context.patientId}}",
             "conditions": "Condition?patient={{context.patientId}}",

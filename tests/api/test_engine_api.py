@@ -203,6 +203,13 @@ def test_one_deadline_covers_the_whole_household_check(
 def test_seed_case_on_encounter_start(service: LiveService, seed_fhir: Fhir) -> None:
     cards = cards_of(call(service, "seed-case", seed_fhir, hook="encounter-start"))
     assert kinds(cards) == ["enquiry", "mappa"]
+    # Each hook has its own service: the patient-view one refuses an encounter-start call.
+    resources = record("seed-case")
+    pid = patient_id_of(resources)
+    body = request_body(
+        pid, prefetch=prefetch_for(resources, pid), fhir_server=None, hook="encounter-start"
+    )
+    assert service.post(SERVICE, body).status_code == 400
 
 
 def test_seed_case_with_no_prefetch_fetches_everything(

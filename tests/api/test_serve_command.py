@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from iris_prompt.services import SERVICE_ID
+from iris_prompt.services import ENCOUNTER_START_SERVICE_ID, SERVICE_ID
 from tests.conftest import patient_view
 from tests.support.process import free_port, serve_process
 
@@ -18,7 +18,7 @@ def test_serve_local_answers_discovery_and_the_product_service(tmp_path: Path) -
         discovery = httpx.get(base + "/cds-services").json()
         assert [(s["id"], s["hook"]) for s in discovery["services"]] == [
             (SERVICE_ID, "patient-view"),
-            (SERVICE_ID, "encounter-start"),
+            (ENCOUNTER_START_SERVICE_ID, "encounter-start"),
         ]
         prefetch = {
             "patient": {"resourceType": "Patient", "id": "p1"},
