@@ -45,12 +45,13 @@ _STATUS_NOTES = {
 }
 
 
+def _status_note(entry: CodedEntry) -> str:
+    note = _STATUS_NOTES.get(entry.clinical_status or "")
+    return f" ({note})" if note else ""
+
+
 def _entry_lines(entries: tuple[CodedEntry, ...]) -> list[str]:
-    lines = [
-        f"- {e.term}, {_day(e.when)}"
-        + (f" ({_STATUS_NOTES[e.clinical_status]})" if e.clinical_status in _STATUS_NOTES else "")
-        for e in entries[:SHOWN_ENTRIES]
-    ]
+    lines = [f"- {e.term}, {_day(e.when)}{_status_note(e)}" for e in entries[:SHOWN_ENTRIES]]
     if len(entries) > SHOWN_ENTRIES:
         lines.append(f"- and {len(entries) - SHOWN_ENTRIES} more")
     return lines
