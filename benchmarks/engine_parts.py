@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 import orjson
 
-from iris_prompt.codesets import default_codesets_dir, load_codesets
-from iris_prompt.services import SERVICE_ID
+from iris_prompt.codesets.files import default_codesets_dir, load_codesets
+from iris_prompt.engine.service import SERVICE_ID
 from tests.support.process import free_port, serve_process
 from tests.support.tokens import SigningKey, claims, jwks
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import orjson
 
 from benchmarks.table import Row, summarise
-from iris_prompt.codesets import default_codesets_dir
-from iris_prompt.population import reference_id
-from iris_prompt.simulate import simulate
+from iris_prompt.codesets.files import default_codesets_dir
+from iris_prompt.simulate.cli import simulate
+from iris_prompt.simulate.population import reference_id
 
 SECTION = "simulation"
 COPIES, PASSES = 8, 3

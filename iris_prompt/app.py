@@ -25,17 +25,17 @@ from cds_hooks import (
     ServiceRegistry,
     build_router,
 )
-from iris_prompt.codeset_admin import admin_router
-from iris_prompt.codeset_runtime import (
+from iris_prompt.codesets.admin import admin_router
+from iris_prompt.codesets.files import default_codesets_dir
+from iris_prompt.codesets.live import (
     SERVICE_CHECKS,
     CodeSetRegistry,
     install_sighup_handler,
     readiness,
 )
-from iris_prompt.codesets import default_codesets_dir
-from iris_prompt.services import Engine, build_registry
+from iris_prompt.engine.service import Engine, build_registry
 from iris_prompt.settings import Settings, get_settings
-from iris_prompt.template_api import template_router
+from iris_prompt.template.api import template_router
 
 __all__ = ["create_app"]
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from iris_prompt import codeset_cli, simulate
+from iris_prompt.codesets import cli as codeset_cli
+from iris_prompt.simulate import cli as simulate
 
 __all__ = ["logging_config", "main"]
 

@@ -19,8 +19,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from cds_hooks.auth import ALLOWED_ALGORITHMS, JwtPolicy, TrustedIssuer
 from cds_hooks.prefetch import FhirLimits
 from cds_hooks.router import ProtocolOptions
-from iris_prompt.cards import CardSettings
-from iris_prompt.rules import RuleSettings
+from iris_prompt.engine.cards import CardSettings
+from iris_prompt.engine.rules import RuleSettings
 
 __all__ = ["Settings", "get_settings", "is_loopback"]
 

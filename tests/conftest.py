@@ -21,9 +21,9 @@ from fastapi import FastAPI
 
 from cds_hooks import ServiceRegistry, TrustedIssuer
 from iris_prompt.app import create_app
-from iris_prompt.codeset_runtime import SERVICE_CHECKS, CodeSetRegistry
-from iris_prompt.codesets import default_codesets_dir
-from iris_prompt.services import patient_view_service
+from iris_prompt.codesets.files import default_codesets_dir
+from iris_prompt.codesets.live import SERVICE_CHECKS, CodeSetRegistry
+from iris_prompt.engine.service import patient_view_service
 from iris_prompt.settings import Settings
 from tests.support.fhir_server import FhirTestServer
 from tests.support.server import serve, serve_built

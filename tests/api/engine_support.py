@@ -15,9 +15,9 @@ from fastapi import FastAPI
 
 from cds_hooks import ServiceRegistry
 from iris_prompt.app import create_app
-from iris_prompt.cards import CardSettings
-from iris_prompt.household_lookup import HouseholdLookup
-from iris_prompt.services import Engine, build_registry
+from iris_prompt.engine.cards import CardSettings
+from iris_prompt.engine.lookup import HouseholdLookup
+from iris_prompt.engine.service import Engine, build_registry
 from tests.conftest import (
     ACCESS_TOKEN,
     LiveService,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from iris_prompt.codesets import default_codesets_dir
-from iris_prompt.services import SERVICE_ID
+from iris_prompt.codesets.files import default_codesets_dir
+from iris_prompt.engine.service import SERVICE_ID
 from tests.support.process import serve_process
 
 ADMIN_TOKEN = "a-long-admin-token-for-tests"

@@ -4,7 +4,7 @@ import httpx
 from fastapi import FastAPI
 
 from iris_prompt.app import create_app
-from iris_prompt.services import ENCOUNTER_START_SERVICE_ID, SERVICE_ID
+from iris_prompt.engine.service import ENCOUNTER_START_SERVICE_ID, SERVICE_ID
 from tests.conftest import LiveService, make_registry, make_settings
 from tests.support.server import serve_built
 from tests.support.tokens import SigningKey

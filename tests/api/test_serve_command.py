@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from iris_prompt.services import ENCOUNTER_START_SERVICE_ID, SERVICE_ID
+from iris_prompt.engine.service import ENCOUNTER_START_SERVICE_ID, SERVICE_ID
 from tests.conftest import patient_view
 from tests.support.process import free_port, serve_process
 

@@ -21,9 +21,9 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.questionnaire import Questionnaire
 
-from iris_prompt import template_api
-from iris_prompt.template import QUESTIONNAIRE_URL, QUESTIONNAIRE_VERSION
-from iris_prompt.template_api import response_from_form, template_router
+from iris_prompt.template import api as template_api
+from iris_prompt.template.api import response_from_form, template_router
+from iris_prompt.template.questionnaire import QUESTIONNAIRE_URL, QUESTIONNAIRE_VERSION
 
 PUBLIC_BASE = "https://iris.example/gp"
 EXTRACT = "/fhir/QuestionnaireResponse/$extract"
@@ -200,7 +200,7 @@ def test_a_bug_is_a_500_operation_outcome_without_trace_or_request_values(
         raise KeyError(response["subject"])  # a bug whose message carries request values
 
     monkeypatch.setattr(template_api, "extract", broken)
-    with caplog.at_level(logging.ERROR, logger="iris_prompt.template_api"):
+    with caplog.at_level(logging.ERROR, logger="iris_prompt.template.api"):
         reply = client.post(EXTRACT, json=a_response())
     assert reply.status_code == 500
     assert reply.headers["content-type"] == "application/fhir+json"

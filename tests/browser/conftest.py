@@ -6,7 +6,7 @@ import pytest
 from fastapi import FastAPI
 from playwright.sync_api import Browser, Page
 
-from iris_prompt.template_api import template_router
+from iris_prompt.template.api import template_router
 from tests.support.browser import chromium
 from tests.support.server import serve
 

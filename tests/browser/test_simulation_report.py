@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Route
 
-from iris_prompt.simulate import simulate
-from iris_prompt.simulate_html import report_html
+from iris_prompt.simulate.cli import simulate
+from iris_prompt.simulate.html import report_html
 from tests.unit.simulate.conftest import AS_OF, BUNDLES, codesets_without
 
 pytestmark = pytest.mark.browser

@@ -5,7 +5,7 @@ Every code a test uses comes from the bundled code sets; the names below say wha
 
 from typing import Any
 
-from iris_prompt.risk_flags import MAPPA_CODE, risk_extension
+from iris_prompt.engine.risk_flags import MAPPA_CODE, risk_extension
 
 SNOMED = "http://snomed.info/sct"
 READ_V2 = "http://read.info/readv2"

@@ -12,12 +12,12 @@ MODULES = [
     "cds_hooks.feedback",
     "cds_hooks.logs",
     "cds_hooks.router",
-    "iris_prompt.canonical",
-    "iris_prompt.codes",
-    "iris_prompt.codesets",
-    "iris_prompt.recording",
-    "iris_prompt.recording_check",
-    "iris_prompt.template",
+    "iris_prompt.urls",
+    "iris_prompt.codesets.codes",
+    "iris_prompt.codesets.files",
+    "iris_prompt.template.recording",
+    "iris_prompt.template.codeset_check",
+    "iris_prompt.template.questionnaire",
 ]
 
 

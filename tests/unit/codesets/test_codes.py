@@ -2,7 +2,7 @@
 
 import pytest
 
-from iris_prompt.codes import (
+from iris_prompt.codesets.codes import (
     CTV3,
     READ_V2,
     SNOMED_CT,

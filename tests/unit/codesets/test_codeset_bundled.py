@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from iris_prompt.codes import READ_V2, SNOMED_CT, check_code
-from iris_prompt.codeset_model import KNOWN_ABUSE_FOR_PATIENT, RECORDING_CATEGORIES
-from iris_prompt.codesets import CodeSets, Member, check_folder, default_codesets_dir
+from iris_prompt.codesets.codes import READ_V2, SNOMED_CT, check_code
+from iris_prompt.codesets.files import CodeSets, Member, check_folder, default_codesets_dir
+from iris_prompt.codesets.model import KNOWN_ABUSE_FOR_PATIENT, RECORDING_CATEGORIES
 
 PROJECT = Path(__file__).resolve().parents[3]
 

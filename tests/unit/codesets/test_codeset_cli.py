@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from iris_prompt.cli import main
-from iris_prompt.codes import SNOMED_CT
-from iris_prompt.codesets import default_codesets_dir, load_codesets
+from iris_prompt.codesets.codes import SNOMED_CT
+from iris_prompt.codesets.files import default_codesets_dir, load_codesets
 
 
 def copy_bundled(target: Path) -> Path:

@@ -5,7 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from iris_prompt.codesets import CodeSetError, check_folder, default_codesets_dir, load_codesets
+from iris_prompt.codesets.files import (
+    CodeSetError,
+    check_folder,
+    default_codesets_dir,
+    load_codesets,
+)
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-import iris_prompt.codesets as codesets_module
-from iris_prompt.codesets import default_codesets_dir
+import iris_prompt.codesets.files as codesets_module
+from iris_prompt.codesets.files import default_codesets_dir
 from tests.support.imports import top_level_imports
 
 PROJECT = Path(__file__).resolve().parents[3]
@@ -34,17 +34,17 @@ def test_an_installed_copy_is_found_when_there_is_no_checkout(
     installed.mkdir(parents=True)
     for path in default_codesets_dir().iterdir():
         (installed / path.name).write_bytes(path.read_bytes())
-    fake_module = tmp_path / "site-packages" / "iris_prompt" / "codesets.py"
+    fake_module = tmp_path / "site-packages" / "iris_prompt" / "codesets" / "files.py"
     monkeypatch.setattr(codesets_module, "__file__", str(fake_module))
     monkeypatch.setattr(sys, "prefix", str(tmp_path))
     assert default_codesets_dir() == installed
 
 
-PURE = ["codes", "codeset_model", "codeset_validation", "codesets", "codeset_diff"]
+PURE = ["codes", "model", "validation", "files", "diff"]
 IO_LIBRARIES = {"fastapi", "starlette", "httpx", "uvicorn"}
 
 
 @pytest.mark.parametrize("module", PURE)
 def test_code_set_logic_has_no_web_or_network_imports(module: str) -> None:
-    imported = top_level_imports(PROJECT / "iris_prompt" / f"{module}.py")
+    imported = top_level_imports(PROJECT / "iris_prompt" / "codesets" / f"{module}.py")
     assert imported & IO_LIBRARIES == set()

@@ -18,16 +18,16 @@ import uvicorn
 from fastapi import FastAPI
 
 from iris_prompt.app import create_app
-from iris_prompt.codes import SNOMED_CT
-from iris_prompt.codeset_admin import admin_router
-from iris_prompt.codeset_runtime import (
+from iris_prompt.codesets.admin import admin_router
+from iris_prompt.codesets.codes import SNOMED_CT
+from iris_prompt.codesets.files import CodeSetError, CodeSets, default_codesets_dir
+from iris_prompt.codesets.live import (
     SERVICE_CHECKS,
     CodeSetRegistry,
     describe_versions,
     install_sighup_handler,
     readiness,
 )
-from iris_prompt.codesets import CodeSetError, CodeSets, default_codesets_dir
 from iris_prompt.settings import Settings
 
 NEW_CODE = "25501002"  # Social phobia: only in release B

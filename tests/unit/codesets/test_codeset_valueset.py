@@ -6,9 +6,9 @@ import json
 import pytest
 from fhir.resources.R4B.valueset import ValueSet
 
-from iris_prompt.codes import CTV3, READ_V2, SNOMED_CT
-from iris_prompt.codeset_valueset import codeset_from_valueset, codeset_to_valueset
-from iris_prompt.codesets import CodeSetError, CodeSets, default_codesets_dir, load_codesets
+from iris_prompt.codesets.codes import CTV3, READ_V2, SNOMED_CT
+from iris_prompt.codesets.files import CodeSetError, CodeSets, default_codesets_dir, load_codesets
+from iris_prompt.codesets.valueset import codeset_from_valueset, codeset_to_valueset
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ import datetime
 import pytest
 
 from cds_hooks import Card
-from iris_prompt.cards import SUMMARIES, CardSettings, cards_for
-from iris_prompt.household import HouseholdMember
-from iris_prompt.record import CodedEntry
-from iris_prompt.risk_flags import MappaRisk
-from iris_prompt.rules import Decision
+from iris_prompt.engine.cards import SUMMARIES, CardSettings, cards_for
+from iris_prompt.engine.household import HouseholdMember
+from iris_prompt.engine.record import CodedEntry
+from iris_prompt.engine.risk_flags import MappaRisk
+from iris_prompt.engine.rules import Decision
 
 NOW = datetime.datetime(2026, 11, 26, 10, 0, tzinfo=datetime.UTC)
 

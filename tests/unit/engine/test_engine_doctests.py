@@ -9,11 +9,11 @@ import pytest
 @pytest.mark.parametrize(
     "name",
     [
-        "iris_prompt.fhir_values",
-        "iris_prompt.record",
-        "iris_prompt.risk_flags",
-        "iris_prompt.household",
-        "iris_prompt.rules",
+        "iris_prompt.engine.fhir_values",
+        "iris_prompt.engine.record",
+        "iris_prompt.engine.risk_flags",
+        "iris_prompt.engine.household",
+        "iris_prompt.engine.rules",
     ],
 )
 def test_docstring_examples(name: str) -> None:

@@ -4,8 +4,8 @@ import datetime
 
 import pytest
 
-from iris_prompt.household_lookup import cache_key
-from iris_prompt.services import Engine
+from iris_prompt.engine.lookup import cache_key
+from iris_prompt.engine.service import Engine
 from iris_prompt.settings import Settings
 from tests.conftest import bundled_codesets
 

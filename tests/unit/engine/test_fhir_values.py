@@ -4,7 +4,7 @@ import datetime
 
 import pytest
 
-from iris_prompt.fhir_values import (
+from iris_prompt.engine.fhir_values import (
     PRACTICE_TIME_ZONE,
     as_dict,
     as_list,

@@ -5,14 +5,14 @@ from typing import Any
 
 import pytest
 
-from iris_prompt.household import (
+from iris_prompt.engine.household import (
     Household,
     HouseholdMember,
     age_on,
     group_member_ids,
     household_from,
 )
-from iris_prompt.risk_flags import MappaRisk, mappa_risk, risk_extension, strongest
+from iris_prompt.engine.risk_flags import MappaRisk, mappa_risk, risk_extension, strongest
 from tests.support.records import (
     household_group,
     mappa_flag,

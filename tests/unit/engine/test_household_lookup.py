@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 
 from cds_hooks import FhirClient, FhirLimits
-from iris_prompt.household import UNCHECKED, Household, essentials, household_from
-from iris_prompt.household_lookup import HouseholdLookup
+from iris_prompt.engine.household import UNCHECKED, Household, essentials, household_from
+from iris_prompt.engine.lookup import HouseholdLookup
 from tests.api.engine_support import fhir_serving, record
 
 TODAY = datetime.date(2026, 11, 26)

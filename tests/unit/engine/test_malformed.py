@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from iris_prompt.codeset_model import CodeSets
-from iris_prompt.household import Household, HouseholdMember, essentials, household_from
-from iris_prompt.record import read_record
-from iris_prompt.risk_flags import MappaRisk
+from iris_prompt.codesets.model import CodeSets
+from iris_prompt.engine.household import Household, HouseholdMember, essentials, household_from
+from iris_prompt.engine.record import read_record
+from iris_prompt.engine.risk_flags import MappaRisk
 from tests.conftest import bundled_codesets
 from tests.support.records import (
     DEPRESSIVE_DISORDER,

@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.imports import top_level_imports
 
-PACKAGE = Path(__file__).resolve().parents[3] / "iris_prompt"
+PACKAGE = Path(__file__).resolve().parents[3] / "iris_prompt" / "engine"
 PURE = ["record", "household", "risk_flags", "rules", "card_text", "cards"]
 FORBIDDEN = {"fastapi", "starlette", "httpx", "uvicorn", "asyncio", "socket", "urllib", "os"}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fhir.resources.R4B.flag import Flag
 
-from iris_prompt.risk_flags import MappaRisk, mappa_risk
+from iris_prompt.engine.risk_flags import MappaRisk, mappa_risk
 
 README = Path(__file__).resolve().parents[3] / "README.md"
 

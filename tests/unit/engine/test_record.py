@@ -5,8 +5,8 @@ from itertools import chain
 
 import pytest
 
-from iris_prompt.codeset_model import CodeSets
-from iris_prompt.record import read_record, resources_in
+from iris_prompt.codesets.model import CodeSets
+from iris_prompt.engine.record import read_record, resources_in
 from tests.conftest import bundled_codesets
 from tests.support.records import (
     ANXIETY_DISORDER,

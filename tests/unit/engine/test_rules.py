@@ -4,11 +4,11 @@ import datetime
 
 import pytest
 
-from iris_prompt.codeset_model import CodeSets
-from iris_prompt.household import UNCHECKED, Household, HouseholdMember
-from iris_prompt.record import PatientRecord, read_record
-from iris_prompt.risk_flags import MappaRisk
-from iris_prompt.rules import Decision, RuleSettings, decide
+from iris_prompt.codesets.model import CodeSets
+from iris_prompt.engine.household import UNCHECKED, Household, HouseholdMember
+from iris_prompt.engine.record import PatientRecord, read_record
+from iris_prompt.engine.risk_flags import MappaRisk
+from iris_prompt.engine.rules import Decision, RuleSettings, decide
 from tests.conftest import bundled_codesets
 from tests.support.records import (
     ABUSE_VICTIM_IN_HOUSEHOLD,

@@ -1,9 +1,9 @@
-"""Every canonical URL the project mints starts with the one base in iris_prompt.canonical."""
+"""Every canonical URL the project mints starts with the one base in iris_prompt.urls."""
 
-from iris_prompt.canonical import CANONICAL_BASE
-from iris_prompt.codeset_valueset import codeset_to_valueset
-from iris_prompt.codesets import default_codesets_dir, load_codesets
-from iris_prompt.template import ANSWER_SYSTEM, QUESTIONNAIRE_URL, questionnaire
+from iris_prompt.codesets.files import default_codesets_dir, load_codesets
+from iris_prompt.codesets.valueset import codeset_to_valueset
+from iris_prompt.template.questionnaire import ANSWER_SYSTEM, QUESTIONNAIRE_URL, questionnaire
+from iris_prompt.urls import CANONICAL_BASE
 
 
 def test_the_base_is_reserved_until_a_domain_is_registered() -> None:

@@ -97,9 +97,9 @@ def test_readme_lists_every_setting() -> None:
 
 def test_the_defaults_the_issue_names_reach_the_engine() -> None:
     # A recent enquiry holds the prompt back for 12 months; the household lookup has 300 ms.
-    from iris_prompt.codeset_runtime import SERVICE_CHECKS, CodeSetRegistry
-    from iris_prompt.codesets import default_codesets_dir
-    from iris_prompt.services import Engine
+    from iris_prompt.codesets.files import default_codesets_dir
+    from iris_prompt.codesets.live import SERVICE_CHECKS, CodeSetRegistry
+    from iris_prompt.engine.service import Engine
 
     settings = Settings(local_mode=True)
     engine = Engine.from_settings(

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from iris_prompt.codesets import default_codesets_dir
+from iris_prompt.codesets.files import default_codesets_dir
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "population"
 BUNDLES = FIXTURE / "bundles"

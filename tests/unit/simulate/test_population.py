@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from iris_prompt import simulate_run
-from iris_prompt.population import (
+from iris_prompt.simulate import run as simulate_run
+from iris_prompt.simulate.cli import simulate
+from iris_prompt.simulate.population import (
     READ_TYPES,
     PatientResources,
     PopulationError,
@@ -17,7 +18,6 @@ from iris_prompt.population import (
     open_population,
     reference_id,
 )
-from iris_prompt.simulate import simulate
 from tests.unit.simulate.conftest import AS_OF, BUNDLES, bundle_resources, write_ndjson
 
 

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from iris_prompt.codesets import default_codesets_dir
-from iris_prompt.population import open_population
-from iris_prompt.rules import RuleSettings
-from iris_prompt.services import PRACTICE_TIME_ZONE
-from iris_prompt.simulate import simulate
-from iris_prompt.simulate_report import report_json
-from iris_prompt.simulate_run import PatientResult, RunSettings, run_population
-from iris_prompt.simulate_tally import Hit
+from iris_prompt.codesets.files import default_codesets_dir
+from iris_prompt.engine.rules import RuleSettings
+from iris_prompt.engine.service import PRACTICE_TIME_ZONE
+from iris_prompt.simulate.cli import simulate
+from iris_prompt.simulate.population import open_population
+from iris_prompt.simulate.report import report_json
+from iris_prompt.simulate.run import PatientResult, RunSettings, run_population
+from iris_prompt.simulate.tally import Hit
 from tests.unit.simulate.conftest import AS_OF, BUNDLES, MOVED_CODE
 
 READ_V2 = "http://read.info/readv2"

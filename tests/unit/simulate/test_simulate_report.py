@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from iris_prompt.codesets import default_codesets_dir, load_codesets
-from iris_prompt.simulate import simulate
-from iris_prompt.simulate_html import bar_chart, report_html
-from iris_prompt.simulate_report import Report, report_csv, report_json, report_text
-from iris_prompt.simulate_tally import Comparison, Hit, Outcome, Tally, percent
+from iris_prompt.codesets.files import default_codesets_dir, load_codesets
+from iris_prompt.simulate.cli import simulate
+from iris_prompt.simulate.html import bar_chart, report_html
+from iris_prompt.simulate.report import Report, report_csv, report_json, report_text
+from iris_prompt.simulate.tally import Comparison, Hit, Outcome, Tally, percent
 from tests.unit.simulate.conftest import AS_OF, BUNDLES
 
 SCT, READ = "http://snomed.info/sct", "http://read.info/readv2"

@@ -5,7 +5,7 @@ import json
 import pytest
 from fhir.resources.R4B.questionnaire import Questionnaire
 
-from iris_prompt.template import (
+from iris_prompt.template.questionnaire import (
     ANSWER_SYSTEM,
     DASH_ITEMS,
     QUESTIONNAIRE_URL,

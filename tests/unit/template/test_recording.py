@@ -9,8 +9,10 @@ from typing import Any
 import orjson
 import pytest
 
-from iris_prompt.codesets import check_folder, default_codesets_dir, load_codesets
-from iris_prompt.recording import (
+from iris_prompt.codesets.files import check_folder, default_codesets_dir, load_codesets
+from iris_prompt.template.codeset_check import check_recording_set
+from iris_prompt.template.questionnaire import iter_items, questionnaire
+from iris_prompt.template.recording import (
     MAPPING,
     OUTCOMES_ONE_CLICK,
     UNCODED,
@@ -18,8 +20,6 @@ from iris_prompt.recording import (
     outcome_resources,
     resources_for,
 )
-from iris_prompt.recording_check import check_recording_set
-from iris_prompt.template import iter_items, questionnaire
 
 Build = Callable[..., dict[str, Any]]
 

@@ -1,0 +1,3 @@
+"""codesets"""
+
+__all__: list[str] = []

@@ -1,0 +1,191 @@
+"""Looking the household up on the client's FHIR server: the I/O edge of `household`.
+
+With the caller's token, through the protocol layer's `FhirClient`, and all within one deadline
+(`IRIS_HOUSEHOLD_BUDGET_SECONDS`, default 0.3 s) for the whole check:
+
+1. the household Group (`Group?member=`) and the patient's RelatedPersons, when the client did
+   not prefetch them (their templates have no protocol fallback: they come here as queries);
+2. each other member's `Patient/{id}` (age, NHS number) and `Flag?subject=Patient/{id}`;
+3. for each RelatedPerson NHS number, `Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|N`,
+   then that Patient's Flags.
+
+If anything fails (401, 403, 5xx, timeout, over the deadline) the household is `UNCHECKED`: the
+enquiry card still shows and says household risk could not be checked. Nothing of the failure
+reaches the card or the log beyond its kind: never a URL (ids), a token or a response body.
+
+Flags are filtered here, not by the server: R4 defines no `status` search parameter for Flag.
+
+Answers are cached briefly (cachetools TTL) under a key made of the FHIR server's base URL, a
+SHA-256 of the access token and the query, so one practice's or one token's data can never be
+served to another. Only successful answers are cached, and of them only the fields the household
+is built from (`household.essentials`: no names, addresses or notes); the cache is bounded by
+the size of what it holds, not by a count of entries.
+"""
+
+import asyncio
+import datetime
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+from cachetools import TTLCache
+
+from cds_hooks import FhirClient, FhirUnavailable
+from iris_prompt.engine.household import (
+    NHS_NUMBER_SYSTEM,
+    UNCHECKED,
+    Household,
+    essentials,
+    household_from,
+    household_others,
+)
+from iris_prompt.engine.record import resources_in
+
+__all__ = ["HouseholdLookup", "cache_key"]
+
+log = logging.getLogger(__name__)
+
+CacheKey = tuple[str, str, str]
+Resources = list[dict[str, Any]]
+Get = Callable[[str], Awaitable[Resources]]
+
+
+def cache_key(fhir_server: str, access_token: str | None, query: str) -> CacheKey:
+    """(server, token digest, query): distinct for every server and every token."""
+    digest = hashlib.sha256((access_token or "").encode()).hexdigest()
+    return (fhir_server.rstrip("/"), digest, query)
+
+
+def _size(value: Resources) -> int:
+    """Bytes a cached answer stands for (its JSON), for the cache's size bound."""
+    return len(orjson.dumps(value))
+
+
+@dataclass
+class HouseholdLookup:
+    """The household lookup of one service, with its budget and its cache.
+
+    `cache_bytes` bounds the cache by the size of the (trimmed) answers it holds.
+    """
+
+    budget: float = 0.3
+    cache_seconds: float = 60.0
+    cache_bytes: int = 16 * 2**20
+    _cache: TTLCache[CacheKey, Resources] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._cache = TTLCache(maxsize=self.cache_bytes, ttl=self.cache_seconds, getsizeof=_size)
+
+    async def household(
+        self,
+        *,
+        fhir: FhirClient | None,
+        fhir_server: str | None,
+        access_token: str | None,
+        patient_id: str,
+        groups: Iterable[Mapping[str, Any]],
+        related_persons: Iterable[Mapping[str, Any]],
+        today: datetime.date,
+        hook_instance: str,
+        now: datetime.datetime | None = None,
+        queries: Iterable[str] = (),
+    ) -> Household:
+        """The household, or `UNCHECKED` when it cannot be looked up within the budget.
+
+        `queries` are searches for the household's Group and RelatedPersons the client did not
+        prefetch (`PrefetchData.deferred`): fetched first, within the same budget.
+        """
+        groups, related_persons = list(groups), list(related_persons)
+        queries = list(queries)
+        if fhir is None or fhir_server is None:
+            if not queries and not any(
+                household_others(groups, related_persons, patient_id, today, now=now)
+            ):
+                return household_from(patient_id=patient_id, today=today)
+            log.warning("household not checked: no fhirServer hookInstance=%s", hook_instance)
+            return UNCHECKED
+        get = self._getter(fhir, fhir_server, access_token)
+
+        try:
+            async with asyncio.timeout(self.budget):
+                for found in await asyncio.gather(*(get(q) for q in queries)):
+                    groups += [r for r in found if r.get("resourceType") == "Group"]
+                    related_persons += [
+                        r for r in found if r.get("resourceType") == "RelatedPerson"
+                    ]
+                member_ids, numbers = household_others(
+                    groups, related_persons, patient_id, today, now=now
+                )
+                if not member_ids and not numbers:
+                    return household_from(patient_id=patient_id, today=today)
+                patients, flags = await _members(get, member_ids, numbers)
+        except TimeoutError:
+            log.warning(
+                "household not checked: over the %.0f ms budget hookInstance=%s",
+                self.budget * 1000,
+                hook_instance,
+            )
+            return UNCHECKED
+        except FhirUnavailable as error:
+            log.warning("household not checked: %s hookInstance=%s", error.message, hook_instance)
+            return UNCHECKED
+        return household_from(
+            patient_id=patient_id,
+            today=today,
+            groups=groups,
+            related_persons=related_persons,
+            patients=patients,
+            flags=flags,
+            now=now,
+        )
+
+    def _getter(self, fhir: FhirClient, fhir_server: str, access_token: str | None) -> Get:
+        """GET a query's resources (their essentials), through the cache."""
+
+        async def get(query: str) -> Resources:
+            key = cache_key(fhir_server, access_token, query)
+            cached = self._cache.get(key)
+            if cached is None:
+                answer = resources_in(await fhir.get(query))
+                cached = [kept for r in answer if (kept := essentials(r)) is not None]
+                try:
+                    self._cache[key] = cached
+                except ValueError:
+                    pass  # larger than the whole cache: used for this call, not kept
+            return cached
+
+        return get
+
+
+async def _members(
+    get: Get, member_ids: list[str], numbers: list[str]
+) -> tuple[Resources, Resources]:
+    """The members' Patients and Flags: Group members by id, RelatedPersons by NHS number."""
+    reads = [f"Patient/{quote(pid, safe='')}" for pid in member_ids]
+    flag_searches = [f"Flag?subject=Patient/{quote(pid, safe='')}" for pid in member_ids]
+    by_number = [
+        f"Patient?identifier={quote(f'{NHS_NUMBER_SYSTEM}|{n}', safe='')}" for n in numbers
+    ]
+    results = await asyncio.gather(*(get(q) for q in reads + flag_searches + by_number))
+    patients = [r for found in results[: len(reads)] for r in found]
+    flags = [r for found in results[len(reads) : len(reads) + len(flag_searches)] for r in found]
+    resolved = [r for found in results[len(reads) + len(flag_searches) :] for r in found]
+    patients += resolved
+    extra = {
+        p["id"]
+        for p in resolved
+        if p.get("resourceType") == "Patient"
+        and isinstance(p.get("id"), str)
+        and p["id"]
+        and p["id"] not in member_ids
+    }
+    if extra:
+        more = await asyncio.gather(
+            *(get(f"Flag?subject=Patient/{quote(pid, safe='')}") for pid in sorted(extra))
+        )
+        flags += [r for found in more for r in found]
+    return patients, flags

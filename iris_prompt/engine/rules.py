@@ -1,0 +1,261 @@
+"""THE RULES: which cards a clinician sees for one patient. `decide(...)` is the clinical decision.
+
+`decide` is a pure function over plain data: the patient's record (`record.read_record`), the code
+sets, the household (`household.household_from`, or None when it was not looked up), the time
+and the caller's user type. It returns a `Decision`, plain data saying which cards to show and
+why; `cards.cards_for` turns it into CDS Hooks cards. The service and the alert-burden simulation
+both call this function, so what the simulation counts is what clinicians see.
+
+The rules, in order (README "What the prompt does" says the same for clinicians):
+
+1. Only clinicians: a caller whose userId is not a Practitioner or PractitionerRole (a patient-
+   facing app: Patient or RelatedPerson) gets no cards, whatever the record holds.
+2. A deceased patient: no cards. The enquiry and known-abuse cards (rules 3-5) only for patients
+   aged 16 or over on the day of the call (Domestic Abuse Act 2021): under 16, or of unknown age
+   (no birth date, or one that cannot be read), `enquiry_withheld` says why, and only MAPPA
+   cards (rule 6) can show.
+3. Triggers: entries of the trigger set dated within their category's lookback (manifest). An
+   undated entry counts only in a whole-record category. An old entry whose Condition is still
+   "active" does not count: problem lists keep old problems active for years.
+4. Known abuse: an entry of the known-abuse set in a category saying this patient is harmed or
+   at risk (`KNOWN_ABUSE_FOR_PATIENT`: victim, history, at risk, MARAC, police report), within
+   its category's lookback (the whole record as bundled), whatever its clinicalStatus: abuse
+   recorded as resolved is still known. It shows the known-abuse card (review safety) instead
+   of the enquiry card. The set's other categories (abuse in the household, which does not say
+   who is harmed and is also recorded for children and for the person causing harm) are reasons
+   to ask, so they count as triggers for the enquiry card.
+5. Suppression: an enquiry outcome (`settings.suppressing_categories`: enquiry made, or declined)
+   dated within `settings.enquiry_window` (default 365 days) of the call, and not after it,
+   suppresses the enquiry and the known-abuse card, unless a trigger is dated after it, or (for
+   the known-abuse card) a known-abuse entry is dated on or after it: a disclosure is recorded
+   as "enquiry made" and "victim" together, and the weeks after it are when safety most needs
+   reviewing. "Enquiry not made" (not safe to ask) does not suppress: the question is still
+   open, and the card says when it was last not asked.
+6. MAPPA: each household member with a MAPPA flag in force gives a card (critical when the risk
+   to a known adult or to children is high or very high, or unreadable), whether or not other
+   cards show, and for a patient of any age: risk to children is exactly what the clinician of
+   a child must know (in the Child T review the child was 8).
+7. Think Family: the ages of household members under 18, and the number whose age is unknown, go
+   with every card.
+
+>>> decision = decide(PatientRecord({"birthDate": "1990-01-01"}, ()), codesets=None,
+...     now=datetime.datetime(2026, 1, 5, tzinfo=datetime.UTC), household=None,
+...     settings=RuleSettings(), user_type="Patient")
+>>> decision.no_cards_reason, decision.cards
+('patient-facing caller', ())
+"""
+
+import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from iris_prompt.codesets.model import KNOWN_ABUSE_FOR_PATIENT, CodeSet, CodeSets
+from iris_prompt.engine.fhir_values import local_date
+from iris_prompt.engine.household import Household, HouseholdMember, age_on
+from iris_prompt.engine.record import CodedEntry, PatientRecord
+
+__all__ = [
+    "CLINICIAN_USER_TYPES",
+    "Decision",
+    "RuleSettings",
+    "decide",
+    "refusal",
+]
+
+CLINICIAN_USER_TYPES = frozenset({"Practitioner", "PractitionerRole"})
+CHILD_AGE = 18
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSettings:
+    """The rules' settings a deployment may change (IRIS_ENQUIRY_WINDOW_DAYS, ...)."""
+
+    enquiry_window: datetime.timedelta = datetime.timedelta(days=365)
+    minimum_age: int = 16
+    suppressing_categories: frozenset[str] = frozenset({"enquiry-made", "enquiry-declined"})
+    clinician_user_types: frozenset[str] = CLINICIAN_USER_TYPES
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to show, and why: plain data for cards, the simulation and the audit.
+
+    `enquiry` and `known_abuse` never both hold. `mappa` lists the household members with a
+    MAPPA flag in force. `triggers` and `known_abuse_entries` are the entries that count, newest
+    first. `suppressed_by` is the recent enquiry that held back a card; `last_not_made` the most
+    recent "enquiry not made" within the window. `enquiry_withheld` says why the enquiry and
+    known-abuse cards were not considered (under 16, age unknown); `no_cards_reason` is set when
+    rules 1-2 leave no card at all (a patient-facing caller, deceased, or under 16 or of unknown
+    age with no MAPPA card).
+    `household_members` counts the other members found when the household was checked (0: none
+    recorded, so nothing could be checked); `children_ages` are those under 18, `unknown_ages`
+    the number whose age is unknown (no birth date, or their record could not be read).
+    """
+
+    enquiry: bool = False
+    known_abuse: bool = False
+    mappa: tuple[HouseholdMember, ...] = ()
+    triggers: tuple[CodedEntry, ...] = ()
+    known_abuse_entries: tuple[CodedEntry, ...] = ()
+    suppressed_by: CodedEntry | None = None
+    last_not_made: CodedEntry | None = None
+    children_ages: tuple[int, ...] = ()
+    unknown_ages: int = 0
+    household_checked: bool = False
+    household_members: int = 0
+    enquiry_withheld: str | None = None
+    no_cards_reason: str | None = None
+    age: int | None = None
+    today: datetime.date | None = field(default=None, compare=False)
+
+    @property
+    def cards(self) -> tuple[str, ...]:
+        """The kinds of card to show, in order: "enquiry" or "known-abuse", then "mappa" (one
+        per flagged member)."""
+        kinds: list[str] = []
+        if self.enquiry:
+            kinds.append("enquiry")
+        if self.known_abuse:
+            kinds.append("known-abuse")
+        kinds.extend("mappa" for _ in self.mappa)
+        return tuple(kinds)
+
+
+def _counts(entry: CodedEntry, codeset: CodeSet, today: datetime.date) -> bool:
+    """Inside its category's lookback window (and not dated after today)."""
+    settings = codeset.categories.get(entry.category)
+    lookback = settings.lookback if settings is not None else None
+    if lookback is None:
+        return entry.when is None or entry.when <= today
+    if entry.when is None:
+        return False
+    return today - lookback <= entry.when <= today
+
+
+def _newest_first(entries: Iterable[CodedEntry]) -> tuple[CodedEntry, ...]:
+    return tuple(sorted(entries, key=lambda e: e.when or datetime.date.min, reverse=True))
+
+
+def _is_deceased(patient: dict[str, object]) -> bool:
+    return patient.get("deceasedBoolean") is True or "deceasedDateTime" in patient
+
+
+def refusal(
+    record: PatientRecord,
+    *,
+    today: datetime.date,  # noqa: ARG001 (kept for callers: age no longer refuses a call)
+    settings: RuleSettings,
+    user_type: str,
+) -> str | None:
+    """Rules 1-2: why this call gets no cards at all (a patient-facing caller, a deceased
+    patient), or None when cards may show.
+
+    The service asks this before it looks the household up, so a patient-facing call never
+    causes a household lookup. A patient under 16 or of unknown age is not refused: a MAPPA card
+    can still show (`decide` withholds the enquiry).
+    """
+    if user_type not in settings.clinician_user_types:
+        return "patient-facing caller"
+    if _is_deceased(record.patient or {}):
+        return "deceased"
+    return None
+
+
+def _withheld(age: int | None, settings: RuleSettings) -> str | None:
+    """Rule 2: why the enquiry and known-abuse cards are not for this patient, or None."""
+    if age is None:
+        return "age unknown"
+    if age < settings.minimum_age:
+        return f"under {settings.minimum_age}"
+    return None
+
+
+def _prompt(
+    record: PatientRecord, codesets: CodeSets, today: datetime.date, settings: RuleSettings
+) -> Decision:
+    """Rules 3-5: the enquiry or known-abuse card, and why."""
+    known_abuse = [
+        e
+        for e in record.entries
+        if e.set == "known-abuse" and _counts(e, codesets.known_abuse, today)
+    ]
+    known = _newest_first(e for e in known_abuse if e.category in KNOWN_ABUSE_FOR_PATIENT)
+    triggers = _newest_first(
+        [e for e in record.entries if e.set == "trigger" and _counts(e, codesets.trigger, today)]
+        + [e for e in known_abuse if e.category not in KNOWN_ABUSE_FOR_PATIENT]
+    )
+    window_start = today - settings.enquiry_window
+    recent_outcomes = _newest_first(
+        e
+        for e in record.entries
+        if e.set == "recording" and e.when is not None and window_start <= e.when <= today
+    )
+    suppressing = next(
+        (e for e in recent_outcomes if e.category in settings.suppressing_categories), None
+    )
+    not_made = next((e for e in recent_outcomes if e.category == "enquiry-not-made"), None)
+    if suppressing is not None and suppressing.when is not None:
+        asked = suppressing.when
+        # A trigger must be newer than the enquiry to ask again. Abuse known on the day of the
+        # enquiry or since is the enquiry's own outcome (the template records a disclosure as
+        # "enquiry made" and "victim" with one timestamp): it keeps the review-safety card.
+        newer = any(e.when is not None and e.when > asked for e in triggers)
+        known_since = any(e.when is not None and e.when >= asked for e in known)
+        if newer or known_since:
+            suppressing = None
+
+    suppressed_by = suppressing if known or triggers else None
+    return Decision(
+        enquiry=bool(triggers) and not known and suppressed_by is None,
+        known_abuse=bool(known) and suppressed_by is None,
+        triggers=triggers,
+        known_abuse_entries=known,
+        suppressed_by=suppressed_by,
+        last_not_made=not_made,
+    )
+
+
+def decide(
+    record: PatientRecord,
+    codesets: CodeSets | None,
+    *,
+    now: datetime.datetime,
+    household: Household | None,
+    settings: RuleSettings,
+    user_type: str,
+) -> Decision:
+    """The cards for this patient now (see the module docstring for the rules).
+
+    `now` is the time of the call in the practice's time zone (its date is "today").
+    `household` None means it was not looked up: no MAPPA cards, `household_checked` False.
+    `codesets` may be None only when no enquiry can be considered (rules 1-2).
+    `no_cards_reason` is set when no card shows because of rules 1-2.
+    """
+    today = local_date(now)
+    age = age_on((record.patient or {}).get("birthDate"), today)
+    refused = refusal(record, today=today, settings=settings, user_type=user_type)
+    if refused is not None:
+        shown_age = age if user_type in settings.clinician_user_types else None
+        return Decision(no_cards_reason=refused, age=shown_age, today=today)
+    withheld = _withheld(age, settings)
+    prompt = Decision()
+    if withheld is None:
+        if codesets is None:
+            raise ValueError("codesets are needed to decide for a patient")
+        prompt = _prompt(record, codesets, today, settings)
+    members = household.members if household is not None else ()
+    mappa = tuple(m for m in members if m.mappa is not None)
+    return replace(
+        prompt,
+        mappa=mappa,
+        children_ages=tuple(
+            sorted(m.age for m in members if m.age is not None and m.age < CHILD_AGE)
+        ),
+        unknown_ages=sum(1 for m in members if m.age is None),
+        household_checked=household is not None and household.checked,
+        household_members=len(members),
+        enquiry_withheld=withheld,
+        no_cards_reason=withheld if withheld is not None and not mappa else None,
+        age=age,
+        today=today,
+    )

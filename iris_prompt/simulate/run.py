@@ -1,0 +1,389 @@
+"""Running the service's own rules over a population, one patient at a time, on every core.
+
+For each patient this does what the service (`services.Engine`) does for a clinician's call:
+`record.read_record` over the resources the service is given, `rules.refusal` (a deceased
+patient: no cards and no household lookup), the household from
+`household.group_member_ids` and `household.related_nhs_numbers` with the members' Patients
+and Flags taken from the population where the service would fetch them from the FHIR server,
+`household.household_from`, and `rules.decide`. There is no second copy of any rule here: what
+is counted is what a clinician would see on that day.
+
+Worker processes (one per core) each load the code sets once, read their patients' records
+themselves and send back only the small `Outcome`s. A record that cannot be read, or that the
+rules cannot read, is skipped and listed; it never stops the run.
+"""
+
+import datetime
+import gc
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from multiprocessing.context import BaseContext
+from pathlib import Path
+from typing import Any, TextIO
+
+from iris_prompt.codesets.files import load_codesets
+from iris_prompt.codesets.model import CodeSets
+from iris_prompt.engine.household import (
+    Household,
+    household_from,
+    household_others,
+    nhs_number,
+)
+from iris_prompt.engine.record import CodedEntry, read_record
+from iris_prompt.engine.rules import Decision, RuleSettings, decide, refusal
+from iris_prompt.simulate.population import (
+    Mapper,
+    PatientReader,
+    PatientResources,
+    Population,
+    Shared,
+    Skipped,
+    group_members,
+    reference_id,
+)
+from iris_prompt.simulate.tally import Hit, Outcome
+
+__all__ = [
+    "USER_TYPE",
+    "Evaluator",
+    "HouseholdIndex",
+    "PatientResult",
+    "Progress",
+    "RunSettings",
+    "choose_workers",
+    "scanner",
+    "outcome_from",
+    "run_population",
+]
+
+# The simulation sees what a clinician opening each record would see.
+USER_TYPE = "Practitioner"
+# Below this many bytes of records (about 40 Synthea patients), starting worker processes
+# costs more than it saves.
+POOL_THRESHOLD_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """What every worker needs to decide: the code-set folders, the time of the simulated
+    call (in the practice's time zone, as the service's clock), the rule settings."""
+
+    codesets_dir: Path
+    compare_dir: Path | None
+    now: datetime.datetime
+    rules: RuleSettings
+
+    @property
+    def as_of(self) -> datetime.date:
+        return self.now.date()
+
+
+@dataclass(frozen=True, slots=True)
+class PatientResult:
+    """One patient's outcome under the new code sets and, when comparing, the old ones."""
+
+    patient_id: str
+    new: Outcome
+    old: Outcome | None = None
+
+
+def _hits(entries: tuple[CodedEntry, ...]) -> tuple[Hit, ...]:
+    seen: dict[tuple[str, str], Hit] = {}
+    for e in entries:
+        seen.setdefault((e.system, e.code), Hit(e.system, e.code, e.term, e.category))
+    return tuple(seen.values())
+
+
+def outcome_from(decision: Decision) -> Outcome:
+    """The part of a decision the simulation counts."""
+    return Outcome(
+        # Not considered for an enquiry: refused outright, or withheld (under 16, age unknown)
+        # with at most a MAPPA card.
+        reason=decision.no_cards_reason or decision.enquiry_withheld,
+        enquiry=decision.enquiry,
+        known_abuse=decision.known_abuse,
+        mappa=bool(decision.mappa),
+        suppressed=decision.suppressed_by is not None,
+        triggers=_hits(decision.triggers),
+        known=_hits(decision.known_abuse_entries),
+    )
+
+
+class HouseholdIndex:
+    """The household resources the service would have for one patient, from the population:
+    the Groups they are in (`Group?member=`) and their RelatedPersons (prefetch), and the
+    Patients and Flags of the members `household_lookup` would fetch."""
+
+    def __init__(self, shared: Shared) -> None:
+        self.groups: dict[str, list[dict[str, Any]]] = {}
+        for group in shared.groups:
+            for member_id in dict.fromkeys(group_members(group)):
+                self.groups.setdefault(member_id, []).append(group)
+        self.related: dict[str, list[dict[str, Any]]] = {}
+        for person in shared.related_persons:
+            patient_id = reference_id((person.get("patient") or {}).get("reference"))
+            if patient_id is not None:
+                self.related.setdefault(patient_id, []).append(person)
+        self.patients = shared.patients
+        self.by_number = {nhs_number(p): p for p in shared.patients.values() if nhs_number(p)}
+        self.flags: dict[str, list[dict[str, Any]]] = {}
+        for flag in shared.flags:
+            subject = reference_id((flag.get("subject") or {}).get("reference"))
+            if subject is not None:
+                self.flags.setdefault(subject, []).append(flag)
+
+    def household(self, patient_id: str, now: datetime.datetime) -> Household:
+        """As `household_lookup.HouseholdLookup.household`, with the population as the server:
+        the same functions, with the time of the simulated call for periods given to the
+        instant."""
+        today = now.date()
+        groups = self.groups.get(patient_id, [])
+        related = self.related.get(patient_id, [])
+        member_ids, numbers = household_others(groups, related, patient_id, today, now=now)
+        if not member_ids and not numbers:
+            return household_from(patient_id=patient_id, today=today, now=now)
+        patients = [self.patients[m] for m in member_ids if m in self.patients]
+        patients += [self.by_number[n] for n in numbers if n in self.by_number]
+        flagged = dict.fromkeys([*member_ids, *(str(p["id"]) for p in patients)])
+        flags = [flag for m in flagged for flag in self.flags.get(m, ())]
+        return household_from(
+            patient_id=patient_id,
+            today=today,
+            groups=groups,
+            related_persons=related,
+            patients=patients,
+            flags=flags,
+            now=now,
+        )
+
+
+class Evaluator:
+    """Decides for one patient at a time with the service's rules, under one or two versions."""
+
+    def __init__(
+        self, shared: Shared, settings: RunSettings, new: CodeSets, old: CodeSets | None
+    ) -> None:
+        self.households = HouseholdIndex(shared)
+        self.settings = settings
+        self.new, self.old = new, old
+
+    def _outcomes(self, resources: PatientResources) -> list[Outcome]:
+        """The outcome under each version (new first), as the service would decide."""
+        settings = self.settings
+        versions = [self.new] if self.old is None else [self.new, self.old]
+        records = [read_record(resources.resources, codesets) for codesets in versions]
+        # The refusal rules read only the Patient, the same under every version.
+        refused = refusal(
+            records[0], today=settings.as_of, settings=settings.rules, user_type=USER_TYPE
+        )
+        if refused is not None:
+            return [Outcome(reason=refused) for _ in versions]
+        household = self.households.household(resources.patient_id, settings.now)
+        return [
+            outcome_from(
+                decide(
+                    record,
+                    codesets,
+                    now=settings.now,
+                    household=household,
+                    settings=settings.rules,
+                    user_type=USER_TYPE,
+                )
+            )
+            for record, codesets in zip(records, versions, strict=True)
+        ]
+
+    def evaluate(self, resources: PatientResources) -> PatientResult | Skipped:
+        try:
+            outcomes = self._outcomes(resources)
+        except Exception as error:  # counted and listed, never silent: see Skipped
+            # The type only: an exception's message may quote the record.
+            reason = f"the rules could not read it ({type(error).__name__})"
+            return Skipped(resources.where, reason)
+        old = outcomes[1] if len(outcomes) > 1 else None
+        return PatientResult(resources.patient_id, outcomes[0], old)
+
+
+# --- one process or several -------------------------------------------------------------------
+_worker: tuple[PatientReader, Evaluator] | None = None
+
+
+def _load(settings: RunSettings) -> tuple[CodeSets, CodeSets | None]:
+    new = load_codesets(settings.codesets_dir)
+    old = None if settings.compare_dir is None else load_codesets(settings.compare_dir)
+    return new, old
+
+
+def _start_worker(reader: PatientReader, shared: Shared, settings: RunSettings) -> None:
+    """Each worker loads the code sets once, at start."""
+    global _worker
+    _worker = (reader, Evaluator(shared, settings, *_load(settings)))
+
+
+def _work(unit: Any) -> PatientResult | Skipped | None:
+    if _worker is None:
+        raise RuntimeError("a simulation worker was used before it was started")
+    reader, evaluator = _worker
+    return _evaluate(reader, evaluator, unit)
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Parsed JSON holds no reference cycles, so Python's cycle collector has nothing to find in
+    a record; left on while orjson builds one of 100,000 objects, it walks the growing tree
+    again and again (measured: a Synthea record took three times as long). Off while a patient
+    is read, decided and freed; back on between patients, so any cycle is still collected."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _evaluate(
+    reader: PatientReader, evaluator: Evaluator, unit: Any
+) -> PatientResult | Skipped | None:
+    with _no_cycle_collection():
+        resources = reader.read(unit)
+        if resources is None or isinstance(resources, Skipped):
+            return resources
+        result = evaluator.evaluate(resources)
+        del resources  # freed here, while collection is off, so nothing is left to walk
+    return result
+
+
+def default_workers() -> int:
+    """The cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover  # not on Linux
+        return os.cpu_count() or 1
+
+
+def choose_workers(path: Path, workers: int | None = None) -> int:
+    """`workers` if given; else every core, unless the population is too small to gain."""
+    if workers:
+        return workers
+    try:
+        size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+    except OSError:
+        size = 0
+    return default_workers() if size >= POOL_THRESHOLD_BYTES else 1
+
+
+def _context() -> BaseContext:
+    # forkserver: workers start from a clean process that has imported this module once, not
+    # from a copy of a parent that may hold threads and locks; spawn where it is missing.
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        return context
+    return multiprocessing.get_context("spawn")  # pragma: no cover  # not on Linux
+
+
+def _chunk(count: int, workers: int) -> int:
+    # Small chunks keep both cores busy to the end; each patient is milliseconds of work.
+    return max(1, min(16, count // (workers * 32)))
+
+
+@contextmanager
+def scanner(workers: int) -> Iterator[Mapper]:
+    """A `map` for pass one: the builtin, or a pool of `workers` processes."""
+    if workers <= 1:
+        yield map
+        return
+    with _context().Pool(workers) as pool:
+
+        def parallel(function: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+            listed = list(items)
+            return pool.imap_unordered(function, listed, _chunk(len(listed), workers))
+
+        yield parallel
+
+
+def run_population(
+    population: Population,
+    settings: RunSettings,
+    *,
+    workers: int = 1,
+    progress: Callable[[int], None] = lambda _done: None,
+) -> Iterator[PatientResult | Skipped]:
+    """Each patient's result (or why their record was skipped), in no particular order, from
+    `workers` processes (1: in this process)."""
+    units = population.units
+    done = 0
+    if workers <= 1:
+        evaluator = Evaluator(population.shared, settings, *_load(settings))
+        try:
+            for unit in units:
+                result = _evaluate(population.reader, evaluator, unit)
+                done += 1
+                progress(done)
+                if result is not None:
+                    yield result
+        finally:
+            population.reader.close()
+        return
+    initargs = (population.reader, population.shared, settings)
+    with _context().Pool(workers, _start_worker, initargs) as pool:
+        for result in pool.imap_unordered(_work, units, _chunk(len(units), workers)):
+            done += 1
+            progress(done)
+            if result is not None:
+                yield result
+
+
+class Progress:
+    """A progress bar on stderr, shown only on a terminal and only once a run has taken
+    `delay` seconds, so quick runs and logs stay clean.
+
+        [#########...........]  450/1000 patients  45%  2.1 s
+    """
+
+    def __init__(
+        self,
+        total: int,
+        stream: TextIO | None = None,
+        *,
+        delay: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        width: int = 30,
+    ) -> None:
+        self.total, self.delay, self.clock, self.width = total, delay, clock, width
+        self.stream = sys.stderr if stream is None else stream
+        self.started = clock()
+        self.drawn_at: float | None = None
+        self.shown = self.stream.isatty()
+
+    def __call__(self, done: int) -> None:
+        if not self.shown:
+            return
+        now = self.clock()
+        elapsed = now - self.started
+        if elapsed < self.delay:
+            return
+        recent = self.drawn_at is not None and now - self.drawn_at < 0.1
+        if recent and done < self.total:
+            return
+        self.drawn_at = now
+        fraction = done / self.total if self.total else 1.0
+        filled = int(self.width * fraction)
+        bar = "#" * filled + "." * (self.width - filled)
+        self.stream.write(
+            f"\r[{bar}] {done:>{len(str(self.total))}}/{self.total} patients "
+            f"{fraction:4.0%}  {elapsed:.1f} s"
+        )
+        self.stream.flush()
+
+    def finish(self) -> None:
+        """Clear the bar, if one was drawn."""
+        if self.drawn_at is not None:
+            self.stream.write("\r" + " " * (self.width + 40) + "\r")
+            self.stream.flush()

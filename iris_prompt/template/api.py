@@ -1,0 +1,374 @@
+"""HTTP for the recording template: the FHIR endpoints and the page for practice staff.
+
+`template_router(public_base_url=...)` returns an APIRouter with:
+
+- `GET /fhir/Questionnaire` (a searchset Bundle; `_id` and `url` narrow it) and
+  `GET /fhir/Questionnaire/{id}`;
+- `POST /fhir/QuestionnaireResponse/$extract` (SDC): a QuestionnaireResponse, or Parameters with a
+  `questionnaire-response` part, in; a transaction Bundle out, or 400 with an OperationOutcome that
+  lists every problem
+  (https://hl7.org/fhir/uv/sdc/OperationDefinition-QuestionnaireResponse-extract.html);
+- `GET /template`: the form, server-rendered, with its CSS and script from `/template/static/`;
+  `POST /template`: the coded summary, the instruction to hide the consultation from online access,
+  and the Bundle as JSON.
+
+Every error on the `/fhir` routes is a FHIR OperationOutcome (built by the protocol layer's
+`cds_hooks.errors.operation_outcome`): 400 listing every problem, 404, 413 for a body over
+`MAX_BODY_BYTES`, and 500 for a bug, which is logged by exception type and stack frames only
+(never the message or the body, which could hold patient data) and answered with no stack trace.
+
+Nothing is stored and nothing clinical is logged: every response is computed from the request and
+sent with `Cache-Control: no-store`. The page never sees a patient identifier; its form posts, so
+answers never appear in a URL.
+"""
+
+import logging
+import traceback
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from importlib.resources import files
+from typing import Any
+
+import jinja2
+import orjson
+from fastapi import APIRouter, Request, Response
+
+from cds_hooks.errors import CdsHooksError, Issue, error_response, operation_outcome
+from cds_hooks.router import read_json
+from iris_prompt.template.questionnaire import (
+    DASH_COUNT_ITEM,
+    DASH_ITEMS,
+    MARAC_RULE,
+    MARAC_THRESHOLD,
+    PAGE_PATH,
+    QUESTIONNAIRE_ID,
+    QUESTIONNAIRE_URL,
+    QUESTIONNAIRE_VERSION,
+    dash_yes_count,
+    is_enabled,
+    iter_items,
+    questionnaire,
+)
+from iris_prompt.template.recording import UNCODED, ExtractError, Problem, extract
+
+__all__ = ["template_router", "response_from_form"]
+
+log = logging.getLogger(__name__)
+
+FHIR_JSON = "application/fhir+json"
+MAX_BODY_BYTES = 256 * 1024  # a completed template is a few kilobytes
+NO_STORE = {"Cache-Control": "no-store"}
+PAGE_HEADERS = {
+    **NO_STORE,
+    # Everything the page needs comes from this service; clinical networks block the rest anyway.
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "form-action 'self'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+STATIC_TYPES = {"template.css": "text/css", "template.js": "text/javascript"}
+
+
+def template_router(*, public_base_url: str | None = None) -> APIRouter:
+    """The template's routes; `public_base_url` is how callers reach this service (None: the
+    address each request came to, as for the CDS routes)."""
+
+    def base_of(request: Request) -> str:
+        return (public_base_url or str(request.base_url)).rstrip("/")
+
+    pages = jinja2.Environment(
+        loader=jinja2.PackageLoader("iris_prompt.template", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    static = {
+        name: (files("iris_prompt.template") / "static" / name).read_bytes()
+        for name in STATIC_TYPES
+    }
+    router = APIRouter()
+
+    @router.get("/fhir/Questionnaire")
+    def search_questionnaires(request: Request) -> Response:
+        params = request.query_params
+        versioned = f"{QUESTIONNAIRE_URL}|{QUESTIONNAIRE_VERSION}"
+        found = params.get("url") in (None, QUESTIONNAIRE_URL, versioned) and params.get("_id") in (
+            None,
+            QUESTIONNAIRE_ID,
+        )
+        matches = [questionnaire()] if found else []
+        query = f"?{params}" if params else ""
+        base = base_of(request)
+        bundle: dict[str, Any] = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": len(matches),
+            "link": [{"relation": "self", "url": f"{base}/fhir/Questionnaire{query}"}],
+        }
+        if matches:  # FHIR JSON has no empty arrays: no match, no `entry`
+            bundle["entry"] = [
+                {
+                    "fullUrl": f"{base}/fhir/Questionnaire/{q['id']}",
+                    "resource": q,
+                    "search": {"mode": "match"},
+                }
+                for q in matches
+            ]
+        return _fhir(bundle)
+
+    @router.get("/fhir/Questionnaire/{resource_id}")
+    def read_questionnaire(resource_id: str) -> Response:
+        if resource_id != QUESTIONNAIRE_ID:
+            problem = Problem(f"Questionnaire/{resource_id}", "no such Questionnaire", "not-found")
+            return _fhir(_operation_outcome([problem]), status_code=404)
+        return _fhir(questionnaire())
+
+    @router.post("/fhir/QuestionnaireResponse/$extract")
+    async def extract_operation(request: Request) -> Response:
+        try:
+            # JSON object within the size limit, else 400 or 413 as an OperationOutcome.
+            body = await read_json(request, MAX_BODY_BYTES)
+            return _fhir(extract(_response_in(body)))
+        except CdsHooksError as error:
+            refused = error_response(error)
+            refused.headers.update(NO_STORE)
+            return refused
+        except ExtractError as error:
+            return _fhir(_operation_outcome(error.problems), status_code=400)
+        except Exception as error:
+            frames = "".join(traceback.format_tb(error.__traceback__))
+            log.error("$extract failed: unhandled %s\n%s", type(error).__name__, frames)
+            issue = Issue("internal error; the incident is logged", code="exception")
+            return _fhir(operation_outcome([issue]), status_code=500)
+
+    @router.get(PAGE_PATH)
+    def show_form() -> Response:
+        return _html(pages, "form.html", fields=_fields(questionnaire()["item"], {}), problems=[])
+
+    @router.post(PAGE_PATH, max_body_size=MAX_BODY_BYTES)
+    async def submit_form(request: Request) -> Response:
+        form = urllib.parse.parse_qs((await request.body()).decode("utf-8", errors="replace"))
+        response = response_from_form(form, authored=datetime.now(UTC))
+        try:
+            bundle = extract(response)
+        except ExtractError as error:
+            fields = _fields(questionnaire()["item"], form)
+            return _html(pages, "form.html", 400, fields=fields, problems=error.problems)
+        return _html(pages, "result.html", **_summary(bundle))
+
+    @router.get(PAGE_PATH + "/static/{name}")
+    def static_file(name: str) -> Response:
+        if name not in static:
+            return Response(status_code=404)
+        return Response(static[name], media_type=STATIC_TYPES[name])
+
+    return router
+
+
+def _fhir(resource: Mapping[str, Any], status_code: int = 200) -> Response:
+    return Response(orjson.dumps(resource), status_code, NO_STORE, media_type=FHIR_JSON)
+
+
+def _html(pages: jinja2.Environment, name: str, status_code: int = 200, **context: Any) -> Response:
+    text = pages.get_template(name).render(
+        # Relative links, so the page also works behind a path prefix.
+        static=PAGE_PATH.lstrip("/") + "/static",
+        page=PAGE_PATH.lstrip("/"),
+        **context,
+    )
+    return Response(text, status_code, PAGE_HEADERS, media_type="text/html")
+
+
+def _response_in(body: Mapping[str, Any]) -> Any:
+    """The QuestionnaireResponse from a body that is one, or Parameters carrying one (SDC)."""
+    if body.get("resourceType") != "Parameters":
+        return body
+    parts = body.get("parameter", [])
+    if not isinstance(parts, list):
+        raise ExtractError([Problem("Parameters.parameter", "must be a list", "structure")])
+    for part in parts:
+        if isinstance(part, dict) and part.get("name") == "questionnaire-response":
+            return part.get("resource")
+    raise ExtractError([Problem("Parameters", "no 'questionnaire-response' part", "required")])
+
+
+def _operation_outcome(problems: Sequence[Problem]) -> dict[str, Any]:
+    issues = [Issue(p.message, code=p.code, expression=p.expression or None) for p in problems]
+    return operation_outcome(issues)
+
+
+def response_from_form(form: Mapping[str, Sequence[str]], *, authored: datetime) -> dict[str, Any]:
+    """The QuestionnaireResponse a submitted page describes (names are linkIds, values codes).
+
+    Answers to questions that do not apply (a section the page hid) are dropped, as an SDC form
+    filler does; the DASH count is computed, never taken from the form. Values that do not fit an
+    item are passed on unchanged, for the extract checks to report.
+    """
+    answers: dict[str, list[object]] = {}
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "questionnaire": f"{QUESTIONNAIRE_URL}|{QUESTIONNAIRE_VERSION}",
+        "status": "completed",
+        "authored": authored.isoformat(timespec="seconds"),
+        "item": _form_items(questionnaire()["item"], form, answers),
+    }
+
+
+def _form_items(
+    items: Sequence[Mapping[str, Any]], form: Mapping[str, Sequence[str]], answers: dict[str, Any]
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for item in items:
+        link_id, kind = item["linkId"], item["type"]
+        if kind == "display" or not is_enabled(item, answers):
+            continue
+        if kind == "group":
+            children = _form_items(item["item"], form, answers)
+            if children:
+                out.append({"linkId": link_id, "text": item["text"], "item": children})
+            continue
+        if link_id == DASH_COUNT_ITEM:
+            values: list[object] = (
+                [dash_yes_count(answers)] if any(q in answers for q in DASH_ITEMS) else []
+            )
+        else:
+            values = [_form_value(kind, raw) for raw in dict.fromkeys(form.get(link_id, ())) if raw]
+        if values:
+            answers[link_id] = values
+            answer = [_answer(item, value) for value in values]
+            out.append({"linkId": link_id, "text": item["text"], "answer": answer})
+    return out
+
+
+def _form_value(kind: str, raw: str) -> object:
+    if kind == "boolean":
+        return {"true": True, "false": False}.get(raw, raw)
+    return raw
+
+
+def _answer(item: Mapping[str, Any], value: object) -> dict[str, Any]:
+    if item["type"] == "boolean":
+        return {"valueBoolean": value}
+    if item["type"] == "integer":
+        return {"valueInteger": value}
+    for option in item["answerOption"]:
+        if option["valueCoding"]["code"] == value:
+            return {"valueCoding": dict(option["valueCoding"])}
+    return {"valueCoding": {"code": value}}
+
+
+def _fields(
+    items: Sequence[Mapping[str, Any]], form: Mapping[str, Sequence[str]]
+) -> list[dict[str, Any]]:
+    """The page's view of the questionnaire: one dict per item, with what the form had chosen."""
+    fields = []
+    for item in items:
+        link_id, kind = item["linkId"], item["type"]
+        field: dict[str, Any] = {
+            "kind": kind,
+            "name": link_id,
+            "id": "q-" + link_id.replace(".", "-"),
+            "text": item["text"],
+            "enable_when": orjson.dumps(
+                [_enable_condition(c) for c in item.get("enableWhen", ())]
+            ).decode(),
+        }
+        if kind == "group":
+            field["children"] = _fields(item["item"], form)
+        elif kind == "boolean":
+            field["options"] = _options(
+                field["id"], (("true", "Yes"), ("false", "No")), form, link_id
+            )
+            field["repeats"] = False
+        elif kind == "choice":
+            pairs = [
+                (o["valueCoding"]["code"], o["valueCoding"]["display"])
+                for o in item["answerOption"]
+            ]
+            field["options"] = _options(field["id"], pairs, form, link_id)
+            field["repeats"] = item.get("repeats", False)
+        elif link_id == DASH_COUNT_ITEM:
+            field.update(
+                count=sum("yes" in form.get(q, ()) for q in DASH_ITEMS),
+                total=len(DASH_ITEMS),
+                threshold=MARAC_THRESHOLD,
+                rule=MARAC_RULE,
+            )
+        fields.append(field)
+    return fields
+
+
+def _enable_condition(condition: Mapping[str, Any]) -> dict[str, str]:
+    if "answerBoolean" in condition:
+        value = "true" if condition["answerBoolean"] else "false"
+    else:
+        value = condition["answerCoding"]["code"]
+    return {"question": condition["question"], "value": value}
+
+
+def _options(
+    field_id: str, pairs: Sequence[tuple[str, str]], form: Mapping[str, Sequence[str]], name: str
+) -> list[dict[str, Any]]:
+    chosen = form.get(name, ())
+    return [
+        {"value": value, "label": label, "id": f"{field_id}-{value}", "checked": value in chosen}
+        for value, label in pairs
+    ]
+
+
+def _summary(bundle: Mapping[str, Any]) -> dict[str, Any]:
+    """What the result page shows, read from the Bundle that is filed (not worked out again)."""
+    resources = [entry["resource"] for entry in bundle["entry"]]
+    response = resources[0]
+    coded = resources[1:]
+    recommendations = [
+        r for r in coded if r["resourceType"] == "ServiceRequest" and r["intent"] == "proposal"
+    ]
+    chosen = {
+        (item["linkId"], answer["valueCoding"]["code"])
+        for item in iter_items(response.get("item", ()))
+        for answer in item.get("answer", ())
+        if "valueCoding" in answer
+    }
+    labels = {
+        (item["linkId"], o["valueCoding"]["code"]): o["valueCoding"]["display"]
+        for item in iter_items(questionnaire()["item"])
+        for o in item.get("answerOption", ())
+    }
+    children = {
+        answer["valueCoding"]["code"]
+        for item in iter_items(response.get("item", ()))
+        if item["linkId"] in ("disclosure.children", "disclosure.children-affected")
+        for answer in item.get("answer", ())
+    }
+    unsafe_to_go_home = any(
+        answer.get("valueBoolean") is False
+        for item in iter_items(response.get("item", ()))
+        if item["linkId"] == "hark.safe-now"
+        for answer in item.get("answer", ())
+    )
+    return {
+        "unsafe_to_go_home": unsafe_to_go_home,
+        # Think Family: children in the household and no child safeguarding referral recorded.
+        "consider_children": "yes" in children
+        and ("actions.taken", "child-safeguarding") not in chosen,
+        "coded": [
+            {
+                "kind": r["resourceType"],
+                "code": r["code"]["coding"][0]["code"],
+                "display": r["code"]["coding"][0]["display"],
+                "status": "recommended" if r in recommendations else "recorded",
+                "value": r.get("valueInteger", r.get("valueString", "")),
+            }
+            for r in coded
+        ],
+        "uncoded": [labels[pair] for pair in labels if pair in chosen and pair in UNCODED],
+        "recommendations": [
+            [reason["text"] for reason in r.get("reasonCode", ())] for r in recommendations
+        ],
+        "bundle_json": orjson.dumps(bundle, option=orjson.OPT_INDENT_2).decode(),
+        "bundle_data_url": "data:application/fhir+json;charset=utf-8,"
+        + urllib.parse.quote(orjson.dumps(bundle).decode()),
+    }
