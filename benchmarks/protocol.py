@@ -21,16 +21,15 @@ from cds_hooks import (
     CdsRequest,
     CdsResponse,
     CdsService,
-    JwtVerifier,
     PrefetchData,
     PrefetchTemplate,
     ServiceRegistry,
     Source,
-    TrustedIssuer,
     dump_json,
     parse_request,
 )
-from cds_hooks.prefetch import resolve_prefetch
+from cds_hooks.auth import JwtVerifier, TrustedIssuer
+from cds_hooks.fhir import resolve_prefetch
 from iris_prompt.app import create_app
 from iris_prompt.settings import Settings
 from tests.support.server import serve_built

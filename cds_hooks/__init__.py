@@ -1,10 +1,13 @@
-"""CDS Hooks 2.0 protocol: models, discovery, invocation, prefetch, caller authentication.
+"""CDS Hooks 2.0 protocol: models, discovery, prefetch, caller authentication, feedback.
 
 Knows nothing about domestic abuse; a second, unrelated service can reuse it unchanged:
-register `CdsService`s in a `ServiceRegistry` and include `build_router(...)` in a FastAPI app.
+register `CdsService`s in a `ServiceRegistry`, include `cds_hooks.http.build_router(...)` in a
+FastAPI app and call `cds_hooks.http.install_error_handlers(app)`.
+
+Importing this package loads neither a web framework nor an HTTP client: the web layer is
+`cds_hooks.http`, the FHIR client `cds_hooks.fhir`, caller JWT checks `cds_hooks.auth`.
 """
 
-from cds_hooks.auth import CallerIdentity, JwtPolicy, JwtVerifier, TrustedIssuer
 from cds_hooks.discovery import CallContext, CdsService, Handler, Screen, ServiceRegistry
 from cds_hooks.errors import (
     AuthenticationFailed,
@@ -34,15 +37,13 @@ from cds_hooks.models import (
     dump_json,
     parse_request,
 )
-from cds_hooks.prefetch import FhirClient, FhirLimits, PrefetchData, PrefetchTemplate
+from cds_hooks.prefetch import PrefetchData, PrefetchTemplate
 from cds_hooks.replay import InMemoryReplayCache, ReplayCache
-from cds_hooks.router import ProtocolOptions, build_router
 
 __all__ = [
     "Action",
     "AuthenticationFailed",
     "CallContext",
-    "CallerIdentity",
     "Card",
     "CdsHooksError",
     "CdsRequest",
@@ -52,34 +53,27 @@ __all__ = [
     "EncounterStartRequest",
     "Feedback",
     "FeedbackStore",
-    "FhirClient",
-    "FhirLimits",
     "FhirUnavailable",
     "GenericRequest",
     "Handler",
-    "Screen",
     "HookMismatch",
     "InMemoryFeedbackStore",
     "InMemoryReplayCache",
     "InvalidRequest",
-    "JwtPolicy",
-    "JwtVerifier",
     "Link",
     "PatientViewRequest",
     "PayloadTooLarge",
     "PrefetchData",
     "PrefetchTemplate",
     "PreconditionFailed",
-    "ServiceBusy",
-    "ProtocolOptions",
     "RedactingFilter",
     "ReplayCache",
+    "Screen",
+    "ServiceBusy",
     "ServiceNotFound",
     "ServiceRegistry",
     "Source",
     "Suggestion",
-    "TrustedIssuer",
-    "build_router",
     "dump_json",
     "parse_request",
 ]

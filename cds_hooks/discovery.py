@@ -19,13 +19,16 @@ Spec: https://cds-hooks.hl7.org/2.0/#discovery. The spec lets one id serve sever
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from cds_hooks.auth import CallerIdentity
 from cds_hooks.models import CdsRequest, CdsResponse, OutboundModel, Text, dump_json
-from cds_hooks.prefetch import FhirClient, PrefetchData, PrefetchTemplate
+from cds_hooks.prefetch import PrefetchData, PrefetchTemplate
+
+if TYPE_CHECKING:  # types only: the registry itself needs no HTTP client
+    from cds_hooks.auth import CallerIdentity
+    from cds_hooks.fhir import FhirClient
 
 __all__ = [
     "CallContext",
@@ -52,8 +55,8 @@ class CallContext:
     service_id: str
     hook_instance: str
     base_url: str
-    fhir: FhirClient | None
-    caller: CallerIdentity | None
+    fhir: "FhirClient | None"
+    caller: "CallerIdentity | None"
 
 
 Handler = Callable[[CdsRequest, PrefetchData, CallContext], Awaitable[CdsResponse]]

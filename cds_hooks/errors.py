@@ -13,8 +13,9 @@ Every error a call can meet derives from `CdsHooksError`::
     └── ServiceBusy             503  a safety limit is reached (the jti replay cache is full);
                                      Retry-After: 10
 
-Anything else escaping a handler is a bug: `internal_error_response` answers 500 with an
-OperationOutcome that names no patient and shows no stack trace.
+Anything else escaping a handler is a bug: `cds_hooks.http` answers 500 with an OperationOutcome
+that names no patient and shows no stack trace. This module knows nothing of HTTP frameworks:
+`cds_hooks.http` turns these errors into responses, in one place.
 
 Spec: https://cds-hooks.hl7.org/2.0/#http-status-codes (4xx/5xx allowed; 412 for unobtainable
 data). Error bodies are FHIR R4 OperationOutcome resources, as CDS Hooks 3.0 recommends.
@@ -24,9 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
-from starlette.responses import Response
 
 __all__ = [
     "AuthenticationFailed",
@@ -39,13 +38,9 @@ __all__ = [
     "PreconditionFailed",
     "ServiceBusy",
     "ServiceNotFound",
-    "error_response",
-    "internal_error_response",
     "issues_from_validation",
     "operation_outcome",
 ]
-
-FHIR_JSON = "application/fhir+json"
 
 
 @dataclass(frozen=True)
@@ -125,23 +120,6 @@ def operation_outcome(issues: Sequence[Issue]) -> dict[str, Any]:
             entry["expression"] = [issue.expression]
         out.append(entry)
     return {"resourceType": "OperationOutcome", "issue": out}
-
-
-def error_response(error: CdsHooksError) -> Response:
-    """The HTTP answer for a protocol error: the only place statuses are chosen."""
-    if isinstance(error, AuthenticationFailed):
-        # Say nothing to an unauthenticated caller; the reason goes to the log.
-        return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
-    body = orjson.dumps(operation_outcome(error.issues))
-    headers = {"Retry-After": "10"} if isinstance(error, ServiceBusy) else None
-    return Response(body, status_code=error.status, media_type=FHIR_JSON, headers=headers)
-
-
-def internal_error_response() -> Response:
-    outcome = operation_outcome(
-        [Issue("internal error; the incident is logged by hookInstance", code="exception")]
-    )
-    return Response(orjson.dumps(outcome), status_code=500, media_type=FHIR_JSON)
 
 
 def issues_from_validation(

@@ -20,11 +20,11 @@ from cds_hooks import (
     FeedbackStore,
     InMemoryFeedbackStore,
     InMemoryReplayCache,
-    JwtVerifier,
     ReplayCache,
     ServiceRegistry,
-    build_router,
 )
+from cds_hooks.auth import JwtVerifier
+from cds_hooks.http import build_router, install_error_handlers
 from iris_prompt.codesets.admin import admin_router
 from iris_prompt.codesets.files import default_codesets_dir
 from iris_prompt.codesets.live import (
@@ -134,8 +134,7 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
     )
-    app.state.settings = settings
-    app.state.registry = registry
+    install_error_handlers(app)
     app.state.feedback_store = store
     app.state.codesets = codesets
     app.state.readiness_checks = {"services registered": lambda: any(True for _ in registry)}

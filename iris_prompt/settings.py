@@ -7,7 +7,6 @@ Complex values are JSON, for example::
     IRIS_CORS_ALLOW_ORIGINS='["https://sandbox.cds-hooks.org"]'
 """
 
-import datetime
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
@@ -17,15 +16,12 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cds_hooks.auth import ALLOWED_ALGORITHMS, JwtPolicy, TrustedIssuer
-from cds_hooks.prefetch import FhirLimits
-from cds_hooks.router import ProtocolOptions
-from iris_prompt.engine.cards import CardSettings
-from iris_prompt.engine.rules import RuleSettings
+from cds_hooks.fhir import FhirLimits
+from cds_hooks.http import ProtocolOptions
 
 __all__ = ["Settings", "get_settings", "is_loopback"]
 
 MiB = 1024 * 1024
-_CARD_DEFAULTS = CardSettings()
 
 
 def is_loopback(host: str) -> bool:
@@ -74,12 +70,15 @@ class Settings(BaseSettings):
     enquiry_window_days: int = Field(default=365, ge=0, le=3650)
     household_budget_seconds: float = Field(default=0.3, gt=0, le=10)
     household_cache_seconds: float = Field(default=60.0, gt=0, le=3600)
-    contact_safeguarding_lead: str = Field(default=_CARD_DEFAULTS.safeguarding_lead, min_length=3)
-    contact_mappa: str = Field(default=_CARD_DEFAULTS.mappa_contact, min_length=3)
+    # The engine's CardSettings has the same defaults (a test keeps them equal).
+    contact_safeguarding_lead: str = Field(default="your practice safeguarding lead", min_length=3)
+    contact_mappa: str = Field(default="the local MAPPA co-ordinator", min_length=3)
     contact_domestic_abuse_service: str = Field(
-        default=_CARD_DEFAULTS.domestic_abuse_service, min_length=3
+        default="your IRIS advocate educator or the local IDVA service", min_length=3
     )
-    contact_helpline: str = Field(default=_CARD_DEFAULTS.helpline, min_length=3)
+    contact_helpline: str = Field(
+        default="National Domestic Abuse Helpline: 0808 2000 247 (free, 24 hours)", min_length=3
+    )
 
     @field_validator("jwt_algorithms")
     @classmethod
@@ -121,17 +120,6 @@ class Settings(BaseSettings):
             max_lifetime=self.jwt_max_lifetime_seconds,
             jwks_cache_ttl=self.jwks_cache_seconds,
             jwks_refresh_interval=self.jwks_refresh_interval_seconds,
-        )
-
-    def rule_settings(self) -> RuleSettings:
-        return RuleSettings(enquiry_window=datetime.timedelta(days=self.enquiry_window_days))
-
-    def card_settings(self) -> CardSettings:
-        return CardSettings(
-            safeguarding_lead=self.contact_safeguarding_lead,
-            mappa_contact=self.contact_mappa,
-            domestic_abuse_service=self.contact_domestic_abuse_service,
-            helpline=self.contact_helpline,
         )
 
     def protocol_options(self) -> ProtocolOptions:

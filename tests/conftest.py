@@ -10,7 +10,8 @@ services; `fhir_server` runs a small real FHIR server. See DEVELOPERS.md.
 
 import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,14 +20,16 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from cds_hooks import ServiceRegistry, TrustedIssuer
+from cds_hooks import ServiceRegistry
+from cds_hooks.auth import TrustedIssuer
 from iris_prompt.app import create_app
 from iris_prompt.codesets.files import default_codesets_dir
 from iris_prompt.codesets.live import SERVICE_CHECKS, CodeSetRegistry
 from iris_prompt.engine.service import patient_view_service
 from iris_prompt.settings import Settings
 from tests.support.fhir_server import FhirTestServer
-from tests.support.server import serve, serve_built
+from tests.support.inprocess import BASE_URL, SyncClient, in_process
+from tests.support.server import serve
 from tests.support.services import protocol_test_services
 from tests.support.tokens import SigningKey, claims, generate_key, jwks
 
@@ -67,11 +70,13 @@ def make_settings(*keys: SigningKey, **overrides: Any) -> Settings:
 
 @dataclass
 class LiveService:
-    """The real app served over HTTP, with a trusted signing key to call it as a CDS client."""
+    """The real app, called in process (`client`) at `base_url`, its public base URL, with a
+    trusted signing key to call it as a CDS client."""
 
     base_url: str
     app: FastAPI
     key: SigningKey
+    client: SyncClient
 
     def token(self, path: str, **claim_overrides: Any) -> str:
         return self.key.sign(claims(TEST_ISSUER, self.base_url + path) | claim_overrides)
@@ -89,12 +94,12 @@ class LiveService:
     ) -> httpx.Response:
         headers = self.headers(path) if headers is None else headers
         if content is None:
-            return httpx.post(self.base_url + path, json=body, headers=headers, timeout=30)
-        return httpx.post(self.base_url + path, content=content, headers=headers, timeout=30)
+            return self.client.post(path, json=body, headers=headers)
+        return self.client.post(path, content=content, headers=headers)
 
     def get(self, path: str, *, headers: dict[str, str] | None = None) -> httpx.Response:
         headers = self.headers(path) if headers is None else headers
-        return httpx.get(self.base_url + path, headers=headers, timeout=30)
+        return self.client.get(path, headers=headers)
 
 
 @functools.cache
@@ -119,8 +124,16 @@ def live_service(es384_key: SigningKey, rs384_key: SigningKey) -> Iterator[LiveS
         )
         return create_app(settings, registry=make_registry(), codesets=bundled_codesets())
 
-    with serve_built(build) as (base_url, app):
-        yield LiveService(base_url, app, es384_key)
+    with live(build, es384_key) as service:
+        yield service
+
+
+@contextmanager
+def live(build: Callable[[str], FastAPI], key: SigningKey) -> Iterator[LiveService]:
+    """The app `build` makes for its public base URL, called in process."""
+    app = build(BASE_URL)
+    with in_process(app, BASE_URL) as client:
+        yield LiveService(BASE_URL, app, key, client)
 
 
 def sample_resources(patient_id: str = PATIENT_ID, conditions: int = 5) -> list[dict[str, Any]]:

@@ -34,7 +34,8 @@ from urllib.parse import quote
 import orjson
 from cachetools import TTLCache
 
-from cds_hooks import FhirClient, FhirUnavailable
+from cds_hooks import FhirUnavailable
+from cds_hooks.fhir import FhirClient
 from iris_prompt.engine.household import (
     NHS_NUMBER_SYSTEM,
     UNCHECKED,

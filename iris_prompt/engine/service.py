@@ -139,8 +139,15 @@ class Engine:
     def from_settings(cls, codesets: CodeSetRegistry, settings: Settings) -> "Engine":
         return cls(
             codesets,
-            rules=settings.rule_settings(),
-            cards=settings.card_settings(),
+            rules=RuleSettings(
+                enquiry_window=datetime.timedelta(days=settings.enquiry_window_days)
+            ),
+            cards=CardSettings(
+                safeguarding_lead=settings.contact_safeguarding_lead,
+                mappa_contact=settings.contact_mappa,
+                domestic_abuse_service=settings.contact_domestic_abuse_service,
+                helpline=settings.contact_helpline,
+            ),
             lookup=HouseholdLookup(
                 budget=settings.household_budget_seconds,
                 cache_seconds=settings.household_cache_seconds,

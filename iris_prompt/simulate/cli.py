@@ -21,6 +21,7 @@ from pathlib import Path
 
 from iris_prompt.codesets.files import default_codesets_dir, load_codesets
 from iris_prompt.codesets.model import CodeSetError, CodeSets
+from iris_prompt.engine.fhir_values import PRACTICE_TIME_ZONE
 from iris_prompt.engine.rules import RuleSettings
 from iris_prompt.simulate.html import report_html
 from iris_prompt.simulate.population import PopulationError, Skipped, open_population
@@ -72,14 +73,19 @@ def simulate(
     new_sets = load_codesets(codesets_dir)
     old_sets = None if compare_dir is None else load_codesets(compare_dir)
     # Imported here, not at the top: worker processes import the command's module, and the
-    # service's wiring (FastAPI, the protocol layer) would cost each of them most of a second.
-    from iris_prompt.engine.service import PRACTICE_TIME_ZONE
+    # settings load the protocol layer, which would cost each of them most of a second.
     from iris_prompt.settings import Settings
 
     day = as_of or datetime.datetime.now(PRACTICE_TIME_ZONE).date()
     # Midday at the practice: the service's clock, on the day of the simulated visit.
     now = datetime.datetime.combine(day, datetime.time(12), tzinfo=PRACTICE_TIME_ZONE)
-    settings = RunSettings(codesets_dir, compare_dir, now, rules or Settings().rule_settings())
+    settings = RunSettings(
+        codesets_dir,
+        compare_dir,
+        now,
+        rules
+        or RuleSettings(enquiry_window=datetime.timedelta(days=Settings().enquiry_window_days)),
+    )
     processes = choose_workers(population_path, workers)
     with scanner(processes) as mapper:
         population = open_population(population_path, mapper)

@@ -23,7 +23,6 @@ answers never appear in a URL.
 """
 
 import logging
-import traceback
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -34,8 +33,9 @@ import jinja2
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from cds_hooks.errors import CdsHooksError, Issue, error_response, operation_outcome
-from cds_hooks.router import read_json
+from cds_hooks.errors import Issue, operation_outcome
+from cds_hooks.http import describe_call, read_json
+from iris_prompt.template.extract import ExtractError, Problem, extract
 from iris_prompt.template.questionnaire import (
     DASH_COUNT_ITEM,
     DASH_ITEMS,
@@ -50,7 +50,7 @@ from iris_prompt.template.questionnaire import (
     iter_items,
     questionnaire,
 )
-from iris_prompt.template.recording import UNCODED, ExtractError, Problem, extract
+from iris_prompt.template.recording import UNCODED
 
 __all__ = ["template_router", "response_from_form"]
 
@@ -127,21 +127,14 @@ def template_router(*, public_base_url: str | None = None) -> APIRouter:
 
     @router.post("/fhir/QuestionnaireResponse/$extract")
     async def extract_operation(request: Request) -> Response:
+        # Errors reach the app's handlers (cds_hooks.http): a body that is not a JSON object
+        # within the size limit is a 400 or 413 OperationOutcome, a fault a 500.
+        describe_call(request, "$extract")
+        body = await read_json(request, MAX_BODY_BYTES)
         try:
-            # JSON object within the size limit, else 400 or 413 as an OperationOutcome.
-            body = await read_json(request, MAX_BODY_BYTES)
             return _fhir(extract(_response_in(body)))
-        except CdsHooksError as error:
-            refused = error_response(error)
-            refused.headers.update(NO_STORE)
-            return refused
         except ExtractError as error:
             return _fhir(_operation_outcome(error.problems), status_code=400)
-        except Exception as error:
-            frames = "".join(traceback.format_tb(error.__traceback__))
-            log.error("$extract failed: unhandled %s\n%s", type(error).__name__, frames)
-            issue = Issue("internal error; the incident is logged", code="exception")
-            return _fhir(operation_outcome([issue]), status_code=500)
 
     @router.get(PAGE_PATH)
     def show_form() -> Response:

@@ -20,6 +20,7 @@ from typing import Any
 import pydantic
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
+from iris_prompt.template.answers import Answers, Problem
 from iris_prompt.template.questionnaire import (
     ANSWER_SYSTEM,
     DASH_COUNT_ITEM,
@@ -32,22 +33,10 @@ from iris_prompt.template.questionnaire import (
 
 __all__ = ["Answers", "Problem", "check_response"]
 
-# linkId -> answer values: a form code (str), a bool or an int, by item type.
-Answers = Mapping[str, Sequence[object]]
-
 ROOT = "QuestionnaireResponse"
 SCREENING_ITEMS = ("hark.humiliated", "hark.afraid", "hark.sexual", "hark.physical")
 FINAL_STATUSES = ("completed", "amended")
 UNJUDGED = "depends on an answer with a problem"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong: where (FHIRPath), what, and its OperationOutcome issue type."""
-
-    expression: str
-    message: str
-    code: str = "invalid"
 
 
 @dataclass

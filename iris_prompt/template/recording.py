@@ -16,26 +16,21 @@ The recording code set is what ICB leads maintain, and the entries here must agr
 `recording_check.check_recording_set` finds where they do not, at start-up, on every reload and
 in `iris-prompt codesets validate`.
 
-Nothing here does I/O, and nothing is stored: the GP system is the record.
-
-Exceptions:
-
-    ValueError
-     └── ExtractError    a QuestionnaireResponse that cannot be extracted; .problems lists all
+Nothing here does I/O, and nothing is stored: the GP system is the record. The SDC operation
+that checks a whole response and returns its Bundle is `template.extract`.
 """
 
 import copy
 import functools
-import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import orjson
 
 from iris_prompt.codesets.codes import SNOMED_CT
-from iris_prompt.template.checks import Answers, Problem, check_response
+from iris_prompt.template.answers import Answers, Problem
 from iris_prompt.template.questionnaire import (
     DASH_ITEMS,
     MARAC_THRESHOLD,
@@ -49,13 +44,13 @@ __all__ = [
     "SECURITY_LABELS",
     "UNCODED",
     "Entry",
-    "ExtractError",
     "Problem",
     "dash_yes_count",
-    "extract",
     "marac_reasons",
     "outcome_resources",
+    "labelled_meta",
     "resources_for",
+    "timestamp_of",
 ]
 
 SECURITY_LABELS: tuple[dict[str, str], ...] = (
@@ -198,14 +193,6 @@ UNCODED: frozenset[tuple[str, str]] = frozenset(
 OUTCOMES_ONE_CLICK = ("not-disclosed", "declined", "not-safe-to-ask")
 
 
-class ExtractError(ValueError):
-    """A QuestionnaireResponse that cannot be extracted; `problems` lists every problem found."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems = list(problems)
-        super().__init__(f"{len(self.problems)} problem(s) in the QuestionnaireResponse")
-
-
 def marac_reasons(answers: Answers) -> list[str]:
     """Why a MARAC referral is indicated (empty when it is not): the SafeLives referral criteria.
 
@@ -287,7 +274,7 @@ def _resource(entry: Entry, subject: Mapping[str, Any], when: str, **fields: Any
         "coding": [{"system": SNOMED_CT, "code": entry.code, "display": entry.display}],
         "text": entry.display,
     }
-    resource: dict[str, Any] = {"resourceType": entry.kind, "meta": _labelled_meta({})}
+    resource: dict[str, Any] = {"resourceType": entry.kind, "meta": labelled_meta({})}
     if entry.kind == "Observation":
         resource |= {
             "status": "final",
@@ -308,7 +295,7 @@ def _resource(entry: Entry, subject: Mapping[str, Any], when: str, **fields: Any
     return resource
 
 
-def _labelled_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
+def labelled_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of `meta` with both security labels added (existing labels kept)."""
     labelled = copy.deepcopy(dict(meta))
     security = labelled.setdefault("security", [])
@@ -320,7 +307,7 @@ def _labelled_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
     return labelled
 
 
-def _timestamp(when: datetime) -> str:
+def timestamp_of(when: datetime) -> str:
     if when.tzinfo is None:
         raise ValueError("when must be timezone-aware")
     return when.isoformat(timespec="seconds")
@@ -334,13 +321,13 @@ def outcome_resources(outcome: str, *, subject: str | None, when: datetime) -> l
     `extract` gives for a QuestionnaireResponse with that outcome (less the response itself).
 
         >>> [r["code"]["coding"][0]["code"] for r in outcome_resources(
-        ...     "declined", subject="Patient/1", when=datetime(2026, 1, 5, 9, 30, tzinfo=UTC))]
+        ...     "declined", subject="Patient/1", when=datetime.fromisoformat("2026-01-05T09:30Z"))]
         ['700411009']
     """
     if outcome not in OUTCOMES_ONE_CLICK:
         raise ValueError(f"outcome must be one of {', '.join(OUTCOMES_ONE_CLICK)}")
     reference = {"reference": subject} if subject else UNFILED_SUBJECT
-    stamp = _timestamp(when)
+    stamp = timestamp_of(when)
     # Every enquiry card carries these: copied from a serialised pattern, which costs a tenth
     # of building them, then given their subject and date (keys already in place keep order).
     resources: list[dict[str, Any]] = orjson.loads(_outcome_pattern(outcome))
@@ -354,35 +341,3 @@ def outcome_resources(outcome: str, *, subject: str | None, when: datetime) -> l
 def _outcome_pattern(outcome: str) -> bytes:
     """An outcome's entries as `resources_for` makes them, with placeholder subject and date."""
     return orjson.dumps(resources_for({"outcome": [outcome]}, subject=UNFILED_SUBJECT, when=""))
-
-
-def extract(questionnaire_response: Any, *, when: datetime | None = None) -> dict[str, Any]:
-    """SDC $extract: a transaction Bundle of the labelled response and the entries it records.
-
-    Raises ExtractError listing every problem when the response is not a valid, complete answer
-    to this template. Entries are dated `when`, else the response's `authored`, else now.
-    """
-    problems, answers = check_response(questionnaire_response)
-    if problems:
-        raise ExtractError(problems)
-    response: dict[str, Any] = copy.deepcopy(questionnaire_response)
-    response["meta"] = _labelled_meta(response.get("meta", {}))
-    if when is not None:
-        timestamp = _timestamp(when)
-    else:
-        timestamp = response.get("authored") or _timestamp(datetime.now(UTC))
-    subject = response.get("subject") or UNFILED_SUBJECT
-    resources = [response, *resources_for(answers, subject=subject, when=timestamp)]
-    return {
-        "resourceType": "Bundle",
-        "meta": _labelled_meta({}),
-        "type": "transaction",
-        "entry": [
-            {
-                "fullUrl": f"urn:uuid:{uuid.uuid4()}",
-                "resource": resource,
-                "request": {"method": "POST", "url": resource["resourceType"]},
-            }
-            for resource in resources
-        ],
-    }

@@ -22,12 +22,13 @@ from tests.conftest import (
     ACCESS_TOKEN,
     LiveService,
     bundled_codesets,
+    live,
     make_settings,
     patient_view,
 )
 from tests.support.fhir_server import FhirTestServer
 from tests.support.records import bundle
-from tests.support.server import serve, serve_built
+from tests.support.server import serve
 from tests.support.tokens import SigningKey
 
 SERVICE_PATH = "/cds-services/iris-domestic-abuse-prompt"
@@ -121,8 +122,8 @@ def engine_service(key: SigningKey, budget: float = 0.3) -> Iterator[LiveService
         )
         return create_app(settings, registry=engine_registry(budget), codesets=bundled_codesets())
 
-    with serve_built(build, access_log=False) as (base_url, app):
-        yield LiveService(base_url, app, key)
+    with live(build, key) as service:
+        yield service
 
 
 @dataclass

@@ -92,7 +92,7 @@ def test_a_spoofed_host_header_does_not_change_the_expected_aud(live_service: Li
         "Host": "other-cds.example.org",
         "X-Forwarded-Proto": "https",
     }
-    assert_refused(httpx.post(live_service.base_url + PATH, json=BODY, headers=headers))
+    assert_refused(live_service.client.post(PATH, json=BODY, headers=headers))
 
 
 def test_a_full_replay_cache_answers_503_and_keeps_refusing_replays(es384_key: SigningKey) -> None:

@@ -2,12 +2,14 @@
 
 import datetime
 
+from fastapi import FastAPI
+
 from iris_prompt import demo
 from iris_prompt.app import create_app
 from iris_prompt.settings import Settings
-from tests.api.engine_support import engine_registry, engine_service
-from tests.conftest import bundled_codesets
-from tests.support.server import serve
+from tests.api.engine_support import engine_registry
+from tests.conftest import bundled_codesets, make_settings
+from tests.support.server import serve, serve_built
 from tests.support.tokens import SigningKey
 
 
@@ -30,8 +32,12 @@ def test_demo_prints_the_enquiry_and_mappa_cards_from_a_local_service() -> None:
 
 
 def test_demo_explains_a_service_that_wants_a_jwt(es384_key: SigningKey) -> None:
-    with engine_service(es384_key) as service:
-        status, text = demo.main(service.base_url)
+    def build(base_url: str) -> FastAPI:
+        settings = make_settings(es384_key, public_base_url=base_url)
+        return create_app(settings, registry=engine_registry(), codesets=bundled_codesets())
+
+    with serve_built(build, access_log=False) as (base_url, _app):
+        status, text = demo.main(base_url)
     assert status == 1 and "local mode (make serve)" in text
 
 

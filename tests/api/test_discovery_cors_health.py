@@ -5,7 +5,7 @@ from fastapi import FastAPI
 
 from iris_prompt.app import create_app
 from iris_prompt.engine.service import ENCOUNTER_START_SERVICE_ID, SERVICE_ID
-from tests.conftest import LiveService, make_registry, make_settings
+from tests.conftest import LiveService, live, make_registry, make_settings
 from tests.support.server import serve_built
 from tests.support.tokens import SigningKey
 
@@ -15,8 +15,8 @@ def test_discovery_at_the_spec_path(es384_key: SigningKey) -> None:
     def build(base_url: str) -> FastAPI:
         return create_app(make_settings(es384_key, public_base_url=base_url))
 
-    with serve_built(build) as (base_url, app):
-        response = LiveService(base_url, app, es384_key).get("/cds-services")
+    with live(build, es384_key) as service:
+        response = service.get("/cds-services")
     assert response.status_code == 200
     services = response.json()["services"]
     # One id per hook: an id is the URL of its service, and clients key services by it.
@@ -37,13 +37,13 @@ def test_discovery_at_the_spec_path(es384_key: SigningKey) -> None:
 
 
 def test_health_endpoints_need_no_jwt(live_service: LiveService) -> None:
-    assert httpx.get(live_service.base_url + "/healthz").json() == {"status": "ok"}
-    ready = httpx.get(live_service.base_url + "/readyz").json()
+    assert live_service.client.get("/healthz").json() == {"status": "ok"}
+    ready = live_service.client.get("/readyz").json()
     assert ready["status"] == "ready"
     # The live code-set versions are visible to operators.
     assert ready["codesets"] == live_service.app.state.codesets.current.versions()
     live_service.app.state.readiness_checks["code sets loaded"] = lambda: False
-    not_ready = httpx.get(live_service.base_url + "/readyz")
+    not_ready = live_service.client.get("/readyz")
     assert not_ready.status_code == 503
     assert not_ready.json()["failing"] == ["code sets loaded"]
 
@@ -73,8 +73,8 @@ def test_cors_preflight_allows_authorization_for_listed_origins(es384_key: Signi
 
 
 def test_no_cors_unless_configured(live_service: LiveService) -> None:
-    response = httpx.options(
-        f"{live_service.base_url}/cds-services",
+    response = live_service.client.options(
+        "/cds-services",
         headers={"Origin": "https://sandbox.cds-hooks.org", "Access-Control-Request-Method": "GET"},
     )
     assert "access-control-allow-origin" not in response.headers

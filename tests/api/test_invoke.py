@@ -149,17 +149,12 @@ def test_body_over_the_limit_is_413(live_service: LiveService) -> None:
 
 
 def test_body_over_the_limit_without_content_length_is_413(live_service: LiveService) -> None:
-    def chunks() -> Any:
+    async def chunks() -> Any:
         for _ in range(17):
             yield b" " * (1024 * 1024)
 
     path = f"/cds-services/{EVERY_FEATURE_ID}"
-    response = httpx.post(
-        live_service.base_url + path,
-        content=chunks(),
-        headers=live_service.headers(path),
-        timeout=30,
-    )
+    response = live_service.client.post(path, content=chunks(), headers=live_service.headers(path))
     assert response.status_code == 413
 
 
@@ -173,7 +168,5 @@ def test_a_bug_is_500_without_stack_trace_or_patient_data(live_service: LiveServ
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
 def test_only_post_invokes(live_service: LiveService, method: str) -> None:
     path = f"/cds-services/{EVERY_FEATURE_ID}"
-    response = httpx.request(
-        method, live_service.base_url + path, headers=live_service.headers(path)
-    )
+    response = live_service.client.request(method, path, headers=live_service.headers(path))
     assert response.status_code == 405

@@ -1,13 +1,10 @@
-"""The template's HTTP contract, through a real uvicorn server on a free loopback port.
+"""The template's HTTP contract, in process (the network is not the point here).
 
 The router is mounted on a small FastAPI app of its own here; the service's app mounts the same
 router (`template_router`).
 """
 
 import logging
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -15,15 +12,16 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.questionnaire import Questionnaire
 
+from cds_hooks.http import install_error_handlers
 from iris_prompt.template import api as template_api
 from iris_prompt.template.api import response_from_form, template_router
 from iris_prompt.template.questionnaire import QUESTIONNAIRE_URL, QUESTIONNAIRE_VERSION
+from tests.support.inprocess import SyncClient, in_process
 
 PUBLIC_BASE = "https://iris.example/gp"
 EXTRACT = "/fhir/QuestionnaireResponse/$extract"
@@ -37,24 +35,13 @@ DISCLOSURE = {
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[httpx.Client]:
+def client() -> Iterator[SyncClient]:
+    """The router on a small app of its own, with the protocol's error handlers, in process."""
     app = FastAPI()
+    install_error_handlers(app)
     app.include_router(template_router(public_base_url=PUBLIC_BASE))
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the test server did not start"
-        time.sleep(0.02)
-    base_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    with httpx.Client(base_url=base_url, timeout=10) as http:
+    with in_process(app) as http:
         yield http
-    server.should_exit = True
-    thread.join(timeout=10)
-    listener.close()
 
 
 def a_response(form: dict[str, list[str]] = DISCLOSURE) -> dict[str, Any]:
@@ -63,7 +50,7 @@ def a_response(form: dict[str, list[str]] = DISCLOSURE) -> dict[str, Any]:
     return response
 
 
-def test_search_lists_the_questionnaire_in_a_searchset(client: httpx.Client) -> None:
+def test_search_lists_the_questionnaire_in_a_searchset(client: SyncClient) -> None:
     reply = client.get("/fhir/Questionnaire")
     assert reply.status_code == 200
     assert reply.headers["content-type"] == "application/fhir+json"
@@ -76,7 +63,7 @@ def test_search_lists_the_questionnaire_in_a_searchset(client: httpx.Client) -> 
     Questionnaire.model_validate(entry["resource"])
 
 
-def test_a_search_with_no_match_has_no_empty_entry_array(client: httpx.Client) -> None:
+def test_a_search_with_no_match_has_no_empty_entry_array(client: SyncClient) -> None:
     bundle = client.get("/fhir/Questionnaire", params={"url": "x"}).json()
     assert bundle["total"] == 0 and "entry" not in bundle  # FHIR JSON forbids empty arrays
     Bundle.model_validate(bundle)
@@ -93,23 +80,23 @@ def test_a_search_with_no_match_has_no_empty_entry_array(client: httpx.Client) -
         ({"_id": "phq9"}, 0),
     ],
 )
-def test_search_by_url_or_id(client: httpx.Client, query: dict[str, str], total: int) -> None:
+def test_search_by_url_or_id(client: SyncClient, query: dict[str, str], total: int) -> None:
     assert client.get("/fhir/Questionnaire", params=query).json()["total"] == total
 
 
-def test_read_by_id(client: httpx.Client) -> None:
+def test_read_by_id(client: SyncClient) -> None:
     reply = client.get("/fhir/Questionnaire/domestic-abuse-enquiry")
     assert reply.status_code == 200
     assert reply.json()["version"] == QUESTIONNAIRE_VERSION
 
 
-def test_read_of_an_unknown_id_is_404_with_an_operation_outcome(client: httpx.Client) -> None:
+def test_read_of_an_unknown_id_is_404_with_an_operation_outcome(client: SyncClient) -> None:
     reply = client.get("/fhir/Questionnaire/phq9")
     assert reply.status_code == 404
     assert OperationOutcome.model_validate(reply.json()).issue[0].code == "not-found"
 
 
-def test_extract_returns_a_labelled_transaction_bundle(client: httpx.Client) -> None:
+def test_extract_returns_a_labelled_transaction_bundle(client: SyncClient) -> None:
     reply = client.post(EXTRACT, json=a_response())
     assert reply.status_code == 200, reply.text
     assert reply.headers["content-type"] == "application/fhir+json"
@@ -130,7 +117,7 @@ def test_extract_returns_a_labelled_transaction_bundle(client: httpx.Client) -> 
         assert labels == {("v3-Confidentiality", "R"), ("v3-ActCode", "SDV")}
 
 
-def test_extract_accepts_the_sdc_parameters_form(client: httpx.Client) -> None:
+def test_extract_accepts_the_sdc_parameters_form(client: SyncClient) -> None:
     parameters = {
         "resourceType": "Parameters",
         "parameter": [{"name": "questionnaire-response", "resource": a_response()}],
@@ -140,7 +127,7 @@ def test_extract_accepts_the_sdc_parameters_form(client: httpx.Client) -> None:
     assert reply.json()["entry"][0]["resource"]["resourceType"] == "QuestionnaireResponse"
 
 
-def test_an_invalid_response_is_400_listing_every_problem(client: httpx.Client) -> None:
+def test_an_invalid_response_is_400_listing_every_problem(client: SyncClient) -> None:
     response = a_response()
     response["status"] = "in-progress"
     response["questionnaire"] = "https://elsewhere.example/Questionnaire/phq9"
@@ -177,7 +164,7 @@ def test_an_invalid_response_is_400_listing_every_problem(client: httpx.Client) 
     ],
 )
 def test_a_body_that_is_not_a_response_is_400(
-    client: httpx.Client, body: bytes, message: str
+    client: SyncClient, body: bytes, message: str
 ) -> None:
     reply = client.post(EXTRACT, content=body, headers={"content-type": "application/fhir+json"})
     assert reply.status_code == 400
@@ -186,7 +173,7 @@ def test_a_body_that_is_not_a_response_is_400(
     assert message in issue.diagnostics
 
 
-def test_an_oversized_body_is_refused_with_an_operation_outcome(client: httpx.Client) -> None:
+def test_an_oversized_body_is_refused_with_an_operation_outcome(client: SyncClient) -> None:
     reply = client.post(EXTRACT, content=b" " * (300 * 1024))
     assert reply.status_code == 413
     assert reply.headers["content-type"] == "application/fhir+json"
@@ -194,13 +181,13 @@ def test_an_oversized_body_is_refused_with_an_operation_outcome(client: httpx.Cl
 
 
 def test_a_bug_is_a_500_operation_outcome_without_trace_or_request_values(
-    client: httpx.Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    client: SyncClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     def broken(response: Any) -> dict[str, Any]:
         raise KeyError(response["subject"])  # a bug whose message carries request values
 
     monkeypatch.setattr(template_api, "extract", broken)
-    with caplog.at_level(logging.ERROR, logger="iris_prompt.template.api"):
+    with caplog.at_level(logging.ERROR, logger="cds_hooks.http"):
         reply = client.post(EXTRACT, json=a_response())
     assert reply.status_code == 500
     assert reply.headers["content-type"] == "application/fhir+json"
@@ -211,7 +198,7 @@ def test_a_bug_is_a_500_operation_outcome_without_trace_or_request_values(
     assert "KeyError" in caplog.text and "broken" in caplog.text  # located for a developer
 
 
-def test_an_unknown_link_id_is_located_not_echoed(client: httpx.Client) -> None:
+def test_an_unknown_link_id_is_located_not_echoed(client: SyncClient) -> None:
     response = a_response()
     response["item"].append({"linkId": "Jane Doe 9434765919"})
     reply = client.post(EXTRACT, json=response)
@@ -249,7 +236,7 @@ def parse(html: str) -> Inputs:
     return parser
 
 
-def test_the_page_is_self_contained_labelled_and_posts(client: httpx.Client) -> None:
+def test_the_page_is_self_contained_labelled_and_posts(client: SyncClient) -> None:
     reply = client.get("/template")
     assert reply.status_code == 200
     assert reply.headers["content-type"].startswith("text/html")
@@ -267,7 +254,7 @@ def test_the_page_is_self_contained_labelled_and_posts(client: httpx.Client) -> 
         assert client.get("/" + url).status_code == 200
 
 
-def test_static_files_have_their_types_and_nothing_else_is_served(client: httpx.Client) -> None:
+def test_static_files_have_their_types_and_nothing_else_is_served(client: SyncClient) -> None:
     assert (
         client.get("/template/static/template.css").headers["content-type"].startswith("text/css")
     )
@@ -275,12 +262,12 @@ def test_static_files_have_their_types_and_nothing_else_is_served(client: httpx.
     assert client.get("/template/static/secrets.txt").status_code == 404
 
 
-def form_post(client: httpx.Client, form: dict[str, list[str]]) -> httpx.Response:
+def form_post(client: SyncClient, form: dict[str, list[str]]) -> httpx.Response:
     return client.post("/template", data=form)
 
 
 def test_submitting_the_page_shows_the_entries_and_the_online_visibility_instruction(
-    client: httpx.Client,
+    client: SyncClient,
 ) -> None:
     reply = form_post(client, DISCLOSURE)
     assert reply.status_code == 200
@@ -292,7 +279,7 @@ def test_submitting_the_page_shows_the_entries_and_the_online_visibility_instruc
 
 @pytest.mark.parametrize("safe_now", [None, "true", "false"])
 def test_not_safe_to_go_home_shows_what_to_do_now_first(
-    client: httpx.Client, safe_now: str | None
+    client: SyncClient, safe_now: str | None
 ) -> None:
     form = DISCLOSURE | ({"hark.safe-now": [safe_now]} if safe_now else {})
     reply = form_post(client, form)
@@ -309,7 +296,7 @@ def test_not_safe_to_go_home_shows_what_to_do_now_first(
 
 
 def test_a_page_with_problems_comes_back_with_them_and_keeps_the_answers(
-    client: httpx.Client,
+    client: SyncClient,
 ) -> None:
     reply = form_post(
         client, {"safety.alone": ["false"], "outcome": ["declined"], "dash.q03": ["yes"]}

@@ -11,7 +11,7 @@ MODULES = [
     "cds_hooks.prefetch",
     "cds_hooks.feedback",
     "cds_hooks.logs",
-    "cds_hooks.router",
+    "cds_hooks.http",
     "iris_prompt.urls",
     "iris_prompt.codesets.codes",
     "iris_prompt.codesets.files",

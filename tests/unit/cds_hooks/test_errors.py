@@ -13,9 +13,8 @@ from cds_hooks.errors import (
     Issue,
     PayloadTooLarge,
     ServiceNotFound,
-    error_response,
-    internal_error_response,
 )
+from cds_hooks.http import error_response, internal_error_response
 
 
 @pytest.mark.parametrize(

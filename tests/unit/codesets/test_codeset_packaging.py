@@ -1,4 +1,4 @@
-"""The bundled sets reach a non-editable install, and the pure modules stay pure.
+"""The bundled sets reach a non-editable install.
 
 Building a wheel here would need a newer setuptools than the virtual environment has, so this
 checks the packaging configuration instead: every file of codesets/ is declared as data for the
@@ -14,7 +14,6 @@ import pytest
 
 import iris_prompt.codesets.files as codesets_module
 from iris_prompt.codesets.files import default_codesets_dir
-from tests.support.imports import top_level_imports
 
 PROJECT = Path(__file__).resolve().parents[3]
 
@@ -38,13 +37,3 @@ def test_an_installed_copy_is_found_when_there_is_no_checkout(
     monkeypatch.setattr(codesets_module, "__file__", str(fake_module))
     monkeypatch.setattr(sys, "prefix", str(tmp_path))
     assert default_codesets_dir() == installed
-
-
-PURE = ["codes", "model", "validation", "files", "diff"]
-IO_LIBRARIES = {"fastapi", "starlette", "httpx", "uvicorn"}
-
-
-@pytest.mark.parametrize("module", PURE)
-def test_code_set_logic_has_no_web_or_network_imports(module: str) -> None:
-    imported = top_level_imports(PROJECT / "iris_prompt" / "codesets" / f"{module}.py")
-    assert imported & IO_LIBRARIES == set()

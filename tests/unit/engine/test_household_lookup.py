@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from cds_hooks import FhirClient, FhirLimits
+from cds_hooks.fhir import FhirClient, FhirLimits
 from iris_prompt.engine.household import UNCHECKED, Household, essentials, household_from
 from iris_prompt.engine.lookup import HouseholdLookup
 from tests.api.engine_support import fhir_serving, record

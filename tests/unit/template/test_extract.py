@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
-from iris_prompt.template.recording import ExtractError, extract
+from iris_prompt.template.extract import ExtractError, extract
 
 Build = Callable[..., dict[str, Any]]
 

@@ -6,13 +6,13 @@ import pytest
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
 from iris_prompt.template.api import response_from_form
+from iris_prompt.template.extract import ExtractError, extract
 from iris_prompt.template.questionnaire import (
     ANSWER_SYSTEM,
     QUESTIONNAIRE_URL,
     QUESTIONNAIRE_VERSION,
     iter_items,
 )
-from iris_prompt.template.recording import ExtractError, extract
 
 ASKED_SAFELY = {"safety.alone": ["true"], "safety.safe-to-ask": ["true"]}
 

@@ -11,12 +11,12 @@ import pytest
 
 from iris_prompt.codesets.files import check_folder, default_codesets_dir, load_codesets
 from iris_prompt.template.codeset_check import check_recording_set
+from iris_prompt.template.extract import extract
 from iris_prompt.template.questionnaire import iter_items, questionnaire
 from iris_prompt.template.recording import (
     MAPPING,
     OUTCOMES_ONE_CLICK,
     UNCODED,
-    extract,
     outcome_resources,
     resources_for,
 )

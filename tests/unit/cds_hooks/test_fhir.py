@@ -8,13 +8,8 @@ import httpx
 import pytest
 
 from cds_hooks.errors import FhirUnavailable, PreconditionFailed
-from cds_hooks.prefetch import (
-    FhirClient,
-    FhirLimits,
-    PrefetchTemplate,
-    render_template,
-    resolve_prefetch,
-)
+from cds_hooks.fhir import FhirClient, FhirLimits, resolve_prefetch
+from cds_hooks.prefetch import PrefetchTemplate, render_template
 from tests.conftest import PATIENT_ID, RunningFhir
 
 T = TypeVar("T")

@@ -1,0 +1,294 @@
+"""The web layer of the protocol, and the only module of `cds_hooks` that knows FastAPI:
+discovery, invocation and feedback routes for a registry of services, and the one place where
+errors become HTTP responses.
+
+One call, in order: caller JWT (401) -> service id (404) -> body within the size limit (413)
+-> JSON (400) -> the service's hook (400) -> the request model for that hook (400) -> prefetch
+completed from the FHIR server (412) -> the service's handler -> spec-clean JSON.
+
+Errors: `install_error_handlers(app)` registers, once per app, a handler that answers every
+`CdsHooksError` (`error_response`: the only place statuses are chosen) and a fault barrier that
+answers anything else with a 500 OperationOutcome, logged by hookInstance with the stack frames
+but not the exception text, which could hold patient data. Routes just raise.
+
+>>> router = build_router(ServiceRegistry([]), verifier=None,
+...     feedback_store=InMemoryFeedbackStore(), http=httpx.AsyncClient())
+>>> sorted(route.path for route in router.routes)
+['/cds-services', '/cds-services/{service_id}', '/cds-services/{service_id}/feedback']
+
+Spec: https://cds-hooks.hl7.org/2.0/#discovery, #calling-a-cds-service, #feedback
+"""
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+from fastapi import APIRouter, FastAPI, Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cds_hooks.auth import CallerIdentity, JwtVerifier, bearer_token
+from cds_hooks.discovery import CallContext, CdsService, ServiceRegistry
+from cds_hooks.errors import (
+    AuthenticationFailed,
+    CdsHooksError,
+    HookMismatch,
+    InvalidRequest,
+    Issue,
+    PayloadTooLarge,
+    ServiceBusy,
+    ServiceNotFound,
+    operation_outcome,
+)
+from cds_hooks.feedback import FeedbackStore, InMemoryFeedbackStore, parse_feedback
+from cds_hooks.fhir import FhirClient, FhirLimits, resolve_prefetch
+from cds_hooks.models import CdsRequest, CdsResponse, dump_json, parse_request
+
+__all__ = [
+    "FHIR_JSON",
+    "ProtocolOptions",
+    "build_router",
+    "describe_call",
+    "error_response",
+    "install_error_handlers",
+    "internal_error_response",
+    "read_json",
+]
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+FHIR_JSON = "application/fhir+json"
+# Every error answer is computed for one request and must not be cached on the way.
+NO_STORE = {"Cache-Control": "no-store"}
+# Where a route notes what it is doing, for the log lines of its refusal or fault.
+CALL_NOTE = "cds_hooks.call"
+
+
+def describe_call(request: Request, what: str, **note: str) -> dict[str, str]:
+    """Name what this request is doing (`what`, and `note`: safe-to-log values such as the
+    service id and hookInstance) for the log lines written if it is refused or fails. Returns
+    the note, which the route may add to as it learns more."""
+    request.scope[CALL_NOTE] = (what, note)
+    return note
+
+
+def error_response(error: CdsHooksError) -> Response:
+    """The HTTP answer for a protocol error: the only place statuses are chosen."""
+    if isinstance(error, AuthenticationFailed):
+        # Say nothing to an unauthenticated caller; the reason goes to the log.
+        return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    body = orjson.dumps(operation_outcome(error.issues))
+    headers = NO_STORE | ({"Retry-After": "10"} if isinstance(error, ServiceBusy) else {})
+    return Response(body, status_code=error.status, media_type=FHIR_JSON, headers=headers)
+
+
+def internal_error_response() -> Response:
+    outcome = operation_outcome(
+        [Issue("internal error; the incident is logged by hookInstance", code="exception")]
+    )
+    return Response(orjson.dumps(outcome), 500, NO_STORE, media_type=FHIR_JSON)
+
+
+def _noted(scope: Scope) -> tuple[str, dict[str, str]]:
+    noted: tuple[str, dict[str, str]] | None = scope.get(CALL_NOTE)
+    return noted if noted is not None else ("request", {})
+
+
+async def _protocol_error(request: Request, error: Exception) -> Response:
+    if not isinstance(error, CdsHooksError):  # pragma: no cover  # registered for it alone
+        raise error
+    what, note = _noted(request.scope)
+    level = logging.WARNING if error.status in (401, 412) else logging.INFO
+    why = _one_line("; ".join(issue.diagnostics for issue in error.issues))
+    log.log(level, "%s refused %d: %s %s", what, error.status, why, _fmt(note))
+    return error_response(error)
+
+
+class FaultBarrier:
+    """Anything but a protocol error escaping a route: logged by type and stack frames (never
+    the message, which could quote a record), answered 500 with an OperationOutcome."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as error:
+            what, note = _noted(scope)
+            frames = "".join(traceback.format_tb(error.__traceback__))
+            log.error(
+                "%s failed: unhandled %s %s\n%s", what, type(error).__name__, _fmt(note), frames
+            )
+            if not started:
+                await internal_error_response()(scope, receive, send)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the protocol-error handler and the fault barrier on `app` (once)."""
+    app.add_exception_handler(CdsHooksError, _protocol_error)
+    app.add_middleware(FaultBarrier)
+
+
+@dataclass(frozen=True)
+class ProtocolOptions:
+    """`public_base_url`: where clients reach `/cds-services` (scheme, host and any proxy
+    prefix); the JWT `aud` is checked against it. Unset, the URL of the request is used."""
+
+    max_body_bytes: int = 16 * 1024 * 1024
+    public_base_url: str | None = None
+    fhir_limits: FhirLimits = field(default_factory=FhirLimits)
+
+
+async def read_json(request: Request, limit: int) -> dict[str, Any]:
+    """The body as a JSON object, read once and parsed with orjson."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body is over the {limit}-byte limit")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the body is over the {limit}-byte limit")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise InvalidRequest(
+            "malformed JSON",
+            [Issue(f"malformed JSON: {error.msg} at byte {error.pos}", code="structure")],
+        ) from None
+    if not isinstance(data, dict):
+        raise InvalidRequest(
+            "the body must be a JSON object",
+            [Issue("the body must be a JSON object", code="structure")],
+        )
+    return data
+
+
+def build_router(
+    registry: ServiceRegistry,
+    *,
+    verifier: JwtVerifier | None,
+    feedback_store: FeedbackStore | None = None,
+    http: httpx.AsyncClient,
+    options: ProtocolOptions | None = None,
+) -> APIRouter:
+    """Routes for `registry`. `verifier=None` turns caller authentication off (local mode)."""
+    opts = options or ProtocolOptions()
+    store = feedback_store if feedback_store is not None else InMemoryFeedbackStore()
+    router = APIRouter()
+
+    def public_url(request: Request, path: str) -> tuple[str, str]:
+        base = opts.public_base_url or str(request.base_url)
+        base = base.rstrip("/")
+        return base, base + path
+
+    async def authenticate(request: Request, audience: str) -> CallerIdentity | None:
+        if verifier is None:
+            return None
+        token = bearer_token(request.headers.get("authorization"))
+        return await verifier.verify(token, audience)
+
+    def answered(response: Response, started: float, what: str, note: dict[str, str]) -> Response:
+        ms = (time.perf_counter() - started) * 1000
+        log.info("%s answered %d in %.1f ms %s", what, response.status_code, ms, _fmt(note))
+        return response
+
+    async def _call(
+        service: CdsService, cds_request: CdsRequest, base: str, caller: CallerIdentity | None
+    ) -> CdsResponse:
+        if service.screen is not None:
+            screened = service.screen(cds_request, cds_request.hook_instance)
+            if screened is not None:
+                return screened
+        fhir = None
+        if cds_request.fhir_server is not None:
+            auth = cds_request.fhir_authorization
+            token = auth.access_token.get_secret_value() if auth else None
+            fhir = FhirClient(http, cds_request.fhir_server, token, opts.fhir_limits)
+        prefetch = await resolve_prefetch(
+            service.prefetch, cds_request.prefetch, cds_request.context.prefetch_tokens(), fhir
+        )
+        call = CallContext(service.id, cds_request.hook_instance, base, fhir, caller)
+        response = await service.handler(cds_request, prefetch, call)
+        if not isinstance(response, CdsResponse):
+            raise TypeError(f"handler of {service.id!r} returned {type(response).__name__}")
+        return response
+
+    @router.get("/cds-services")
+    async def discovery(request: Request) -> Response:
+        started = time.perf_counter()
+        note = describe_call(request, "discovery")
+        await authenticate(request, public_url(request, "/cds-services")[1])
+        return answered(
+            Response(registry.discovery_json, media_type=JSON), started, "discovery", note
+        )
+
+    # The service id is read from the path, not declared as a parameter: FastAPI's parameter
+    # machinery cost more per call than everything else the route does before the body.
+    @router.post("/cds-services/{service_id}")
+    async def invoke(request: Request) -> Response:
+        started = time.perf_counter()
+        service_id: str = request.path_params["service_id"]
+        note = describe_call(request, "service call", service=service_id[:100])
+        base, audience = public_url(request, f"/cds-services/{service_id}")
+        caller = await authenticate(request, audience)
+        by_hook = registry.hooks_of(service_id)
+        if by_hook is None:
+            raise ServiceNotFound(f"there is no CDS service {service_id[:100]!r}")
+        data = await read_json(request, opts.max_body_bytes)
+        hook = data.get("hook")
+        if isinstance(hook, str) and hook not in by_hook:
+            raise HookMismatch(
+                f"service {service_id!r} answers {', '.join(sorted(by_hook))}, not {hook[:100]!r}",
+                [Issue(f"hook must be one of: {', '.join(sorted(by_hook))}", expression="hook")],
+            )
+        cds_request = parse_request(data)
+        note["hookInstance"] = cds_request.hook_instance
+        service = by_hook[cds_request.hook]
+        response = await _call(service, cds_request, base, caller)
+        note["cards"] = str(len(response.cards))
+        return answered(
+            Response(dump_json(response), media_type=JSON), started, "service call", note
+        )
+
+    @router.post("/cds-services/{service_id}/feedback")
+    async def feedback(request: Request) -> Response:
+        started = time.perf_counter()
+        service_id: str = request.path_params["service_id"]
+        note = describe_call(request, "feedback", service=service_id[:100])
+        audience = public_url(request, f"/cds-services/{service_id}/feedback")[1]
+        caller = await authenticate(request, audience)
+        if registry.hooks_of(service_id) is None:
+            raise ServiceNotFound(f"there is no CDS service {service_id[:100]!r}")
+        items = parse_feedback(await read_json(request, opts.max_body_bytes)).feedback
+        await store.add(service_id, caller.iss if caller else None, items)
+        note["items"] = str(len(items))
+        return answered(Response(status_code=200), started, "feedback", note)
+
+    return router
+
+
+def _fmt(note: dict[str, str]) -> str:
+    return " ".join(f"{key}={_one_line(value)}" for key, value in note.items())
+
+
+def _one_line(text: str) -> str:
+    """Caller-supplied text made safe for one log line: control characters are escaped, so a
+    service id or field name carrying a newline cannot forge a log entry."""
+    return text.encode("unicode_escape").decode("ascii")

@@ -1,0 +1,113 @@
+"""The layers, checked by what importing a module really loads (`sys.modules` in a fresh
+interpreter), so that a leak through any chain of imports is caught, not just a module's own.
+
+- `cds_hooks` never loads `iris_prompt`;
+- the protocol modules of `cds_hooks`, and the engine's pure modules (all but the household
+  lookup and the service), load no web framework, HTTP client or event loop;
+- the simulation never loads the web app; the settings load no domain module.
+"""
+
+import json
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+WEB = frozenset({"fastapi", "starlette", "httpx", "asyncio", "uvicorn"})
+DOMAIN = (
+    "iris_prompt.engine",
+    "iris_prompt.template",
+    "iris_prompt.simulate",
+    "iris_prompt.codesets",
+)
+
+PROTOCOL = [
+    "cds_hooks",
+    "cds_hooks.models",
+    "cds_hooks.errors",
+    "cds_hooks.discovery",
+    "cds_hooks.prefetch",
+    "cds_hooks.feedback",
+    "cds_hooks.replay",
+    "cds_hooks.logs",
+]
+PURE_ENGINE = [
+    "iris_prompt.engine.fhir_values",
+    "iris_prompt.engine.record",
+    "iris_prompt.engine.risk_flags",
+    "iris_prompt.engine.household",
+    "iris_prompt.engine.rules",
+    "iris_prompt.engine.card_text",
+    "iris_prompt.engine.cards",
+]
+SIMULATE = [
+    "iris_prompt.simulate.cli",
+    "iris_prompt.simulate.run",
+    "iris_prompt.simulate.report",
+    "iris_prompt.simulate.html",
+]
+ALL_CDS_HOOKS = sorted(
+    "cds_hooks" if p.stem == "__init__" else f"cds_hooks.{p.stem}"
+    for p in (ROOT / "cds_hooks").glob("*.py")
+)
+
+PROBE = (
+    "import importlib, json, sys\n"
+    "importlib.import_module(sys.argv[1])\n"
+    "print(json.dumps(sorted(sys.modules)))\n"
+)
+
+
+@cache
+def loaded_by(module: str) -> frozenset[str]:
+    """The modules a fresh interpreter holds after importing `module` alone."""
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, module],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return frozenset(json.loads(out))
+
+
+def tops(modules: frozenset[str]) -> set[str]:
+    return {name.split(".")[0] for name in modules}
+
+
+@pytest.mark.parametrize("module", ALL_CDS_HOOKS)
+def test_cds_hooks_never_loads_iris_prompt(module: str) -> None:
+    assert "iris_prompt" not in tops(loaded_by(module))
+
+
+@pytest.mark.parametrize("module", PROTOCOL + PURE_ENGINE)
+def test_protocol_and_engine_rules_load_no_web_framework_http_client_or_event_loop(
+    module: str,
+) -> None:
+    assert tops(loaded_by(module)) & WEB == set()
+
+
+@pytest.mark.parametrize("module", PURE_ENGINE)
+def test_the_engine_rules_do_not_load_fhir_resources_validation(module: str) -> None:
+    # Validating records whole is too slow for the service's budget (design.md).
+    assert "fhir" not in tops(loaded_by(module))
+
+
+@pytest.mark.parametrize("module", SIMULATE)
+def test_the_simulation_never_loads_the_web_app(module: str) -> None:
+    loaded = loaded_by(module)
+    assert "iris_prompt.app" not in loaded and "cds_hooks.http" not in loaded
+    assert tops(loaded) & {"fastapi", "starlette", "uvicorn"} == set()
+
+
+def test_settings_load_no_domain_module() -> None:
+    loaded = loaded_by("iris_prompt.settings")
+    assert [name for name in loaded if name.startswith(DOMAIN)] == []
+
+
+def test_the_web_framework_is_confined_to_the_http_module_of_cds_hooks() -> None:
+    others = [m for m in ALL_CDS_HOOKS if m != "cds_hooks.http"]
+    assert all(not tops(loaded_by(m)) & {"fastapi", "starlette"} for m in others)
