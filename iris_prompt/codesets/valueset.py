@@ -19,14 +19,14 @@ from iris_prompt.codesets.codes import CTV3, READ_V2, SNOMED_CT
 from iris_prompt.codesets.files import manifest_toml, members_csv
 from iris_prompt.codesets.model import CodeSet, CodeSetError, Member, Problem
 from iris_prompt.codesets.validation import check_codeset
-from iris_prompt.urls import CANONICAL_BASE
+from iris_prompt.urls import CANONICAL_BASE, CODESET_EXTENSION_BASE
 
 __all__ = ["DEFAULT_BASE_URL", "EXTENSION_BASE", "codeset_from_valueset", "codeset_to_valueset"]
 
 # The project's canonical base (a reserved ".invalid" domain until one is registered); an export
 # may name another FHIR base with --base-url. Extensions are the project's own definitions.
 DEFAULT_BASE_URL = CANONICAL_BASE
-EXTENSION_BASE = f"{CANONICAL_BASE}/StructureDefinition/"
+EXTENSION_BASE = CODESET_EXTENSION_BASE
 _PURPOSE = EXTENSION_BASE + "codeset-purpose"
 _LAST_REVIEWED = EXTENSION_BASE + "codeset-last-reviewed"
 _NEXT_REVIEW = EXTENSION_BASE + "codeset-next-review-due"

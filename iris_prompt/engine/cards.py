@@ -34,6 +34,7 @@ from iris_prompt.engine.risk_flags import MAPPA_CODE, MappaRisk
 from iris_prompt.engine.rules import Decision
 from iris_prompt.template.questionnaire import card_links
 from iris_prompt.template.recording import outcome_resources
+from iris_prompt.urls import OVERRIDE_SYSTEM
 
 __all__ = [
     "OVERRIDE_REASONS",
@@ -43,7 +44,6 @@ __all__ = [
 ]
 
 # Card and override-reason codes are this project's own, not clinical codes.
-OVERRIDE_SYSTEM = "https://iris-prompt.org/fhir/CodeSystem/override-reason"
 OVERRIDE_REASONS: tuple[tuple[str, str], ...] = (
     ("patient-not-alone", "Patient not alone"),
     ("not-appropriate-now", "Not appropriate now"),

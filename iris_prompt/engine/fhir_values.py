@@ -41,6 +41,7 @@ __all__ = [
     "has_started",
     "last_day",
     "local_date",
+    "years_old",
 ]
 
 # Dates in the record and "today" are the practice's: England.
@@ -160,6 +161,17 @@ def last_day(value: object) -> datetime.date | None:
     """
     time = fhir_time(value)
     return time.last_day if time is not None else None
+
+
+def years_old(born: datetime.date | None, today: datetime.date) -> int | None:
+    """Whole years from `born` to `today` (None when unknown or in the future).
+
+    >>> years_old(datetime.date(2010, 5, 2), datetime.date(2026, 5, 1))
+    15
+    """
+    if born is None or born > today:
+        return None
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
 
 def local_date(now: datetime.date) -> datetime.date:

@@ -1,8 +1,10 @@
 """The patient's household as plain data: who lives there (relationship, age) and MAPPA risk.
 
-`household_from(...)` is pure: it takes resources already fetched (the household Group, the
-patient's RelatedPersons, the members' Patient resources and their Flags) and returns a
-`Household`. Fetching them is `household_lookup` (the I/O edge, with its own time budget).
+`household_plan(...)` is the lookup as a pure plan (sans I/O): given the household Group and the
+patient's RelatedPersons, it asks for the members' Patients and Flags and makes the `Household`
+of the answers. The service answers it from the client's FHIR server (`engine.lookup`, the I/O
+edge, with its own time budget), the simulation from a population in memory. `household_from`
+makes a household from resources already in hand.
 
 The contract (README "Household and risk flags"):
 
@@ -26,11 +28,18 @@ Household(members=(HouseholdMember(relationship=None, age=8, mappa=None),), chec
 """
 
 import datetime
-from collections.abc import Iterable, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from iris_prompt.engine.fhir_values import as_list, as_str, codes_of, has_ended, last_day
+from iris_prompt.engine.fhir_values import (
+    as_list,
+    as_str,
+    codes_of,
+    has_ended,
+    last_day,
+    years_old,
+)
 from iris_prompt.engine.risk_flags import RISK_EXTENSION, MappaRisk, mappa_risk, strongest
 
 __all__ = [
@@ -42,8 +51,13 @@ __all__ = [
     "age_on",
     "essentials",
     "group_member_ids",
+    "FlagsOf",
+    "HouseholdPlan",
+    "PatientById",
+    "PatientByNhsNumber",
+    "Request",
     "household_from",
-    "household_others",
+    "household_plan",
     "nhs_number",
     "related_nhs_numbers",
     "relationship_words",
@@ -183,10 +197,7 @@ def age_on(birth_date: object, today: datetime.date) -> int | None:
     >>> age_on("2010", datetime.date(2026, 6, 1)), age_on("2010-05-02", datetime.date(2026, 5, 1))
     (15, 15)
     """
-    born = last_day(birth_date)
-    if born is None or born > today:
-        return None
-    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    return years_old(last_day(birth_date), today)
 
 
 def _patient_id(reference: object) -> str | None:
@@ -290,20 +301,79 @@ def related_nhs_numbers(
     return found
 
 
-def household_others(
-    groups: Iterable[Mapping[str, Any]],
-    related_persons: Iterable[Mapping[str, Any]],
+@dataclass(frozen=True, slots=True)
+class PatientById:
+    """A household member's Patient, by id (from the household Group)."""
+
+    patient_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FlagsOf:
+    """A household member's Flags."""
+
+    patient_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PatientByNhsNumber:
+    """The Patient a RelatedPerson's NHS number resolves to."""
+
+    number: str
+
+
+Request = PatientById | FlagsOf | PatientByNhsNumber
+Resources = list[dict[str, Any]]
+# The plan asks for a list of requests at a time and is sent their answers, in order: the
+# resources each request found (none for a Patient that does not exist).
+HouseholdPlan = Generator[list[Request], list[Resources], Household]
+
+
+def household_plan(
+    *,
     patient_id: str,
     today: datetime.date,
-    *,
+    groups: Iterable[Mapping[str, Any]] = (),
+    related_persons: Iterable[Mapping[str, Any]] = (),
     now: datetime.datetime | None = None,
-) -> tuple[list[str], list[str]]:
-    """Who else to look up: the other members' Patient ids (from the Groups) and NHS numbers
-    (from the patient's RelatedPersons). The service fetches them from the FHIR server; the
-    simulation takes them from the population."""
+) -> HouseholdPlan:
+    """The household lookup as a plan: which members' Patients and Flags to read, in two rounds,
+    and the household made of the answers. The service runs it against the client's FHIR server
+    (`engine.lookup`), the simulation against a population in memory (`simulate.run`): one plan,
+    two sources, so the simulation counts what the service would show.
+
+    Round one: each other Group member's Patient and Flags, and the Patient each RelatedPerson
+    NHS number resolves to. Round two: the Flags of the Patients found by NHS number that are not
+    Group members already. No other members: no request at all.
+    """
+    groups, related_persons = list(groups), list(related_persons)
     member_ids = group_member_ids(groups, patient_id, today, now=now)
-    numbers = related_nhs_numbers(related_persons, patient_id, now=now or today)
-    return member_ids, list(numbers)
+    relationships = related_nhs_numbers(related_persons, patient_id, now=now or today)
+    if not member_ids and not relationships:
+        return Household((), checked=True)
+    first: list[Request] = [PatientById(m) for m in member_ids]
+    first += [FlagsOf(m) for m in member_ids]
+    first += [PatientByNhsNumber(n) for n in relationships]
+    answers = yield first
+    count = len(member_ids)
+    patients = [r for found in answers[:count] for r in found]
+    flags = [r for found in answers[count : 2 * count] for r in found]
+    resolved = [r for found in answers[2 * count :] for r in found]
+    patients += resolved
+    extra = sorted(
+        {
+            r["id"]
+            for r in resolved
+            if r.get("resourceType") == "Patient"
+            and isinstance(r.get("id"), str)
+            and r["id"]
+            and r["id"] not in member_ids
+        }
+    )
+    if extra:
+        more = yield [FlagsOf(pid) for pid in extra]
+        flags += [r for found in more for r in found]
+    return _household(patient_id, member_ids, relationships, patients, flags, today, now)
 
 
 def household_from(
@@ -316,17 +386,30 @@ def household_from(
     flags: Iterable[Mapping[str, Any]] = (),
     now: datetime.datetime | None = None,
 ) -> Household:
-    """The household of `patient_id` from resources already fetched (see module docstring).
+    """The household of `patient_id` from resources already in hand (see module docstring).
 
     `today` dates ages; `now` (the time of the call, when known) compares period ends given to
     the minute exactly, on Group memberships and Flags."""
+    member_ids = group_member_ids(groups, patient_id, today, now=now)
+    relationships = related_nhs_numbers(related_persons, patient_id, now=now or today)
+    return _household(patient_id, member_ids, relationships, patients, flags, today, now)
+
+
+def _household(
+    patient_id: str,
+    member_ids: list[str],
+    relationships: Mapping[str, str | None],
+    patients: Iterable[Mapping[str, Any]],
+    flags: Iterable[Mapping[str, Any]],
+    today: datetime.date,
+    now: datetime.datetime | None,
+) -> Household:
     by_id = {
         p["id"]: p
         for p in patients
         if p.get("resourceType") == "Patient" and isinstance(p.get("id"), str) and p["id"]
     }
-    relationships = related_nhs_numbers(related_persons, patient_id, now=now or today)
-    member_ids = group_member_ids(groups, patient_id, today, now=now)
+    member_ids = list(member_ids)
     for pid, patient in by_id.items():
         number = nhs_number(patient)
         if number in relationships and pid != patient_id and pid not in member_ids:

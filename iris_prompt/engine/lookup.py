@@ -15,8 +15,10 @@ reaches the card or the log beyond its kind: never a URL (ids), a token or a res
 
 Flags are filtered here, not by the server: R4 defines no `status` search parameter for Flag.
 
-Answers are cached briefly (cachetools TTL) under a key made of the FHIR server's base URL, a
-SHA-256 of the access token and the query, so one practice's or one token's data can never be
+Which members to read is the pure `household.household_plan`; this module answers its requests
+with FHIR reads and searches (`fhir_query`). Answers are cached briefly (cachetools TTL) under a
+key made of the FHIR server's base URL, a SHA-256 of the access token (`FhirClient.cache_scope`)
+and the query, so one practice's or one token's data can never be
 served to another. Only successful answers are cached, and of them only the fields the household
 is built from (`household.essentials`: no names, addresses or notes); the cache is bounded by
 the size of what it holds, not by a count of entries.
@@ -24,7 +26,6 @@ the size of what it holds, not by a count of entries.
 
 import asyncio
 import datetime
-import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -39,14 +40,18 @@ from cds_hooks.fhir import FhirClient
 from iris_prompt.engine.household import (
     NHS_NUMBER_SYSTEM,
     UNCHECKED,
+    FlagsOf,
     Household,
+    HouseholdPlan,
+    PatientById,
+    PatientByNhsNumber,
+    Request,
     essentials,
-    household_from,
-    household_others,
+    household_plan,
 )
 from iris_prompt.engine.record import resources_in
 
-__all__ = ["HouseholdLookup", "cache_key"]
+__all__ = ["HouseholdLookup", "fhir_query"]
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +60,15 @@ Resources = list[dict[str, Any]]
 Get = Callable[[str], Awaitable[Resources]]
 
 
-def cache_key(fhir_server: str, access_token: str | None, query: str) -> CacheKey:
-    """(server, token digest, query): distinct for every server and every token."""
-    digest = hashlib.sha256((access_token or "").encode()).hexdigest()
-    return (fhir_server.rstrip("/"), digest, query)
+def fhir_query(request: Request) -> str:
+    """The FHIR read or search that answers one request of the household plan."""
+    match request:
+        case PatientById(patient_id):
+            return f"Patient/{quote(patient_id, safe='')}"
+        case FlagsOf(patient_id):
+            return f"Flag?subject=Patient/{quote(patient_id, safe='')}"
+        case PatientByNhsNumber(number):
+            return f"Patient?identifier={quote(f'{NHS_NUMBER_SYSTEM}|{number}', safe='')}"
 
 
 def _size(value: Resources) -> int:
@@ -85,8 +95,6 @@ class HouseholdLookup:
         self,
         *,
         fhir: FhirClient | None,
-        fhir_server: str | None,
-        access_token: str | None,
         patient_id: str,
         groups: Iterable[Mapping[str, Any]],
         related_persons: Iterable[Mapping[str, Any]],
@@ -102,15 +110,23 @@ class HouseholdLookup:
         """
         groups, related_persons = list(groups), list(related_persons)
         queries = list(queries)
-        if fhir is None or fhir_server is None:
-            if not queries and not any(
-                household_others(groups, related_persons, patient_id, today, now=now)
-            ):
-                return household_from(patient_id=patient_id, today=today)
+        if fhir is None:
+            if not queries:
+                plan = household_plan(
+                    patient_id=patient_id,
+                    today=today,
+                    groups=groups,
+                    related_persons=related_persons,
+                    now=now,
+                )
+                try:
+                    next(plan)
+                except StopIteration as nobody_else:
+                    household: Household = nobody_else.value
+                    return household
             log.warning("household not checked: no fhirServer hookInstance=%s", hook_instance)
             return UNCHECKED
-        get = self._getter(fhir, fhir_server, access_token)
-
+        get = self._getter(fhir)
         try:
             async with asyncio.timeout(self.budget):
                 for found in await asyncio.gather(*(get(q) for q in queries)):
@@ -118,12 +134,14 @@ class HouseholdLookup:
                     related_persons += [
                         r for r in found if r.get("resourceType") == "RelatedPerson"
                     ]
-                member_ids, numbers = household_others(
-                    groups, related_persons, patient_id, today, now=now
+                plan = household_plan(
+                    patient_id=patient_id,
+                    today=today,
+                    groups=groups,
+                    related_persons=related_persons,
+                    now=now,
                 )
-                if not member_ids and not numbers:
-                    return household_from(patient_id=patient_id, today=today)
-                patients, flags = await _members(get, member_ids, numbers)
+                return await _run(plan, get)
         except TimeoutError:
             log.warning(
                 "household not checked: over the %.0f ms budget hookInstance=%s",
@@ -134,21 +152,13 @@ class HouseholdLookup:
         except FhirUnavailable as error:
             log.warning("household not checked: %s hookInstance=%s", error.message, hook_instance)
             return UNCHECKED
-        return household_from(
-            patient_id=patient_id,
-            today=today,
-            groups=groups,
-            related_persons=related_persons,
-            patients=patients,
-            flags=flags,
-            now=now,
-        )
 
-    def _getter(self, fhir: FhirClient, fhir_server: str, access_token: str | None) -> Get:
+    def _getter(self, fhir: FhirClient) -> Get:
         """GET a query's resources (their essentials), through the cache."""
+        server, token_digest = fhir.cache_scope
 
         async def get(query: str) -> Resources:
-            key = cache_key(fhir_server, access_token, query)
+            key = (server, token_digest, query)
             cached = self._cache.get(key)
             if cached is None:
                 answer = resources_in(await fhir.get(query))
@@ -162,31 +172,13 @@ class HouseholdLookup:
         return get
 
 
-async def _members(
-    get: Get, member_ids: list[str], numbers: list[str]
-) -> tuple[Resources, Resources]:
-    """The members' Patients and Flags: Group members by id, RelatedPersons by NHS number."""
-    reads = [f"Patient/{quote(pid, safe='')}" for pid in member_ids]
-    flag_searches = [f"Flag?subject=Patient/{quote(pid, safe='')}" for pid in member_ids]
-    by_number = [
-        f"Patient?identifier={quote(f'{NHS_NUMBER_SYSTEM}|{n}', safe='')}" for n in numbers
-    ]
-    results = await asyncio.gather(*(get(q) for q in reads + flag_searches + by_number))
-    patients = [r for found in results[: len(reads)] for r in found]
-    flags = [r for found in results[len(reads) : len(reads) + len(flag_searches)] for r in found]
-    resolved = [r for found in results[len(reads) + len(flag_searches) :] for r in found]
-    patients += resolved
-    extra = {
-        p["id"]
-        for p in resolved
-        if p.get("resourceType") == "Patient"
-        and isinstance(p.get("id"), str)
-        and p["id"]
-        and p["id"] not in member_ids
-    }
-    if extra:
-        more = await asyncio.gather(
-            *(get(f"Flag?subject=Patient/{quote(pid, safe='')}") for pid in sorted(extra))
-        )
-        flags += [r for found in more for r in found]
-    return patients, flags
+async def _run(plan: HouseholdPlan, get: Get) -> Household:
+    """Answer the plan's requests from the FHIR server, a round at a time."""
+    try:
+        requests = next(plan)
+        while True:
+            answers = await asyncio.gather(*(get(fhir_query(r)) for r in requests))
+            requests = plan.send(list(answers))
+    except StopIteration as done:
+        household: Household = done.value
+        return household

@@ -37,12 +37,12 @@ counts as its first day; a dateTime counts on its day in England (`fhir_values.f
 
 import datetime
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from iris_prompt.codesets.codes import READ_V2
 from iris_prompt.codesets.model import CodeSets
-from iris_prompt.engine.fhir_values import as_str, codes_of, fhir_date
+from iris_prompt.engine.fhir_values import as_str, codes_of, fhir_date, last_day
 
 __all__ = [
     "CodedEntry",
@@ -83,10 +83,21 @@ class CodedEntry:
 
 @dataclass(frozen=True, slots=True)
 class PatientRecord:
-    """The patient resource (raw JSON, or None when absent) and the matched coded entries."""
+    """The patient resource (raw JSON, or None when absent) and the matched coded entries, with
+    what the rules need of the patient read here once: `born`, the last day the birth date
+    allows (so nobody is taken to be 16 before they may be; None when absent or unreadable),
+    and `deceased` (deceasedBoolean true, or any deceasedDateTime)."""
 
     patient: dict[str, Any] | None
     entries: tuple[CodedEntry, ...]
+    born: datetime.date | None = field(init=False)
+    deceased: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        patient = self.patient or {}
+        object.__setattr__(self, "born", last_day(patient.get("birthDate")))
+        deceased = patient.get("deceasedBoolean") is True or "deceasedDateTime" in patient
+        object.__setattr__(self, "deceased", deceased)
 
 
 def resources_in(value: Mapping[str, Any] | None) -> Iterator[dict[str, Any]]:

@@ -33,6 +33,7 @@ from typing import Any
 
 from iris_prompt.codesets.codes import SNOMED_CT
 from iris_prompt.engine.fhir_values import as_list, as_str, codes_of, has_ended, has_started
+from iris_prompt.urls import GROUP_SYSTEM, LEVEL_SYSTEM, RISK_EXTENSION
 
 __all__ = [
     "GROUPS",
@@ -48,10 +49,6 @@ __all__ = [
 ]
 
 MAPPA_CODE = "495021000000105"
-PROFILE_BASE = "https://iris-prompt.org/fhir"
-RISK_EXTENSION = f"{PROFILE_BASE}/StructureDefinition/risk-of-serious-harm"
-GROUP_SYSTEM = f"{PROFILE_BASE}/CodeSystem/risk-of-serious-harm-group"
-LEVEL_SYSTEM = f"{PROFILE_BASE}/CodeSystem/risk-of-serious-harm-level"
 
 # The groups and levels of the probation risk of serious harm assessment (domain.md), in the
 # order a card lists them, with the words it uses.
@@ -93,9 +90,6 @@ class MappaRisk:
         return self.unreadable or any(
             g in CRITICAL_GROUPS and lv in CRITICAL_LEVELS for g, lv in self.levels
         )
-
-    def level_for(self, group: str) -> str | None:
-        return dict(self.levels).get(group)
 
 
 def _coding_code(value: object, system: str) -> str | None:

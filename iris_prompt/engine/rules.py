@@ -50,8 +50,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from iris_prompt.codesets.model import KNOWN_ABUSE_FOR_PATIENT, CodeSet, CodeSets
-from iris_prompt.engine.fhir_values import local_date
-from iris_prompt.engine.household import Household, HouseholdMember, age_on
+from iris_prompt.engine.fhir_values import local_date, years_old
+from iris_prompt.engine.household import Household, HouseholdMember
 from iris_prompt.engine.record import CodedEntry, PatientRecord
 
 __all__ = [
@@ -136,17 +136,7 @@ def _newest_first(entries: Iterable[CodedEntry]) -> tuple[CodedEntry, ...]:
     return tuple(sorted(entries, key=lambda e: e.when or datetime.date.min, reverse=True))
 
 
-def _is_deceased(patient: dict[str, object]) -> bool:
-    return patient.get("deceasedBoolean") is True or "deceasedDateTime" in patient
-
-
-def refusal(
-    record: PatientRecord,
-    *,
-    today: datetime.date,  # noqa: ARG001 (kept for callers: age no longer refuses a call)
-    settings: RuleSettings,
-    user_type: str,
-) -> str | None:
+def refusal(record: PatientRecord, *, settings: RuleSettings, user_type: str) -> str | None:
     """Rules 1-2: why this call gets no cards at all (a patient-facing caller, a deceased
     patient), or None when cards may show.
 
@@ -156,7 +146,7 @@ def refusal(
     """
     if user_type not in settings.clinician_user_types:
         return "patient-facing caller"
-    if _is_deceased(record.patient or {}):
+    if record.deceased:
         return "deceased"
     return None
 
@@ -232,11 +222,12 @@ def decide(
     `no_cards_reason` is set when no card shows because of rules 1-2.
     """
     today = local_date(now)
-    age = age_on((record.patient or {}).get("birthDate"), today)
-    refused = refusal(record, today=today, settings=settings, user_type=user_type)
+    refused = refusal(record, settings=settings, user_type=user_type)
+    if refused == "patient-facing caller":
+        return Decision(no_cards_reason=refused, today=today)
+    age = years_old(record.born, today)
     if refused is not None:
-        shown_age = age if user_type in settings.clinician_user_types else None
-        return Decision(no_cards_reason=refused, age=shown_age, today=today)
+        return Decision(no_cards_reason=refused, age=age, today=today)
     withheld = _withheld(age, settings)
     prompt = Decision()
     if withheld is None:

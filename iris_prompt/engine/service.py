@@ -177,11 +177,11 @@ class Engine:
             codesets,
             patient_id=patient_id,
         )
-        refused = refusal(record, today=local_date(now), settings=self.rules, user_type=user_type)
+        refused = refusal(record, settings=self.rules, user_type=user_type)
         if refused is not None:
             log.info("no cards: %s hookInstance=%s", refused, call.hook_instance)
             return CdsResponse(cards=[])
-        household = await self._household(request, prefetch, call, patient_id, now)
+        household = await self._household(prefetch, call, patient_id, now)
         decision = decide(
             record, codesets, now=now, household=household, settings=self.rules, user_type=user_type
         )
@@ -217,7 +217,6 @@ class Engine:
 
     async def _household(
         self,
-        request: CdsRequest,
         prefetch: PrefetchData,
         call: CallContext,
         patient_id: str,
@@ -231,12 +230,9 @@ class Engine:
                 call.hook_instance,
             )
             return Household((), checked=False)
-        auth = request.fhir_authorization
         try:
             return await self.lookup.household(
                 fhir=call.fhir,
-                fhir_server=request.fhir_server,
-                access_token=auth.access_token.get_secret_value() if auth else None,
                 patient_id=patient_id,
                 groups=resources_in(prefetch.get("household")),
                 related_persons=resources_in(prefetch.get("relatedPersons")),

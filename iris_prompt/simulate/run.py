@@ -2,11 +2,10 @@
 
 For each patient this does what the service (`services.Engine`) does for a clinician's call:
 `record.read_record` over the resources the service is given, `rules.refusal` (a deceased
-patient: no cards and no household lookup), the household from
-`household.group_member_ids` and `household.related_nhs_numbers` with the members' Patients
-and Flags taken from the population where the service would fetch them from the FHIR server,
-`household.household_from`, and `rules.decide`. There is no second copy of any rule here: what
-is counted is what a clinician would see on that day.
+patient: no cards and no household lookup), the service's own household plan
+(`household.household_plan`) answered from the population where the service asks the FHIR
+server, and `rules.decide`. There is no second copy of any rule here: what is counted is what a
+clinician would see on that day.
 
 Worker processes (one per core) each load the code sets once, read their patients' records
 themselves and send back only the small `Outcome`s. A record that cannot be read, or that the
@@ -29,9 +28,12 @@ from typing import Any, TextIO
 from iris_prompt.codesets.files import load_codesets
 from iris_prompt.codesets.model import CodeSets
 from iris_prompt.engine.household import (
+    FlagsOf,
     Household,
-    household_from,
-    household_others,
+    PatientById,
+    PatientByNhsNumber,
+    Request,
+    household_plan,
     nhs_number,
 )
 from iris_prompt.engine.record import CodedEntry, read_record
@@ -137,29 +139,35 @@ class HouseholdIndex:
             if subject is not None:
                 self.flags.setdefault(subject, []).append(flag)
 
+    def answer(self, request: Request) -> list[dict[str, Any]]:
+        """What the FHIR server would answer to one request of the household plan."""
+        match request:
+            case PatientById(patient_id):
+                found = self.patients.get(patient_id)
+                return [found] if found is not None else []
+            case FlagsOf(patient_id):
+                return list(self.flags.get(patient_id, ()))
+            case PatientByNhsNumber(number):
+                found = self.by_number.get(number)
+                return [found] if found is not None else []
+
     def household(self, patient_id: str, now: datetime.datetime) -> Household:
-        """As `household_lookup.HouseholdLookup.household`, with the population as the server:
-        the same functions, with the time of the simulated call for periods given to the
-        instant."""
-        today = now.date()
-        groups = self.groups.get(patient_id, [])
-        related = self.related.get(patient_id, [])
-        member_ids, numbers = household_others(groups, related, patient_id, today, now=now)
-        if not member_ids and not numbers:
-            return household_from(patient_id=patient_id, today=today, now=now)
-        patients = [self.patients[m] for m in member_ids if m in self.patients]
-        patients += [self.by_number[n] for n in numbers if n in self.by_number]
-        flagged = dict.fromkeys([*member_ids, *(str(p["id"]) for p in patients)])
-        flags = [flag for m in flagged for flag in self.flags.get(m, ())]
-        return household_from(
+        """As the service's household lookup (`engine.lookup`): the same plan, answered from
+        the population, at the time of the simulated call."""
+        plan = household_plan(
             patient_id=patient_id,
-            today=today,
-            groups=groups,
-            related_persons=related,
-            patients=patients,
-            flags=flags,
+            today=now.date(),
+            groups=self.groups.get(patient_id, []),
+            related_persons=self.related.get(patient_id, []),
             now=now,
         )
+        try:
+            requests = next(plan)
+            while True:
+                requests = plan.send([self.answer(r) for r in requests])
+        except StopIteration as done:
+            household: Household = done.value
+            return household
 
 
 class Evaluator:
@@ -178,9 +186,7 @@ class Evaluator:
         versions = [self.new] if self.old is None else [self.new, self.old]
         records = [read_record(resources.resources, codesets) for codesets in versions]
         # The refusal rules read only the Patient, the same under every version.
-        refused = refusal(
-            records[0], today=settings.as_of, settings=settings.rules, user_type=USER_TYPE
-        )
+        refused = refusal(records[0], settings=settings.rules, user_type=USER_TYPE)
         if refused is not None:
             return [Outcome(reason=refused) for _ in versions]
         household = self.households.household(resources.patient_id, settings.now)

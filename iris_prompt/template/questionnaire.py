@@ -20,7 +20,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from iris_prompt.urls import CANONICAL_BASE
+from iris_prompt.urls import ANSWER_SYSTEM, QUESTIONNAIRE_ID, QUESTIONNAIRE_URL, TEMPLATE_PATH
 
 __all__ = [
     "ANSWER_SYSTEM",
@@ -38,15 +38,12 @@ __all__ = [
 ]
 
 # Canonical URLs never change once entries carry them: see iris_prompt/urls.py.
-QUESTIONNAIRE_ID = "domestic-abuse-enquiry"
-QUESTIONNAIRE_URL = f"{CANONICAL_BASE}/Questionnaire/{QUESTIONNAIRE_ID}"
 # Draft until DASH topics 10-24 are checked against the current SafeLives checklist
 # (docs/template.md).
 QUESTIONNAIRE_VERSION = "0.1.0"
 QUESTIONNAIRE_STATUS = "draft"
-ANSWER_SYSTEM = f"{CANONICAL_BASE}/CodeSystem/enquiry-answer"
 # The page for practice staff, relative to the service's public base URL.
-PAGE_PATH = "/template"
+PAGE_PATH = TEMPLATE_PATH
 
 # SDC: a read-only item whose value a form filler computes.
 CALCULATED_EXPRESSION = (

@@ -2,9 +2,10 @@
 
 import datetime
 
+import httpx
 import pytest
 
-from iris_prompt.engine.lookup import cache_key
+from cds_hooks.fhir import FhirClient, FhirLimits
 from iris_prompt.engine.service import Engine
 from iris_prompt.settings import Settings
 from tests.conftest import bundled_codesets
@@ -39,9 +40,12 @@ def test_unusable_engine_settings_are_refused(
         Settings(local_mode=True)
 
 
-def test_cache_keys_differ_by_server_and_token_and_never_hold_the_token() -> None:
-    a = cache_key("https://gp-a.example/fhir/", "token-1", "Flag?subject=Patient/x")
-    assert a == cache_key("https://gp-a.example/fhir", "token-1", "Flag?subject=Patient/x")
-    assert a != cache_key("https://gp-b.example/fhir", "token-1", "Flag?subject=Patient/x")
-    assert a != cache_key("https://gp-a.example/fhir", "token-2", "Flag?subject=Patient/x")
+def test_cache_scopes_differ_by_server_and_token_and_never_hold_the_token() -> None:
+    def scope(server: str, token: str) -> tuple[str, str]:
+        return FhirClient(httpx.AsyncClient(), server, token, FhirLimits()).cache_scope
+
+    a = scope("https://gp-a.example/fhir/", "token-1")
+    assert a == scope("https://gp-a.example/fhir", "token-1")
+    assert a != scope("https://gp-b.example/fhir", "token-1")
+    assert a != scope("https://gp-a.example/fhir", "token-2")
     assert "token-1" not in repr(a)

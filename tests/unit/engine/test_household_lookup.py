@@ -25,8 +25,6 @@ def look_up(lookup: HouseholdLookup, url: str, **kw: Any) -> Household:
                 "groups": GROUPS,
                 "related_persons": RELATED,
                 "fhir": fhir,
-                "fhir_server": url,
-                "access_token": "token",
                 "patient_id": "seed-mum",
                 "today": TODAY,
                 "hook_instance": "h",
