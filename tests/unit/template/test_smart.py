@@ -24,6 +24,7 @@ from iris_prompt.template.smart import (
     SmartConfig,
     SmartError,
     client_assertion,
+    load_client,
     pkce_pair,
     verify_id_token,
 )
@@ -141,7 +142,6 @@ def test_a_smart_client_needs_issuers_and_exactly_one_way_to_authenticate(tmp_pa
         smart_issuers=["https://ehr.example/fhir"],
         smart_private_key_file=key,
     )
-    client = settings.smart_client()
+    client = load_client(settings.smart_client_id, settings.smart_private_key_file)
     assert client is not None and client.private_jwk is not None
-    assert settings.card_settings().smart_launch
-    assert not Settings().card_settings().smart_launch and Settings().smart_client() is None
+    assert load_client(None, None) is None
