@@ -6,6 +6,8 @@ records propagated from its children.
 
 >>> redact('Authorization: Bearer abc.def-ghi')
 'Authorization: Bearer [redacted]'
+>>> redact('GET /template/callback?code=x1y2&state=abc HTTP/1.1')
+'GET /template/callback?code=[redacted]&state=[redacted] HTTP/1.1'
 """
 
 import logging
@@ -20,6 +22,8 @@ _PATTERNS = (
         re.compile(r"""(?i)(["']?access_token["']?\s*[:=]\s*["']?)[^"'\s,&}]+"""),
         r"\1[redacted]",
     ),
+    # OAuth redirect parameters in request lines (a SMART callback, an EHR launch).
+    (re.compile(r"([?&](?:code|state|launch|code_verifier)=)[^&\s\"']+"), r"\1[redacted]"),
 )
 
 

@@ -36,6 +36,9 @@ from iris_prompt.codesets.live import (
 from iris_prompt.engine.service import Engine, build_registry
 from iris_prompt.settings import Settings, get_settings
 from iris_prompt.template.api import template_router
+from iris_prompt.template.launch_api import smart_router
+from iris_prompt.template.sessions import SessionStore
+from iris_prompt.template.smart import load_client
 
 __all__ = ["create_app"]
 
@@ -149,6 +152,17 @@ def create_app(
         )
     )
     app.include_router(template_router(public_base_url=settings.public_base_url))
+    smart_client = load_client(settings.smart_client_id, settings.smart_private_key_file)
+    if smart_client is not None:
+        app.include_router(
+            smart_router(
+                client=smart_client,
+                issuers=settings.smart_issuers,
+                public_base_url=settings.public_base_url,
+                http=http,
+                sessions=SessionStore(settings.smart_session_idle_seconds),
+            )
+        )
     if settings.admin_token is not None:
         app.include_router(admin_router(codesets, settings.admin_token))
     if settings.cors_allow_origins:

@@ -80,6 +80,17 @@ class Settings(BaseSettings):
         default="National Domestic Abuse Helpline: 0808 2000 247 (free, 24 hours)", min_length=3
     )
 
+    # The recording template as a SMART on FHIR app (README "Configuration", docs/template.md).
+    # Unset client id: no SMART launch; the card offers the page only.
+    smart_client_id: str | None = Field(default=None, min_length=1)
+    # The EHR FHIR base URLs (`iss`) the template may be launched from and file to.
+    smart_issuers: list[str] = Field(default_factory=list)
+    # A private JWK (JSON, with `kid` and `alg`): a confidential client using private_key_jwt.
+    smart_private_key_file: Path | None = None
+    # No key: a public client (PKCE alone), only where the EHR allows it; say so explicitly.
+    smart_public_client: bool = False
+    smart_session_idle_seconds: float = Field(default=900.0, ge=30, le=3600)
+
     @field_validator("jwt_algorithms")
     @classmethod
     def _only_asymmetric(cls, value: list[str]) -> list[str]:
@@ -110,6 +121,24 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"local mode (no caller authentication) is refused on {self.host}: "
                 "bind to 127.0.0.1 or turn local mode off"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _smart_client_complete(self) -> "Settings":
+        if self.smart_client_id is None:
+            return self
+        if not self.smart_issuers:
+            raise ValueError("IRIS_SMART_ISSUERS: list the EHR FHIR base URLs the app may use")
+        for iss in self.smart_issuers:
+            if not iss.startswith("https://") and not (
+                iss.startswith("http://") and self.local_mode
+            ):
+                raise ValueError(f"IRIS_SMART_ISSUERS: {iss} must be an https URL")
+        if (self.smart_private_key_file is None) == (not self.smart_public_client):
+            raise ValueError(
+                "a SMART client needs either IRIS_SMART_PRIVATE_KEY_FILE (private_key_jwt) or "
+                "IRIS_SMART_PUBLIC_CLIENT=true, not both"
             )
         return self
 

@@ -27,6 +27,8 @@ class CardSettings:
     mappa_contact: str = "the local MAPPA co-ordinator"
     domestic_abuse_service: str = "your IRIS advocate educator or the local IDVA service"
     helpline: str = "National Domestic Abuse Helpline: 0808 2000 247 (free, 24 hours)"
+    # A SMART client is configured (IRIS_SMART_CLIENT_ID): the card offers the SMART launch.
+    smart_launch: bool = False
 
 
 def _day(date: datetime.date | None) -> str:

@@ -122,6 +122,7 @@ def _enquiry_card(
     patient_ref: str | None,
     now: datetime.datetime,
     new_id: Callable[[], str],
+    smart_launch: bool = False,
 ) -> Card:
     card_id = new_id()
     # One-click outcomes of a first enquiry. The known-abuse card asks for a safety review, which
@@ -137,7 +138,10 @@ def _enquiry_card(
         suggestions=_suggestions(patient_ref, now, new_id) if first_enquiry else None,
         selection_behavior="at-most-one" if first_enquiry else None,
         override_reasons=_override_reasons(),
-        links=[Link(**link) for link in card_links(base_url, hook_instance, card_id)],
+        links=[
+            Link(**link)
+            for link in card_links(base_url, hook_instance, card_id, smart_launch=smart_launch)
+        ],
     )
 
 
@@ -189,6 +193,7 @@ def cards_for(
                 patient_ref=patient_ref,
                 now=now,
                 new_id=new_id,
+                smart_launch=settings.smart_launch,
             )
         )
     for member in decision.mappa:

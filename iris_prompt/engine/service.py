@@ -147,6 +147,7 @@ class Engine:
                 mappa_contact=settings.contact_mappa,
                 domestic_abuse_service=settings.contact_domestic_abuse_service,
                 helpline=settings.contact_helpline,
+                smart_launch=settings.smart_client_id is not None,
             ),
             lookup=HouseholdLookup(
                 budget=settings.household_budget_seconds,

@@ -52,7 +52,7 @@ from iris_prompt.template.questionnaire import (
 )
 from iris_prompt.template.recording import UNCODED
 
-__all__ = ["template_router", "response_from_form"]
+__all__ = ["fields_for", "response_from_form", "summary_of", "template_router"]
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,9 @@ def template_router(*, public_base_url: str | None = None) -> APIRouter:
 
     @router.get(PAGE_PATH)
     def show_form() -> Response:
-        return _html(pages, "form.html", fields=_fields(questionnaire()["item"], {}), problems=[])
+        return _html(
+            pages, "form.html", fields=fields_for(questionnaire()["item"], {}), problems=[]
+        )
 
     @router.post(PAGE_PATH, max_body_size=MAX_BODY_BYTES)
     async def submit_form(request: Request) -> Response:
@@ -147,9 +149,9 @@ def template_router(*, public_base_url: str | None = None) -> APIRouter:
         try:
             bundle = extract(response)
         except ExtractError as error:
-            fields = _fields(questionnaire()["item"], form)
+            fields = fields_for(questionnaire()["item"], form)
             return _html(pages, "form.html", 400, fields=fields, problems=error.problems)
-        return _html(pages, "result.html", **_summary(bundle))
+        return _html(pages, "result.html", **summary_of(bundle))
 
     @router.get(PAGE_PATH + "/static/{name}")
     def static_file(name: str) -> Response:
@@ -252,7 +254,7 @@ def _answer(item: Mapping[str, Any], value: object) -> dict[str, Any]:
     return {"valueCoding": {"code": value}}
 
 
-def _fields(
+def fields_for(
     items: Sequence[Mapping[str, Any]], form: Mapping[str, Sequence[str]]
 ) -> list[dict[str, Any]]:
     """The page's view of the questionnaire: one dict per item, with what the form had chosen."""
@@ -269,7 +271,7 @@ def _fields(
             ).decode(),
         }
         if kind == "group":
-            field["children"] = _fields(item["item"], form)
+            field["children"] = fields_for(item["item"], form)
         elif kind == "boolean":
             field["options"] = _options(
                 field["id"], (("true", "Yes"), ("false", "No")), form, link_id
@@ -311,7 +313,7 @@ def _options(
     ]
 
 
-def _summary(bundle: Mapping[str, Any]) -> dict[str, Any]:
+def summary_of(bundle: Mapping[str, Any]) -> dict[str, Any]:
     """What the result page shows, read from the Bundle that is filed (not worked out again)."""
     resources = [entry["resource"] for entry in bundle["entry"]]
     response = resources[0]

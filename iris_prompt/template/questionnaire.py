@@ -25,6 +25,7 @@ from iris_prompt.urls import ANSWER_SYSTEM, QUESTIONNAIRE_ID, QUESTIONNAIRE_URL,
 __all__ = [
     "ANSWER_SYSTEM",
     "DASH_ITEMS",
+    "LAUNCH_PATH",
     "PAGE_PATH",
     "QUESTIONNAIRE_ID",
     "QUESTIONNAIRE_URL",
@@ -44,6 +45,8 @@ QUESTIONNAIRE_VERSION = "0.1.0"
 QUESTIONNAIRE_STATUS = "draft"
 # The page for practice staff, relative to the service's public base URL.
 PAGE_PATH = TEMPLATE_PATH
+# The SMART App Launch URL of the page (EHR launch: the EHR adds `iss` and `launch`).
+LAUNCH_PATH = PAGE_PATH + "/launch"
 
 # SDC: a read-only item whose value a form filler computes.
 CALCULATED_EXPRESSION = (
@@ -415,29 +418,37 @@ def dash_yes_count(answers: Mapping[str, Sequence[object]]) -> int:
     return sum("yes" in answers.get(link_id, ()) for link_id in DASH_ITEMS)
 
 
-def card_links(public_base_url: str, hook_instance: str, card_uuid: str) -> list[dict[str, str]]:
+def card_links(
+    public_base_url: str, hook_instance: str, card_uuid: str, *, smart_launch: bool = False
+) -> list[dict[str, str]]:
     """The card's links to the recording page (CDS Hooks 2.0, Link).
 
-    The SMART link carries only the hookInstance and the card's uuid in `appContext`; neither URL
-    carries any patient data. https://cds-hooks.hl7.org/2.0/#link
+    With `smart_launch` (a SMART client is configured), a `smart` link to the launch URL, whose
+    `appContext` carries only the hookInstance and the card's uuid; the EHR adds `iss` and
+    `launch` and the page files the entries in the record. Always an `absolute` link to the page,
+    for systems without SMART launch. Neither URL carries any patient data.
+    https://cds-hooks.hl7.org/2.0/#link
 
-        >>> links = card_links("https://iris.example", "d1577c69", "4e0a3a1e")
-        >>> [link["type"] for link in links], links[1]["url"]
-        (['smart', 'absolute'], 'https://iris.example/template')
+        >>> links = card_links("https://iris.example", "d1577c69", "4e0a3a1e", smart_launch=True)
+        >>> [(link["type"], link["url"]) for link in links]
+        [('smart', 'https://iris.example/template/launch'), ('absolute', 'https://iris.example/template')]
+        >>> [link["type"] for link in card_links("https://iris.example", "d1577c69", "4e0a3a1e")]
+        ['absolute']
     """
     base = public_base_url.rstrip("/")
     if not base.startswith(("https://", "http://")) or "?" in base or "#" in base:
         raise ValueError("public_base_url must be an http(s) URL without query or fragment")
     url = base + PAGE_PATH
-    app_context = json.dumps(
-        {"hookInstance": hook_instance, "card": card_uuid}, separators=(",", ":")
-    )
-    return [
-        {
-            "label": "Record the enquiry (template)",
-            "url": url,
+    links = [{"label": "Record the enquiry (open in a browser)", "url": url, "type": "absolute"}]
+    if smart_launch:
+        app_context = json.dumps(
+            {"hookInstance": hook_instance, "card": card_uuid}, separators=(",", ":")
+        )
+        smart = {
+            "label": "Record the enquiry and file it in the record (template)",
+            "url": base + LAUNCH_PATH,
             "type": "smart",
             "appContext": app_context,
-        },
-        {"label": "Record the enquiry (open in a browser)", "url": url, "type": "absolute"},
-    ]
+        }
+        links.insert(0, smart)
+    return links

@@ -87,8 +87,10 @@ def test_seed_case_end_to_end(service: LiveService, seed_fhir: Fhir) -> None:
         "not-appropriate-now",
         "already-discussed",
     ]
-    assert {link["type"] for link in enquiry["links"]} == {"smart", "absolute"}
-    assert all(link["url"] == service.base_url + "/template" for link in enquiry["links"])
+    # No SMART client configured: the page only, opened in a browser (no greyed-out smart link).
+    assert [(link["type"], link["url"]) for link in enquiry["links"]] == [
+        ("absolute", service.base_url + "/template")
+    ]
 
     # The MAPPA card: critical (very high risk to a known adult), by relationship, no offences.
     assert mappa["indicator"] == "critical"
@@ -263,7 +265,7 @@ def test_known_abuse_card_reviews_safety(service: LiveService) -> None:
     # A safety review is no first enquiry: no one-click "asked, nothing disclosed" that would
     # record a routine enquiry and hold this card back; the template is linked instead.
     assert "suggestions" not in card and "selectionBehavior" not in card
-    assert {link["type"] for link in card["links"]} == {"smart", "absolute"}
+    assert [link["type"] for link in card["links"]] == ["absolute"]
 
 
 def test_a_related_persons_mappa_flag_by_relationship_with_medium_risk(

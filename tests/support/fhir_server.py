@@ -12,11 +12,19 @@ Authorization header). Behaviour can be changed while it runs:
 
 Search parameters understood: `patient`, `subject` (references, with or without the type),
 `member` (Group), `_id`, `status`, `code` and `identifier` (tokens `system|value` or `value`),
-`_count`. Any other
-parameter answers 400, as a strict server would.
+`_count`; `_sort` is accepted and ignored. Any other parameter answers 400, as a strict server
+would.
+
+`POST /` with a transaction Bundle stores its entries (POST requests only) all or nothing: each
+gets a new id, `urn:uuid:` references between entries are rewritten, and an entry whose
+`request.ifNoneExist` (`identifier=system|value`) matches a stored resource creates nothing
+(a conditional create). Every Bundle received is kept in `transactions`. Set
+`refuse_transactions = (422, outcome)` to answer transactions with that status and
+OperationOutcome instead, or `fail_transactions_with = 401` for a plain failure status.
 """
 
 import asyncio
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,10 +99,15 @@ class FhirTestServer:
         self.fail_with: int | None = None
         self.delay: float = 0.0
         self.next_base: str | None = None
+        self.transactions: list[dict[str, Any]] = []
+        self.refuse_transactions: tuple[int, dict[str, Any]] | None = None
+        self.fail_transactions_with: int | None = None
+        self._ids = itertools.count(1)
         for resource in resources:
             self.add(resource)
         self.app = Starlette(
             routes=[
+                Route("/", self._transaction, methods=["POST"]),
                 Route("/{rtype}", self._search, methods=["GET"]),
                 Route("/{rtype}/{rid}", self._read, methods=["GET"]),
             ]
@@ -162,6 +175,8 @@ class FhirTestServer:
                 matches = [r for r in matches if r.get("status") in value.split(",")]
             elif name == "code":
                 matches = [r for r in matches if _codes(r) & set(value.split(","))]
+            elif name.startswith("_sort"):
+                continue
             elif name == "identifier":
                 matches = [r for r in matches if _identifiers(r) & set(value.split(","))]
             else:
@@ -183,3 +198,69 @@ class FhirTestServer:
             query = urlencode({**params, "_count": count, "_offset": offset + count})
             bundle["link"].append({"relation": "next", "url": f"{base}/{rtype}?{query}"})
         return Response(orjson.dumps(bundle), media_type=FHIR_JSON)
+
+    def _conditional_match(self, rtype: str, condition: str) -> dict[str, Any] | None:
+        name, _, value = condition.partition("=")
+        if name != "identifier":
+            return None
+        for resource in self.store.get(rtype, {}).values():
+            if value in _identifiers(resource):
+                return resource
+        return None
+
+    async def _transaction(self, request: Request) -> Response:
+        if (refused := await self._gate(request)) is not None:
+            return refused
+        try:
+            bundle = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return _outcome(400, "not JSON")
+        if bundle.get("resourceType") != "Bundle" or bundle.get("type") != "transaction":
+            return _outcome(400, "only transaction Bundles are accepted")
+        self.transactions.append(bundle)
+        if self.fail_transactions_with is not None:
+            code = self.fail_transactions_with
+            return _outcome(code, f"configured to fail transactions with {code}")
+        if self.refuse_transactions is not None:
+            status, outcome = self.refuse_transactions
+            return Response(orjson.dumps(outcome), status_code=status, media_type=FHIR_JSON)
+        entries = bundle.get("entry") or []
+        created: list[tuple[str, dict[str, Any]]] = []
+        replies: list[dict[str, Any]] = []
+        new_refs: dict[str, str] = {}
+        for entry in entries:
+            req, resource = entry.get("request") or {}, entry.get("resource") or {}
+            if req.get("method") != "POST" or "resourceType" not in resource:
+                return _outcome(400, "only POST entries with a resource are accepted")
+            rtype = resource["resourceType"]
+            existing = self._conditional_match(rtype, req.get("ifNoneExist") or "")
+            if existing is not None:
+                location = f"{rtype}/{existing['id']}"
+                replies.append({"response": {"status": "200 OK", "location": location}})
+            else:
+                rid = f"t{next(self._ids)}"
+                location = f"{rtype}/{rid}"
+                created.append((rid, resource))
+                replies.append(
+                    {"response": {"status": "201 Created", "location": location + "/_history/1"}}
+                )
+            if entry.get("fullUrl"):
+                new_refs[entry["fullUrl"]] = location
+        stored = [{**_rewrite(resource, new_refs), "id": rid} for rid, resource in created]
+        for resource in stored:  # all or nothing: stored once every entry was accepted
+            self.add(resource)
+        reply = {"resourceType": "Bundle", "type": "transaction-response", "entry": replies}
+        return Response(orjson.dumps(reply), media_type=FHIR_JSON)
+
+
+def _rewrite(value: Any, refs: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: refs.get(item, item)
+            if key == "reference" and isinstance(item, str)
+            else _rewrite(item, refs)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_rewrite(item, refs) for item in value]
+    return value

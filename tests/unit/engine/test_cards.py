@@ -175,10 +175,20 @@ def test_deployment_contacts_appear_where_they_belong() -> None:
 
 def test_each_card_gets_its_own_uuid_and_the_links_carry_it() -> None:
     member = HouseholdMember("partner", 40, MappaRisk(()))
-    enquiry, mappa = cards(Decision(enquiry=True, mappa=(member,), household_checked=True))
+    decision = Decision(enquiry=True, mappa=(member,), household_checked=True)
+    enquiry, mappa = cards(decision, CardSettings(smart_launch=True))
     assert enquiry.uuid != mappa.uuid
     assert enquiry.links is not None and enquiry.uuid is not None
+    assert enquiry.links[0].type == "smart"
     assert enquiry.uuid in (enquiry.links[0].app_context or "")
+
+
+def test_without_a_smart_client_the_enquiry_card_links_the_page_only() -> None:
+    (enquiry,) = cards(Decision(enquiry=True, household_checked=True))
+    assert enquiry.links is not None
+    assert [(link.type, link.url) for link in enquiry.links] == [
+        ("absolute", "https://iris.example/template")
+    ]
 
 
 @pytest.mark.parametrize("levels", [(), (("public", "low"),)])

@@ -140,12 +140,23 @@ def test_an_unsupported_condition_operator_is_refused() -> None:
 
 
 def test_card_links_carry_no_patient_data() -> None:
-    smart, absolute = card_links("https://iris.example/nhs/", "hook-1", "card-9")
+    smart, absolute = card_links("https://iris.example/nhs/", "hook-1", "card-9", smart_launch=True)
     assert smart["type"] == "smart" and absolute["type"] == "absolute"
-    assert smart["url"] == absolute["url"] == "https://iris.example/nhs/template"
+    assert smart["url"] == "https://iris.example/nhs/template/launch"
+    assert absolute["url"] == "https://iris.example/nhs/template"
     assert json.loads(smart["appContext"]) == {"hookInstance": "hook-1", "card": "card-9"}
     assert "appContext" not in absolute
     assert all(link["label"] for link in (smart, absolute))
+
+
+def test_without_a_smart_client_the_card_offers_the_page_only() -> None:
+    # A smart link nothing behind it can launch is greyed out by real CDS clients.
+    (absolute,) = card_links("https://iris.example", "hook-1", "card-9")
+    assert absolute == {
+        "label": "Record the enquiry (open in a browser)",
+        "url": "https://iris.example/template",
+        "type": "absolute",
+    }
 
 
 @pytest.mark.parametrize(
