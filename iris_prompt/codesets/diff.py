@@ -37,7 +37,8 @@ class SetDiff:
     removed: list[Member] = field(default_factory=list)
     changed: list[tuple[Member, Member]] = field(default_factory=list)
 
-    # Categories added or removed, or a lookback changed: what the service does, not wording.
+    # Categories added or removed, or a lookback or min_entries changed: what the service does,
+    # not wording.
     categories_changed: bool = False
 
     @property
@@ -74,7 +75,8 @@ def _diff_set(old: CodeSet, new: CodeSet) -> SetDiff:
             else:
                 diff.manifest.append(f"{name}: {before} -> {after}")
     diff.categories_changed = old.categories.keys() != new.categories.keys() or any(
-        old.categories[name].lookback != settings.lookback
+        (old.categories[name].lookback, old.categories[name].min_entries)
+        != (settings.lookback, settings.min_entries)
         for name, settings in new.categories.items()
         if name in old.categories
     )
@@ -88,6 +90,10 @@ def _diff_set(old: CodeSet, new: CodeSet) -> SetDiff:
         if before.lookback_text != settings.lookback_text:
             diff.manifest.append(
                 f"category {name}: lookback {before.lookback_text} -> {settings.lookback_text}"
+            )
+        if before.min_entries != settings.min_entries:
+            diff.manifest.append(
+                f"category {name}: min_entries {before.min_entries} -> {settings.min_entries}"
             )
         for part in ("title", "reason"):
             if getattr(before, part) != getattr(settings, part):

@@ -210,12 +210,20 @@ def codeset_manifest_text(codeset: CodeSet, *, comment: str = "") -> str:
         "next_review_due": codeset.next_review_due,
         "purpose": codeset.purpose,
         "description": codeset.description,
-        "categories": {
-            name: {"title": s.title, "lookback": s.lookback_text, "reason": s.reason}
-            for name, s in codeset.categories.items()
-        },
+        "categories": {name: _category_table(s) for name, s in codeset.categories.items()},
     }
     return manifest_toml(manifest, comment=comment)
+
+
+def _category_table(settings: CategorySettings) -> dict[str, Any]:
+    table: dict[str, Any] = {
+        "title": settings.title,
+        "lookback": settings.lookback_text,
+        "reason": settings.reason,
+    }
+    if settings.min_entries != 1:
+        table["min_entries"] = settings.min_entries
+    return table
 
 
 def write_codeset(codeset: CodeSet, directory: Path, name: str, *, comment: str = "") -> None:

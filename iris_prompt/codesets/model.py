@@ -83,12 +83,16 @@ class CategorySettings:
 
     `lookback` is how far back in the record an entry counts; None means the whole record.
     `lookback_text` keeps the words the manifest used ("2 years"), `reason` why.
+    `min_entries` is how many entries of the category, on different days inside the lookback,
+    it takes to count at all (1 for most; 3 for urinary tract infections, whose recurrence is
+    the indicator).
     """
 
     lookback: datetime.timedelta | None
     title: str = ""
     reason: str = ""
     lookback_text: str = "whole record"
+    min_entries: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,8 @@ Every problem names the file, line and column, in words an ICB safeguarding lead
 Rules (see codesets/README.md for the reasons):
 - manifest: every field present and of the right kind; status draft/active/retired (retired
   cannot be loaded, draft is a warning); dates real, last review not in the future, next review
-  after it (overdue is a warning); each category with a title, a lookback and the reason for it.
+  after it (overdue is a warning); each category with a title, a lookback and the reason for it,
+  and optionally `min_entries`, a whole number of at least 1 (default 1).
 - members CSV: the six columns; system SNOMED CT / Read v2 / CTV3; code well formed for its
   system (SNOMED CT: syntax, partition, Verhoeff check digit; not an EMIS-local code); term,
   category (declared in the manifest) and source present; no code twice, and so never in two
@@ -56,6 +57,7 @@ _SYSTEMS_BY_NAME = {name: uri for uri, name in SYSTEM_NAMES.items()}
 _MANIFEST_TEXT_FIELDS = ("id", "title", "version", "status", "owner", "purpose", "description")
 _MANIFEST_DATE_FIELDS = ("last_reviewed", "next_review_due")
 _CATEGORY_FIELDS = ("title", "lookback", "reason")
+_OPTIONAL_CATEGORY_FIELDS = ("min_entries",)
 # An id becomes part of the ValueSet's canonical URL and FHIR id: lower case, digits, hyphens.
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _VERSION = re.compile(r"[0-9]+(\.[0-9]+){0,2}")
@@ -275,7 +277,7 @@ def _check_categories(raw: Any, problem: Any) -> dict[str, CategorySettings]:
         if not isinstance(settings, dict):
             problem(f"category {name!r} must be a table [categories.{name}]", table=table)
             continue
-        for key in sorted(set(settings) - set(_CATEGORY_FIELDS)):
+        for key in sorted(set(settings) - {*_CATEGORY_FIELDS, *_OPTIONAL_CATEGORY_FIELDS}):
             problem(f"unknown field {key!r} in category {name!r}", key, table)
         texts = {}
         for key in _CATEGORY_FIELDS:
@@ -284,6 +286,16 @@ def _check_categories(raw: Any, problem: Any) -> dict[str, CategorySettings]:
                 problem(f'category {name!r} needs {key} = "..."', key, table)
             else:
                 texts[key] = " ".join(value.split()) if key == "lookback" else value.strip()
+        min_entries = settings.get("min_entries", 1)
+        if type(min_entries) is not int or min_entries < 1:
+            problem(
+                f"category {name!r}: min_entries must be a whole number of at least 1, such as "
+                "min_entries = 3 (how many entries on different days inside the lookback it "
+                "takes to count)",
+                "min_entries",
+                table,
+            )
+            continue
         if len(texts) != len(_CATEGORY_FIELDS):
             continue
         try:
@@ -296,6 +308,7 @@ def _check_categories(raw: Any, problem: Any) -> dict[str, CategorySettings]:
             title=texts["title"],
             reason=texts["reason"],
             lookback_text=texts["lookback"],
+            min_entries=min_entries,
         )
     return categories
 

@@ -64,6 +64,11 @@ def codeset_to_valueset(codeset: CodeSet, *, base_url: str = DEFAULT_BASE_URL) -
                 {"url": "title", "valueString": settings.title},
                 {"url": "lookback", "valueString": settings.lookback_text},
                 {"url": "reason", "valueString": settings.reason},
+                *(
+                    [{"url": "minEntries", "valuePositiveInt": settings.min_entries}]
+                    if settings.min_entries != 1
+                    else []
+                ),
             ],
         }
         for name, settings in codeset.categories.items()
@@ -116,6 +121,8 @@ def codeset_from_valueset(
     for extension in extensions:
         if extension.get("url") == _CATEGORY:
             parts = {p["url"]: _value(p) for p in extension.get("extension", [])}
+            if "minEntries" in parts:
+                parts["min_entries"] = parts.pop("minEntries")
             categories[str(parts.pop("name", ""))] = parts
     manifest = {
         "id": resource.get("id", ""),

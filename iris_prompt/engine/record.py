@@ -20,6 +20,9 @@ What is read, and the status rules (README "Record reading" says the same for cl
   `effective[x]` (the later end of a period), else `issued`.
 - `Encounter.reasonCode`: skipped when `status` is entered-in-error or cancelled. Dated by
   `period` (its start; else its end).
+- `Procedure.code` (a termination of pregnancy is often a procedure): skipped when `status` is
+  entered-in-error or not-done. Dated by `performed[x]` (a dateTime, or the later end of a
+  period); a procedure performed at an age, in a range or as free text is undated.
 
 Other resource types are not read: the service prefetches only these, and the alert-burden
 simulation must see exactly what the service sees. Codes: SNOMED CT, Read v2 (with or without
@@ -56,6 +59,7 @@ __all__ = [
 
 SKIPPED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 SKIPPED_STATUS = frozenset({"entered-in-error", "cancelled"})
+SKIPPED_PROCEDURE_STATUS = frozenset({"entered-in-error", "not-done"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +205,11 @@ def _encounter_date(resource: Mapping[str, Any]) -> datetime.date | None:
     return fhir_date(start) or fhir_date(end)
 
 
+def _procedure_date(resource: Mapping[str, Any]) -> datetime.date | None:
+    start, end = _period(resource.get("performedPeriod"))
+    return _latest(resource.get("performedDateTime"), start, end)
+
+
 Hit = tuple[str, str, tuple[tuple[str, str, str], ...]]
 
 
@@ -280,6 +289,13 @@ def read_record(
                 clinical = codes_of(resource.get("clinicalStatus"))
                 status = clinical[0] if clinical else None
                 found.extend(_entries(hits, kind, _condition_date(resource), status))
+            hits.clear()
+        elif kind == "Procedure":
+            _hits(index, resource.get("code"), hits)
+            if not hits:
+                continue
+            if as_str(resource.get("status")) not in SKIPPED_PROCEDURE_STATUS:
+                found.extend(_entries(hits, kind, _procedure_date(resource)))
             hits.clear()
         elif kind == "Encounter":
             reasons = resource.get("reasonCode")

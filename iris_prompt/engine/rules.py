@@ -16,7 +16,9 @@ The rules, in order (README "What the prompt does" says the same for clinicians)
    cards (rule 6) can show.
 3. Triggers: entries of the trigger set dated within their category's lookback (manifest). An
    undated entry counts only in a whole-record category. An old entry whose Condition is still
-   "active" does not count: problem lists keep old problems active for years.
+   "active" does not count: problem lists keep old problems active for years. A category with
+   `min_entries` above 1 (recurrent urinary tract infections: 3) counts only when that many of
+   its entries, on different days, are inside the lookback; entries of one day are one episode.
 4. Known abuse: an entry of the known-abuse set in a category saying this patient is harmed or
    at risk (`KNOWN_ABUSE_FOR_PATIENT`: victim, history, at risk, MARAC, police report), within
    its category's lookback (the whole record as bundled), whatever its clinicalStatus: abuse
@@ -132,6 +134,19 @@ def _counts(entry: CodedEntry, codeset: CodeSet, today: datetime.date) -> bool:
     return today - lookback <= entry.when <= today
 
 
+def _enough(entries: list[CodedEntry], codeset: CodeSet) -> list[CodedEntry]:
+    """The entries whose category has at least its `min_entries` (counted on different days)."""
+    days: dict[str, set[datetime.date | None]] = {}
+    for entry in entries:
+        days.setdefault(entry.category, set()).add(entry.when)
+    needed = {
+        name: settings.min_entries
+        for name, settings in codeset.categories.items()
+        if settings.min_entries > 1
+    }
+    return [e for e in entries if len(days[e.category]) >= needed.get(e.category, 1)]
+
+
 def _newest_first(entries: Iterable[CodedEntry]) -> tuple[CodedEntry, ...]:
     return tuple(sorted(entries, key=lambda e: e.when or datetime.date.min, reverse=True))
 
@@ -170,8 +185,11 @@ def _prompt(
         if e.set == "known-abuse" and _counts(e, codesets.known_abuse, today)
     ]
     known = _newest_first(e for e in known_abuse if e.category in KNOWN_ABUSE_FOR_PATIENT)
+    in_window = [
+        e for e in record.entries if e.set == "trigger" and _counts(e, codesets.trigger, today)
+    ]
     triggers = _newest_first(
-        [e for e in record.entries if e.set == "trigger" and _counts(e, codesets.trigger, today)]
+        _enough(in_window, codesets.trigger)
         + [e for e in known_abuse if e.category not in KNOWN_ABUSE_FOR_PATIENT]
     )
     window_start = today - settings.enquiry_window

@@ -72,6 +72,8 @@ def prefetch_templates() -> dict[str, PrefetchTemplate]:
         "observations": PrefetchTemplate("Observation?patient={{context.patientId}}"),
         # Reason codes of consultations.
         "encounters": PrefetchTemplate("Encounter?patient={{context.patientId}}", required=False),
+        # Procedures: a termination of pregnancy is often recorded as one.
+        "procedures": PrefetchTemplate("Procedure?patient={{context.patientId}}", required=False),
         # The household: a Group (type person) with the patient among its members.
         "household": PrefetchTemplate(
             "Group?member={{context.patientId}}", required=False, fallback=False
@@ -87,7 +89,7 @@ PATIENT_VIEW_PREFETCH = prefetch_templates()
 HOUSEHOLD_KEYS = ("household", "relatedPersons")
 # The patient's own record. Coded entries are read from these keys only: a household search
 # may include other people's Patients and entries, which are never the patient's.
-RECORD_KEYS = ("patient", "conditions", "observations", "encounters")
+RECORD_KEYS = ("patient", "conditions", "observations", "encounters", "procedures")
 
 
 def _require_patient(value: dict[str, Any] | None, patient_id: str) -> None:

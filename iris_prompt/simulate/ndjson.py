@@ -4,10 +4,10 @@ work) one patient at a time. `population.open_population` calls this for a folde
 `.ndjson` files.
 
 Pass one reads every line once: the lines of the types the service reads (Patient, Condition,
-Observation, Encounter) are parsed to find their patient (`subject`, else `patient`) and indexed
-by byte offset, 8 bytes a line; Groups, RelatedPersons and Flags are kept as shared facts; any
-other type is recognised from its first key and not parsed at all. Pass two (`NdjsonReader`)
-seeks to one patient's lines and parses only those.
+Observation, Encounter, Procedure) are parsed to find their patient (`subject`, else `patient`)
+and indexed by byte offset, 8 bytes a line; Groups, RelatedPersons and Flags are kept as shared
+facts; any other type is recognised from its first key and not parsed at all. Pass two
+(`NdjsonReader`) seeks to one patient's lines and parses only those.
 """
 
 import re

@@ -54,9 +54,9 @@ __all__ = [
 ]
 
 # The resource types the prompt service reads for one patient (its prefetch: Patient, Condition,
-# Observation, Encounter). The simulation gives the rules exactly these, so that a code on, say, a
-# Procedure, which the service never sees, does not count here either.
-READ_TYPES = frozenset({"Patient", "Condition", "Observation", "Encounter"})
+# Observation, Encounter, Procedure). The simulation gives the rules exactly these, so that a
+# code on, say, a MedicationRequest, which the service never sees, does not count here either.
+READ_TYPES = frozenset({"Patient", "Condition", "Observation", "Encounter", "Procedure"})
 # Cross-patient resources: households and the risk flags on their members.
 SHARED_TYPES = frozenset({"Group", "RelatedPerson", "Flag"})
 

@@ -78,6 +78,7 @@ def prefetch_for(resources: list[dict[str, Any]], pid: str) -> dict[str, Any]:
         "conditions": bundle(*about("Condition")),
         "observations": bundle(*about("Observation")),
         "encounters": bundle(*about("Encounter")),
+        "procedures": bundle(*about("Procedure")),
         "household": bundle(*groups),
         "relatedPersons": bundle(*about("RelatedPerson", "patient")),
     }

@@ -30,6 +30,7 @@ def test_discovery_at_the_spec_path(es384_key: SigningKey) -> None:
             "conditions": "Condition?patient={{context.patientId}}",
             "observations": "Observation?patient={{context.patientId}}",
             "encounters": "Encounter?patient={{context.patientId}}",
+            "procedures": "Procedure?patient={{context.patientId}}",
             "household": "Group?member={{context.patientId}}",
             "relatedPersons": "RelatedPerson?patient={{context.patientId}}",
         }

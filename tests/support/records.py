@@ -9,6 +9,7 @@ from iris_prompt.engine.risk_flags import MAPPA_CODE, risk_extension
 
 SNOMED = "http://snomed.info/sct"
 READ_V2 = "http://read.info/readv2"
+CTV3 = "http://read.info/ctv3"
 NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
 ROLE_CODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 
@@ -17,6 +18,10 @@ DEPRESSIVE_DISORDER = (SNOMED, "35489007")
 ANXIETY_DISORDER = (SNOMED, "197480006")
 ANXIETY_STATE_READ = (READ_V2, "E2000")
 MAJOR_DEPRESSION_READ = (READ_V2, "E112.")
+SINGLE_MAJOR_DEPRESSIVE_EPISODE_CTV3 = (CTV3, "XE1Y0")
+DEPRESSED_MOOD = (SNOMED, "366979004")  # a symptom code
+TERMINATION_OF_PREGNANCY = (SNOMED, "386639001")  # a procedure
+URINARY_TRACT_INFECTION = (SNOMED, "68566005")  # counts from the third in a year
 # From codesets/recording.csv
 ENQUIRY_MADE = (SNOMED, "700410005")
 ENQUIRY_MADE_READ = (READ_V2, "9r0..")
@@ -25,6 +30,9 @@ ENQUIRY_NOT_MADE = (SNOMED, "887331000000105")
 # From codesets/known-abuse.csv
 VICTIM_OF_DOMESTIC_ABUSE = (SNOMED, "879911000000102")
 HISTORY_OF_DOMESTIC_VIOLENCE_READ = (READ_V2, "14X3.")
+HISTORY_OF_DOMESTIC_VIOLENCE = (SNOMED, "412732008")
+# Not in any set: no sourced CTV3 list of domestic abuse codes exists (codesets/README.md).
+HISTORY_OF_DOMESTIC_VIOLENCE_CTV3 = (CTV3, "14X3.")
 ABUSE_VICTIM_IN_HOUSEHOLD = (SNOMED, "881081000000100")
 
 
@@ -110,6 +118,27 @@ def encounter(
         "period": {"start": date},
         "reasonCode": [{"coding": [coding(reason)]}],
     }
+
+
+def procedure(
+    code: tuple[str, str],
+    date: str | None,
+    *,
+    patient: str = "p1",
+    rid: str = "pr1",
+    status: str = "completed",
+    **fields: Any,
+) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "Procedure",
+        "id": rid,
+        "status": status,
+        "subject": {"reference": f"Patient/{patient}"},
+        "code": {"coding": [coding(code)]},
+    }
+    if date:
+        resource["performedDateTime"] = date
+    return resource | fields
 
 
 def patient(pid: str, birth_date: str | None, *, nhs: str | None = None, **fields: Any) -> dict:

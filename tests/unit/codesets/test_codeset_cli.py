@@ -52,13 +52,14 @@ def real_edit(folder: Path) -> None:
     (folder / "trigger.csv").write_text("".join(lines), encoding="utf-8")
     edit(folder / "trigger.csv", ",Cannot sleep - insomnia,", ",Cannot sleep - insomnia (edited),")
     edit(folder / "trigger.toml", 'version = "1.0.0"', 'version = "1.1.0"')
-    edit(folder / "trigger.toml", 'lookback = "1 year"', 'lookback = "18 months"')
+    sleep = 'title = "Sleep disorders (insomnia)"\nlookback = '
+    edit(folder / "trigger.toml", sleep + '"1 year"', sleep + '"18 months"')
 
 
 def test_validate_a_good_folder(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["codesets", "validate", str(folder)]) == 0
     out = capsys.readouterr().out
-    assert "valid: trigger 1.0.0 (331 codes)" in out
+    assert "valid: trigger 1.0.0 (546 codes)" in out
 
 
 def test_validate_a_broken_folder(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -193,12 +194,12 @@ def test_stats(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["codesets", "stats", str(folder), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     trigger = result["trigger"]
-    assert trigger["total"] == 331
-    assert sum(trigger["bySystem"].values()) == 331
-    assert trigger["byCategory"]["ptsd"] == {"Read v2": 4, "SNOMED CT": 4}
+    assert trigger["total"] == 546
+    assert sum(trigger["bySystem"].values()) == 546
+    assert trigger["byCategory"]["ptsd"] == {"CTV3": 4, "Read v2": 1, "SNOMED CT": 3}
     assert main(["codesets", "stats", str(folder)]) == 0
     text = capsys.readouterr().out
-    assert re.search(r"^  ptsd +5 years +4 +4 +0 +8$", text, re.M)
+    assert re.search(r"^  ptsd +5 years +3 +1 +4 +8$", text, re.M)
     # Columns line up whatever the longest category name.
     header = next(line for line in text.splitlines() if line.startswith("  category"))
     long_row = next(line for line in text.splitlines() if "referral-child-safeguarding" in line)
@@ -303,3 +304,15 @@ def test_the_installed_command_exits_with_the_status() -> None:
     )
     assert broken.returncode == 1
     assert "folder not found" in broken.stderr
+
+
+def test_diff_shows_a_changed_minimum_number_of_entries(
+    folder: Path, unedited: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Asking for 2 urinary tract infections instead of 3 changes who is prompted: the diff
+    says so and warns while the version is unchanged."""
+    edit(folder / "trigger.toml", "min_entries = 3", "min_entries = 2")
+    assert main(["codesets", "diff", str(unedited), str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "  category uti: min_entries 3 -> 2" in out
+    assert "WARNING: trigger: the codes or categories changed" in out

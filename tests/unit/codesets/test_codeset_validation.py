@@ -77,6 +77,16 @@ def test_a_valid_set_is_built_indexed_and_sorted() -> None:
     assert codeset.lookup(SNOMED_CT, "E112.") is None
     assert codeset.categories["depression"].lookback == datetime.timedelta(days=730.5)
     assert codeset.categories["anxiety"].lookback is None
+    assert codeset.categories["depression"].min_entries == 1  # one entry counts, by default
+
+
+def test_a_category_can_ask_for_several_entries() -> None:
+    """Recurrent urinary tract infections: at least 3 entries within the lookback."""
+    manifest = MANIFEST.replace('lookback = "2 years"', 'lookback = "2 years"\nmin_entries = 3', 1)
+    checked = check(manifest=manifest)
+    assert checked.problems == []
+    assert checked.codeset is not None
+    assert checked.codeset.categories["depression"].min_entries == 3
 
 
 def test_header_must_name_the_columns() -> None:
@@ -114,6 +124,9 @@ MANIFEST_CASES = [
     ('lookback = "2 years"', 'lookback = "two years"', "not understood", "lookback words"),
     ('reason = "Recent depression only."', "", "needs reason", "every lookback has a reason"),
     ('lookback = "2 years"', 'lookbak = "2 years"', "unknown field 'lookbak'", "typo in category"),
+    ('lookback = "2 years"', 'lookback = "2 years"\nmin_entries = 0', "at least 1", "no count"),
+    ('lookback = "2 years"', 'lookback = "2 years"\nmin_entries = "3"', "whole number", "text"),
+    ('lookback = "2 years"', 'lookback = "2 years"\nmin_entries = 2.5', "whole number", "float"),
     (
         'purpose = "trigger"',
         'purpose = "trigger"\ncolour = "red"',

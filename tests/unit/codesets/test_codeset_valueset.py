@@ -22,13 +22,16 @@ def test_export_is_a_valid_r4_valueset_grouped_by_system(sets: CodeSets) -> None
     assert parsed.url == "https://fhir.example.nhs.uk/ValueSet/iris-prompt-trigger"
     assert (parsed.version, parsed.status) == (sets.trigger.version, "active")
     assert parsed.name == "IrisPromptTrigger"
-    assert [include.system for include in parsed.compose.include] == [SNOMED_CT, READ_V2]
+    assert [include.system for include in parsed.compose.include] == [SNOMED_CT, READ_V2, CTV3]
     total = sum(len(include.concept) for include in parsed.compose.include)
     assert total == len(sets.trigger)
     first = parsed.compose.include[0].concept[0]
     member = sets.trigger.lookup(SNOMED_CT, first.code)
     assert first.display == member.term
-    assert CTV3 not in json.dumps(resource)  # no CTV3 codes: no empty include
+    # The trigger set's per-category minimum number of entries goes with it.
+    assert '"minEntries"' in json.dumps(resource)
+    known = codeset_to_valueset(sets.known_abuse)
+    assert CTV3 not in json.dumps(known)  # no CTV3 codes: no empty include
 
 
 @pytest.mark.parametrize("purpose", ["trigger", "recording", "known_abuse"])

@@ -14,12 +14,15 @@ from tests.support.records import (
     DEPRESSIVE_DISORDER,
     ENQUIRY_MADE,
     MAJOR_DEPRESSION_READ,
+    SINGLE_MAJOR_DEPRESSIVE_EPISODE_CTV3,
+    TERMINATION_OF_PREGNANCY,
     VICTIM_OF_DOMESTIC_ABUSE,
     bundle,
     condition,
     encounter,
     observation,
     patient,
+    procedure,
 )
 
 
@@ -110,6 +113,51 @@ def test_encounter_reason_codes_are_read(sets: CodeSets) -> None:
         datetime.date(2024, 3, 2),
         "Encounter",
     )
+
+
+@pytest.mark.parametrize(
+    ("fields", "when"),
+    [
+        ({"performedDateTime": "2026-03-02T10:00:00Z"}, datetime.date(2026, 3, 2)),
+        (
+            {"performedPeriod": {"start": "2026-03-02", "end": "2026-03-04"}},
+            datetime.date(2026, 3, 4),
+        ),
+        ({"performedPeriod": {"start": "2026-03-02"}}, datetime.date(2026, 3, 2)),
+        ({"performedString": "last spring"}, None),  # undated: counts in no window
+    ],
+)
+def test_procedure_codes_are_read_and_dated_by_performed(
+    sets: CodeSets, fields: dict, when: datetime.date | None
+) -> None:
+    """A termination of pregnancy is often recorded as a Procedure."""
+    resource = procedure(TERMINATION_OF_PREGNANCY, None, **fields)
+    (entry,) = read_record([resource], sets).entries
+    assert (entry.set, entry.category, entry.when, entry.resource_type) == (
+        "trigger",
+        "pregnancy-loss",
+        when,
+        "Procedure",
+    )
+
+
+@pytest.mark.parametrize("status", ["entered-in-error", "not-done"])
+def test_mistaken_or_not_done_procedures_are_skipped(sets: CodeSets, status: str) -> None:
+    resource = procedure(TERMINATION_OF_PREGNANCY, "2026-03-02", status=status)
+    assert found([resource], sets) == []
+
+
+def test_ctv3_codes_are_found_by_their_own_system(sets: CodeSets) -> None:
+    (entry,) = read_record(
+        [condition(SINGLE_MAJOR_DEPRESSIVE_EPISODE_CTV3, "2026-01-01")], sets
+    ).entries
+    assert (entry.system, entry.code, entry.category) == (
+        "http://read.info/ctv3",
+        "XE1Y0",
+        "depression",
+    )
+    # The same characters under the Read v2 system are another code (none in the sets).
+    assert found([condition(("http://read.info/readv2", "XE1Y0"), "2026-01-01")], sets) == []
 
 
 def test_a_code_in_two_sets_gives_an_entry_for_each(sets: CodeSets) -> None:
