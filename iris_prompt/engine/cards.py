@@ -41,6 +41,7 @@ __all__ = [
     "OVERRIDE_SYSTEM",
     "CardSettings",
     "cards_for",
+    "withheld_card",
 ]
 
 # Card and override-reason codes are this project's own, not clinical codes.
@@ -56,6 +57,7 @@ SUMMARIES = {
     "enquiry": "IRIS prompt: consider a safe, private enquiry when the patient is alone",
     "known-abuse": "IRIS prompt: review current safety privately, with the patient alone",
     "mappa": "Household safeguarding information: read privately before discussing",
+    "withheld": "Household safeguarding information: contact the practice safeguarding lead",
 }
 
 ONE_CLICK_LABELS = {
@@ -159,6 +161,26 @@ def _mappa_card(
         indicator="critical" if risk.critical else "warning",
         source=_SOURCES["mappa"],
         override_reasons=_override_reasons(),
+    )
+
+
+def withheld_card(
+    settings: CardSettings, new_id: Callable[[], str] = lambda: str(uuid.uuid4())
+) -> Card:
+    """In place of the MAPPA cards when their disclosure could not be audited (the store and
+    its spool both failed): no detail of the flag, the member or the risk, only that there is
+    household safeguarding information and whom to ask. Critical, as a MAPPA card whose risk
+    cannot be read is: the risk is unknown to the clinician."""
+    return Card(
+        uuid=new_id(),
+        summary=SUMMARIES["withheld"],
+        detail=(
+            "There is safeguarding information about this patient's household that cannot be "
+            f"shown here just now. Before deciding anything that depends on who the patient "
+            f"lives with, contact {settings.safeguarding_lead}."
+        ),
+        indicator="critical",
+        source=_SOURCES["mappa"],
     )
 
 

@@ -28,7 +28,7 @@ MappaRisk(levels=(('known-adult', 'very-high'),), unreadable=False)
 
 import datetime
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from iris_prompt.codesets.codes import SNOMED_CT
@@ -83,6 +83,9 @@ class MappaRisk:
 
     levels: tuple[tuple[str, str], ...]
     unreadable: bool = False
+    # The flags this risk was read from ("Flag/id"), for the disclosure audit only: cards never
+    # show them. Not part of the risk's value (two flags of equal levels are the same risk).
+    flags: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def critical(self) -> bool:
@@ -155,23 +158,27 @@ def mappa_risk(
         return None
     if not _is_mappa(flag) or not _in_force(flag, now or today):
         return None
-    return _levels(flag)
+    risk = _levels(flag)
+    flag_id = flag.get("id")
+    return replace(risk, flags=(f"Flag/{flag_id}",)) if isinstance(flag_id, str) else risk
 
 
 def strongest(risks: Iterable[MappaRisk]) -> MappaRisk | None:
     """Several MAPPA flags on one person as one risk: the highest level per group, and
     unreadable if any flag's levels are."""
     best: dict[str, str] = {}
+    flags: list[str] = []
     found, unreadable = False, False
     for risk in risks:
         found = True
+        flags.extend(f for f in risk.flags if f not in flags)
         unreadable = unreadable or risk.unreadable
         for group, level in risk.levels:
             if group not in best or _RANK[level] > _RANK[best[group]]:
                 best[group] = level
     if not found:
         return None
-    return MappaRisk(tuple((g, best[g]) for g in GROUPS if g in best), unreadable)
+    return MappaRisk(tuple((g, best[g]) for g in GROUPS if g in best), unreadable, tuple(flags))
 
 
 def risk_extension(group: str, level: str) -> dict[str, Any]:

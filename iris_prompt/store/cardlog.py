@@ -1,0 +1,210 @@
+"""The call log for the leads' analytics, written off the request path in batches.
+
+A call only puts a `CallRecord` on a queue (microseconds); a writer thread takes up to
+`batch_size` records at a time, or whatever is there after `interval` seconds, and inserts them
+in one transaction. What a crash can lose is what was queued and not yet written: at most
+`interval` seconds of calls (default 1 s), and never more than `max_queued` records. When the
+database is away the writer keeps its batch and retries; records beyond `max_queued` are dropped
+and counted (`counts["dropped"]`), never blocking a call.
+
+No identifiers: a record holds a pseudonymous patient key (`pseudonym`), the practice (tenant
+or issuer), card kinds, categories and codes; no names, NHS numbers, FHIR ids or free text.
+"""
+
+import datetime
+import hashlib
+import hmac
+import logging
+import queue
+import threading
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, Table, insert
+from sqlalchemy.exc import SQLAlchemyError
+
+from iris_prompt.store.models import CallLog, IssuedCard
+
+__all__ = ["CallRecord", "CardLog", "pseudonym"]
+
+log = logging.getLogger(__name__)
+
+CALL_TABLE: Table = CallLog.__table__  # type: ignore[assignment]
+CARD_TABLE: Table = IssuedCard.__table__  # type: ignore[assignment]
+
+
+def pseudonym(key: bytes, scope: str, patient_id: str) -> str:
+    """HMAC-SHA256 of the patient id within its scope (the FHIR server, else the practice)
+    under the deployment's secret: the same patient gets the same key until the secret is
+    rotated, and the key cannot be turned back into an id without the secret.
+
+    >>> pseudonym(b"k" * 32, "https://fhir.example", "p1")[:16]
+    '135eced3fcc45a2e'
+    """
+    message = f"{scope}\x1f{patient_id}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    at: datetime.datetime
+    service_id: str
+    hook: str
+    practice: str | None
+    codeset_versions: str
+    patient_key: str
+    cards: tuple[str, ...]
+    card_uuids: tuple[str, ...]
+    categories: tuple[str, ...]
+    codes: tuple[str, ...]
+    suppressed: bool
+    household_checked: bool
+    withheld: str | None = None
+    call_uid: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def rows(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        call = {
+            "call_uid": self.call_uid,
+            "at": self.at,
+            "service_id": self.service_id,
+            "hook": self.hook,
+            "practice": self.practice,
+            "codeset_versions": self.codeset_versions,
+            "patient_key": self.patient_key,
+            "cards": list(self.cards),
+            "categories": list(self.categories),
+            "codes": list(self.codes),
+            "suppressed": self.suppressed,
+            "household_checked": self.household_checked,
+            "withheld": self.withheld,
+        }
+        cards = [
+            {"card_uuid": u, "at": self.at, "kind": k, "call_uid": self.call_uid}
+            for u, k in zip(self.card_uuids, self.cards, strict=True)
+        ]
+        return call, cards
+
+
+class _Flush:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+class CardLog:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        batch_size: int = 500,
+        interval: float = 1.0,
+        max_queued: int = 50_000,
+    ) -> None:
+        self.engine = engine
+        self.batch_size = batch_size
+        self.interval = interval
+        self.max_queued = max_queued
+        self.counts: Counter[str] = Counter()
+        self._queue: queue.SimpleQueue[CallRecord | _Flush | None] = queue.SimpleQueue()
+        self._queued = 0
+        self._pending_cards: set[str] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="iris-card-log", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the writer."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout)
+            self._thread = None
+
+    def add(self, record: CallRecord) -> None:
+        """Queue one call's record (never blocks; drops and counts beyond `max_queued`)."""
+        with self._lock:
+            if self._queued >= self.max_queued:
+                self.counts["dropped"] += 1
+                return
+            self._queued += 1
+            self._pending_cards.update(record.card_uuids)
+        self._queue.put(record)
+
+    def is_pending(self, card_uuid: str) -> bool:
+        """Issued by this process and not written yet (feedback may outrun the writer)."""
+        with self._lock:
+            return card_uuid in self._pending_cards
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued before now is written (tests, shutdown)."""
+        if self._thread is None:
+            self._write(self._drain_now())
+            return True
+        marker = _Flush()
+        self._queue.put(marker)
+        return marker.done.wait(timeout)
+
+    def _drain_now(self) -> list[CallRecord]:
+        batch: list[CallRecord] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return batch
+            if isinstance(item, CallRecord):
+                batch.append(item)
+
+    def _run(self) -> None:
+        batch: list[CallRecord] = []
+        markers: list[_Flush] = []
+        stopping = False
+        while not stopping:
+            try:
+                item = self._queue.get(timeout=self.interval)
+            except queue.Empty:
+                item = _Flush()  # the interval passed: write what there is
+            if item is None:
+                stopping = True
+            elif isinstance(item, _Flush):
+                markers.append(item)
+            else:
+                batch.append(item)
+                if len(batch) < self.batch_size:
+                    continue
+            if batch and self._write(batch):
+                batch = []
+            for marker in markers:
+                marker.done.set()
+            markers = []
+
+    def _write(self, batch: list[CallRecord]) -> bool:
+        if not batch:
+            return True
+        calls, cards = [], []
+        for record in batch:
+            call, issued = record.rows()
+            calls.append(call)
+            cards.extend(issued)
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(insert(CALL_TABLE), calls)
+                if cards:
+                    connection.execute(insert(CARD_TABLE), cards)
+        except SQLAlchemyError as error:
+            self.counts["retries"] += 1
+            log.warning(
+                "call log: %d record(s) not written yet (%s); will retry",
+                len(batch),
+                type(error).__name__,
+            )
+            return False
+        with self._lock:
+            self._queued -= len(batch)
+            for record in batch:
+                self._pending_cards.difference_update(record.card_uuids)
+        self.counts["written"] += len(batch)
+        return True

@@ -1,0 +1,141 @@
+"""Where the store lives, and its schema: SQLite in the data directory, or PostgreSQL.
+
+    IRIS_DATA_DIR=/var/lib/iris-prompt        # SQLite file iris.sqlite3 here (the default)
+    IRIS_DATABASE_URL=postgresql+psycopg://iris@db.example/iris   # PostgreSQL instead
+
+`upgrade(url)` applies the migrations shipped in this package (Alembic, `migrations/`);
+`schema_state(engine)` says whether a database is at the head revision. The service upgrades an
+embedded SQLite itself at start-up; a PostgreSQL schema that is behind stops start-up with the
+command to run (`iris-prompt store upgrade`), because several workers share it and one of them
+migrating under the others is how data is lost.
+"""
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+
+__all__ = [
+    "SQLITE_FILE",
+    "SchemaBehind",
+    "SchemaState",
+    "default_data_dir",
+    "make_engine",
+    "prepare",
+    "schema_state",
+    "sqlite_url",
+    "upgrade",
+]
+
+log = logging.getLogger(__name__)
+
+SQLITE_FILE = "iris.sqlite3"
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class SchemaBehind(RuntimeError):
+    """The database's schema is older than this release's, and we may not migrate it."""
+
+
+def default_data_dir() -> Path:
+    """$XDG_DATA_HOME/iris-prompt, else ~/.local/share/iris-prompt."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "iris-prompt"
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite+pysqlite:///{data_dir / SQLITE_FILE}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL: readers never block the writer. synchronous=NORMAL in WAL mode: a commit survives the
+    # process being killed (it is in the WAL file once written); only a power cut can lose the
+    # last commits. busy_timeout: several threads of one process may write at once.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def make_engine(url: str, *, connect_timeout: int = 3) -> Engine:
+    """An engine for `url`. PostgreSQL connections give up after `connect_timeout` seconds and
+    are checked before use, so a database that went away and came back is picked up again."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=8,
+        max_overflow=8,
+        pool_timeout=connect_timeout,
+        connect_args={"connect_timeout": connect_timeout},
+    )
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def head() -> str:
+    heads = ScriptDirectory.from_config(_config()).get_heads()
+    return heads[0]
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    current: str | None
+    head: str
+
+    @property
+    def ok(self) -> bool:
+        return self.current == self.head
+
+
+def schema_state(engine: Engine) -> SchemaState:
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    return SchemaState(current, head())
+
+
+def upgrade(engine: Engine) -> SchemaState:
+    """Apply every migration not yet applied (a no-op at head; safe to run twice)."""
+    before = schema_state(engine)
+    if not before.ok:
+        config = _config()
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        log.info("store: schema upgraded from %s to %s", before.current or "empty", before.head)
+    return schema_state(engine)
+
+
+def prepare(url: str | None, data_dir: Path) -> Engine:
+    """The engine the service runs on. SQLite (no `url`): the data directory is created and the
+    schema upgraded. PostgreSQL: the schema must be at head already, else SchemaBehind."""
+    if url is None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(sqlite_url(data_dir))
+        upgrade(engine)
+        return engine
+    engine = make_engine(url)
+    state = schema_state(engine)
+    if not state.ok:
+        engine.dispose()
+        raise SchemaBehind(
+            f"the PostgreSQL store's schema is at {state.current or 'nothing'}, this release "
+            f"needs {state.head}: run `iris-prompt store upgrade` (with the same "
+            "IRIS_DATABASE_URL) before starting the service"
+        )
+    return engine

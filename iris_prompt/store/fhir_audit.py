@@ -1,0 +1,262 @@
+"""Audit records as FHIR R4 AuditEvents, after IHE Basic Audit Log Patterns (BALP) "Read".
+
+    GET /fhir/AuditEvent?entity=Flag/f1&patient=Patient/p1&agent=Practitioner/u1&date=ge2026-01-01
+
+Only for the auditor credential (`IRIS_AUDITOR_TOKEN`, a bearer token compared in constant
+time; never the clinical caller JWT). Each record is one AuditEvent: the clinician as the
+requesting agent (the information recipient), this service as the source, the patient in
+context, and each flag disclosed as an entity (with the member's relationship). Answers a
+searchset Bundle; a bad parameter gets 400 with an OperationOutcome naming it.
+
+BALP: https://profiles.ihe.net/ITI/BALP/ (Basic Audit Log Patterns)
+"""
+
+import datetime
+import hashlib
+import hmac
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import SecretStr
+from starlette.concurrency import run_in_threadpool
+
+from iris_prompt.store.audit import AuditLog
+from iris_prompt.store.models import AuditEvent
+
+__all__ = ["audit_event", "audit_router", "bearer_check"]
+
+log = logging.getLogger(__name__)
+
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+AUDIT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
+PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
+ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+MIN_TOKEN_LENGTH = 16
+OBSERVER = "iris-prompt"
+
+
+def bearer_check(token: str | SecretStr, what: str) -> Any:
+    """A function telling whether an Authorization header carries `token` (constant time)."""
+    secret = token.get_secret_value() if isinstance(token, SecretStr) else token
+    if len(secret) < MIN_TOKEN_LENGTH:
+        raise ValueError(f"the {what} token must be at least {MIN_TOKEN_LENGTH} characters")
+    expected = hashlib.sha256(secret.encode()).digest()
+
+    def authorised(authorization: str | None) -> bool:
+        scheme, _, presented = (authorization or "").partition(" ")
+        same = hmac.compare_digest(hashlib.sha256(presented.strip().encode()).digest(), expected)
+        return scheme.lower() == "bearer" and same
+
+    return authorised
+
+
+def _instant(value: datetime.datetime) -> str:
+    if value.tzinfo is None:  # SQLite hands back naive UTC
+        value = value.replace(tzinfo=datetime.UTC)
+    return value.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _patient_ref(patient: str) -> str:
+    return patient if "/" in patient else f"Patient/{patient}"
+
+
+def audit_event(row: AuditEvent) -> dict[str, Any]:
+    """One audit record as an R4 AuditEvent resource."""
+    what = "MAPPA flag" if row.kind == "mappa" else "known-abuse card"
+    entities: list[dict[str, Any]] = [
+        {
+            "what": {"reference": _patient_ref(row.patient)},
+            "type": {"system": ENTITY_TYPE, "code": "1", "display": "Person"},
+            "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"},
+        }
+    ]
+    for flag in row.entities:
+        entity: dict[str, Any] = {
+            "what": {"reference": flag},
+            "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
+            "role": {"system": OBJECT_ROLE, "code": "4", "display": "Domain Resource"},
+            "name": what,
+        }
+        if row.relationship:
+            entity["detail"] = [{"type": "relationship", "valueString": row.relationship}]
+        entities.append(entity)
+    entities.append(
+        {
+            "what": {
+                "identifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{row.card_uuid}"}
+            },
+            "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
+            "name": f"CDS Hooks card ({row.kind})",
+            "detail": [
+                {"type": "hookInstance", "valueString": row.hook_instance},
+                {"type": "hook", "valueString": row.hook},
+                {"type": "service", "valueString": row.service_id},
+            ],
+        }
+    )
+    user: dict[str, Any] = {
+        "type": {
+            "coding": [
+                {"system": PARTICIPATION, "code": "IRCP", "display": "information recipient"}
+            ]
+        },
+        "who": {"reference": row.user_id},
+        "requestor": True,
+    }
+    if row.issuer:
+        user["who"]["identifier"] = {"system": row.issuer, "value": row.tenant or row.issuer}
+    source: dict[str, Any] = {
+        "observer": {"display": OBSERVER},
+        "type": [
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/security-source-type",
+                "code": "4",
+                "display": "Application Server",
+            }
+        ],
+    }
+    if row.fhir_server:
+        source["site"] = row.fhir_server
+    return {
+        "resourceType": "AuditEvent",
+        "id": row.card_uuid,
+        "type": {"system": AUDIT_TYPE, "code": "rest", "display": "RESTful Operation"},
+        "subtype": [
+            {"system": "http://hl7.org/fhir/restful-interaction", "code": "read", "display": "read"}
+        ],
+        "action": "R",
+        "recorded": _instant(row.recorded),
+        "outcome": "0",
+        "purposeOfEvent": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+                        "code": "TREAT",
+                        "display": "treatment",
+                    }
+                ]
+            }
+        ],
+        "agent": [
+            user,
+            {
+                "type": {"coding": [{"system": DCM, "code": "110150", "display": "Application"}]},
+                "who": {"display": OBSERVER},
+                "requestor": False,
+            },
+        ],
+        "source": source,
+        "entity": entities,
+    }
+
+
+class BadParameter(ValueError):
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+def _date_bounds(
+    values: list[str],
+) -> tuple[datetime.datetime | None, datetime.datetime | None]:
+    """FHIR date search: `date=2026-01-05` (that day), `ge`/`gt`/`le`/`lt` prefixes."""
+    since: datetime.datetime | None = None
+    until: datetime.datetime | None = None
+    for raw in values:
+        prefix, text = (
+            (raw[:2], raw[2:]) if raw[:2] in ("ge", "gt", "le", "lt", "eq") else ("eq", raw)
+        )
+        try:
+            if len(text) == 10:
+                day = datetime.date.fromisoformat(text)
+                start = datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.UTC)
+                end = start + datetime.timedelta(days=1)
+            else:
+                start = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+                if start.tzinfo is None:
+                    raise ValueError("a time needs a time zone")
+                end = start + datetime.timedelta(microseconds=1)
+        except ValueError:
+            raise BadParameter("date", f"date: {raw!r} is not a FHIR date or dateTime") from None
+        if prefix in ("ge", "eq"):
+            since = max(since, start) if since else start
+        if prefix == "gt":
+            since = max(since, end) if since else end
+        if prefix in ("le", "eq"):
+            until = min(until, end) if until else end
+        if prefix == "lt":
+            until = min(until, start) if until else start
+    return since, until
+
+
+def _outcome(status: int, diagnostics: str, expression: str | None = None) -> JSONResponse:
+    issue: dict[str, Any] = {"severity": "error", "code": "invalid", "diagnostics": diagnostics}
+    if expression:
+        issue["expression"] = [expression]
+    return JSONResponse(
+        {"resourceType": "OperationOutcome", "issue": [issue]},
+        status_code=status,
+        media_type="application/fhir+json",
+    )
+
+
+SEARCH_PARAMETERS = frozenset({"entity", "patient", "agent", "date", "_count"})
+
+
+def audit_router(
+    audit: AuditLog, auditor_token: str | SecretStr, base_url: str | None
+) -> APIRouter:
+    authorised = bearer_check(auditor_token, "auditor")
+    router = APIRouter(tags=["audit"])
+
+    @router.get("/fhir/AuditEvent")
+    async def search(
+        request: Request, authorization: Annotated[str | None, Header()] = None
+    ) -> Response:
+        if not authorised(authorization):
+            log.warning("audit search refused (missing or wrong auditor token)")
+            return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        params = request.query_params
+        unknown = sorted(set(params) - SEARCH_PARAMETERS)
+        if unknown:
+            return _outcome(400, f"unknown search parameter(s): {', '.join(unknown)}", unknown[0])
+        try:
+            since, until = _date_bounds(params.getlist("date"))
+            count = int(params.get("_count", "1000"))
+            if not 1 <= count <= 5000:
+                raise BadParameter("_count", "_count must be between 1 and 5000")
+        except BadParameter as error:
+            return _outcome(400, str(error), error.name)
+        except ValueError:
+            return _outcome(400, "_count must be a whole number", "_count")
+        rows = await run_in_threadpool(
+            audit.search,
+            entity=params.get("entity"),
+            patient=params.get("patient"),
+            agent=params.get("agent"),
+            since=since,
+            until=until,
+            limit=count,
+        )
+        log.info("audit search answered: %d event(s)", len(rows))
+        base = (base_url or str(request.base_url)).rstrip("/")
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": len(rows),
+            "entry": [
+                {
+                    "fullUrl": f"{base}/fhir/AuditEvent/{row.card_uuid}",
+                    "resource": audit_event(row),
+                    "search": {"mode": "match"},
+                }
+                for row in rows
+            ],
+        }
+        return JSONResponse(bundle, media_type="application/fhir+json")
+
+    return router

@@ -1,0 +1,213 @@
+"""The store as the engine sees it: one object opened at start-up and passed in at the edge.
+
+    store = Store.open(settings)           # SQLite in IRIS_DATA_DIR, or IRIS_DATABASE_URL
+    cards = await store.after_decision(...)  # audit first (before the response), log the call
+
+`after_decision` is the one place a call touches the store: it writes the disclosure audit of
+every MAPPA and known-abuse card (awaited: the response waits for it, see `audit.py`), swaps the
+MAPPA cards for a discreet card if that audit could not be kept anywhere, and queues the call's
+record for the analytics writer (not awaited).
+"""
+
+import asyncio
+import datetime
+import logging
+import os
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+
+from cds_hooks import CallContext, Card, CdsRequest
+from iris_prompt.engine.cards import CardSettings, withheld_card
+from iris_prompt.engine.rules import Decision
+from iris_prompt.store.audit import AuditLog, AuditOutcome, Disclosure, Spool
+from iris_prompt.store.cardlog import CallRecord, CardLog, pseudonym
+from iris_prompt.store.database import prepare
+from iris_prompt.store.feedback import StoreFeedback
+from iris_prompt.store.retention import Retention
+
+__all__ = ["SPOOL_FILE", "Store", "StoreConfig"]
+
+log = logging.getLogger(__name__)
+
+SPOOL_FILE = "audit-spool.jsonl"
+KEY_FILE = "pseudonym.key"
+AUDITED = frozenset({"mappa", "known-abuse"})
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    data_dir: Path
+    database_url: str | None = None
+    pseudonym_key: bytes | None = None
+    spool_path: Path | None = None
+    retention: Retention = Retention()
+    replay_seconds: float = 10.0
+
+
+def _pseudonym_key(config: StoreConfig) -> bytes:
+    if config.pseudonym_key is not None:
+        return config.pseudonym_key
+    if config.database_url is not None:
+        raise ValueError(
+            "IRIS_PSEUDONYM_KEY is not set: with a shared PostgreSQL store every worker must "
+            "use the same secret for pseudonymous patient keys (32 random bytes, for example "
+            "`python -c 'import secrets; print(secrets.token_hex(32))'`)"
+        )
+    # Embedded mode: a secret of this data directory, made once and kept beside the database.
+    path = config.data_dir / KEY_FILE
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(secrets.token_bytes(32))
+    return path.read_bytes()
+
+
+class Store:
+    def __init__(self, engine: Engine, config: StoreConfig, card_settings: CardSettings) -> None:
+        self.engine = engine
+        self.config = config
+        self.card_settings = card_settings
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.audit = AuditLog(engine, Spool(config.spool_path or config.data_dir / SPOOL_FILE))
+        self.calls = CardLog(engine)
+        self.feedback = StoreFeedback(engine, self.calls)
+        self.key = _pseudonym_key(config)
+        self._spooled = self.audit.spool.pending() > 0
+        self._replayer: asyncio.Task[None] | None = None
+
+    @classmethod
+    def open(cls, config: StoreConfig, card_settings: CardSettings | None = None) -> "Store":
+        engine = prepare(config.database_url, config.data_dir)
+        return cls(engine, config, card_settings or CardSettings())
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.calls.start()
+        if self._spooled:
+            await run_in_threadpool(self.replay)
+        self._replayer = asyncio.create_task(self._replay_loop())
+
+    async def stop(self) -> None:
+        if self._replayer is not None:
+            self._replayer.cancel()
+            self._replayer = None
+        await run_in_threadpool(self.calls.stop)
+        self.engine.dispose()
+
+    async def _replay_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.replay_seconds)
+            if self._spooled:
+                await run_in_threadpool(self.replay)
+
+    def replay(self) -> int:
+        replayed = self.audit.replay()
+        self._spooled = self.audit.spool.pending() > 0
+        return replayed
+
+    # --- one call --------------------------------------------------------------------------
+
+    async def after_decision(
+        self,
+        *,
+        request: CdsRequest,
+        call: CallContext,
+        decision: Decision,
+        cards: list[Card],
+        codeset_versions: str,
+        patient_id: str,
+        now: datetime.datetime,
+    ) -> list[Card]:
+        kinds = decision.cards
+        disclosures = self.disclosures(request, call, decision, cards, patient_id, now)
+        outcome: AuditOutcome = "stored"
+        if disclosures:
+            outcome = await run_in_threadpool(self.audit.record, disclosures, call.hook_instance)
+            if outcome == "spooled":
+                self._spooled = True
+            elif outcome == "stored" and self._spooled:
+                asyncio.get_running_loop().run_in_executor(None, self.replay)
+        withheld = None
+        if outcome == "failed" and "mappa" in kinds:
+            kept = [card for card, kind in zip(cards, kinds, strict=True) if kind != "mappa"]
+            cards = [*kept, withheld_card(self.card_settings)]
+            kinds = (*(k for k in kinds if k != "mappa"), "withheld")
+            withheld = "audit failed"
+        record = self.call_record(
+            request, call, decision, cards, kinds, codeset_versions, patient_id, now, withheld
+        )
+        self.calls.add(record)
+        return cards
+
+    def disclosures(
+        self,
+        request: CdsRequest,
+        call: CallContext,
+        decision: Decision,
+        cards: Sequence[Card],
+        patient_id: str,
+        now: datetime.datetime,
+    ) -> list[Disclosure]:
+        found = []
+        members = iter(decision.mappa)
+        caller = call.caller
+        for card, kind in zip(cards, decision.cards, strict=True):
+            if kind not in AUDITED:
+                continue
+            member = next(members) if kind == "mappa" else None
+            found.append(
+                Disclosure(
+                    card_uuid=card.uuid or "",
+                    kind=kind,
+                    recorded=now.astimezone(datetime.UTC),
+                    service_id=call.service_id,
+                    hook=request.hook,
+                    hook_instance=call.hook_instance,
+                    user_id=request.context.user_id,  # type: ignore[union-attr]
+                    patient=f"Patient/{patient_id}",
+                    issuer=caller.iss if caller else None,
+                    tenant=caller.tenant if caller else None,
+                    fhir_server=str(request.fhir_server) if request.fhir_server else None,
+                    entities=member.mappa.flags if member and member.mappa else (),
+                    relationship=member.relationship if member else None,
+                )
+            )
+        return found
+
+    def call_record(
+        self,
+        request: CdsRequest,
+        call: CallContext,
+        decision: Decision,
+        cards: Sequence[Card],
+        kinds: Sequence[str],
+        codeset_versions: str,
+        patient_id: str,
+        now: datetime.datetime,
+        withheld: str | None = None,
+    ) -> CallRecord:
+        caller = call.caller
+        practice = (caller.tenant or caller.iss) if caller else None
+        scope = str(request.fhir_server) if request.fhir_server else (practice or "local")
+        entries = (*decision.triggers, *decision.known_abuse_entries)
+        return CallRecord(
+            at=now.astimezone(datetime.UTC),
+            service_id=call.service_id,
+            hook=request.hook,
+            practice=practice,
+            codeset_versions=codeset_versions,
+            patient_key=pseudonym(self.key, scope, patient_id),
+            cards=tuple(kinds),
+            card_uuids=tuple(card.uuid or "" for card in cards),
+            categories=tuple(sorted({e.category for e in entries})),
+            codes=tuple(sorted({f"{e.system}|{e.code}" for e in entries})),
+            suppressed=decision.suppressed_by is not None,
+            household_checked=decision.household_checked,
+            withheld=withheld or decision.enquiry_withheld,
+        )
