@@ -24,6 +24,7 @@ serve: $(VENV)/.base
 
 test: $(VENV)/.test
 	scripts/ensure-chromium
+	scripts/ensure-postgresql
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -18,7 +18,6 @@ from starlette.responses import JSONResponse
 
 from cds_hooks import (
     FeedbackStore,
-    InMemoryFeedbackStore,
     InMemoryReplayCache,
     ReplayCache,
     ServiceRegistry,
@@ -35,6 +34,9 @@ from iris_prompt.codesets.live import (
 )
 from iris_prompt.engine.service import Engine, build_registry
 from iris_prompt.settings import Settings, get_settings
+from iris_prompt.store.admin import analytics_router
+from iris_prompt.store.fhir_audit import audit_router
+from iris_prompt.store.service import Store
 from iris_prompt.template.api import template_router
 from iris_prompt.template.launch_api import smart_router
 from iris_prompt.template.sessions import SessionStore
@@ -61,11 +63,13 @@ def create_app(
     feedback_store: FeedbackStore | None = None,
     replay_cache: ReplayCache | None = None,
     codesets: CodeSetRegistry | None = None,
+    store: Store | None = None,
 ) -> FastAPI:
     """The service. `registry` defaults to this product's services (tests pass their own).
 
     The code sets load here, before anything is served: a folder that fails validation stops
-    start-up with every problem listed (CodeSetError).
+    start-up with every problem listed (CodeSetError). So does the store: an embedded SQLite is
+    made and upgraded, a PostgreSQL schema that is behind stops start-up (SchemaBehind).
     """
     settings = settings or get_settings()
     if not settings.local_mode and not settings.trusted_issuers:
@@ -88,8 +92,10 @@ def create_app(
         codesets = CodeSetRegistry(
             settings.codesets_dir or default_codesets_dir(), checks=SERVICE_CHECKS
         )
+    if store is None:
+        store = Store.open(settings.store_config(), Engine.from_settings(codesets, settings).cards)
     if registry is None:
-        registry = build_registry(codesets, Engine.from_settings(codesets, settings))
+        registry = build_registry(codesets, Engine.from_settings(codesets, settings, store))
     http = httpx.AsyncClient(follow_redirects=False)
     verifier = None
     if not settings.local_mode:
@@ -103,7 +109,7 @@ def create_app(
                 else InMemoryReplayCache(settings.replay_cache_size)
             ),
         )
-    store = feedback_store if feedback_store is not None else InMemoryFeedbackStore()
+    feedback = feedback_store if feedback_store is not None else store.feedback
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -112,6 +118,7 @@ def create_app(
         services = ", ".join(f"{s.id} ({s.hook})" for s in registry)
         log.info("serving CDS services: %s", services or "none")
         uninstall_sighup = install_sighup_handler(codesets)
+        await store.start()
         # What start-up made (code sets, models, the app) lives as long as the process: freeze
         # it out of the garbage collector's full passes, which otherwise stall large calls.
         gc.collect()
@@ -129,6 +136,7 @@ def create_app(
             gc.set_threshold(*previous)
             uninstall_sighup()
             await http.aclose()
+            await store.stop()
 
     app = FastAPI(
         title="iris-prompt",
@@ -138,15 +146,16 @@ def create_app(
         openapi_url=None,
     )
     install_error_handlers(app)
-    app.state.feedback_store = store
+    app.state.feedback_store = feedback
+    app.state.store = store
     app.state.codesets = codesets
     app.state.readiness_checks = {"services registered": lambda: any(True for _ in registry)}
-    app.state.readiness_details = [lambda: readiness(codesets)]
+    app.state.readiness_details = [lambda: readiness(codesets), store.readiness]
     app.include_router(
         build_router(
             registry,
             verifier=verifier,
-            feedback_store=store,
+            feedback_store=feedback,
             http=http,
             options=settings.protocol_options(),
         )
@@ -165,6 +174,11 @@ def create_app(
         )
     if settings.admin_token is not None:
         app.include_router(admin_router(codesets, settings.admin_token))
+        app.include_router(analytics_router(store.engine, settings.admin_token))
+    if settings.auditor_token is not None:
+        app.include_router(
+            audit_router(store.audit, settings.auditor_token, settings.public_base_url)
+        )
     if settings.cors_allow_origins:
         app.add_middleware(
             CORSMiddleware,

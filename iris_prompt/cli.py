@@ -5,6 +5,8 @@ iris-prompt serve --local         # development only: no caller JWT, loopback on
 iris-prompt codesets validate     # what ICB safeguarding leads use (codesets/README.md)
 iris-prompt demo                  # send a realistic patient-view to a running service
 iris-prompt simulate POPULATION   # the prompts code sets would give (docs/simulation.md)
+iris-prompt store upgrade|purge   # the store's migrations and retention (docs/store.md)
+iris-prompt report                # analytics for leads from the store
 """
 
 import argparse
@@ -17,6 +19,7 @@ from pydantic import ValidationError
 
 from iris_prompt.codesets import cli as codeset_cli
 from iris_prompt.simulate import cli as simulate
+from iris_prompt.store import cli as store_cli
 
 __all__ = ["logging_config", "main"]
 
@@ -49,6 +52,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from iris_prompt.app import create_app
     from iris_prompt.settings import Settings
+    from iris_prompt.store.database import StoreError
 
     overrides: dict[str, Any] = {}
     if args.host is not None:
@@ -62,7 +66,7 @@ def serve(args: argparse.Namespace) -> int:
         config = logging_config(settings.log_level)
         logging.config.dictConfig(config)
         app = create_app(settings)
-    except (ValidationError, ValueError) as error:
+    except (ValidationError, ValueError, StoreError) as error:
         print(f"iris-prompt: cannot start: {error}", file=sys.stderr)  # noqa: T201
         return 2
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=config)
@@ -99,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     codeset_cli.add_parser(commands)
     commands.choices["codesets"].set_defaults(func=codeset_cli.run)
     simulate.add_parser(commands)
+    store_cli.add_parsers(commands)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

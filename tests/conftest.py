@@ -29,6 +29,7 @@ from iris_prompt.engine.service import patient_view_service
 from iris_prompt.settings import Settings
 from tests.support.fhir_server import FhirTestServer
 from tests.support.inprocess import BASE_URL, SyncClient, in_process
+from tests.support.postgres import PostgresCluster
 from tests.support.server import serve
 from tests.support.services import protocol_test_services
 from tests.support.tokens import SigningKey, claims, generate_key, jwks
@@ -214,3 +215,37 @@ def patient_view(
             "subject": "iris-prompt",
         }
     return body | extra
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every app the tests build keeps its embedded store in a folder of this run, never in the
+    user's data directory."""
+    folder = tmp_path_factory.mktemp("iris-data")
+    previous = os.environ.get("IRIS_DATA_DIR")
+    os.environ["IRIS_DATA_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("IRIS_DATA_DIR", None)
+    else:
+        os.environ["IRIS_DATA_DIR"] = previous
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A real PostgreSQL cluster for the whole run (started on first use, stopped at the end)."""
+    cluster = PostgresCluster()
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database of each engine the store supports."""
+    if request.param == "sqlite":
+        return f"sqlite+pysqlite:///{tmp_path / 'store.sqlite3'}"
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    return cluster.new_database()

@@ -8,7 +8,8 @@ One call, after the protocol layer has verified the caller and completed the pre
     prefetch["patient"] (412 unless it is the patient in context) -> record.read_record (fast
     scan of the record's own keys) -> rules.refusal? (deceased: no cards, logged without
     identifiers) -> household_lookup (own time budget, for a patient of any age) ->
-    rules.decide -> cards.cards_for -> response
+    rules.decide -> cards.cards_for -> store.after_decision (audit MAPPA and known-abuse cards
+    before answering; queue the call log) -> response
 
 A patient-facing caller is answered earlier still, by `Engine.screen`, before anything is read.
 
@@ -41,6 +42,7 @@ from iris_prompt.engine.lookup import HouseholdLookup
 from iris_prompt.engine.record import read_record, resources_in
 from iris_prompt.engine.rules import RuleSettings, decide, refusal
 from iris_prompt.settings import Settings
+from iris_prompt.store.service import Store
 
 __all__ = [
     "PATIENT_VIEW_PREFETCH",
@@ -132,13 +134,17 @@ class Engine:
     rules: RuleSettings = field(default_factory=RuleSettings)
     cards: CardSettings = field(default_factory=CardSettings)
     lookup: HouseholdLookup = field(default_factory=HouseholdLookup)
+    # The durable store (audit, call log); None keeps nothing (tests of the rules' wiring).
+    store: Store | None = None
     # The time of the call, in the practice's time zone (tests fix it).
     clock: Callable[[], datetime.datetime] = field(
         default=lambda: datetime.datetime.now(PRACTICE_TIME_ZONE)
     )
 
     @classmethod
-    def from_settings(cls, codesets: CodeSetRegistry, settings: Settings) -> "Engine":
+    def from_settings(
+        cls, codesets: CodeSetRegistry, settings: Settings, store: Store | None = None
+    ) -> "Engine":
         return cls(
             codesets,
             rules=RuleSettings(
@@ -155,6 +161,7 @@ class Engine:
                 budget=settings.household_budget_seconds,
                 cache_seconds=settings.household_cache_seconds,
             ),
+            store=store,
         )
 
     def screen(self, request: CdsRequest, hook_instance: str) -> CdsResponse | None:
@@ -216,6 +223,18 @@ class Engine:
             patient_ref=f"Patient/{patient_id}",
             now=now,
         )
+        if self.store is not None:
+            # Audit what is disclosed before the response leaves (MAPPA detail is withheld if
+            # it cannot be audited anywhere), and queue the call for the leads' analytics.
+            cards = await self.store.after_decision(
+                request=request,
+                call=call,
+                decision=decision,
+                cards=cards,
+                codeset_versions=codesets.versions(),
+                patient_id=patient_id,
+                now=now,
+            )
         return CdsResponse(cards=cards)
 
     async def _household(

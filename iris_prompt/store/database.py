@@ -21,11 +21,14 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import SQLAlchemyError
 
 __all__ = [
     "SQLITE_FILE",
     "SchemaBehind",
     "SchemaState",
+    "StoreError",
+    "StoreUnreachable",
     "default_data_dir",
     "make_engine",
     "prepare",
@@ -40,8 +43,21 @@ SQLITE_FILE = "iris.sqlite3"
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-class SchemaBehind(RuntimeError):
+class StoreError(RuntimeError):
+    """The store cannot be used: the service does not start.
+
+    StoreError
+    +-- SchemaBehind        the PostgreSQL schema is older than this release's
+    +-- StoreUnreachable    the database cannot be reached at start-up
+    """
+
+
+class SchemaBehind(StoreError):
     """The database's schema is older than this release's, and we may not migrate it."""
+
+
+class StoreUnreachable(StoreError):
+    pass
 
 
 def default_data_dir() -> Path:
@@ -130,7 +146,13 @@ def prepare(url: str | None, data_dir: Path) -> Engine:
         upgrade(engine)
         return engine
     engine = make_engine(url)
-    state = schema_state(engine)
+    try:
+        state = schema_state(engine)
+    except SQLAlchemyError as error:
+        engine.dispose()
+        raise StoreUnreachable(
+            f"the store's database (IRIS_DATABASE_URL) cannot be reached: {type(error).__name__}"
+        ) from None
     if not state.ok:
         engine.dispose()
         raise SchemaBehind(

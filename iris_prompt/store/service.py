@@ -14,7 +14,7 @@ import datetime
 import logging
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,6 +111,17 @@ class Store:
         self._spooled = self.audit.spool.pending() > 0
         return replayed
 
+    def readiness(self) -> dict[str, object]:
+        """For /readyz: which database, and the audit's paths so far (counts, no identifiers)."""
+        return {
+            "store": {
+                "database": self.engine.dialect.name,
+                "audit": dict(self.audit.counts),
+                "audit_spooled_pending": self._spooled,
+                "call_log": dict(self.calls.counts),
+            }
+        }
+
     # --- one call --------------------------------------------------------------------------
 
     async def after_decision(
@@ -120,7 +131,7 @@ class Store:
         call: CallContext,
         decision: Decision,
         cards: list[Card],
-        codeset_versions: str,
+        codeset_versions: Mapping[str, str],
         patient_id: str,
         now: datetime.datetime,
     ) -> list[Card]:
@@ -139,8 +150,9 @@ class Store:
             cards = [*kept, withheld_card(self.card_settings)]
             kinds = (*(k for k in kinds if k != "mappa"), "withheld")
             withheld = "audit failed"
+        versions = " ".join(f"{k}={v}" for k, v in sorted(codeset_versions.items()))
         record = self.call_record(
-            request, call, decision, cards, kinds, codeset_versions, patient_id, now, withheld
+            request, call, decision, cards, kinds, versions, patient_id, now, withheld
         )
         self.calls.add(record)
         return cards

@@ -1,6 +1,9 @@
-"""Feedback over HTTP: validated, kept, duplicates tolerated."""
+"""Feedback over HTTP: validated, committed to the store, duplicates tolerated."""
 
-from cds_hooks import InMemoryFeedbackStore
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from iris_prompt.store.models import FeedbackItem
 from tests.conftest import LiveService
 from tests.support.services import EVERY_FEATURE_ID
 
@@ -23,11 +26,13 @@ FEEDBACK = {
 def test_feedback_is_kept_once_even_when_sent_twice(live_service: LiveService) -> None:
     assert live_service.post(PATH, FEEDBACK).status_code == 200
     assert live_service.post(PATH, FEEDBACK).status_code == 200
-    store: InMemoryFeedbackStore = live_service.app.state.feedback_store
-    [stored] = store.items(EVERY_FEATURE_ID)
+    card = FEEDBACK["feedback"][0]["card"]
+    with Session(live_service.app.state.store.engine) as session:
+        [stored] = session.scalars(select(FeedbackItem).where(FeedbackItem.card_uuid == card))
     assert stored.client == "https://ehr.test.example"
-    assert stored.item.override_reason is not None
-    assert stored.item.override_reason.user_comment == "Partner present"
+    assert stored.service_id == EVERY_FEATURE_ID
+    assert (stored.override_code, stored.override_comment) == ("not-now", "Partner present")
+    assert stored.matched is False  # this service never issued that card
 
 
 def test_invalid_feedback_is_400(live_service: LiveService) -> None:

@@ -1,0 +1,125 @@
+"""`iris-prompt store upgrade|purge` and `iris-prompt report`, with the service's settings.
+
+iris-prompt store upgrade          # apply migrations (IRIS_DATABASE_URL, or the SQLite file)
+iris-prompt store purge            # delete what is past retention; says how much
+iris-prompt report --since 2026-01-01 --by category [--json | --csv]
+"""
+
+import argparse
+import csv
+import datetime
+import io
+import sys
+from typing import Any
+
+import orjson
+
+from iris_prompt.store.admin import parse_day
+from iris_prompt.store.analytics import GROUPINGS, report
+from iris_prompt.store.database import make_engine, sqlite_url, upgrade
+from iris_prompt.store.retention import purge
+
+__all__ = ["add_parsers", "render_csv", "render_text"]
+
+
+def _engine() -> Any:
+    from iris_prompt.settings import Settings
+
+    config = Settings().store_config()
+    if config.database_url is not None:
+        return make_engine(config.database_url), config
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    return make_engine(sqlite_url(config.data_dir)), config
+
+
+def run_upgrade(_args: argparse.Namespace) -> int:
+    engine, _config = _engine()
+    try:
+        state = upgrade(engine)
+    finally:
+        engine.dispose()
+    print(f"store schema at {state.current} (head {state.head})")  # noqa: T201
+    return 0
+
+
+def run_purge(_args: argparse.Namespace) -> int:
+    engine, config = _engine()
+    try:
+        counts = purge(engine, config.retention, datetime.datetime.now(datetime.UTC))
+    finally:
+        engine.dispose()
+    policy = config.retention
+    days = {
+        "audit": policy.audit_days,
+        "feedback": policy.feedback_days,
+        "call_log": policy.call_log_days,
+        "issued_card": policy.call_log_days,
+    }
+    for kind, count in counts.items():
+        print(f"{kind}: {count} deleted (older than {days[kind]} days)")  # noqa: T201
+    return 0
+
+
+def render_text(figures: dict[str, Any]) -> str:
+    lines = [f"period: {figures['since'] or '-'} to {figures['until'] or '-'}"]
+    for name, group in figures["groups"].items():
+        lines.append(f"\n[{name}]")
+        for key, value in group.items():
+            lines.append(f"  {key}: {value}")
+    lines.append(f"\nfeedback on cards this service never issued: {figures['feedback_unmatched']}")
+    return "\n".join(lines) + "\n"
+
+
+def render_csv(figures: dict[str, Any]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["group", "figure", "value"])
+    for name, group in figures["groups"].items():
+        for key, value in group.items():
+            if isinstance(value, dict):
+                for sub, number in value.items():
+                    writer.writerow([name, f"{key}.{sub}", number])
+            else:
+                writer.writerow([name, key, value])
+    writer.writerow(["", "feedback_unmatched", figures["feedback_unmatched"]])
+    return out.getvalue()
+
+
+def run_report(args: argparse.Namespace) -> int:
+    try:
+        since = parse_day(args.since) if args.since else None
+        until = parse_day(args.until) if args.until else None
+    except ValueError as error:
+        print(f"iris-prompt report: {error}", file=sys.stderr)  # noqa: T201
+        return 2
+    engine, _config = _engine()
+    try:
+        figures = report(engine, since=since, until=until, by=args.by)
+    finally:
+        engine.dispose()
+    if args.json:
+        sys.stdout.write(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode() + "\n")
+    elif args.csv:
+        sys.stdout.write(render_csv(figures))
+    else:
+        sys.stdout.write(render_text(figures))
+    return 0
+
+
+def add_parsers(commands: Any) -> None:
+    store = commands.add_parser("store", help="the durable store: migrations and retention")
+    actions = store.add_subparsers(dest="store_command", required=True)
+    actions.add_parser("upgrade", help="apply the store's migrations").set_defaults(
+        func=run_upgrade
+    )
+    actions.add_parser("purge", help="delete records past their retention").set_defaults(
+        func=run_purge
+    )
+    rep = commands.add_parser("report", help="analytics for leads from the store")
+    rep.add_argument("--since", help="from this date (YYYY-MM-DD), inclusive")
+    rep.add_argument("--until", help="to this date (YYYY-MM-DD), exclusive")
+    rep.add_argument("--by", choices=GROUPINGS, help="group the figures")
+    form = rep.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="JSON")
+    form.add_argument("--csv", action="store_true", help="CSV")
+    rep.set_defaults(func=run_report)
