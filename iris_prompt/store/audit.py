@@ -104,10 +104,10 @@ class Spool:
                 os.close(fd)
 
     def pending(self) -> int:
-        try:
-            return sum(1 for line in self.path.read_bytes().splitlines() if line.strip())
-        except FileNotFoundError:
+        """Records waiting to be replayed (0 unless the spool is a regular file)."""
+        if not self.path.is_file():
             return 0
+        return sum(1 for line in self.path.read_bytes().splitlines() if line.strip())
 
 
 @dataclass
@@ -160,10 +160,9 @@ class AuditLog:
         """Move spooled records into the database; returns how many were replayed. The spool is
         emptied only after the database committed them; a record already stored is skipped."""
         with self.spool.lock:
-            try:
-                data = self.spool.path.read_bytes()
-            except FileNotFoundError:
+            if not self.spool.path.is_file():
                 return 0
+            data = self.spool.path.read_bytes()
             lines = [line for line in data.splitlines() if line.strip()]
             if not lines:
                 return 0

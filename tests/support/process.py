@@ -41,6 +41,7 @@ def serve_process(
     log = tmp_path / "serve.log"
     clean = {k: v for k, v in os.environ.items() if not k.startswith("IRIS_")}
     clean["IRIS_PUBLIC_BASE_URL"] = base_url
+    clean["IRIS_DATA_DIR"] = str(tmp_path / "data")  # the embedded store, never the user's
     command = [sys.executable, "-m", "iris_prompt.cli", "serve", *args, "--port", str(port)]
     with log.open("wb") as out:
         process = subprocess.Popen(

@@ -1,0 +1,234 @@
+"""The store behind the real service, on SQLite and on a real PostgreSQL: the disclosure audit
+written before the response, read as AuditEvents by an auditor; feedback committed and matched;
+the call log without identifiers; and the faults (the database stopped mid-run, the spool
+unwritable)."""
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from iris_prompt.app import create_app
+from iris_prompt.engine.lookup import HouseholdLookup
+from iris_prompt.engine.service import Engine as PromptEngine
+from iris_prompt.engine.service import build_registry
+from iris_prompt.store.database import make_engine, upgrade
+from iris_prompt.store.models import AuditEvent, CallLog, FeedbackItem
+from iris_prompt.store.service import Store, StoreConfig
+from tests.api.engine_support import (
+    CONTACTS,
+    NOW,
+    SERVICE_PATH,
+    call,
+    cards_of,
+    fhir_with,
+    kinds,
+)
+from tests.conftest import TEST_ISSUER, LiveService, bundled_codesets, make_settings
+from tests.support.postgres import PostgresCluster
+from tests.support.server import serve_built
+from tests.support.tokens import SigningKey
+
+AUDITOR = "auditor-token-0123456789abcdef"
+ADMIN = "admin-token-0123456789abcdef"
+FEEDBACK_PATH = SERVICE_PATH + "/feedback"
+WITHHELD = "Household safeguarding information: contact the practice safeguarding lead"
+
+
+def open_store(url: str, data_dir: Path, **config: Any) -> Store:
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    store_config = StoreConfig(
+        data_dir=data_dir, database_url=url, pseudonym_key=b"k" * 32, **config
+    )
+    return Store.open(store_config, CONTACTS)
+
+
+@contextmanager
+def store_service(key: SigningKey, store: Store) -> Iterator[LiveService]:
+    def build(base_url: str) -> FastAPI:
+        settings = make_settings(
+            key,
+            public_base_url=base_url,
+            auditor_token=AUDITOR,
+            admin_token=ADMIN,
+            fhir_total_timeout_seconds=2.0,
+        )
+        codesets = bundled_codesets()
+        engine = PromptEngine(
+            codesets,
+            cards=CONTACTS,
+            lookup=HouseholdLookup(budget=2.0),
+            clock=lambda: NOW,
+            store=store,
+        )
+        registry = build_registry(codesets, engine)
+        return create_app(settings, registry=registry, codesets=codesets, store=store)
+
+    with serve_built(build, access_log=False) as (base_url, app):
+        yield LiveService(base_url, app, key)
+
+
+@pytest.fixture
+def store(database_url: str, tmp_path: Path) -> Store:
+    return open_store(database_url, tmp_path / "data")
+
+
+def audit_rows(engine: Engine) -> list[AuditEvent]:
+    with Session(engine) as session:
+        return list(session.scalars(select(AuditEvent)))
+
+
+def feedback(card: str, **extra: Any) -> dict[str, Any]:
+    item = {
+        "card": card,
+        "outcome": "overridden",
+        "overrideReason": {"reason": {"code": "patient-not-alone", "system": "urn:x"}},
+        "outcomeTimestamp": "2026-11-26T10:05:00Z",
+    }
+    return {"feedback": [item | extra]}
+
+
+def test_a_mappa_card_is_audited_before_its_response(es384_key: SigningKey, store: Store) -> None:
+    with store_service(es384_key, store) as service, fhir_with("seed-case") as fhir:
+        cards = cards_of(call(service, "seed-case", fhir))
+        # The response is back: the audit record is already there.
+        rows = audit_rows(store.engine)
+    mappa = [c for c, k in zip(cards, kinds(cards), strict=True) if k == "mappa"]
+    assert len(mappa) == 1
+    (row,) = rows
+    assert row.card_uuid == mappa[0]["uuid"]
+    assert (row.kind, row.patient, row.user_id, row.issuer) == (
+        "mappa",
+        "Patient/seed-mum",
+        "Practitioner/gp1",
+        TEST_ISSUER,
+    )
+    assert row.entities == ["Flag/seed-partner-mappa"]
+    assert row.relationship == "partner"
+    assert row.fhir_server == fhir.url
+
+
+def test_an_auditor_reads_audit_events_and_no_one_else_does(
+    es384_key: SigningKey, store: Store
+) -> None:
+    with store_service(es384_key, store) as service, fhir_with("seed-case") as fhir:
+        cards_of(call(service, "seed-case", fhir))
+        url = service.base_url + "/fhir/AuditEvent"
+        auditor = {"Authorization": f"Bearer {AUDITOR}"}
+        found = httpx.get(url, params={"entity": "Flag/seed-partner-mappa"}, headers=auditor)
+        other = httpx.get(url, params={"entity": "Flag/other"}, headers=auditor)
+        by_patient = httpx.get(
+            url, params={"patient": "Patient/seed-mum", "date": "ge2026-11-26"}, headers=auditor
+        )
+        clinician = httpx.get(url, headers=service.headers("/fhir/AuditEvent"))
+        admin = httpx.get(url, headers={"Authorization": f"Bearer {ADMIN}"})
+        bad = httpx.get(url, params={"date": "yesterday"}, headers=auditor)
+    assert found.status_code == 200
+    [entry] = found.json()["entry"]
+    assert entry["resource"]["resourceType"] == "AuditEvent"
+    assert entry["resource"]["agent"][0]["who"]["reference"] == "Practitioner/gp1"
+    assert other.json()["total"] == 0
+    assert by_patient.json()["total"] == 1
+    assert clinician.status_code == 401 and admin.status_code == 401
+    assert bad.status_code == 400
+    assert bad.json()["issue"][0]["expression"] == ["date"]
+
+
+def test_feedback_is_committed_matched_to_its_card_and_bounded(
+    es384_key: SigningKey, store: Store
+) -> None:
+    with store_service(es384_key, store) as service, fhir_with("seed-case") as fhir:
+        cards = cards_of(call(service, "seed-case", fhir))
+        ours = service.post(FEEDBACK_PATH, feedback(cards[0]["uuid"]))
+        unknown = service.post(FEEDBACK_PATH, feedback("a-card-we-never-issued"))
+        long = feedback(cards[0]["uuid"], overrideReason={"userComment": "x" * 2001})
+        too_long = service.post(FEEDBACK_PATH, long)
+        with Session(store.engine) as session:
+            items = {f.card_uuid: f for f in session.scalars(select(FeedbackItem))}
+    assert (ours.status_code, unknown.status_code) == (200, 200)
+    assert items[cards[0]["uuid"]].matched is True
+    assert items[cards[0]["uuid"]].override_code == "patient-not-alone"
+    assert items["a-card-we-never-issued"].matched is False
+    assert too_long.status_code == 400
+    assert too_long.json()["issue"][0]["expression"] == ["feedback[0].overrideReason.userComment"]
+    assert len(items) == 2  # nothing of the refused request was kept
+
+
+def test_the_call_log_holds_no_identifiers(es384_key: SigningKey, store: Store) -> None:
+    with store_service(es384_key, store) as service, fhir_with("seed-case") as fhir:
+        cards_of(call(service, "seed-case", fhir))
+        cards_of(call(service, "seed-case", fhir))
+        assert store.calls.flush()
+        with Session(store.engine) as session:
+            rows = list(session.scalars(select(CallLog)))
+    assert len(rows) == 2
+    first, second = rows
+    assert first.patient_key == second.patient_key  # the same patient, the same key
+    assert first.cards == ["enquiry", "mappa"]
+    assert first.categories and first.practice == TEST_ISSUER
+    text = repr([vars(r) for r in rows])
+    for identifier in ("seed-mum", "seed-partner", "Flag/", "Practitioner/gp1"):
+        assert identifier not in text
+
+
+def test_both_database_and_spool_failing_withhold_mappa_detail(
+    es384_key: SigningKey, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = open_store(
+        f"sqlite+pysqlite:///{tmp_path / 'store.sqlite3'}",
+        tmp_path,
+        spool_path=Path("/dev/full"),  # the disk is full
+    )
+    store.audit.engine = make_engine(f"sqlite:///{tmp_path}/gone/away.db")  # unreachable
+    with store_service(es384_key, store) as service, fhir_with("seed-case") as fhir:
+        with caplog.at_level(logging.WARNING):
+            cards = cards_of(call(service, "seed-case", fhir))
+    summaries = [card["summary"] for card in cards]
+    assert summaries[-1] == WITHHELD
+    assert "partner" not in cards[-1]["detail"] and "risk" not in cards[-1]["detail"]
+    assert CONTACTS.safeguarding_lead in cards[-1]["detail"]
+    assert kinds(cards[:-1]) == ["enquiry"]  # the enquiry prompt is still shown
+    assert "MAPPA detail withheld" in caplog.text
+    assert "seed-mum" not in caplog.text
+
+
+def count(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return connection.scalar(select(func.count()).select_from(AuditEvent)) or 0
+
+
+def test_postgresql_stopped_mid_run_spools_and_replays_exactly_once(
+    es384_key: SigningKey, postgres: PostgresCluster, tmp_path: Path
+) -> None:
+    store = open_store(postgres.new_database(), tmp_path)
+    with store_service(es384_key, store) as service, fhir_with("seed-case") as fhir:
+        before = cards_of(call(service, "seed-case", fhir))
+        postgres.stop()
+        try:
+            enquiry = cards_of(call(service, "read-v2-depression", None))
+            during = cards_of(call(service, "seed-case", fhir))
+            unacknowledged = service.post(FEEDBACK_PATH, feedback(during[0]["uuid"]))
+            assert store.audit.spool.pending() == 1
+        finally:
+            postgres.start()
+        replayed = store.replay()
+        again = store.replay()
+        after = cards_of(call(service, "seed-case", fhir))
+        rows = audit_rows(store.engine)
+    assert kinds(enquiry) == ["enquiry"]
+    assert kinds(during) == ["enquiry", "mappa"]  # shown, with its audit spooled
+    assert unacknowledged.status_code >= 500  # never acknowledged, so the client resends
+    assert (replayed, again) == (1, 0)
+    uuids = sorted(row.card_uuid for row in rows)
+    expected = sorted(c[-1]["uuid"] for c in (before, during, after))
+    assert uuids == expected  # none lost, none doubled
+    assert {row.via for row in rows} == {"database", "spool"}
