@@ -110,6 +110,7 @@ class CardLog:
         self._queued = 0
         self._pending_cards: set[str] = set()
         self._lock = threading.Lock()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -121,6 +122,7 @@ class CardLog:
         """Write what is queued, then stop the writer."""
         if self._thread is not None:
             self._queue.put(None)
+            self._wake.set()
             self._thread.join(timeout)
             self._thread = None
 
@@ -131,8 +133,11 @@ class CardLog:
                 self.counts["dropped"] += 1
                 return
             self._queued += 1
+            full = self._queued % self.batch_size == 0
             self._pending_cards.update(record.card_uuids)
         self._queue.put(record)
+        if full:
+            self._wake.set()
 
     def is_pending(self, card_uuid: str) -> bool:
         """Issued by this process and not written yet (feedback may outrun the writer)."""
@@ -146,6 +151,7 @@ class CardLog:
             return True
         marker = _Flush()
         self._queue.put(marker)
+        self._wake.set()
         return marker.done.wait(timeout)
 
     def _drain_now(self) -> list[CallRecord]:
@@ -159,27 +165,33 @@ class CardLog:
                 batch.append(item)
 
     def _run(self) -> None:
+        # The writer wakes every `interval`, or when a batch is full or a flush is asked for,
+        # never per record: a thread woken on every call would contend with the event loop for
+        # the interpreter on every call.
         batch: list[CallRecord] = []
-        markers: list[_Flush] = []
         stopping = False
         while not stopping:
-            try:
-                item = self._queue.get(timeout=self.interval)
-            except queue.Empty:
-                item = _Flush()  # the interval passed: write what there is
-            if item is None:
-                stopping = True
-            elif isinstance(item, _Flush):
-                markers.append(item)
-            else:
-                batch.append(item)
-                if len(batch) < self.batch_size:
-                    continue
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            markers: list[_Flush] = []
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                elif isinstance(item, _Flush):
+                    markers.append(item)
+                else:
+                    batch.append(item)
             if batch and self._write(batch):
                 batch = []
             for marker in markers:
                 marker.done.set()
-            markers = []
+        if batch:
+            self.counts["lost at stop"] += len(batch)
+            log.error("call log: %d record(s) could not be written before stopping", len(batch))
 
     def _write(self, batch: list[CallRecord]) -> bool:
         if not batch:
