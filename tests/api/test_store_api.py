@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import Engine, func, select
@@ -31,9 +30,8 @@ from tests.api.engine_support import (
     fhir_with,
     kinds,
 )
-from tests.conftest import TEST_ISSUER, LiveService, bundled_codesets, make_settings
+from tests.conftest import TEST_ISSUER, LiveService, bundled_codesets, live, make_settings
 from tests.support.postgres import PostgresCluster
-from tests.support.server import serve_built
 from tests.support.tokens import SigningKey
 
 AUDITOR = "auditor-token-0123456789abcdef"
@@ -73,8 +71,8 @@ def store_service(key: SigningKey, store: Store) -> Iterator[LiveService]:
         registry = build_registry(codesets, engine)
         return create_app(settings, registry=registry, codesets=codesets, store=store)
 
-    with serve_built(build, access_log=False) as (base_url, app):
-        yield LiveService(base_url, app, key)
+    with live(build, key) as service:
+        yield service
 
 
 @pytest.fixture
@@ -122,16 +120,17 @@ def test_an_auditor_reads_audit_events_and_no_one_else_does(
 ) -> None:
     with store_service(es384_key, store) as service, fhir_with("seed-case") as fhir:
         cards_of(call(service, "seed-case", fhir))
-        url = service.base_url + "/fhir/AuditEvent"
+        url = "/fhir/AuditEvent"
+        get = service.client.get
         auditor = {"Authorization": f"Bearer {AUDITOR}"}
-        found = httpx.get(url, params={"entity": "Flag/seed-partner-mappa"}, headers=auditor)
-        other = httpx.get(url, params={"entity": "Flag/other"}, headers=auditor)
-        by_patient = httpx.get(
+        found = get(url, params={"entity": "Flag/seed-partner-mappa"}, headers=auditor)
+        other = get(url, params={"entity": "Flag/other"}, headers=auditor)
+        by_patient = get(
             url, params={"patient": "Patient/seed-mum", "date": "ge2026-11-26"}, headers=auditor
         )
-        clinician = httpx.get(url, headers=service.headers("/fhir/AuditEvent"))
-        admin = httpx.get(url, headers={"Authorization": f"Bearer {ADMIN}"})
-        bad = httpx.get(url, params={"date": "yesterday"}, headers=auditor)
+        clinician = get(url, headers=service.headers(url))
+        admin = get(url, headers={"Authorization": f"Bearer {ADMIN}"})
+        bad = get(url, params={"date": "yesterday"}, headers=auditor)
     assert found.status_code == 200
     [entry] = found.json()["entry"]
     assert entry["resource"]["resourceType"] == "AuditEvent"
