@@ -17,7 +17,7 @@ from iris_prompt.codesets.live import SERVICE_CHECKS, CodeSetRegistry
 from iris_prompt.engine.service import Engine, build_registry
 from iris_prompt.settings import Settings
 from iris_prompt.store.database import make_engine, upgrade
-from iris_prompt.store.service import Store
+from iris_prompt.store.service import Store, store_config
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
         database_url=url,
         pseudonym_key="k" * 32,
     )
-    store = Store.open(settings.store_config(), settings.card_settings())
+    store = Store.open(store_config(settings))
     codesets = CodeSetRegistry(default_codesets_dir(), checks=SERVICE_CHECKS)
     engine = Engine.from_settings(codesets, settings, None if mode == "none" else store)
     app = create_app(

@@ -36,7 +36,7 @@ from iris_prompt.engine.service import Engine, build_registry
 from iris_prompt.settings import Settings, get_settings
 from iris_prompt.store.admin import analytics_router
 from iris_prompt.store.fhir_audit import audit_router
-from iris_prompt.store.service import Store
+from iris_prompt.store.service import Store, store_config
 from iris_prompt.template.api import template_router
 from iris_prompt.template.launch_api import smart_router
 from iris_prompt.template.sessions import SessionStore
@@ -93,7 +93,7 @@ def create_app(
             settings.codesets_dir or default_codesets_dir(), checks=SERVICE_CHECKS
         )
     if store is None:
-        store = Store.open(settings.store_config(), Engine.from_settings(codesets, settings).cards)
+        store = Store.open(store_config(settings), Engine.from_settings(codesets, settings).cards)
     if registry is None:
         registry = build_registry(codesets, Engine.from_settings(codesets, settings, store))
     http = httpx.AsyncClient(follow_redirects=False)

@@ -18,9 +18,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from cds_hooks.auth import ALLOWED_ALGORITHMS, JwtPolicy, TrustedIssuer
 from cds_hooks.fhir import FhirLimits
 from cds_hooks.http import ProtocolOptions
-from iris_prompt.store.database import default_data_dir
-from iris_prompt.store.retention import Retention
-from iris_prompt.store.service import StoreConfig
 
 __all__ = ["Settings", "get_settings", "is_loopback"]
 
@@ -69,9 +66,10 @@ class Settings(BaseSettings):
     # (SIGHUP still reloads). At least 16 characters.
     admin_token: SecretStr | None = None
 
-    # The store (docs/store.md). The embedded SQLite file, the audit spool and (without
-    # IRIS_PSEUDONYM_KEY) the pseudonym secret live in data_dir; IRIS_DATABASE_URL
-    # (postgresql+psycopg://...) puts the database in PostgreSQL instead.
+    # The store (docs/store.md; retention defaults and their reasons in store/retention.py).
+    # The embedded SQLite file, the audit spool and (without IRIS_PSEUDONYM_KEY) the pseudonym
+    # secret live in data_dir; IRIS_DATABASE_URL (postgresql+psycopg://...) puts the database
+    # in PostgreSQL instead.
     data_dir: Path | None = None
     database_url: SecretStr | None = None
     pseudonym_key: SecretStr | None = Field(default=None, min_length=32)
@@ -79,9 +77,9 @@ class Settings(BaseSettings):
     # Bearer token for GET /fhir/AuditEvent; unset, the audit is not served. At least 16
     # characters, and not the admin token (an auditor is not a code-set administrator).
     auditor_token: SecretStr | None = None
-    retention_audit_days: int = Field(default=Retention.audit_days, ge=365)
-    retention_feedback_days: int = Field(default=Retention.feedback_days, ge=1)
-    retention_call_log_days: int = Field(default=Retention.call_log_days, ge=1)
+    retention_audit_days: int = Field(default=2922, ge=365)
+    retention_feedback_days: int = Field(default=730, ge=1)
+    retention_call_log_days: int = Field(default=730, ge=1)
 
     # The prompt engine (README "Configuration").
     enquiry_window_days: int = Field(default=365, ge=0, le=3650)
@@ -168,22 +166,6 @@ class Settings(BaseSettings):
         ):
             raise ValueError("IRIS_AUDITOR_TOKEN must differ from IRIS_ADMIN_TOKEN")
         return self
-
-    def store_config(self) -> StoreConfig:
-        data_dir = self.data_dir or default_data_dir()
-        return StoreConfig(
-            data_dir=data_dir,
-            database_url=self.database_url.get_secret_value() if self.database_url else None,
-            pseudonym_key=(
-                self.pseudonym_key.get_secret_value().encode() if self.pseudonym_key else None
-            ),
-            spool_path=self.audit_spool,
-            retention=Retention(
-                audit_days=self.retention_audit_days,
-                feedback_days=self.retention_feedback_days,
-                call_log_days=self.retention_call_log_days,
-            ),
-        )
 
     def jwt_policy(self) -> JwtPolicy:
         return JwtPolicy(

@@ -18,6 +18,7 @@ from iris_prompt.store.admin import parse_day
 from iris_prompt.store.analytics import GROUPINGS, report
 from iris_prompt.store.database import make_engine, sqlite_url, upgrade
 from iris_prompt.store.retention import purge
+from iris_prompt.store.service import store_config
 
 __all__ = ["add_parsers", "render_csv", "render_text"]
 
@@ -25,7 +26,7 @@ __all__ = ["add_parsers", "render_csv", "render_text"]
 def _engine() -> Any:
     from iris_prompt.settings import Settings
 
-    config = Settings().store_config()
+    config = store_config(Settings())
     if config.database_url is not None:
         return make_engine(config.database_url), config
     config.data_dir.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
@@ -26,11 +27,14 @@ from iris_prompt.engine.cards import CardSettings, withheld_card
 from iris_prompt.engine.rules import Decision
 from iris_prompt.store.audit import AuditLog, AuditOutcome, Disclosure, Spool
 from iris_prompt.store.cardlog import CallRecord, CardLog, pseudonym
-from iris_prompt.store.database import prepare
+from iris_prompt.store.database import default_data_dir, prepare
 from iris_prompt.store.feedback import StoreFeedback
 from iris_prompt.store.retention import Retention
 
-__all__ = ["SPOOL_FILE", "Store", "StoreConfig"]
+if TYPE_CHECKING:
+    from iris_prompt.settings import Settings
+
+__all__ = ["SPOOL_FILE", "Store", "StoreConfig", "store_config"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,23 @@ def _pseudonym_key(config: StoreConfig) -> bytes:
         with os.fdopen(fd, "wb") as out:
             out.write(secrets.token_bytes(32))
     return path.read_bytes()
+
+
+def store_config(settings: "Settings") -> StoreConfig:
+    """The store's configuration from the service's IRIS_ settings."""
+    return StoreConfig(
+        data_dir=settings.data_dir or default_data_dir(),
+        database_url=settings.database_url.get_secret_value() if settings.database_url else None,
+        pseudonym_key=(
+            settings.pseudonym_key.get_secret_value().encode() if settings.pseudonym_key else None
+        ),
+        spool_path=settings.audit_spool,
+        retention=Retention(
+            audit_days=settings.retention_audit_days,
+            feedback_days=settings.retention_feedback_days,
+            call_log_days=settings.retention_call_log_days,
+        ),
+    )
 
 
 class Store:
