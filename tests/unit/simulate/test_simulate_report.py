@@ -10,6 +10,7 @@ import pytest
 from iris_prompt.codesets.files import default_codesets_dir, load_codesets
 from iris_prompt.simulate.cli import simulate
 from iris_prompt.simulate.html import bar_chart, report_html
+from iris_prompt.simulate.population import Skipped
 from iris_prompt.simulate.report import Report, report_csv, report_json, report_text
 from iris_prompt.simulate.tally import Comparison, Hit, Outcome, Tally, percent
 from tests.unit.simulate.conftest import AS_OF, BUNDLES
@@ -154,3 +155,24 @@ def test_the_html_page_fetches_nothing(compared: Report) -> None:
             assert page.replace('xmlns="http://www.w3.org/2000/svg"', "").count(forbidden) == 0
         else:
             assert forbidden not in page
+
+
+def test_the_html_page_escapes_what_it_is_given() -> None:
+    # A folder name, a category title or a skipped file's reason could hold markup: it is shown
+    # as text, never run.
+    tally = Tally()
+    tally.add(Outcome(enquiry=True, triggers=(DEPRESSION,)))
+    report = Report(
+        population="exports/<script>alert(1)</script>",
+        kind="FHIR Bundles",
+        as_of=AS_OF,
+        codesets={"iris-prompt-trigger": "2.0.0"},
+        new=tally,
+        titles={"depression": 'Depression "& low mood"'},
+        skipped=[Skipped("bad.json", "not JSON: <b>")],
+    )
+    page = report_html(report)
+    assert "<script" not in page and "<b>" not in page
+    assert "exports/&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "Depression &#34;&amp; low mood&#34;" in page
+    assert "<h2>Skipped records</h2>" in page and "not JSON: &lt;b&gt;" in page
