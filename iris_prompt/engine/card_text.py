@@ -1,9 +1,11 @@
 """What a card says: the markdown detail of each kind of card, and the wording a deployment
 sets (`CardSettings`). `cards.py` puts these into CDS Hooks cards.
 
-Pure, like `cards.py`: the detail names no one (household members by coded relationship and age
-only), gives a MAPPA flag's risk levels but never offences, and lists entries by the code set's
-sourced term and date, never by the record's free text.
+Pure, like `cards.py`. The wording principles and what each card holds are stated in
+docs/rules.md ("The cards"): the detail names no one (household members by coded relationship and
+age only), gives a MAPPA flag's risk levels but never offences, and lists entries by the code
+set's sourced term and date, never by the record's free text. A change to what a card says
+changes that document in the same commit.
 """
 
 import datetime

@@ -1,7 +1,7 @@
 """Cards: a `rules.Decision` and the deployment's wording settings -> CDS Hooks cards.
 
 Pure: no I/O, no clock (the time comes in). The rules decide *whether* a card shows; this module
-decides only what it says. What every card keeps to (README "The cards"):
+decides only what it says. What every card keeps to (docs/rules.md, "The cards"):
 
 - the summary (under 140 characters) is discreet, because a screen can be seen by whoever sits
   beside the patient: it never says "domestic abuse" or "MAPPA", and never identifies anyone;

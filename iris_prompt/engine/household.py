@@ -6,7 +6,7 @@ of the answers. The service answers it from the client's FHIR server (`engine.lo
 edge, with its own time budget), the simulation from a population in memory. `household_from`
 makes a household from resources already in hand.
 
-The contract (README "Household and risk flags"):
+The contract (docs/rules.md, "The household"):
 
 - members come from a FHIR `Group` (type person) that has the patient among its members:
   every other member that is a `Patient` reference, unless marked inactive or its period ended;

@@ -10,7 +10,8 @@ No fhir.resources validation happens here. Validating a whole record costs about
 of Bundle, and records reach 4 MB, so `read_record` looks only at the few fields it needs and
 matches each coding with one dict lookup keyed by (system, code) over the three code sets.
 
-What is read, and the status rules (README "Record reading" says the same for clinicians):
+What is read, and the status rules (docs/rules.md, "Reading the record", says the same for
+clinicians):
 
 - `Condition.code`: skipped when `verificationStatus` is refuted or entered-in-error. Its date is
   the latest of its onset and abatement, so an episode that ended recently is recent; the

@@ -6,39 +6,19 @@ and the caller's user type. It returns a `Decision`, plain data saying which car
 why; `cards.cards_for` turns it into CDS Hooks cards. The service and the alert-burden simulation
 both call this function, so what the simulation counts is what clinicians see.
 
-The rules, in order (README "What the prompt does" says the same for clinicians):
+The rules are stated once, for clinicians and developers alike, in docs/rules.md ("What the
+prompt does"); a change to them changes that document in the same commit. Where each of its
+numbered rules lives here:
 
-1. Only clinicians: a caller whose userId is not a Practitioner or PractitionerRole (a patient-
-   facing app: Patient or RelatedPerson) gets no cards, whatever the record holds.
-2. A deceased patient: no cards. The enquiry and known-abuse cards (rules 3-5) only for patients
-   aged 16 or over on the day of the call (Domestic Abuse Act 2021): under 16, or of unknown age
-   (no birth date, or one that cannot be read), `enquiry_withheld` says why, and only MAPPA
-   cards (rule 6) can show.
-3. Triggers: entries of the trigger set dated within their category's lookback (manifest). An
-   undated entry counts only in a whole-record category. An old entry whose Condition is still
-   "active" does not count: problem lists keep old problems active for years. A category with
-   `min_entries` above 1 (recurrent urinary tract infections: 3) counts only when that many of
-   its entries, on different days, are inside the lookback; entries of one day are one episode.
-4. Known abuse: an entry of the known-abuse set in a category saying this patient is harmed or
-   at risk (`KNOWN_ABUSE_FOR_PATIENT`: victim, history, at risk, MARAC, police report), within
-   its category's lookback (the whole record as bundled), whatever its clinicalStatus: abuse
-   recorded as resolved is still known. It shows the known-abuse card (review safety) instead
-   of the enquiry card. The set's other categories (abuse in the household, which does not say
-   who is harmed and is also recorded for children and for the person causing harm) are reasons
-   to ask, so they count as triggers for the enquiry card.
-5. Suppression: an enquiry outcome (`settings.suppressing_categories`: enquiry made, or declined)
-   dated within `settings.enquiry_window` (default 365 days) of the call, and not after it,
-   suppresses the enquiry and the known-abuse card, unless a trigger is dated after it, or (for
-   the known-abuse card) a known-abuse entry is dated on or after it: a disclosure is recorded
-   as "enquiry made" and "victim" together, and the weeks after it are when safety most needs
-   reviewing. "Enquiry not made" (not safe to ask) does not suppress: the question is still
-   open, and the card says when it was last not asked.
-6. MAPPA: each household member with a MAPPA flag in force gives a card (critical when the risk
-   to a known adult or to children is high or very high, or unreadable), whether or not other
-   cards show, and for a patient of any age: risk to children is exactly what the clinician of
-   a child must know (in the Child T review the child was 8).
-7. Think Family: the ages of household members under 18, and the number whose age is unknown, go
-   with every card.
+1. clinicians only: `settings.clinician_user_types`, checked by `refusal` and `decide`;
+2. age and death: `settings.minimum_age`; `Decision.enquiry_withheld` says why the enquiry and
+   known-abuse cards were not considered, `Decision.no_cards_reason` why no card shows at all;
+3. triggers: each category's `lookback` and `min_entries` in the trigger manifest;
+4. known abuse: `KNOWN_ABUSE_FOR_PATIENT` (the categories saying this patient is harmed);
+5. recently asked: `settings.suppressing_categories` within `settings.enquiry_window`;
+   `Decision.suppressed_by`, `Decision.last_not_made`;
+6. household MAPPA: `Decision.mappa`, from the `Household` (`household.py`, `risk_flags.py`);
+7. Think Family: `Decision.children_ages`, `Decision.unknown_ages`.
 
 >>> decision = decide(PatientRecord({"birthDate": "1990-01-01"}, ()), codesets=None,
 ...     now=datetime.datetime(2026, 1, 5, tzinfo=datetime.UTC), household=None,
