@@ -116,7 +116,7 @@ def settings(key: SigningKey, base_url: str) -> Settings:
 
 
 async def in_process(key: SigningKey) -> list[float]:
-    base = "http://iris.bench"
+    base = "https://iris.bench"
     app = create_app(settings(key, base), registry=registry())
     signed = tokens(key, f"{base}/cds-services/{SERVICE}")
     transport = httpx.ASGITransport(app=app)

@@ -4,6 +4,11 @@
 for the call, within `FhirLimits`; `resolve_prefetch` completes a call's prefetch from it (see
 `cds_hooks.prefetch` for what each prefetch value means).
 
+No request without the token: the spec requires a CDS service to "present a valid access token
+to the FHIR server with each API call", so a client built without one refuses every GET
+(`FhirUnavailable`, which answers 412 for required data) unless `FhirLimits.allow_anonymous`
+is set, for an open development server only.
+
 Spec: https://cds-hooks.hl7.org/2.0/#fhir-resource-access
 """
 
@@ -42,6 +47,10 @@ class FhirLimits:
     max_pages: int = 20
     max_bytes: int = 32 * 1024 * 1024
     allow_http: bool = False
+    # Read a fhirServer the client lent no access token for (fhirAuthorization absent): never
+    # in production, where every FHIR call carries the caller's token; an open development
+    # server only.
+    allow_anonymous: bool = False
 
 
 class FhirClient:
@@ -76,6 +85,11 @@ class FhirClient:
         """A read (`Patient/1`: None when it does not exist) or a search (a whole Bundle)."""
         if urlsplit(self._base).scheme != "https" and not self._limits.allow_http:
             raise FhirUnavailable("fhirServer must use https")
+        if "Authorization" not in self._headers and not self._limits.allow_anonymous:
+            raise FhirUnavailable(
+                "no access token for fhirServer (fhirAuthorization is missing); the service "
+                "makes no FHIR request without one"
+            )
         try:
             async with asyncio.timeout(self._limits.total_timeout):
                 return await self._get_all_pages(relative)

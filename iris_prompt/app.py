@@ -33,7 +33,7 @@ from iris_prompt.codesets.live import (
     readiness,
 )
 from iris_prompt.engine.service import Engine, build_registry
-from iris_prompt.settings import Settings, get_settings
+from iris_prompt.settings import Settings, get_settings, is_secure_base
 from iris_prompt.store.admin import analytics_router
 from iris_prompt.store.fhir_audit import audit_router
 from iris_prompt.store.service import Store, store_config
@@ -51,9 +51,38 @@ ReadinessCheck = Callable[[], bool]
 YOUNGEST_GC_THRESHOLD = 10_000
 
 LOCAL_MODE_WARNING = (
-    "LOCAL MODE: CDS clients are NOT authenticated (no JWT check). For development on this "
+    "LOCAL MODE: CDS clients are NOT authenticated (no JWT check), and a fhirServer sent "
+    "without fhirAuthorization is read anonymously (no access token). For development on this "
     "machine only; never expose this service."
 )
+
+
+def _refuse_unsafe_start(settings: Settings) -> None:
+    """Outside local mode: trusted callers, a public base URL, and that URL https."""
+    if settings.local_mode:
+        return
+    if not settings.trusted_issuers:
+        raise ValueError(
+            "no trusted CDS clients: set IRIS_TRUSTED_ISSUERS (see README, 'Connecting a GP "
+            "system'), or run `iris-prompt serve --local` for development"
+        )
+    if settings.public_base_url is None:
+        # The JWT `aud` must equal the URL the client called; taken from the Host header, any
+        # other CDS service the same client calls could replay its tokens to us.
+        raise ValueError(
+            "IRIS_PUBLIC_BASE_URL is not set: give the URL CDS clients call (for example "
+            "https://iris.example.nhs.uk), which caller JWTs must name as their audience"
+        )
+    if not is_secure_base(settings.public_base_url):
+        # CDS Hooks: "All data exchanged through the RESTful APIs MUST be transmitted over ...
+        # HTTPS". Caller JWTs, FHIR access tokens and records cross this channel.
+        raise ValueError(
+            f"IRIS_PUBLIC_BASE_URL must be https:// outside local mode, not "
+            f"{settings.public_base_url}: CDS Hooks requires TLS, since caller JWTs, FHIR "
+            "access tokens and patient records cross it. Terminate TLS in front of the service "
+            "(a reverse proxy or load balancer) and give its https URL; plain http is allowed "
+            "only on a loopback address"
+        )
 
 
 def create_app(
@@ -72,18 +101,7 @@ def create_app(
     made and upgraded, a PostgreSQL schema that is behind stops start-up (SchemaBehind).
     """
     settings = settings or get_settings()
-    if not settings.local_mode and not settings.trusted_issuers:
-        raise ValueError(
-            "no trusted CDS clients: set IRIS_TRUSTED_ISSUERS (see README, 'Connecting a GP "
-            "system'), or run `iris-prompt serve --local` for development"
-        )
-    if not settings.local_mode and settings.public_base_url is None:
-        # The JWT `aud` must equal the URL the client called; taken from the Host header, any
-        # other CDS service the same client calls could replay its tokens to us.
-        raise ValueError(
-            "IRIS_PUBLIC_BASE_URL is not set: give the URL CDS clients call (for example "
-            "https://iris.example.nhs.uk), which caller JWTs must name as their audience"
-        )
+    _refuse_unsafe_start(settings)
     # httpx logs every request URL at INFO, and FHIR search URLs carry patient ids.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

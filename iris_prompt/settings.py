@@ -11,6 +11,7 @@ import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,7 +20,7 @@ from cds_hooks.auth import ALLOWED_ALGORITHMS, JwtPolicy, TrustedIssuer
 from cds_hooks.fhir import FhirLimits
 from cds_hooks.http import ProtocolOptions
 
-__all__ = ["Settings", "get_settings", "is_loopback"]
+__all__ = ["Settings", "get_settings", "is_loopback", "is_secure_base"]
 
 MiB = 1024 * 1024
 
@@ -31,6 +32,21 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def is_secure_base(url: str) -> bool:
+    """Whether CDS clients may be told to call `url`: https, or http on a loopback address
+    (tests and development on one machine, where nothing crosses a network).
+
+    >>> is_secure_base("https://iris.example.nhs.uk"), is_secure_base("http://127.0.0.1:8000")
+    (True, True)
+    >>> is_secure_base("http://iris.example.nhs.uk")
+    False
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return True
+    return parts.scheme == "http" and is_loopback(parts.hostname or "")
 
 
 class Settings(BaseSettings):
@@ -186,8 +202,11 @@ class Settings(BaseSettings):
                 total_timeout=self.fhir_total_timeout_seconds,
                 max_pages=self.fhir_max_pages,
                 max_bytes=self.fhir_max_bytes,
-                # Local mode is loopback-only development: a local http FHIR server is fine.
+                # Local mode is loopback-only development: a local http FHIR server is fine,
+                # and so is an open one read without an access token (said at start-up).
+                # Outside it, no FHIR request goes without the caller's token.
                 allow_http=self.fhir_allow_http or self.local_mode,
+                allow_anonymous=self.local_mode,
             ),
         )
 

@@ -54,3 +54,25 @@ def test_serving_without_trusted_clients_is_refused() -> None:
     )
     assert result.returncode == 2
     assert "no trusted CDS clients: set IRIS_TRUSTED_ISSUERS" in result.stderr
+
+
+def test_a_plain_http_public_base_is_refused_at_start_up(tmp_path: Path) -> None:
+    """CDS Hooks requires TLS: outside local mode the service will not publish an http URL
+    (other than loopback), and says why."""
+    issuers = '[{"iss": "https://ehr.example", "jku": ["https://ehr.example/jwks"]}]'
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IRIS_")} | {
+        "IRIS_TRUSTED_ISSUERS": issuers,
+        "IRIS_PUBLIC_BASE_URL": "http://iris.example.nhs.uk",
+        "IRIS_DATA_DIR": str(tmp_path / "data"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "iris_prompt.cli", "serve", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
+    assert result.returncode == 2
+    assert "IRIS_PUBLIC_BASE_URL must be https:// outside local mode" in result.stderr
+    assert "CDS Hooks requires TLS" in result.stderr
+    assert not (tmp_path / "data").exists()  # refused before anything was made

@@ -16,7 +16,7 @@ from typing import Any
 import anyio.from_thread
 import httpx
 
-BASE_URL = "http://iris.test"
+BASE_URL = "https://iris.test"
 
 
 class SyncClient:

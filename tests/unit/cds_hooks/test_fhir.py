@@ -218,7 +218,8 @@ def test_non_fhir_answers() -> None:
 
         async def run() -> Any:
             async with httpx.AsyncClient(transport=transport) as http:
-                return await FhirClient(http, "https://fhir.example", None, LIMITS).get("Patient/1")
+                client = FhirClient(http, "https://fhir.example", "tok", LIMITS)
+                return await client.get("Patient/1")
 
         return asyncio.run(run())
 
@@ -229,3 +230,45 @@ def test_non_fhir_answers() -> None:
         answer(b'{"id": 1}')
     with pytest.raises(FhirUnavailable, match="OperationOutcome"):
         answer(b'{"resourceType": "OperationOutcome"}')
+
+
+def anonymous(fhir: RunningFhir, **limits: Any) -> Any:
+    async def run() -> Any:
+        async with httpx.AsyncClient() as http:
+            client = FhirClient(http, fhir.base_url, None, FhirLimits(allow_http=True, **limits))
+            return await client.get(f"Condition?patient={PATIENT_ID}")
+
+    return asyncio.run(run())
+
+
+def test_no_request_without_an_access_token(fhir_server: RunningFhir) -> None:
+    """Spec: a CDS service presents a valid access token with each FHIR API call."""
+    with pytest.raises(FhirUnavailable, match="no access token for fhirServer"):
+        anonymous(fhir_server)
+    assert fhir_server.server.requests == []
+
+
+def test_no_token_means_412_for_required_and_unavailable_for_optional(
+    fhir_server: RunningFhir,
+) -> None:
+    async def run(given: dict[str, Any]) -> Any:
+        async with httpx.AsyncClient() as http:
+            client = FhirClient(http, fhir_server.base_url, None, LIMITS)
+            return await resolve_prefetch(TEMPLATES, given, TOKENS, client)
+
+    with pytest.raises(PreconditionFailed) as error:
+        asyncio.run(run({"patient": {"resourceType": "Patient"}}))
+    assert [i.diagnostics for i in error.value.issues] == [
+        "prefetch 'conditions': no access token for fhirServer (fhirAuthorization is missing); "
+        "the service makes no FHIR request without one"
+    ]
+    got = asyncio.run(run({"patient": {"resourceType": "Patient"}, "conditions": None}))
+    assert got.unavailable == {"household"}
+    assert fhir_server.server.requests == []
+
+
+def test_anonymous_reads_only_where_allowed(fhir_server: RunningFhir) -> None:
+    """A deployment may allow an open development server (the product: local mode only)."""
+    found = anonymous(fhir_server, allow_anonymous=True)
+    assert len(found["entry"]) == 5
+    assert {r.authorization for r in fhir_server.server.requests} == {None}

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from iris_prompt.app import create_app
-from iris_prompt.settings import Settings, is_loopback
+from iris_prompt.settings import Settings, is_loopback, is_secure_base
 from tests.conftest import make_settings
 from tests.support.tokens import SigningKey
 
@@ -74,6 +74,35 @@ def test_serving_needs_the_public_base_url_unless_local(es384_key: SigningKey) -
     with pytest.raises(ValueError, match="IRIS_PUBLIC_BASE_URL is not set"):
         create_app(make_settings(es384_key))
     assert create_app(make_settings(es384_key, public_base_url="https://iris.example.nhs.uk"))
+
+
+@pytest.mark.parametrize(
+    ("base", "secure"),
+    [
+        ("https://iris.example.nhs.uk", True),
+        ("https://iris.example.nhs.uk/cds/proxy", True),
+        ("http://127.0.0.1:8000", True),  # loopback: tests and one-machine development
+        ("http://localhost:8000", True),
+        ("http://[::1]:8000", True),
+        ("http://iris.example.nhs.uk", False),
+        ("http://10.0.0.5:8000", False),
+        ("http://127.0.0.1.example.com", False),
+    ],
+)
+def test_public_base_url_must_be_https_outside_local_mode(
+    es384_key: SigningKey, base: str, secure: bool
+) -> None:
+    """CDS Hooks: all data exchanged through the RESTful APIs over HTTPS (TLS)."""
+    assert is_secure_base(base) is secure
+    if secure:
+        assert create_app(make_settings(es384_key, public_base_url=base))
+    else:
+        with pytest.raises(ValueError, match="IRIS_PUBLIC_BASE_URL must be https:// outside"):
+            create_app(make_settings(es384_key, public_base_url=base))
+
+
+def test_local_mode_may_publish_a_plain_http_base() -> None:
+    assert create_app(Settings(local_mode=True, public_base_url="http://dev.example:8000"))
 
 
 def test_readme_example_trusts_the_cds_hooks_sandbox_key(
