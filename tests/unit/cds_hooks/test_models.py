@@ -310,3 +310,47 @@ def test_output_uses_camel_case_names() -> None:
     assert {"selectionBehavior", "overrideReasons"} <= set(out["cards"][0])
     assert out["cards"][0]["suggestions"][0]["isRecommended"] is True
     assert out["systemActions"][0]["resourceId"] == "T/1"
+
+
+@pytest.mark.parametrize(
+    ("model", "fields", "missing"),
+    [
+        (Card, {"summary": "s", "indicator": "info"}, "source"),
+        (Card, {"summary": "s", "source": SOURCE}, "indicator"),
+        (Source, {"url": "https://a.example"}, "label"),
+        (Suggestion, {"uuid": "u"}, "label"),
+        (Link, {"url": "https://a.example", "type": "absolute"}, "label"),
+        (Link, {"label": "a", "type": "absolute"}, "url"),
+        (Link, {"label": "a", "url": "https://a.example"}, "type"),
+        (Coding, {"system": "s", "display": "d"}, "code"),
+        (Coding, {"code": "c", "display": "d"}, "system"),
+    ],
+)
+def test_what_the_service_sends_has_every_required_field(
+    model: type[Any], fields: dict[str, Any], missing: str
+) -> None:
+    """Spec "Card", "Source", "Suggestion", "Link" and "Coding": required fields cannot be left
+    out of anything the service builds."""
+    with pytest.raises(ValidationError, match=missing):
+        model(**fields)
+
+
+@pytest.mark.parametrize(
+    ("model", "fields"),
+    [
+        (Source, {"label": "x", "url": "/guidance"}),  # source.url: an absolute URL
+        (Source, {"label": "x", "topic": "700410005"}),  # source.topic: a Coding
+        (Card, {"summary": "s", "indicator": "info", "source": SOURCE, "uuid": 7}),
+        (Suggestion, {"label": "a", "uuid": 7}),  # uuid: a string
+        (Suggestion, {"label": "a", "is_recommended": "maybe"}),  # isRecommended: a boolean
+        (Suggestion, {"label": "a", "actions": {"type": "create"}}),  # actions: an array
+        (Link, {"label": "a", "url": "https://a.example", "type": "smart", "app_context": {}}),
+        (Card, {"summary": "s", "indicator": "info", "source": SOURCE, "links": {}}),
+        (Card, {"summary": "s", "indicator": "info", "source": SOURCE, "override_reasons": {}}),
+    ],
+)
+def test_what_the_service_sends_has_the_spec_types(
+    model: type[Any], fields: dict[str, Any]
+) -> None:
+    with pytest.raises(ValidationError):
+        model(**fields)
