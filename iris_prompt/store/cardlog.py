@@ -8,7 +8,14 @@ database is away the writer keeps its batch and retries; records beyond `max_que
 and counted (`counts["dropped"]`), never blocking a call.
 
 No identifiers: a record holds a pseudonymous patient key (`pseudonym`), the practice (tenant
-or issuer), card kinds, categories and codes; no names, NHS numbers, FHIR ids or free text.
+or issuer), card kinds, categories and codes, and keyed digests of the encounter and of what
+each card says; no names, NHS numbers, FHIR ids or free text.
+
+`shown_elsewhere` answers the repeat hold-back (docs/rules.md, "Repeated calls"): which of a
+call's cards another service (the other hook) has already given for the same patient in the
+same encounter, or within `REPEAT_WINDOW` when the encounter is not known on both sides. It
+looks at records still queued first, then at the database, so a record being written between
+the two is never missed.
 """
 
 import datetime
@@ -22,17 +29,20 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, Table, insert
+from sqlalchemy import ColumnElement, Engine, Table, and_, insert, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from iris_prompt.store.models import CallLog, IssuedCard
 
-__all__ = ["CallRecord", "CardLog", "pseudonym"]
+__all__ = ["REPEAT_WINDOW", "CallRecord", "CardLog", "content_key", "pseudonym"]
 
 log = logging.getLogger(__name__)
 
 CALL_TABLE: Table = CallLog.__table__  # type: ignore[assignment]
 CARD_TABLE: Table = IssuedCard.__table__  # type: ignore[assignment]
+# Without the same encounter on both sides, a card another hook gave this long ago is the same
+# consultation's.
+REPEAT_WINDOW = datetime.timedelta(minutes=10)
 
 
 def pseudonym(key: bytes, scope: str, patient_id: str) -> str:
@@ -44,6 +54,19 @@ def pseudonym(key: bytes, scope: str, patient_id: str) -> str:
     '135eced3fcc45a2e'
     """
     message = f"{scope}\x1f{patient_id}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def content_key(key: bytes, kind: str, indicator: str, summary: str, detail: str) -> str:
+    """A keyed digest of what a card says: equal for cards that say the same thing, whatever
+    their uuids and links; not readable without the secret (a card's text is health data).
+
+    >>> a = content_key(b"k" * 32, "enquiry", "info", "Ask", "why")
+    >>> a == content_key(b"k" * 32, "enquiry", "info", "Ask", "why"), a == content_key(
+    ...     b"k" * 32, "enquiry", "info", "Ask", "why not")
+    (True, False)
+    """
+    message = "\x1f".join(("card", kind, indicator, summary, detail)).encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
@@ -62,7 +85,21 @@ class CallRecord:
     suppressed: bool
     household_checked: bool
     withheld: str | None = None
+    encounter_key: str | None = None
+    # Parallel to card_uuids: each card's `content_key`.
+    content_keys: tuple[str, ...] = ()
     call_uid: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def repeats(
+        self, patient_key: str, service_id: str, encounter_key: str | None, since: datetime.datetime
+    ) -> bool:
+        """Whether this earlier call is the same consultation as the one described, by another
+        service: the same encounter when both know it, else within the window."""
+        if self.patient_key != patient_key or self.service_id == service_id:
+            return False
+        if encounter_key is not None and self.encounter_key is not None:
+            return self.encounter_key == encounter_key
+        return self.at >= since
 
     def rows(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         call = {
@@ -79,10 +116,12 @@ class CallRecord:
             "suppressed": self.suppressed,
             "household_checked": self.household_checked,
             "withheld": self.withheld,
+            "encounter_key": self.encounter_key,
         }
+        contents = self.content_keys or (None,) * len(self.card_uuids)
         cards = [
-            {"card_uuid": u, "at": self.at, "kind": k, "call_uid": self.call_uid}
-            for u, k in zip(self.card_uuids, self.cards, strict=True)
+            {"card_uuid": u, "at": self.at, "kind": k, "call_uid": self.call_uid, "content_key": c}
+            for u, k, c in zip(self.card_uuids, self.cards, contents, strict=True)
         ]
         return call, cards
 
@@ -109,6 +148,7 @@ class CardLog:
         self._queue: queue.SimpleQueue[CallRecord | _Flush | None] = queue.SimpleQueue()
         self._queued = 0
         self._pending_cards: set[str] = set()
+        self._pending: dict[str, CallRecord] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -135,6 +175,7 @@ class CardLog:
             self._queued += 1
             full = self._queued % self.batch_size == 0
             self._pending_cards.update(record.card_uuids)
+            self._pending[record.call_uid] = record
         self._queue.put(record)
         if full:
             self._wake.set()
@@ -143,6 +184,51 @@ class CardLog:
         """Issued by this process and not written yet (feedback may outrun the writer)."""
         with self._lock:
             return card_uuid in self._pending_cards
+
+    def shown_elsewhere(
+        self,
+        *,
+        patient_key: str,
+        service_id: str,
+        encounter_key: str | None,
+        content_keys: set[str],
+        now: datetime.datetime,
+    ) -> set[str]:
+        """The content keys among `content_keys` that another service has already given this
+        patient in the same consultation (see `CallRecord.repeats`). Raises SQLAlchemyError
+        when the database cannot be read."""
+        if not content_keys:
+            return set()
+        since = now - REPEAT_WINDOW
+        with self._lock:
+            pending = list(self._pending.values())
+        found = {
+            key
+            for record in pending
+            if record.repeats(patient_key, service_id, encounter_key, since)
+            for key in record.content_keys
+            if key in content_keys
+        }
+        call, card = CALL_TABLE.c, CARD_TABLE.c
+        same: ColumnElement[bool] = call.at >= since
+        if encounter_key is not None:
+            same = or_(
+                call.encounter_key == encounter_key, and_(call.encounter_key.is_(None), same)
+            )
+        query = (
+            select(card.content_key)
+            .join(CALL_TABLE, call.call_uid == card.call_uid)
+            .where(
+                call.patient_key == patient_key,
+                call.service_id != service_id,
+                card.content_key.in_(sorted(content_keys - found)),
+                same,
+            )
+        )
+        if content_keys - found:
+            with self.engine.connect() as connection:
+                found.update(connection.execute(query).scalars())
+        return found
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued before now is written (tests, shutdown)."""
@@ -218,5 +304,6 @@ class CardLog:
             self._queued -= len(batch)
             for record in batch:
                 self._pending_cards.difference_update(record.card_uuids)
+                self._pending.pop(record.call_uid, None)
         self.counts["written"] += len(batch)
         return True

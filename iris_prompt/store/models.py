@@ -99,6 +99,8 @@ class CallLog(Base):
     suppressed: Mapped[bool] = mapped_column(Boolean)
     household_checked: Mapped[bool] = mapped_column(Boolean)
     withheld: Mapped[str | None] = mapped_column(String(64))
+    # A keyed digest of context.encounterId (no FHIR id is kept), for the repeat hold-back.
+    encounter_key: Mapped[str | None] = mapped_column(String(64))
 
 
 class IssuedCard(Base):
@@ -108,6 +110,9 @@ class IssuedCard(Base):
     at: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     call_uid: Mapped[str] = mapped_column(String(32), index=True)
+    # A keyed digest of what the card says (kind, indicator, summary, detail): two cards with
+    # the same content_key say the same thing (the repeat hold-back, docs/rules.md).
+    content_key: Mapped[str | None] = mapped_column(String(64))
 
 
 Index("ix_call_log_practice_at", CallLog.practice, CallLog.at)

@@ -3,13 +3,16 @@
     store = Store.open(settings)           # SQLite in IRIS_DATA_DIR, or IRIS_DATABASE_URL
     cards = await store.after_decision(...)  # audit first (before the response), log the call
 
-`after_decision` is the one place a call touches the store: it writes the disclosure audit of
-every MAPPA and known-abuse card (awaited: the response waits for it, see `audit.py`), swaps the
-MAPPA cards for a discreet card if that audit could not be kept anywhere, and queues the call's
-record for the analytics writer (not awaited).
+`after_decision` is the one place a call touches the store: it holds back an enquiry or
+known-abuse card the other hook has just given for the same consultation (docs/rules.md,
+"Repeated calls"), writes the disclosure audit of every MAPPA and known-abuse card returned
+(awaited: the response waits for it, see `audit.py`), swaps the MAPPA cards for a discreet card
+if that audit could not be kept anywhere, and queues the call's record for the analytics writer
+(not awaited).
 """
 
 import asyncio
+import dataclasses
 import datetime
 import logging
 import os
@@ -20,13 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from cds_hooks import CallContext, Card, CdsRequest
 from iris_prompt.engine.cards import CardSettings, withheld_card
 from iris_prompt.engine.rules import Decision
 from iris_prompt.store.audit import AuditLog, AuditOutcome, Disclosure, Spool
-from iris_prompt.store.cardlog import CallRecord, CardLog, pseudonym
+from iris_prompt.store.cardlog import CallRecord, CardLog, content_key, pseudonym
 from iris_prompt.store.database import default_data_dir, prepare
 from iris_prompt.store.feedback import StoreFeedback
 from iris_prompt.store.retention import Retention
@@ -41,6 +45,10 @@ log = logging.getLogger(__name__)
 SPOOL_FILE = "audit-spool.jsonl"
 KEY_FILE = "pseudonym.key"
 AUDITED = frozenset({"mappa", "known-abuse"})
+# Cards held back when the other hook has just given the same one. Never a MAPPA card: shown
+# twice it costs a glance, missed (the first answer lost on its way) it costs what the
+# clinician most needs to know (docs/safety/hazard-log.md, H-REPEAT).
+HELD_BACK_WHEN_REPEATED = frozenset({"enquiry", "known-abuse"})
 
 
 @dataclass(frozen=True)
@@ -156,8 +164,22 @@ class Store:
         patient_id: str,
         now: datetime.datetime,
     ) -> list[Card]:
-        kinds = decision.cards
-        disclosures = self.disclosures(request, call, decision, cards, patient_id, now)
+        scope = self._scope(request, call)
+        patient_key = pseudonym(self.key, scope, patient_id)
+        encounter_id = getattr(request.context, "encounter_id", None)
+        encounter_key = (
+            pseudonym(self.key, f"encounter\x1f{scope}", encounter_id) if (encounter_id) else None
+        )
+        contents = [
+            content_key(self.key, kind, card.indicator, card.summary, card.detail or "")
+            for card, kind in zip(cards, decision.cards, strict=True)
+        ]
+        held = await self._repeats(call, patient_key, encounter_key, decision.cards, contents, now)
+        kept = [i for i in range(len(cards)) if contents[i] not in held]
+        cards = [cards[i] for i in kept]
+        kinds: Sequence[str] = [decision.cards[i] for i in kept]
+        contents = [contents[i] for i in kept]
+        disclosures = self.disclosures(request, call, decision, cards, kinds, patient_id, now)
         outcome: AuditOutcome = "stored"
         if disclosures:
             outcome = await run_in_threadpool(self.audit.record, disclosures, call.hook_instance)
@@ -167,16 +189,75 @@ class Store:
                 asyncio.get_running_loop().run_in_executor(None, self.replay)
         withheld = None
         if outcome == "failed" and "mappa" in kinds:
-            kept = [card for card, kind in zip(cards, kinds, strict=True) if kind != "mappa"]
-            cards = [*kept, withheld_card(self.card_settings)]
+            pairs = [
+                (card, content)
+                for card, kind, content in zip(cards, kinds, contents, strict=True)
+                if kind != "mappa"
+            ]
+            discreet = withheld_card(self.card_settings)
+            cards = [*(card for card, _ in pairs), discreet]
             kinds = (*(k for k in kinds if k != "mappa"), "withheld")
+            contents = [*(content for _, content in pairs), ""]
             withheld = "audit failed"
         versions = " ".join(f"{k}={v}" for k, v in sorted(codeset_versions.items()))
         record = self.call_record(
             request, call, decision, cards, kinds, versions, patient_id, now, withheld
         )
-        self.calls.add(record)
+        self.calls.add(
+            dataclasses.replace(record, encounter_key=encounter_key, content_keys=tuple(contents))
+        )
         return cards
+
+    async def _repeats(
+        self,
+        call: CallContext,
+        patient_key: str,
+        encounter_key: str | None,
+        kinds: Sequence[str],
+        contents: Sequence[str],
+        now: datetime.datetime,
+    ) -> set[str]:
+        """The content keys of this call's cards to hold back: enquiry and known-abuse cards
+        another service gave this patient in the same consultation. If the card log cannot be
+        read, nothing is held back (a prompt shown twice is the safe failure)."""
+        candidates = {
+            content
+            for kind, content in zip(kinds, contents, strict=True)
+            if kind in HELD_BACK_WHEN_REPEATED
+        }
+        if not candidates:
+            return set()
+        try:
+            held = await run_in_threadpool(
+                lambda: self.calls.shown_elsewhere(
+                    patient_key=patient_key,
+                    service_id=call.service_id,
+                    encounter_key=encounter_key,
+                    content_keys=candidates,
+                    now=now.astimezone(datetime.UTC),
+                )
+            )
+        except SQLAlchemyError as error:
+            log.warning(
+                "repeat check not made (%s): cards shown hookInstance=%s",
+                type(error).__name__,
+                call.hook_instance,
+            )
+            return set()
+        if held:
+            log.info(
+                "held back %d card(s) another hook gave in this consultation hookInstance=%s",
+                len(held),
+                call.hook_instance,
+            )
+        return held
+
+    @staticmethod
+    def _scope(request: CdsRequest, call: CallContext) -> str:
+        """Whose patient ids these are: the FHIR server, else the practice."""
+        caller = call.caller
+        practice = (caller.tenant or caller.iss) if caller else None
+        return str(request.fhir_server) if request.fhir_server else (practice or "local")
 
     def disclosures(
         self,
@@ -184,13 +265,14 @@ class Store:
         call: CallContext,
         decision: Decision,
         cards: Sequence[Card],
+        kinds: Sequence[str],
         patient_id: str,
         now: datetime.datetime,
     ) -> list[Disclosure]:
         found = []
         members = iter(decision.mappa)
         caller = call.caller
-        for card, kind in zip(cards, decision.cards, strict=True):
+        for card, kind in zip(cards, kinds, strict=True):
             if kind not in AUDITED:
                 continue
             member = next(members) if kind == "mappa" else None
@@ -227,7 +309,7 @@ class Store:
     ) -> CallRecord:
         caller = call.caller
         practice = (caller.tenant or caller.iss) if caller else None
-        scope = str(request.fhir_server) if request.fhir_server else (practice or "local")
+        scope = self._scope(request, call)
         entries = (*decision.triggers, *decision.known_abuse_entries)
         return CallRecord(
             at=now.astimezone(datetime.UTC),

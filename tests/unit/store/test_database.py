@@ -3,11 +3,13 @@
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from alembic import command
+from sqlalchemy import inspect, text
 
 from iris_prompt.store.database import (
     SQLITE_FILE,
     SchemaBehind,
+    _config,
     make_engine,
     prepare,
     schema_state,
@@ -44,3 +46,33 @@ def test_a_postgresql_schema_behind_refuses_start_naming_the_command(postgres: o
     upgrade(engine)
     engine.dispose()
     prepare(url, Path("unused")).dispose()  # at head: starts
+
+
+def test_a_store_at_0001_upgrades_to_the_repeat_hold_back_keeping_its_rows(
+    database_url: str,
+) -> None:
+    """A release's store, with calls logged, takes the repeat hold-back's columns; its old rows
+    (without them) stay and simply never hold a card back."""
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        config = _config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO call_log (call_uid, at, service_id, hook, codeset_versions, "
+                "patient_key, cards, categories, codes, suppressed, household_checked) VALUES "
+                "('c1', '2026-11-26 10:00:00+00:00', 's', 'patient-view', 'v', 'k', '[]', "
+                "'[]', '[]', false, true)"
+            )
+        )
+    assert schema_state(engine).current == "0001"
+    assert upgrade(engine).ok
+    columns = {c["name"] for c in inspect(engine).get_columns("call_log")}
+    assert "encounter_key" in columns
+    assert "content_key" in {c["name"] for c in inspect(engine).get_columns("issued_card")}
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT call_uid, encounter_key FROM call_log")).all()
+    assert [tuple(row) for row in rows] == [("c1", None)]
+    engine.dispose()
