@@ -155,10 +155,13 @@ def test_an_unchecked_household_is_said_plainly() -> None:
 def test_mappa_card_without_relationship_or_levels() -> None:
     member = HouseholdMember(None, 40, MappaRisk(()))
     (card,) = cards(Decision(mappa=(member,), household_checked=True))
-    assert card.indicator == "warning"
+    # Issue 11 point 16: unknown risk is critical, like unreadable risk.
+    assert card.indicator == "critical"
     assert card.detail is not None
     assert "(a member of the patient's household) is subject to MAPPA" in card.detail
-    assert "The flag gives no risk levels" in card.detail
+    assert "**The flag gives no risk levels**: until you know, treat the risk as high" in (
+        card.detail
+    )
 
 
 def test_deployment_contacts_appear_where_they_belong() -> None:

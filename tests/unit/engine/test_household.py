@@ -74,14 +74,26 @@ def test_ages_and_relationships_never_names() -> None:
     assert "Fictional" not in repr(household) and "9990000018" not in repr(household)
 
 
-def test_a_related_person_whose_nhs_number_resolves_is_a_member() -> None:
+def test_a_related_person_whose_nhs_number_resolves_is_checked_as_linked_not_as_a_member() -> None:
+    """Co-residence is not assumed: a RelatedPerson proves a relationship, not a shared home."""
     household = household_from(
         patient_id="mum",
         today=TODAY,
         related_persons=[related_person("mum", "999 000 0018", "HUSB")],
         patients=[patient("him", "1980-01-01", nhs="9990000018")],
     )
-    assert household.members == (HouseholdMember("husband", 46, None),)
+    assert household.members == (HouseholdMember("husband", 46, None, presence="linked"),)
+
+
+def test_a_related_person_the_group_lists_is_a_household_member() -> None:
+    household = household_from(
+        patient_id="mum",
+        today=TODAY,
+        groups=[household_group("mum", "him")],
+        related_persons=[related_person("mum", "9990000018", "HUSB")],
+        patients=[patient("him", "1980-01-01", nhs="9990000018")],
+    )
+    assert household.members == (HouseholdMember("husband", 46, None, presence="member"),)
 
 
 def test_a_related_person_without_a_matching_patient_is_not_a_member() -> None:
@@ -182,11 +194,14 @@ def test_household_from_compares_a_timed_membership_end_with_the_time_of_the_cal
     group["member"][1]["period"] = {"end": "2026-03-01T09:00:00Z"}
     before = datetime.datetime(2026, 3, 1, 8, 0, tzinfo=datetime.UTC)
     after = datetime.datetime(2026, 3, 1, 10, 0, tzinfo=datetime.UTC)
-    ids = [
-        len(household_from(patient_id="mum", today=TODAY, groups=[group], now=now).members)
+    presence = [
+        [
+            m.presence
+            for m in household_from(patient_id="mum", today=TODAY, groups=[group], now=now).members
+        ]
         for now in (before, after)
     ]
-    assert ids == [1, 0]
+    assert presence == [["member"], ["left"]]  # after: a person who recently left
 
 
 def test_only_the_mappa_code_makes_a_mappa_flag() -> None:
@@ -207,7 +222,7 @@ def test_only_the_mappa_code_makes_a_mappa_flag() -> None:
         ({"children": "very-high"}, True),
         ({"known-adult": "medium", "children": "medium"}, False),
         ({"public": "very-high", "staff": "very-high"}, False),
-        ({}, False),
+        ({}, True),  # no risk levels: unknown risk is treated as high
     ],
 )
 def test_critical_when_a_known_adult_or_children_are_at_high_risk(
@@ -259,9 +274,9 @@ def test_a_malformed_extension_element_is_unreadable_risk(extension: object) -> 
     assert mappa_risk(flag, TODAY) == MappaRisk((), unreadable=True)
 
 
-def test_no_risk_extension_is_no_levels_and_not_unreadable() -> None:
+def test_no_risk_extension_is_no_levels_not_unreadable_but_critical() -> None:
     risk = mappa_risk(mappa_flag("x"), TODAY)
-    assert risk == MappaRisk(()) and not risk.unreadable and not risk.critical
+    assert risk == MappaRisk(()) and not risk.unreadable and risk.critical
 
 
 def test_several_flags_on_one_member_combine() -> None:
@@ -291,8 +306,8 @@ def test_flags_attach_to_their_member_only() -> None:
     ]
 
 
-def test_a_related_person_whose_period_has_ended_is_not_a_member() -> None:
-    former = related_person("mum", "9990000018", "FMRSPS") | {"period": {"end": "2025-12-31"}}
+def test_a_related_person_whose_period_ended_over_a_year_ago_is_not_checked() -> None:
+    former = related_person("mum", "9990000018", "FMRSPS") | {"period": {"end": "2025-02-28"}}
     current = related_person("mum", "9990000026", "HUSB", rid="rp2") | {"period": {"end": "2026"}}
     household = household_from(
         patient_id="mum",
