@@ -10,6 +10,7 @@ from iris_prompt.engine.household import (
     HouseholdMember,
     age_on,
     group_member_ids,
+    group_members,
     household_from,
 )
 from iris_prompt.engine.risk_flags import MappaRisk, mappa_risk, risk_extension, strongest
@@ -319,3 +320,56 @@ def test_a_related_person_whose_period_ended_over_a_year_ago_is_not_checked() ->
         ],
     )
     assert [m.relationship for m in household.members] == ["husband"]
+
+
+# --- Issue 11 points 15 and 17: recent leavers, and people linked to the record ---------------
+
+
+@pytest.mark.parametrize(
+    ("member", "standing"),
+    [
+        ({}, "member"),
+        ({"period": {"end": "2026-02-28"}}, "left"),  # yesterday
+        ({"period": {"end": "2025-03-01"}}, "left"),  # 12 months ago to the day
+        ({"period": {"end": "2025-02-28"}}, None),  # over 12 months ago
+        ({"inactive": True, "period": {"end": "2025-09-01"}}, "left"),
+        ({"inactive": True}, None),  # when they left is unknown
+    ],
+)
+def test_a_member_who_left_within_12_months_is_still_checked(
+    member: dict[str, Any], standing: str | None
+) -> None:
+    group = household_group("mum", "partner")
+    group["member"][1] |= member
+    found = group_members([group], "mum", TODAY)
+    assert found == ({"partner": standing} if standing else {})
+
+
+def test_when_the_patient_left_the_others_are_people_who_recently_left() -> None:
+    group = household_group("mum", "partner", "son")
+    group["member"][0]["period"] = {"end": "2026-01-31"}  # she moved out in January
+    assert group_members([group], "mum", TODAY) == {"partner": "left", "son": "left"}
+    group["member"][0]["period"] = {"end": "2024-01-31"}
+    assert group_members([group], "mum", TODAY) == {}
+
+
+def test_a_current_membership_wins_over_a_past_one() -> None:
+    old = household_group("mum", "partner")
+    old["member"][1]["period"] = {"end": "2026-01-01"}
+    new = household_group("mum", "partner") | {"id": "g2"}
+    assert group_members([old, new], "mum", TODAY) == {"partner": "member"}
+    assert group_members([new, old], "mum", TODAY) == {"partner": "member"}
+
+
+def test_a_recently_ended_related_person_is_checked_as_having_left() -> None:
+    former = related_person("mum", "9990000018", "FMRSPS") | {"period": {"end": "2025-12-31"}}
+    household = household_from(
+        patient_id="mum",
+        today=TODAY,
+        related_persons=[former],
+        patients=[patient("ex", "1980-01-01", nhs="9990000018")],
+        flags=[mappa_flag("ex", risks={"known-adult": "high"})],
+    )
+    (member,) = household.members
+    assert member.presence == "left" and member.relationship == "former spouse"
+    assert member.mappa is not None and member.mappa.critical
