@@ -360,10 +360,10 @@ def unchecked_detail(decision: Decision, settings: CardSettings) -> str:
         + (", or part of it could not be done" if decision.household_checked else "")
         + "). No card does not mean no household risk.",
     ]
-    if decision.age is None or decision.age < CHILD_AGE:
+    if decision.age is not None and decision.age < CHILD_AGE:
         lines += [
             "",
-            "This patient is a child, or of unknown age: think about who they live with.",
+            f"This patient is a child (aged {decision.age}): think about who they live with.",
         ]
     lines += [
         "",

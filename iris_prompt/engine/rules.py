@@ -24,7 +24,8 @@ numbered rules lives here:
 6. household MAPPA: `Decision.mappa`, from the `Household` (`household.py`, `risk_flags.py`),
    whose members stand as "member", "left" or "linked" (`Decision.household_presence`);
 7. Think Family: `Decision.children_ages`, `Decision.unknown_ages`, `Decision.children_linked`;
-8. household not checked: `Decision.unchecked` (the info card), `Decision.household_not_checked`.
+8. household not checked: `Decision.unchecked` (the info card: a patient under 18, or members
+   known), `Decision.household_not_checked`.
 
 >>> decision = decide(PatientRecord({"birthDate": "1990-01-01"}, ()), codesets=None,
 ...     now=datetime.datetime(2026, 1, 5, tzinfo=datetime.UTC), household=None,
@@ -310,7 +311,7 @@ def decide(
         incomplete
         and household is not None
         and not (prompt.enquiry or prompt.known_abuse or mappa)
-        and (age is None or age < CHILD_AGE or household.members_known or bool(members))
+        and ((age is not None and age < CHILD_AGE) or household.members_known or bool(members))
     )
     return replace(
         prompt,

@@ -334,5 +334,5 @@ def test_the_household_unchecked_card_is_discreet_info() -> None:
     assert card.summary == SUMMARIES["unchecked"] and card.indicator == "info"
     assert card.detail is not None
     assert "**The household safeguarding check could not be done**" in card.detail
-    assert "child, or of unknown age" in card.detail
+    assert "This patient is a child (aged 8)" in card.detail
     assert "your practice safeguarding lead" in card.detail

@@ -524,7 +524,8 @@ UNCHECKED_UNKNOWN = Household((), checked=False)
     ("person", "household", "shown"),
     [
         (patient("p1", "2015-01-01"), UNCHECKED_UNKNOWN, True),  # a child
-        (patient("p1", None), UNCHECKED_UNKNOWN, True),  # age unknown: may be a child
+        (patient("p1", None), UNCHECKED_UNKNOWN, False),  # age unknown, nobody known: no card
+        (patient("p1", None), UNCHECKED_KNOWN, True),
         (ADULT, UNCHECKED_KNOWN, True),  # the household is known to have members
         (ADULT, UNCHECKED_UNKNOWN, False),
         (ADULT, Household((SON,), not_checked=("household-group",)), True),  # partly checked
