@@ -99,6 +99,9 @@ class Settings(BaseSettings):
 
     # The prompt engine (README "Configuration").
     enquiry_window_days: int = Field(default=365, ge=0, le=3650)
+    # How long a routine enquiry holds back the known-abuse card (never while a MARAC, at-risk
+    # or police-report entry is within 12 months).
+    known_abuse_enquiry_window_days: int = Field(default=90, ge=0, le=3650)
     household_budget_seconds: float = Field(default=0.3, gt=0, le=10)
     household_cache_seconds: float = Field(default=60.0, gt=0, le=3600)
     # The engine's CardSettings has the same defaults (a test keeps them equal).

@@ -14,11 +14,29 @@ from dataclasses import dataclass
 from iris_prompt.engine.household import HouseholdMember
 from iris_prompt.engine.record import CodedEntry
 from iris_prompt.engine.risk_flags import GROUPS, LEVELS, MappaRisk
-from iris_prompt.engine.rules import Decision
+from iris_prompt.engine.rules import CHILD_AGE, Decision
 
-__all__ = ["CardSettings", "enquiry_detail", "known_abuse_detail", "mappa_detail"]
+__all__ = [
+    "CardSettings",
+    "enquiry_detail",
+    "known_abuse_detail",
+    "mappa_detail",
+    "unchecked_detail",
+]
 
 SHOWN_ENTRIES = 5
+
+# The people checked, by where they stand to the patient (`HouseholdMember.presence`).
+PRESENCE_WORDS = {
+    "member": ("household member", "household members"),
+    "left": ("person who recently left the household", "people who recently left the household"),
+    "linked": ("person linked to this patient's record", "people linked to this patient's record"),
+}
+# The parts of the household check that may fail alone (`Household.not_checked`).
+PART_WORDS = {
+    "household-group": "the household group (who lives with the patient)",
+    "related-persons": "the people recorded as related to the patient",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +91,12 @@ def _children(decision: Decision) -> list[str]:
     if ages:
         listed = ", ".join(str(age) for age in ages)
         children = _people(len(ages), "child", "children")
-        found.append(f"{children} under 18 in the household (aged {listed})")
+        where = (
+            "in the household or linked to this patient's record"
+            if decision.children_linked
+            else "in the household"
+        )
+        found.append(f"{children} under 18 {where} (aged {listed})")
     if unknown:
         found.append(f"{_people(unknown, 'household member', 'household members')} of unknown age")
     advice = []
@@ -89,6 +112,16 @@ def _children(decision: Decision) -> list[str]:
     return ["", f"**Think Family.** {', and '.join(found)}. {' '.join(advice)}"]
 
 
+def _checked_people(presence: tuple[str, ...]) -> str:
+    """ "2 household members and 1 person linked to this patient's record"."""
+    parts = [
+        _people(presence.count(kind), *words)
+        for kind, words in PRESENCE_WORDS.items()
+        if kind in presence
+    ]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
 def _household(decision: Decision) -> list[str]:
     if not decision.household_checked:
         return [
@@ -96,7 +129,17 @@ def _household(decision: Decision) -> list[str]:
             "**Household risk could not be checked** (the household lookup failed or took too "
             "long). No household card does not mean no household risk.",
         ]
+    lines = []
+    missing = [PART_WORDS.get(part, part) for part in decision.household_not_checked]
+    if missing:
+        lines = [
+            "",
+            f"**Household risk could only partly be checked**: {' and '.join(missing)} could "
+            "not be looked up. No household card does not mean no household risk.",
+        ]
     if not decision.household_members:
+        if missing:
+            return [*lines, "", "Nobody else was found to check."]
         return [
             "",
             "**No household members are recorded** for this patient (no household Group with "
@@ -104,10 +147,13 @@ def _household(decision: Decision) -> list[str]:
             "household risk could not be checked. No household card does not mean no household "
             "risk.",
         ]
-    checked = _people(decision.household_members, "household member", "household members")
+    # Only the people checked are said to have no flag in force.
+    presence = decision.household_presence or ("member",) * decision.household_members
+    checked = _checked_people(presence)
     if not decision.mappa:
-        return ["", f"{checked} checked: no MAPPA flag in force."]
+        return [*lines, "", f"{checked} checked: no MAPPA flag in force."]
     return [
+        *lines,
         "",
         f"{checked} checked. A household risk flag is shown in a separate card: read it before "
         "you ask.",
@@ -174,19 +220,26 @@ def _nice_and_household(entries: tuple[CodedEntry, ...]) -> tuple[list[str], lis
 
 def enquiry_detail(decision: Decision, settings: CardSettings) -> str:
     nice, household = _nice_and_household(decision.triggers)
-    why = "**Why now.**"
+    lines: list[str] = []
     if nice:
-        why += (
-            " This record has entries that NICE lists as possible indicators of domestic abuse "
-            "(quality standard QS116):"
-        )
-    lines = [why, *nice, *([""] if nice and household else []), *household]
-    if decision.last_not_made is not None:
         lines += [
-            "",
-            "An enquiry was recorded as not made on "
-            f"{_day(decision.last_not_made.when)}: the question is still open.",
+            "**Why now.** This record has entries that NICE lists as possible indicators of "
+            "domestic abuse (quality standard QS116):",
+            *nice,
         ]
+    if household:
+        lines += [*([""] if lines else []), *household]
+    if decision.last_not_made is not None:
+        open_question = (
+            f"An enquiry was recorded as not made on {_day(decision.last_not_made.when)}: the "
+            "question is still open."
+        )
+        if decision.reopened:
+            open_question += (
+                " Not being able to ask (someone was present) is itself a possible indicator: "
+                "ask when the patient is on their own."
+            )
+        lines += ["", open_question] if lines else [f"**Why now.** {open_question}"]
     lines += ["", *_how_to_ask(), "", *_on_disclosure(settings)]
     lines += _children(decision) + _household(decision)
     return "\n".join(lines)
@@ -219,21 +272,56 @@ def known_abuse_detail(decision: Decision, settings: CardSettings) -> str:
 
 
 def _who(member: HouseholdMember) -> str:
+    """Who carries the flag, as the card's opening words: the Group decides co-residence."""
+    if member.presence == "linked":
+        who = "A person linked to this patient's record"
+        return f"{who} (their {member.relationship})" if member.relationship else who
+    if member.presence == "left":
+        who = "A person who recently left the household"
+        return f"{who} (the patient's {member.relationship})" if member.relationship else who
     if member.relationship:
-        return f"the patient's {member.relationship}"
-    return "a member of the patient's household"
+        return f"Someone in this household (the patient's {member.relationship})"
+    return "Someone in this household (a member of the patient's household)"
+
+
+def _for_this_patient(decision: Decision, settings: CardSettings) -> list[str]:
+    """A child patient: Think Family applies to them. An adult: they may be the known adult at
+    risk, so the brief enquiry guidance and the helpline go on the MAPPA card too."""
+    age = decision.age
+    if age is None:
+        return [
+            "",
+            "**This patient's age is unknown.** If they are a child, the risk to children "
+            "applies to them: consider a child safeguarding referral.",
+        ]
+    if age < CHILD_AGE:
+        return [
+            "",
+            f"**This patient is a child (aged {age}).** Think Family: the risk to children "
+            "applies to this patient. Consider a child safeguarding referral, and follow your "
+            "child safeguarding procedures.",
+        ]
+    return [
+        "",
+        "**The patient may be the known adult at risk.** If it is safe, ask about their own "
+        "safety only when they are on their own (no partner, relative, friend or child over "
+        "about two in the room), never through a relative or friend as interpreter; if it is "
+        f"not safe now, do not ask. {settings.helpline}. Record what is said with the "
+        "template linked on this card.",
+    ]
 
 
 def mappa_detail(
     member: HouseholdMember, risk: MappaRisk, decision: Decision, settings: CardSettings
 ) -> str:
-    who = _who(member)
     lines = [
-        f"**Someone in this household ({who}) is subject to MAPPA**: multi-agency public "
-        "protection arrangements, the statutory arrangements under which police, probation and "
-        "prison services jointly manage sexual and violent offenders living in the community.",
+        f"**{_who(member)} is subject to MAPPA**: multi-agency public protection arrangements, "
+        "the statutory arrangements under which police, probation and prison services jointly "
+        "manage sexual and violent offenders living in the community.",
         "",
     ]
+    if member.presence == "left":
+        lines[-1:] = ["", "Separation is the time of highest risk.", ""]
     if risk.levels:
         lines.append("Risk of serious harm, as shared on their flag:")
         lines += [f"- to {GROUPS[group]}: {LEVELS[level]}" for group, level in risk.levels]
@@ -245,7 +333,10 @@ def mappa_detail(
             f"or {settings.mappa_contact} before acting. Until you know, treat the risk as high.",
         ]
     elif not risk.levels:
-        lines.append("The flag gives no risk levels: ask the contact below.")
+        lines.append(
+            "**The flag gives no risk levels**: until you know, treat the risk as high, and ask "
+            "the contact below."
+        )
     lines += [
         "",
         "**Do not raise this in that person's presence**, and never with the patient and that "
@@ -255,5 +346,28 @@ def mappa_detail(
         f"**Contact** {settings.safeguarding_lead} or {settings.mappa_contact} before acting. "
         "The flag is on that person's own record.",
     ]
+    lines += _for_this_patient(decision, settings)
     lines += _children(decision)
+    return "\n".join(lines)
+
+
+def unchecked_detail(decision: Decision, settings: CardSettings) -> str:
+    """Rule 8: the household check could not be done and nothing else shows."""
+    lines = [
+        "**The household safeguarding check could not be done** for this patient: who lives "
+        "with them, and whether any of those people carries a risk flag, could not be looked up "
+        "(the lookup failed or took too long"
+        + (", or part of it could not be done" if decision.household_checked else "")
+        + "). No card does not mean no household risk.",
+    ]
+    if decision.age is not None and decision.age < CHILD_AGE:
+        lines += [
+            "",
+            f"This patient is a child (aged {decision.age}): think about who they live with.",
+        ]
+    lines += [
+        "",
+        "Before deciding anything that depends on who the patient lives with, contact "
+        f"{settings.safeguarding_lead}, or open the record again later.",
+    ]
     return "\n".join(lines)

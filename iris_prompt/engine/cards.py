@@ -9,7 +9,7 @@ decides only what it says. What every card keeps to (docs/rules.md, "The cards")
   relationships only) and age; a MAPPA card gives risk levels only, never offences;
 - entries are listed by the code set's sourced term and date, never by the record's free text.
 
->>> from iris_prompt.engine.rules import Decision
+>>> from iris_prompt.engine.rules import CHILD_AGE, Decision
 >>> cards = cards_for(Decision(enquiry=True, household_checked=True), CardSettings(),
 ...     base_url="https://iris.example", hook_instance="d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
 ...     patient_ref="Patient/1", now=datetime.datetime(2026, 1, 5, tzinfo=datetime.UTC))
@@ -28,10 +28,11 @@ from iris_prompt.engine.card_text import (
     enquiry_detail,
     known_abuse_detail,
     mappa_detail,
+    unchecked_detail,
 )
 from iris_prompt.engine.household import HouseholdMember
 from iris_prompt.engine.risk_flags import MAPPA_CODE, MappaRisk
-from iris_prompt.engine.rules import Decision
+from iris_prompt.engine.rules import CHILD_AGE, Decision
 from iris_prompt.template.questionnaire import card_links
 from iris_prompt.template.recording import outcome_resources
 from iris_prompt.urls import OVERRIDE_SYSTEM
@@ -58,6 +59,7 @@ SUMMARIES = {
     "known-abuse": "IRIS prompt: review current safety privately, with the patient alone",
     "mappa": "Household safeguarding information: read privately before discussing",
     "withheld": "Household safeguarding information: contact the practice safeguarding lead",
+    "unchecked": "Household safeguarding check could not be done: read before deciding",
 }
 
 ONE_CLICK_LABELS = {
@@ -153,14 +155,44 @@ def _mappa_card(
     decision: Decision,
     settings: CardSettings,
     new_id: Callable[[], str],
+    *,
+    base_url: str,
+    hook_instance: str,
 ) -> Card:
+    card_id = new_id()
+    # An adult patient may be the known adult at risk: the card links the template to record
+    # what they say (a child's enquiry is not this service's to prompt).
+    adult = decision.age is not None and decision.age >= CHILD_AGE
+    links = (
+        [
+            Link(**link)
+            for link in card_links(
+                base_url, hook_instance, card_id, smart_launch=settings.smart_launch
+            )
+        ]
+        if adult
+        else None
+    )
     return Card(
-        uuid=new_id(),
+        uuid=card_id,
         summary=SUMMARIES["mappa"],
         detail=mappa_detail(member, risk, decision, settings),
         indicator="critical" if risk.critical else "warning",
         source=_SOURCES["mappa"],
         override_reasons=_override_reasons(),
+        links=links,
+    )
+
+
+def _unchecked_card(decision: Decision, settings: CardSettings, new_id: Callable[[], str]) -> Card:
+    """Rule 8: one discreet info card when the household check could not be done and nothing
+    else shows, so that a failed check is never silence."""
+    return Card(
+        uuid=new_id(),
+        summary=SUMMARIES["unchecked"],
+        detail=unchecked_detail(decision, settings),
+        indicator="info",
+        source=_SOURCES["mappa"],
     )
 
 
@@ -220,5 +252,17 @@ def cards_for(
         )
     for member in decision.mappa:
         if member.mappa is not None:
-            cards.append(_mappa_card(member, member.mappa, decision, settings, new_id))
+            cards.append(
+                _mappa_card(
+                    member,
+                    member.mappa,
+                    decision,
+                    settings,
+                    new_id,
+                    base_url=base_url,
+                    hook_instance=hook_instance,
+                )
+            )
+    if decision.unchecked:
+        cards.append(_unchecked_card(decision, settings, new_id))
     return cards

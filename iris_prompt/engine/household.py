@@ -10,10 +10,14 @@ The contract (docs/rules.md, "The household"):
 
 - members come from a FHIR `Group` (type person) that has the patient among its members:
   every other member that is a `Patient` reference, unless marked inactive or its period ended;
+- a member whose membership `period` ended within the last 12 months (`RECENTLY_LEFT`) is still
+  checked, as a person who recently left the household: separation is the highest-risk period
+  (and when the patient's own membership ended so recently, the others are that too);
 - a `RelatedPerson` of the patient that carries an NHS number
-  (`https://fhir.nhs.uk/Id/nhs-number`) resolving to a Patient is a member too, unless inactive
-  or its period has ended (a former partner), and gives the relationship of a member with that
-  NHS number;
+  (`https://fhir.nhs.uk/Id/nhs-number`) resolving to a Patient is checked too, unless inactive
+  or its period ended more than 12 months ago, and gives the relationship words of the person
+  with that NHS number. A RelatedPerson proves a relationship, not a shared home: unless the
+  Group lists them, they are "linked" to the record, not household members;
 - a member's MAPPA risk comes from their Flags (`risk_flags.mappa_risk`).
 
 Nothing here keeps a name, an NHS number or an id in the result: a member is a relationship
@@ -23,8 +27,8 @@ Nothing here keeps a name, an NHS number or an id in the result: a member is a r
 ...     {"entity": {"reference": "Patient/mum"}}, {"entity": {"reference": "Patient/son"}}]}
 >>> son = {"resourceType": "Patient", "id": "son", "birthDate": "2017-09-01"}
 >>> household_from(patient_id="mum", groups=[group], patients=[son],
-...     today=datetime.date(2026, 1, 5))
-Household(members=(HouseholdMember(relationship=None, age=8, mappa=None),), checked=True)
+...     today=datetime.date(2026, 1, 5)).members
+(HouseholdMember(relationship=None, age=8, mappa=None, presence='member'),)
 """
 
 import datetime
@@ -51,6 +55,8 @@ __all__ = [
     "age_on",
     "essentials",
     "group_member_ids",
+    "group_members",
+    "related_people",
     "FlagsOf",
     "HouseholdPlan",
     "PatientById",
@@ -59,11 +65,15 @@ __all__ = [
     "household_from",
     "household_plan",
     "nhs_number",
-    "related_nhs_numbers",
     "relationship_words",
 ]
 
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
+# A person who left the household this recently is still checked for MAPPA flags.
+RECENTLY_LEFT = datetime.timedelta(days=365)
+# Where a person checked stands to the patient: in the household Group, left it (or the patient
+# left them) within `RECENTLY_LEFT`, or linked to the record by a RelatedPerson only.
+MEMBER, LEFT, LINKED = "member", "left", "linked"
 ROLE_CODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 
 # v3-RoleCode personal relationships (bound in UK Core RelatedPerson through
@@ -115,22 +125,29 @@ RELATIONSHIPS: dict[str, str] = {
 
 @dataclass(frozen=True, slots=True)
 class HouseholdMember:
-    """Another person in the household: relationship words (None if not coded), age in whole
-    years (None if unknown) and MAPPA risk (None if no MAPPA flag is in force)."""
+    """Another person checked: relationship words (None if not coded), age in whole years (None
+    if unknown), MAPPA risk (None if no MAPPA flag is in force) and `presence`: "member" (the
+    household Group lists them), "left" (left the household within 12 months) or "linked" (a
+    RelatedPerson of the patient whom the Group does not list: not known to live there)."""
 
     relationship: str | None
     age: int | None
     mappa: MappaRisk | None
+    presence: str = MEMBER
 
 
 @dataclass(frozen=True, slots=True)
 class Household:
     """The other members of the patient's household. `checked` is False when the household
     could not be looked up (failure, slowness, no FHIR access): then `members` is empty and
-    means nothing."""
+    means nothing, and `members_known` says whether the Group or RelatedPersons had shown there
+    were people to check. `not_checked` names a part that could not be looked up when the rest
+    was ("household-group": the Group search; "related-persons": the RelatedPerson search)."""
 
     members: tuple[HouseholdMember, ...] = ()
     checked: bool = True
+    not_checked: tuple[str, ...] = ()
+    members_known: bool = False
 
 
 UNCHECKED = Household((), checked=False)
@@ -222,6 +239,63 @@ def _ended(period: object, now: datetime.date) -> bool:
     return isinstance(period, Mapping) and has_ended(period.get("end"), now)
 
 
+def _left_recently(period: object, now: datetime.date) -> bool:
+    """A membership period that ended, within `RECENTLY_LEFT` of `now`."""
+    if not isinstance(period, Mapping):
+        return False
+    end = period.get("end")
+    return has_ended(end, now) and not has_ended(end, now - RECENTLY_LEFT)
+
+
+def _standing(member: Mapping[str, Any], now: datetime.date) -> str | None:
+    """MEMBER, LEFT or None (not checked: left long ago, or inactive with no date)."""
+    period = member.get("period")
+    if _left_recently(period, now):
+        return LEFT
+    if member.get("inactive") is True or _ended(period, now):
+        return None
+    return MEMBER
+
+
+def group_members(
+    groups: Iterable[Mapping[str, Any]],
+    patient_id: str,
+    today: datetime.date,
+    *,
+    now: datetime.datetime | None = None,
+) -> dict[str, str]:
+    """Patient id -> MEMBER or LEFT, for the other people of every person Group the patient is
+    in, or left within `RECENTLY_LEFT` (then every other member is LEFT: they separated).
+
+    `now`, the time of the call, compares a membership ending at a stated time exactly; without
+    it, by the day."""
+    moment = now or today
+    found: dict[str, str] = {}
+    for group in groups:
+        # A Group's type is required; a malformed one is ignored, like every field read.
+        kind = as_str(group.get("type")) or "person"
+        if group.get("resourceType") != "Group" or kind != "person" or group.get("active") is False:
+            continue
+        standings: list[tuple[str | None, str]] = []
+        for member in as_list(group.get("member")):
+            if not isinstance(member, Mapping):
+                continue
+            standing = _standing(member, moment)
+            if standing is not None:
+                standings.append((_patient_id(_reference(member.get("entity"))), standing))
+        own = {standing for pid, standing in standings if pid == patient_id}
+        if not own:
+            continue
+        patient_left = MEMBER not in own
+        for pid, standing in standings:
+            if pid is None or pid == patient_id:
+                continue
+            standing = LEFT if patient_left else standing
+            if found.get(pid) != MEMBER:
+                found[pid] = standing
+    return found
+
+
 def group_member_ids(
     groups: Iterable[Mapping[str, Any]],
     patient_id: str,
@@ -229,29 +303,9 @@ def group_member_ids(
     *,
     now: datetime.datetime | None = None,
 ) -> list[str]:
-    """Patient ids of the other current members of every person Group the patient is in.
-
-    `now`, the time of the call, compares a membership ending at a stated time exactly; without
-    it, by the day."""
-    moment = now or today
-    found: list[str] = []
-    for group in groups:
-        # A Group's type is required; a malformed one is ignored, like every field read.
-        kind = as_str(group.get("type")) or "person"
-        if group.get("resourceType") != "Group" or kind != "person" or group.get("active") is False:
-            continue
-        current = [
-            member
-            for member in as_list(group.get("member"))
-            if isinstance(member, Mapping)
-            and member.get("inactive") is not True
-            and not _ended(member.get("period"), moment)
-        ]
-        ids = [_patient_id(_reference(member.get("entity"))) for member in current]
-        if patient_id not in ids:
-            continue
-        found.extend(i for i in ids if i is not None and i != patient_id and i not in found)
-    return found
+    """Patient ids of the other current members of every person Group the patient is in."""
+    members = group_members(groups, patient_id, today, now=now)
+    return [pid for pid, standing in members.items() if standing == MEMBER]
 
 
 def nhs_number(resource: Mapping[str, Any]) -> str | None:
@@ -277,27 +331,33 @@ def relationship_words(concepts: object) -> str | None:
     return None
 
 
-def related_nhs_numbers(
+def related_people(
     related_persons: Iterable[Mapping[str, Any]],
     patient_id: str,
     *,
-    now: datetime.date | None = None,
-) -> dict[str, str | None]:
-    """NHS number -> relationship words, for the patient's active RelatedPersons that carry one.
-
-    Given `now` (the time of the call, or the day), a RelatedPerson whose `period` has ended
-    (a former partner) is left out."""
-    found: dict[str, str | None] = {}
+    now: datetime.date,
+) -> dict[str, tuple[str | None, str]]:
+    """NHS number -> (relationship words, LINKED or LEFT), for the patient's RelatedPersons that
+    carry one: active and current (LINKED), or whose period ended within `RECENTLY_LEFT` (LEFT)."""
+    found: dict[str, tuple[str | None, str]] = {}
     for person in related_persons:
         if person.get("resourceType") != "RelatedPerson" or person.get("active") is False:
             continue
-        if now is not None and _ended(person.get("period"), now):
+        period = person.get("period")
+        if _left_recently(period, now):
+            standing = LEFT
+        elif _ended(period, now):
             continue
+        else:
+            standing = LINKED
         if _patient_id(_reference(person.get("patient"))) != patient_id:
             continue
         number = nhs_number(person)
-        if number is not None:
-            found[number] = found.get(number) or relationship_words(person.get("relationship"))
+        if number is None:
+            continue
+        words, before = found.get(number, (None, standing))
+        words = words or relationship_words(person.get("relationship"))
+        found[number] = (words, LEFT if LEFT in (before, standing) else LINKED)
     return found
 
 
@@ -342,13 +402,14 @@ def household_plan(
     (`engine.lookup`), the simulation against a population in memory (`simulate.run`): one plan,
     two sources, so the simulation counts what the service would show.
 
-    Round one: each other Group member's Patient and Flags, and the Patient each RelatedPerson
-    NHS number resolves to. Round two: the Flags of the Patients found by NHS number that are not
-    Group members already. No other members: no request at all.
+    Round one: each other Group member's (or recent member's) Patient and Flags, and the Patient
+    each RelatedPerson NHS number resolves to. Round two: the Flags of the Patients found by NHS
+    number that are not Group members already. No other people: no request at all.
     """
     groups, related_persons = list(groups), list(related_persons)
-    member_ids = group_member_ids(groups, patient_id, today, now=now)
-    relationships = related_nhs_numbers(related_persons, patient_id, now=now or today)
+    members = group_members(groups, patient_id, today, now=now)
+    member_ids = list(members)
+    relationships = related_people(related_persons, patient_id, now=now or today)
     if not member_ids and not relationships:
         return Household((), checked=True)
     first: list[Request] = [PatientById(m) for m in member_ids]
@@ -373,7 +434,7 @@ def household_plan(
     if extra:
         more = yield [FlagsOf(pid) for pid in extra]
         flags += [r for found in more for r in found]
-    return _household(patient_id, member_ids, relationships, patients, flags, today, now)
+    return _household(patient_id, members, relationships, patients, flags, today, now)
 
 
 def household_from(
@@ -390,15 +451,15 @@ def household_from(
 
     `today` dates ages; `now` (the time of the call, when known) compares period ends given to
     the minute exactly, on Group memberships and Flags."""
-    member_ids = group_member_ids(groups, patient_id, today, now=now)
-    relationships = related_nhs_numbers(related_persons, patient_id, now=now or today)
-    return _household(patient_id, member_ids, relationships, patients, flags, today, now)
+    members = group_members(groups, patient_id, today, now=now)
+    relationships = related_people(related_persons, patient_id, now=now or today)
+    return _household(patient_id, members, relationships, patients, flags, today, now)
 
 
 def _household(
     patient_id: str,
-    member_ids: list[str],
-    relationships: Mapping[str, str | None],
+    members: Mapping[str, str],
+    relationships: Mapping[str, tuple[str | None, str]],
     patients: Iterable[Mapping[str, Any]],
     flags: Iterable[Mapping[str, Any]],
     today: datetime.date,
@@ -409,26 +470,29 @@ def _household(
         for p in patients
         if p.get("resourceType") == "Patient" and isinstance(p.get("id"), str) and p["id"]
     }
-    member_ids = list(member_ids)
+    presence = dict(members)
     for pid, patient in by_id.items():
         number = nhs_number(patient)
-        if number in relationships and pid != patient_id and pid not in member_ids:
-            member_ids.append(pid)
+        if number is not None and number in relationships and pid != patient_id:
+            # The Group decides co-residence: a RelatedPerson alone is linked (or left).
+            presence.setdefault(pid, relationships[number][1])
     risks: dict[str, list[MappaRisk]] = {}
     for flag in flags:
         subject = _patient_id(_reference(flag.get("subject")))
-        risk = mappa_risk(flag, today, now=now) if subject in member_ids else None
+        risk = mappa_risk(flag, today, now=now) if subject in presence else None
         if subject is not None and risk is not None:
             risks.setdefault(subject, []).append(risk)
-    members = []
-    for pid in member_ids:
+    found = []
+    for pid, standing in presence.items():
         patient = by_id.get(pid, {})
         number = nhs_number(patient) if patient else None
-        members.append(
+        related = relationships.get(number) if number else None
+        found.append(
             HouseholdMember(
-                relationship=relationships.get(number) if number else None,
+                relationship=related[0] if related else None,
                 age=age_on(patient.get("birthDate"), today),
                 mappa=strongest(risks.get(pid, ())),
+                presence=standing,
             )
         )
-    return Household(tuple(members), checked=True)
+    return Household(tuple(found), checked=True)

@@ -9,9 +9,13 @@ With the caller's token, through the protocol layer's `FhirClient`, and all with
 3. for each RelatedPerson NHS number, `Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|N`,
    then that Patient's Flags.
 
-If anything fails (401, 403, 5xx, timeout, over the deadline) the household is `UNCHECKED`: the
-enquiry card still shows and says household risk could not be checked. Nothing of the failure
-reaches the card or the log beyond its kind: never a URL (ids), a token or a response body.
+If the Group search or the RelatedPerson search fails (or the server does not support it), the
+other route is still checked, and the household names the part that could not be
+(`Household.not_checked`). If anything else fails (401, 403, 5xx, timeout, over the deadline)
+the household is `UNCHECKED` (with `members_known` when the Group or RelatedPersons had shown
+people to check): the enquiry card still shows and says household risk could not be checked.
+Nothing of the failure reaches the card or the log beyond its kind: never a URL (ids), a token
+or a response body.
 
 Flags are filtered here, not by the server: R4 defines no `status` search parameter for Flag.
 
@@ -28,7 +32,7 @@ import asyncio
 import datetime
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -51,13 +55,15 @@ from iris_prompt.engine.household import (
 )
 from iris_prompt.engine.record import resources_in
 
-__all__ = ["HouseholdLookup", "fhir_query"]
+__all__ = ["PARTS", "HouseholdLookup", "fhir_query"]
 
 log = logging.getLogger(__name__)
 
 CacheKey = tuple[str, str, str]
 Resources = list[dict[str, Any]]
 Get = Callable[[str], Awaitable[Resources]]
+# The household's two searches (prefetch keys) and the parts of the check they stand for.
+PARTS = {"household": "household-group", "relatedPersons": "related-persons"}
 
 
 def fhir_query(request: Request) -> str:
@@ -101,16 +107,21 @@ class HouseholdLookup:
         today: datetime.date,
         hook_instance: str,
         now: datetime.datetime | None = None,
-        queries: Iterable[str] = (),
+        queries: Mapping[str, str] | None = None,
+        not_checked: Iterable[str] = (),
     ) -> Household:
         """The household, or `UNCHECKED` when it cannot be looked up within the budget.
 
-        `queries` are searches for the household's Group and RelatedPersons the client did not
-        prefetch (`PrefetchData.deferred`): fetched first, within the same budget.
+        `queries` are the searches for the household's Group and RelatedPersons the client did
+        not prefetch, by prefetch key (`PrefetchData.deferred`): fetched first, within the same
+        budget; when one of them fails the other route is still checked. `not_checked` names
+        parts (`PARTS` values) already known not to be had (their prefetch was unavailable).
         """
         groups, related_persons = list(groups), list(related_persons)
-        queries = list(queries)
+        queries = dict(queries or {})
+        missing = list(not_checked)
         if fhir is None:
+            known = False
             if not queries:
                 plan = household_plan(
                     patient_id=patient_id,
@@ -121,19 +132,42 @@ class HouseholdLookup:
                 )
                 try:
                     next(plan)
+                    known = True
                 except StopIteration as nobody_else:
                     household: Household = nobody_else.value
-                    return household
+                    return replace(household, not_checked=tuple(missing))
             log.warning("household not checked: no fhirServer hookInstance=%s", hook_instance)
-            return UNCHECKED
+            return replace(UNCHECKED, members_known=known)
         get = self._getter(fhir)
+        progress = _Progress()
         try:
             async with asyncio.timeout(self.budget):
-                for found in await asyncio.gather(*(get(q) for q in queries)):
+                keys = list(queries)
+                answers = await asyncio.gather(
+                    *(get(queries[k]) for k in keys), return_exceptions=True
+                )
+                for key, found in zip(keys, answers, strict=True):
+                    if isinstance(found, FhirUnavailable):
+                        # One route failing (or unsupported) leaves the other to check.
+                        log.warning(
+                            "household part not checked: %s %s hookInstance=%s",
+                            PARTS.get(key, key),
+                            found.message,
+                            hook_instance,
+                        )
+                        missing.append(PARTS.get(key, key))
+                        continue
+                    if isinstance(found, BaseException):
+                        raise found
                     groups += [r for r in found if r.get("resourceType") == "Group"]
                     related_persons += [
                         r for r in found if r.get("resourceType") == "RelatedPerson"
                     ]
+                if set(missing) >= set(PARTS.values()):
+                    log.warning(
+                        "household not checked: no route left hookInstance=%s", hook_instance
+                    )
+                    return UNCHECKED
                 plan = household_plan(
                     patient_id=patient_id,
                     today=today,
@@ -141,17 +175,18 @@ class HouseholdLookup:
                     related_persons=related_persons,
                     now=now,
                 )
-                return await _run(plan, get)
+                household = await _run(plan, get, progress)
+                return replace(household, not_checked=tuple(dict.fromkeys(missing)))
         except TimeoutError:
             log.warning(
                 "household not checked: over the %.0f ms budget hookInstance=%s",
                 self.budget * 1000,
                 hook_instance,
             )
-            return UNCHECKED
+            return replace(UNCHECKED, members_known=progress.members_known)
         except FhirUnavailable as error:
             log.warning("household not checked: %s hookInstance=%s", error.message, hook_instance)
-            return UNCHECKED
+            return replace(UNCHECKED, members_known=progress.members_known)
 
     def _getter(self, fhir: FhirClient) -> Get:
         """GET a query's resources (their essentials), through the cache."""
@@ -172,10 +207,19 @@ class HouseholdLookup:
         return get
 
 
-async def _run(plan: HouseholdPlan, get: Get) -> Household:
+@dataclass
+class _Progress:
+    """How far a lookup got: whether the plan asked for anyone (there are people to check)."""
+
+    members_known: bool = False
+
+
+async def _run(plan: HouseholdPlan, get: Get, progress: _Progress | None = None) -> Household:
     """Answer the plan's requests from the FHIR server, a round at a time."""
     try:
         requests = next(plan)
+        if progress is not None:
+            progress.members_known = True
         while True:
             answers = await asyncio.gather(*(get(fhir_query(r)) for r in requests))
             requests = plan.send(list(answers))

@@ -25,6 +25,13 @@ clinicians):
   entered-in-error or not-done. Dated by `performed[x]` (a dateTime, or the later end of a
   period); a procedure performed at an age, in a range or as free text is undated.
 
+Entries about another person are ignored: a Condition, Observation, Encounter or Procedure
+whose `subject` (or `patient`) refers to anyone but the patient (another Patient, a Group, an
+NHS number that is not the patient's) is never the patient's, however it reached the record
+(a GP system's prefetch, or a search the service made). `PatientRecord.others` counts them,
+for a log line without identifiers. An entry with no subject is the patient's: it came from a
+search for the patient.
+
 Other resource types are not read: the service prefetches only these, and the alert-burden
 simulation must see exactly what the service sees. Codes: SNOMED CT, Read v2 (with or without
 the 2-character term code) and CTV3, by their exact system URIs. A partial date ("2019-03")
@@ -47,6 +54,7 @@ from typing import Any
 from iris_prompt.codesets.codes import READ_V2
 from iris_prompt.codesets.model import CodeSets
 from iris_prompt.engine.fhir_values import as_str, codes_of, fhir_date, last_day
+from iris_prompt.engine.household import NHS_NUMBER_SYSTEM, nhs_number
 
 __all__ = [
     "CodedEntry",
@@ -95,6 +103,8 @@ class PatientRecord:
 
     patient: dict[str, Any] | None
     entries: tuple[CodedEntry, ...]
+    # Coded entries ignored because they are about another person (counted, never kept).
+    others: int = 0
     born: datetime.date | None = field(init=False)
     deceased: bool = field(init=False)
 
@@ -255,6 +265,45 @@ def _entries(
             )
 
 
+# Who an entry is about: ("Patient", id), (another type, id), ("nhs-number", n), or None when
+# it names no one readable.
+Owner = tuple[str, str] | None
+
+
+def _owner(resource: Mapping[str, Any]) -> Owner:
+    subject = resource.get("subject")
+    if subject is None:
+        subject = resource.get("patient")
+    if not isinstance(subject, dict):
+        return None
+    reference = subject.get("reference")
+    if isinstance(reference, str) and reference:
+        parts = reference.split("/")
+        if "_history" in parts:
+            parts = parts[: parts.index("_history")]
+        if len(parts) >= 2 and parts[-2] and parts[-1]:
+            return parts[-2], parts[-1]
+        return None  # a contained ("#x") or unreadable reference names no one we can compare
+    identifier = subject.get("identifier")
+    if isinstance(identifier, dict) and identifier.get("system") == NHS_NUMBER_SYSTEM:
+        value = identifier.get("value")
+        if isinstance(value, str) and value.strip():
+            return "nhs-number", value.replace(" ", "")
+    return None
+
+
+def _is_about(owner: Owner, patient_id: str | None, nhs: str | None) -> bool:
+    """Whether an entry whose subject is `owner` may be the patient's."""
+    if owner is None:
+        return True
+    kind, value = owner
+    if kind == "Patient":
+        return patient_id is None or value == patient_id
+    if kind == "nhs-number":
+        return nhs is None or value == nhs
+    return False  # a Group, a Device, a Location: never this patient's own entry
+
+
 def read_record(
     resources: Iterable[Mapping[str, Any]], codesets: CodeSets, *, patient_id: str | None = None
 ) -> PatientRecord:
@@ -263,11 +312,13 @@ def read_record(
     `resources` are every resource of one patient (see the module docstring for what is read
     and which statuses are skipped). The patient is the Patient whose id is `patient_id`, or,
     without one, the first Patient. A resource's dates are parsed only when one of its codes is
-    found, which most never are.
+    found, which most never are. Entries about another person are left out and counted
+    (`PatientRecord.others`).
     """
     index = index_for(codesets)
     patient: dict[str, Any] | None = None
     found: list[CodedEntry] = []
+    owners: list[Owner] = []  # who each found entry is about
     hits: list[Hit] = []
     # Codes first, statuses and dates only for the few resources a set holds a code of: most
     # resources of a record never match, and this loop is the service's hot path.
@@ -279,7 +330,7 @@ def read_record(
                 continue
             # A status that is not a string is malformed: ignored, like every field read.
             if as_str(resource.get("status")) not in SKIPPED_STATUS:
-                found.extend(_entries(hits, kind, _observation_date(resource)))
+                _add(found, owners, resource, _entries(hits, kind, _observation_date(resource)))
             hits.clear()
         elif kind == "Condition":
             _hits(index, resource.get("code"), hits)
@@ -289,14 +340,15 @@ def read_record(
             if not SKIPPED_VERIFICATION.intersection(verification):
                 clinical = codes_of(resource.get("clinicalStatus"))
                 status = clinical[0] if clinical else None
-                found.extend(_entries(hits, kind, _condition_date(resource), status))
+                entries = _entries(hits, kind, _condition_date(resource), status)
+                _add(found, owners, resource, entries)
             hits.clear()
         elif kind == "Procedure":
             _hits(index, resource.get("code"), hits)
             if not hits:
                 continue
             if as_str(resource.get("status")) not in SKIPPED_PROCEDURE_STATUS:
-                found.extend(_entries(hits, kind, _procedure_date(resource)))
+                _add(found, owners, resource, _entries(hits, kind, _procedure_date(resource)))
             hits.clear()
         elif kind == "Encounter":
             reasons = resource.get("reasonCode")
@@ -307,9 +359,26 @@ def read_record(
             if not hits:
                 continue
             if as_str(resource.get("status")) not in SKIPPED_STATUS:
-                found.extend(_entries(hits, kind, _encounter_date(resource)))
+                _add(found, owners, resource, _entries(hits, kind, _encounter_date(resource)))
             hits.clear()
         elif kind == "Patient" and patient is None:
             if patient_id is None or resource.get("id") == patient_id:
                 patient = dict(resource)
-    return PatientRecord(patient, tuple(found))
+    own_id = patient_id
+    if own_id is None and patient is not None and isinstance(patient.get("id"), str):
+        own_id = patient["id"]
+    own_nhs = nhs_number(patient) if patient is not None else None
+    kept = [e for e, o in zip(found, owners, strict=True) if _is_about(o, own_id, own_nhs)]
+    return PatientRecord(patient, tuple(kept), others=len(found) - len(kept))
+
+
+def _add(
+    found: list[CodedEntry],
+    owners: list[Owner],
+    resource: Mapping[str, Any],
+    entries: Iterable[CodedEntry],
+) -> None:
+    owner = _owner(resource)
+    for entry in entries:
+        found.append(entry)
+        owners.append(owner)

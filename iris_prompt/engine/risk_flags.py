@@ -14,7 +14,7 @@ extensions). A MAPPA flag here is:
   No national codes for these were found in the published UK code lists (OpenCodelists, the ACEs
   in EHRs lists, NHS England's flag profiles), so they are this project's own code systems. A risk
   extension that is there but cannot be read makes the risk `unreadable`: the card says so and
-  is critical.
+  is critical. A flag with no risk extension at all is critical too: unknown risk is high risk.
 
 Offences, MAPPA category and level, free text (`Flag.code.text`, notes) are never read: a card
 says *that* a household member is subject to MAPPA and the risk levels, nothing more.
@@ -89,9 +89,12 @@ class MappaRisk:
 
     @property
     def critical(self) -> bool:
-        """High or very high risk to a known adult or to children, or levels unreadable."""
-        return self.unreadable or any(
-            g in CRITICAL_GROUPS and lv in CRITICAL_LEVELS for g, lv in self.levels
+        """High or very high risk to a known adult or to children, or levels unreadable or not
+        given at all: a MAPPA flag whose risk is unknown is treated as high risk."""
+        return (
+            self.unreadable
+            or not self.levels
+            or any(g in CRITICAL_GROUPS and lv in CRITICAL_LEVELS for g, lv in self.levels)
         )
 
 

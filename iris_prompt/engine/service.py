@@ -38,7 +38,7 @@ from iris_prompt.codesets.live import CodeSetRegistry, describe_versions
 from iris_prompt.engine.cards import CardSettings, cards_for
 from iris_prompt.engine.fhir_values import PRACTICE_TIME_ZONE, local_date
 from iris_prompt.engine.household import Household
-from iris_prompt.engine.lookup import HouseholdLookup
+from iris_prompt.engine.lookup import PARTS, HouseholdLookup
 from iris_prompt.engine.record import read_record, resources_in
 from iris_prompt.engine.rules import RuleSettings, decide, refusal
 from iris_prompt.settings import Settings
@@ -148,7 +148,10 @@ class Engine:
         return cls(
             codesets,
             rules=RuleSettings(
-                enquiry_window=datetime.timedelta(days=settings.enquiry_window_days)
+                enquiry_window=datetime.timedelta(days=settings.enquiry_window_days),
+                known_abuse_enquiry_window=datetime.timedelta(
+                    days=settings.known_abuse_enquiry_window_days
+                ),
             ),
             cards=CardSettings(
                 safeguarding_lead=settings.contact_safeguarding_lead,
@@ -187,6 +190,13 @@ class Engine:
             codesets,
             patient_id=patient_id,
         )
+        if record.others:
+            # Entries about someone else are never the patient's: counted, never identified.
+            log.warning(
+                "ignored %d coded entries about another person hookInstance=%s",
+                record.others,
+                call.hook_instance,
+            )
         refused = refusal(record, settings=self.rules, user_type=user_type)
         if refused is not None:
             log.info("no cards: %s hookInstance=%s", refused, call.hook_instance)
@@ -247,11 +257,13 @@ class Engine:
         unavailable = [key for key in HOUSEHOLD_KEYS if key in prefetch.unavailable]
         if unavailable:
             log.warning(
-                "household not checked: %s unavailable hookInstance=%s",
+                "household %s: %s unavailable hookInstance=%s",
+                "not checked" if len(unavailable) == len(HOUSEHOLD_KEYS) else "part not checked",
                 " and ".join(unavailable),
                 call.hook_instance,
             )
-            return Household((), checked=False)
+            if len(unavailable) == len(HOUSEHOLD_KEYS):
+                return Household((), checked=False)
         try:
             return await self.lookup.household(
                 fhir=call.fhir,
@@ -261,7 +273,8 @@ class Engine:
                 today=local_date(now),
                 hook_instance=call.hook_instance,
                 now=now,
-                queries=[prefetch.deferred[k] for k in HOUSEHOLD_KEYS if k in prefetch.deferred],
+                queries={k: prefetch.deferred[k] for k in HOUSEHOLD_KEYS if k in prefetch.deferred},
+                not_checked=[PARTS[k] for k in unavailable],
             )
         except Exception as error:
             # Household data we could not make sense of must not cost the patient the enquiry

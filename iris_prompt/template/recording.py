@@ -46,6 +46,7 @@ __all__ = [
     "Entry",
     "Problem",
     "dash_yes_count",
+    "child_safeguarding_reasons",
     "marac_reasons",
     "outcome_resources",
     "labelled_meta",
@@ -213,6 +214,16 @@ def marac_reasons(answers: Answers) -> list[str]:
     return reasons
 
 
+def child_safeguarding_reasons(answers: Answers) -> list[str]:
+    """Why a child safeguarding referral is indicated (empty when it is not): children live in
+    or regularly visit the household and are affected by the abuse (Think Family)."""
+    if "yes" in answers.get("disclosure.children", ()) and "yes" in answers.get(
+        "disclosure.children-affected", ()
+    ):
+        return ["Children under 18 live in or visit the household and are affected by the abuse"]
+    return []
+
+
 def resources_for(
     answers: Answers, *, subject: Mapping[str, Any], when: str
 ) -> list[dict[str, Any]]:
@@ -264,6 +275,18 @@ def _risk_resources(
                 when,
                 intent="proposal",
                 reasonCode=[{"text": reason} for reason in reasons],
+            )
+        )
+    children = child_safeguarding_reasons(answers)
+    if children and "child-safeguarding" not in answers.get("actions.taken", ()):
+        # As for MARAC: recommended, not yet made, for the clinician to act on.
+        resources.append(
+            _resource(
+                REFERRAL_CHILD_SAFEGUARDING,
+                subject,
+                when,
+                intent="proposal",
+                reasonCode=[{"text": reason} for reason in children],
             )
         )
     return resources

@@ -196,6 +196,7 @@ SUMMARY_KINDS = {
     "IRIS prompt: consider a safe, private enquiry when the patient is alone": "enquiry",
     "IRIS prompt: review current safety privately, with the patient alone": "known-abuse",
     "Household safeguarding information: read privately before discussing": "mappa",
+    "Household safeguarding check could not be done: read before deciding": "unchecked",
 }
 
 

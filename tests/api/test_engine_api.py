@@ -103,7 +103,11 @@ def test_seed_case_end_to_end(service: LiveService, seed_fhir: Fhir) -> None:
     assert mappa["source"]["topic"]["code"] == "495021000000105"
     assert mappa["source"]["label"] == "Shared MAPPA risk flag"
     assert mappa["source"]["url"].startswith("https://www.gov.uk/government/publications/")
-    assert "suggestions" not in mappa and "links" not in mappa
+    # An adult patient may be the known adult at risk: the template link, never a suggestion.
+    assert "suggestions" not in mappa
+    assert [(link["type"], link["url"]) for link in mappa["links"]] == [
+        ("absolute", service.base_url + "/template")
+    ]
 
     body = orjson.dumps(cards).decode()
     for identifying in SEED_IDENTIFIERS:
@@ -274,7 +278,18 @@ def test_a_related_persons_mappa_flag_by_relationship_with_medium_risk(
     with fhir_with("mappa-only") as fhir:
         (card,) = cards_of(call(service, "mappa-only", fhir))
     assert card["indicator"] == "warning"
-    assert "(the patient's husband) is subject to MAPPA" in card["detail"]
+    # The husband is a RelatedPerson the household Group does not list: a relationship, not a
+    # shared home (issue 11 point 17).
+    assert (
+        "**A person linked to this patient's record (their husband) is subject to MAPPA**"
+        in (card["detail"])
+    )
+    # An adult patient with a MAPPA card and no trigger: she may be the known adult at risk
+    # (issue 11 point 13): how to ask, the helpline and the template link.
+    assert "**The patient may be the known adult at risk.**" in card["detail"]
+    assert "only when they are on their own" in card["detail"]
+    assert "Example helpline 0100 000 0003" in card["detail"]
+    assert [link["type"] for link in card["links"]] == ["absolute"]
     assert (
         "- to a known adult: medium" in card["detail"]
         and "- to the public: medium" in card["detail"]

@@ -61,14 +61,40 @@ def test_a_flag_is_in_force_within_its_period_at_its_precision(
     assert kinds(seed_cards(service, seed)) == (["enquiry", "mappa"] if shown else ["enquiry"])
 
 
-@pytest.mark.parametrize(("end", "member"), [("2026", True), ("2026-11", True), ("2026-10", False)])
-def test_a_group_membership_lasts_to_the_end_of_its_periods_precision(
-    service: LiveService, end: str, member: bool
+@pytest.mark.parametrize(
+    ("end", "standing"),
+    [
+        ("2026", "member"),
+        ("2026-11", "member"),
+        ("2026-10", "left"),  # left last month
+        ("2025-11", "left"),  # the whole of November 2025: within 12 months of 26 November 2026
+        ("2025-10", None),  # over 12 months ago: no longer checked
+    ],
+)
+def test_a_membership_lasts_to_its_periods_precision_and_a_recent_leaver_is_checked(
+    service: LiveService, end: str, standing: str | None
 ) -> None:
+    """Issue 11 point 15: separation is the highest-risk period, so a member who left within
+    the last 12 months is still checked, and the card says so."""
     seed = seed_case()
     seed["seed-household"]["member"][1]["period"] = {"start": "2019-01-01", "end": end}
     seed["seed-partner-rp"]["identifier"] = []  # the Group alone says who lives here
-    assert kinds(seed_cards(service, seed)) == (["enquiry", "mappa"] if member else ["enquiry"])
+    cards = seed_cards(service, seed)
+    assert kinds(cards) == (["enquiry", "mappa"] if standing else ["enquiry"])
+    if standing == "left":
+        assert cards[1]["detail"].startswith(
+            "**A person who recently left the household is subject to MAPPA**"
+        )
+        assert "Separation is the time of highest risk." in cards[1]["detail"]
+        assert (
+            "1 household member and 1 person who recently left the household checked."
+            in cards[0]["detail"]
+        )
+    elif standing == "member":
+        assert "Someone in this household" in cards[1]["detail"]
+    else:
+        # Never "no MAPPA flag in force" about someone not checked: the son alone was.
+        assert "1 household member checked: no MAPPA flag in force." in cards[0]["detail"]
 
 
 @pytest.mark.parametrize("status", ["inactive", "entered-in-error"])
@@ -197,15 +223,28 @@ def test_a_related_person_alone_resolves_the_household(service: LiveService) -> 
     del seed["seed-household"]
     cards = seed_cards(service, seed)
     assert kinds(cards) == ["enquiry", "mappa"]
-    assert "(the patient's partner) is subject to MAPPA" in cards[1]["detail"]
-    assert "1 household member checked." in cards[0]["detail"]
+    # Co-residence is not assumed (issue 11 point 17): a relationship, not a shared home.
+    assert cards[1]["detail"].startswith(
+        "**A person linked to this patient's record (their partner) is subject to MAPPA**"
+    )
+    assert "1 person linked to this patient's record checked." in cards[0]["detail"]
 
 
-@pytest.mark.parametrize(("end", "member"), [("2026", True), ("2025-06-30", False)])
-def test_a_former_partner_is_no_household_member(
-    service: LiveService, end: str, member: bool
+@pytest.mark.parametrize(
+    ("end", "opening"),
+    [
+        ("2026", "A person linked to this patient's record (their partner)"),
+        ("2026-03-31", "A person who recently left the household (the patient's partner)"),
+        ("2025-06-30", None),
+    ],
+)
+def test_a_former_partner_is_checked_for_12_months_after_the_relationship_ended(
+    service: LiveService, end: str, opening: str | None
 ) -> None:
     seed = seed_case()
     del seed["seed-household"]
     seed["seed-partner-rp"]["period"] = {"start": "2019-01-01", "end": end}
-    assert kinds(seed_cards(service, seed)) == (["enquiry", "mappa"] if member else ["enquiry"])
+    cards = seed_cards(service, seed)
+    assert kinds(cards) == (["enquiry", "mappa"] if opening else ["enquiry"])
+    if opening:
+        assert cards[1]["detail"].startswith(f"**{opening} is subject to MAPPA**")

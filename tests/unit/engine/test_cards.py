@@ -155,10 +155,13 @@ def test_an_unchecked_household_is_said_plainly() -> None:
 def test_mappa_card_without_relationship_or_levels() -> None:
     member = HouseholdMember(None, 40, MappaRisk(()))
     (card,) = cards(Decision(mappa=(member,), household_checked=True))
-    assert card.indicator == "warning"
+    # Issue 11 point 16: unknown risk is critical, like unreadable risk.
+    assert card.indicator == "critical"
     assert card.detail is not None
     assert "(a member of the patient's household) is subject to MAPPA" in card.detail
-    assert "The flag gives no risk levels" in card.detail
+    assert "**The flag gives no risk levels**: until you know, treat the risk as high" in (
+        card.detail
+    )
 
 
 def test_deployment_contacts_appear_where_they_belong() -> None:
@@ -241,3 +244,95 @@ def test_mappa_is_described_as_what_it_is() -> None:
     assert card.detail is not None
     assert "able to cause serious harm" not in card.detail
     assert "sexual and violent offenders" in card.detail
+
+
+# --- Issue 11: what the cards say -------------------------------------------------------------
+
+
+def test_an_enquiry_for_abuse_in_the_household_alone_has_no_empty_why_now() -> None:
+    """Point 6."""
+    household = (entry("Domestic abuse victim in household", 10, set_="known-abuse"),)
+    (card,) = cards(Decision(enquiry=True, triggers=household, household_checked=True))
+    assert card.detail is not None and "Why now" not in card.detail
+    assert card.detail.startswith("**Recorded in the record: domestic abuse in the household**")
+
+
+def test_not_safe_to_ask_alone_is_the_reason_given() -> None:
+    """Point 11."""
+    not_made = dataclasses.replace(entry("Routine enquiry not made", 20), set="recording")
+    decision = Decision(enquiry=True, last_not_made=not_made, reopened=True, household_checked=True)
+    (card,) = cards(decision)
+    assert card.detail is not None
+    assert card.detail.startswith("**Why now.** An enquiry was recorded as not made on 6 November")
+    assert "itself a possible indicator" in card.detail
+
+
+@pytest.mark.parametrize(
+    ("presence", "relationship", "opening"),
+    [
+        ("member", "partner", "Someone in this household (the patient's partner)"),
+        ("left", "partner", "A person who recently left the household (the patient's partner)"),
+        ("left", None, "A person who recently left the household"),
+        ("linked", "mother", "A person linked to this patient's record (their mother)"),
+        ("linked", None, "A person linked to this patient's record"),
+    ],
+)
+def test_the_mappa_card_says_where_the_person_stands(
+    presence: str, relationship: str | None, opening: str
+) -> None:
+    """Points 15 and 17: a recent leaver is named so; a RelatedPerson is not assumed to live in."""
+    member = HouseholdMember(relationship, 40, MappaRisk((("children", "high"),)), presence)
+    (card,) = cards(Decision(mappa=(member,), household_checked=True, age=30))
+    assert card.detail is not None and card.detail.startswith(f"**{opening} is subject to MAPPA**")
+
+
+def test_the_household_line_names_only_the_people_checked() -> None:
+    """Points 8, 15, 17: "no MAPPA flag in force" is said of the people checked, by standing."""
+    decision = Decision(
+        enquiry=True,
+        triggers=(entry("Depressive disorder", 10),),
+        household_checked=True,
+        household_members=3,
+        household_presence=("member", "linked", "left"),
+        household_not_checked=("household-group",),
+    )
+    (card,) = cards(decision)
+    assert card.detail is not None
+    assert (
+        "1 household member, 1 person who recently left the household and 1 person linked to "
+        "this patient's record checked: no MAPPA flag in force."
+    ) in card.detail
+    assert "**Household risk could only partly be checked**: the household group" in card.detail
+
+
+@pytest.mark.parametrize(
+    ("age", "says", "links"),
+    [
+        (8, "**This patient is a child (aged 8).** Think Family", False),
+        (17, "**This patient is a child (aged 17).** Think Family", False),
+        (None, "**This patient's age is unknown.**", False),
+        (18, "**The patient may be the known adult at risk.**", True),
+    ],
+)
+def test_the_mappa_card_speaks_to_the_patient_child_or_adult(
+    age: int | None, says: str, links: bool
+) -> None:
+    """Points 12 and 13."""
+    member = HouseholdMember("partner", 40, MappaRisk((("known-adult", "high"),)))
+    (card,) = cards(Decision(mappa=(member,), household_checked=True, age=age))
+    assert card.detail is not None and says in card.detail
+    assert ("child safeguarding referral" in card.detail) is (age != 18)
+    assert (card.links is not None) is links
+    if links:
+        assert card.links is not None
+        assert [link.type for link in card.links] == ["absolute"]  # point 9: no SMART client
+
+
+def test_the_household_unchecked_card_is_discreet_info() -> None:
+    """Point 14."""
+    (card,) = cards(Decision(unchecked=True, age=8))
+    assert card.summary == SUMMARIES["unchecked"] and card.indicator == "info"
+    assert card.detail is not None
+    assert "**The household safeguarding check could not be done**" in card.detail
+    assert "This patient is a child (aged 8)" in card.detail
+    assert "your practice safeguarding lead" in card.detail

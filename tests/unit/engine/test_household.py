@@ -10,6 +10,7 @@ from iris_prompt.engine.household import (
     HouseholdMember,
     age_on,
     group_member_ids,
+    group_members,
     household_from,
 )
 from iris_prompt.engine.risk_flags import MappaRisk, mappa_risk, risk_extension, strongest
@@ -74,14 +75,26 @@ def test_ages_and_relationships_never_names() -> None:
     assert "Fictional" not in repr(household) and "9990000018" not in repr(household)
 
 
-def test_a_related_person_whose_nhs_number_resolves_is_a_member() -> None:
+def test_a_related_person_whose_nhs_number_resolves_is_checked_as_linked_not_as_a_member() -> None:
+    """Co-residence is not assumed: a RelatedPerson proves a relationship, not a shared home."""
     household = household_from(
         patient_id="mum",
         today=TODAY,
         related_persons=[related_person("mum", "999 000 0018", "HUSB")],
         patients=[patient("him", "1980-01-01", nhs="9990000018")],
     )
-    assert household.members == (HouseholdMember("husband", 46, None),)
+    assert household.members == (HouseholdMember("husband", 46, None, presence="linked"),)
+
+
+def test_a_related_person_the_group_lists_is_a_household_member() -> None:
+    household = household_from(
+        patient_id="mum",
+        today=TODAY,
+        groups=[household_group("mum", "him")],
+        related_persons=[related_person("mum", "9990000018", "HUSB")],
+        patients=[patient("him", "1980-01-01", nhs="9990000018")],
+    )
+    assert household.members == (HouseholdMember("husband", 46, None, presence="member"),)
 
 
 def test_a_related_person_without_a_matching_patient_is_not_a_member() -> None:
@@ -182,11 +195,14 @@ def test_household_from_compares_a_timed_membership_end_with_the_time_of_the_cal
     group["member"][1]["period"] = {"end": "2026-03-01T09:00:00Z"}
     before = datetime.datetime(2026, 3, 1, 8, 0, tzinfo=datetime.UTC)
     after = datetime.datetime(2026, 3, 1, 10, 0, tzinfo=datetime.UTC)
-    ids = [
-        len(household_from(patient_id="mum", today=TODAY, groups=[group], now=now).members)
+    presence = [
+        [
+            m.presence
+            for m in household_from(patient_id="mum", today=TODAY, groups=[group], now=now).members
+        ]
         for now in (before, after)
     ]
-    assert ids == [1, 0]
+    assert presence == [["member"], ["left"]]  # after: a person who recently left
 
 
 def test_only_the_mappa_code_makes_a_mappa_flag() -> None:
@@ -207,7 +223,7 @@ def test_only_the_mappa_code_makes_a_mappa_flag() -> None:
         ({"children": "very-high"}, True),
         ({"known-adult": "medium", "children": "medium"}, False),
         ({"public": "very-high", "staff": "very-high"}, False),
-        ({}, False),
+        ({}, True),  # no risk levels: unknown risk is treated as high
     ],
 )
 def test_critical_when_a_known_adult_or_children_are_at_high_risk(
@@ -259,9 +275,9 @@ def test_a_malformed_extension_element_is_unreadable_risk(extension: object) -> 
     assert mappa_risk(flag, TODAY) == MappaRisk((), unreadable=True)
 
 
-def test_no_risk_extension_is_no_levels_and_not_unreadable() -> None:
+def test_no_risk_extension_is_no_levels_not_unreadable_but_critical() -> None:
     risk = mappa_risk(mappa_flag("x"), TODAY)
-    assert risk == MappaRisk(()) and not risk.unreadable and not risk.critical
+    assert risk == MappaRisk(()) and not risk.unreadable and risk.critical
 
 
 def test_several_flags_on_one_member_combine() -> None:
@@ -291,8 +307,8 @@ def test_flags_attach_to_their_member_only() -> None:
     ]
 
 
-def test_a_related_person_whose_period_has_ended_is_not_a_member() -> None:
-    former = related_person("mum", "9990000018", "FMRSPS") | {"period": {"end": "2025-12-31"}}
+def test_a_related_person_whose_period_ended_over_a_year_ago_is_not_checked() -> None:
+    former = related_person("mum", "9990000018", "FMRSPS") | {"period": {"end": "2025-02-28"}}
     current = related_person("mum", "9990000026", "HUSB", rid="rp2") | {"period": {"end": "2026"}}
     household = household_from(
         patient_id="mum",
@@ -304,3 +320,56 @@ def test_a_related_person_whose_period_has_ended_is_not_a_member() -> None:
         ],
     )
     assert [m.relationship for m in household.members] == ["husband"]
+
+
+# --- Issue 11 points 15 and 17: recent leavers, and people linked to the record ---------------
+
+
+@pytest.mark.parametrize(
+    ("member", "standing"),
+    [
+        ({}, "member"),
+        ({"period": {"end": "2026-02-28"}}, "left"),  # yesterday
+        ({"period": {"end": "2025-03-01"}}, "left"),  # 12 months ago to the day
+        ({"period": {"end": "2025-02-28"}}, None),  # over 12 months ago
+        ({"inactive": True, "period": {"end": "2025-09-01"}}, "left"),
+        ({"inactive": True}, None),  # when they left is unknown
+    ],
+)
+def test_a_member_who_left_within_12_months_is_still_checked(
+    member: dict[str, Any], standing: str | None
+) -> None:
+    group = household_group("mum", "partner")
+    group["member"][1] |= member
+    found = group_members([group], "mum", TODAY)
+    assert found == ({"partner": standing} if standing else {})
+
+
+def test_when_the_patient_left_the_others_are_people_who_recently_left() -> None:
+    group = household_group("mum", "partner", "son")
+    group["member"][0]["period"] = {"end": "2026-01-31"}  # she moved out in January
+    assert group_members([group], "mum", TODAY) == {"partner": "left", "son": "left"}
+    group["member"][0]["period"] = {"end": "2024-01-31"}
+    assert group_members([group], "mum", TODAY) == {}
+
+
+def test_a_current_membership_wins_over_a_past_one() -> None:
+    old = household_group("mum", "partner")
+    old["member"][1]["period"] = {"end": "2026-01-01"}
+    new = household_group("mum", "partner") | {"id": "g2"}
+    assert group_members([old, new], "mum", TODAY) == {"partner": "member"}
+    assert group_members([new, old], "mum", TODAY) == {"partner": "member"}
+
+
+def test_a_recently_ended_related_person_is_checked_as_having_left() -> None:
+    former = related_person("mum", "9990000018", "FMRSPS") | {"period": {"end": "2025-12-31"}}
+    household = household_from(
+        patient_id="mum",
+        today=TODAY,
+        related_persons=[former],
+        patients=[patient("ex", "1980-01-01", nhs="9990000018")],
+        flags=[mappa_flag("ex", risks={"known-adult": "high"})],
+    )
+    (member,) = household.members
+    assert member.presence == "left" and member.relationship == "former spouse"
+    assert member.mappa is not None and member.mappa.critical

@@ -257,3 +257,52 @@ def test_the_patient_is_the_one_asked_for_when_an_id_is_given(sets: CodeSets) ->
     assert read_record([son, mum], sets).patient == son  # without an id: the first
     assert read_record([son, mum], sets, patient_id="mum").patient == mum
     assert read_record([son], sets, patient_id="mum").patient is None
+
+
+# --- Issue 11 point 1: entries about another person -----------------------------------------
+
+NHS = "https://fhir.nhs.uk/Id/nhs-number"
+
+
+@pytest.mark.parametrize(
+    ("subject", "kept"),
+    [
+        ({"reference": "Patient/p1"}, True),
+        ({"reference": "https://gp.example/fhir/Patient/p1/_history/2"}, True),
+        (None, True),  # no subject: it came from a search for the patient
+        ({"reference": "#contained"}, True),  # names no one we can compare
+        ({"identifier": {"system": NHS, "value": "999 000 0018"}}, True),  # the patient's own
+        ({"reference": "Patient/p2"}, False),
+        ({"reference": "https://gp.example/fhir/Patient/p2"}, False),
+        ({"reference": "Group/household"}, False),
+        ({"identifier": {"system": NHS, "value": "9990000026"}}, False),
+    ],
+)
+def test_entries_about_another_person_are_ignored_and_counted(
+    sets: CodeSets, subject: dict | None, kept: bool
+) -> None:
+    resources = [
+        condition(DEPRESSIVE_DISORDER, "2026-01-01", rid="c"),
+        observation(VICTIM_OF_DOMESTIC_ABUSE, "2026-01-01", rid="o"),
+        encounter(ANXIETY_DISORDER, "2026-01-01", rid="e"),
+        procedure(TERMINATION_OF_PREGNANCY, "2026-01-01", rid="p"),
+    ]
+    for resource in resources:
+        if subject is None:
+            del resource["subject"]
+        else:
+            resource["subject"] = subject
+    person = patient("p1", "1990-01-01", nhs="9990000018")
+    coded = 5  # the four resources' entries (a termination is in two categories)
+    for patient_id in ("p1", None):  # the service names the patient; the simulation need not
+        record = read_record([*resources, person], sets, patient_id=patient_id)
+        assert len(record.entries) == (coded if kept else 0)
+        assert record.others == (0 if kept else coded)
+
+
+def test_a_patient_field_is_read_when_there_is_no_subject(sets: CodeSets) -> None:
+    other = condition(DEPRESSIVE_DISORDER, "2026-01-01")
+    del other["subject"]
+    other["patient"] = {"reference": "Patient/p2"}
+    record = read_record([patient("p1", "1990-01-01"), other], sets, patient_id="p1")
+    assert record.entries == () and record.others == 1

@@ -436,3 +436,132 @@ def test_decide_needs_code_sets_for_an_eligible_patient() -> None:
         decide(
             record, None, now=NOW, household=None, settings=RuleSettings(), user_type="Practitioner"
         )
+
+
+# --- Issue 11: the clinical review's points, as rules -------------------------------------
+
+SUBJECT_OF_MARAC = ("http://snomed.info/sct", "758941000000108")
+POLICE_OR_AT_RISK = ("http://snomed.info/sct", "707087005")  # at risk of domestic violence
+
+
+def test_copies_of_an_entry_count_once(sets: CodeSets) -> None:
+    """Point 6: the same code on the same day is one entry, newest first as ever."""
+    copies = [condition(DEPRESSIVE_DISORDER, ago(30), rid=f"d{n}") for n in range(7)]
+    decision = run(sets, *copies, condition(ANXIETY_DISORDER, ago(40), rid="a"))
+    assert [t.category for t in decision.triggers] == ["depression", "anxiety"]
+    other_day = run(sets, *copies, condition(DEPRESSIVE_DISORDER, ago(31), rid="d-other"))
+    assert len(other_day.triggers) == 2
+
+
+@pytest.mark.parametrize("code", [SUBJECT_OF_MARAC, POLICE_OR_AT_RISK])
+def test_a_routine_enquiry_never_holds_back_known_high_risk_within_12_months(
+    sets: CodeSets, code: tuple[str, str]
+) -> None:
+    """Point 10."""
+    recent = run(sets, observation(code, ago(365), rid="k"), observation(ENQUIRY_MADE, ago(5)))
+    assert recent.cards == ("known-abuse",) and recent.suppressed_by is None
+    older = run(sets, observation(code, ago(366), rid="k"), observation(ENQUIRY_MADE, ago(5)))
+    assert older.cards == () and older.suppressed_by is not None
+
+
+@pytest.mark.parametrize(("days", "suppressed"), [(90, True), (91, False)])
+def test_a_routine_enquiry_holds_back_other_known_abuse_for_90_days(
+    sets: CodeSets, days: int, suppressed: bool
+) -> None:
+    """Point 10: made (nothing disclosed) or declined, the review card returns after 90 days."""
+    for outcome in (ENQUIRY_MADE, ENQUIRY_DECLINED):
+        decision = run(
+            sets,
+            observation(HISTORY_OF_DOMESTIC_VIOLENCE_READ, "2019-01-01", rid="k"),
+            observation(outcome, ago(days)),
+        )
+        assert decision.known_abuse is not suppressed
+
+
+def test_the_known_abuse_enquiry_window_is_a_setting(sets: CodeSets) -> None:
+    settings = RuleSettings(known_abuse_enquiry_window=datetime.timedelta(days=30))
+    decision = run(
+        sets,
+        observation(VICTIM_OF_DOMESTIC_ABUSE, "2019-01-01", rid="k"),
+        observation(ENQUIRY_MADE, ago(45)),
+        settings=settings,
+    )
+    assert decision.known_abuse
+
+
+@pytest.mark.parametrize(("days", "prompted"), [(0, True), (90, True), (91, False)])
+def test_not_safe_to_ask_is_a_reason_to_ask_for_90_days(
+    sets: CodeSets, days: int, prompted: bool
+) -> None:
+    """Point 11: no other trigger needed; someone was present."""
+    decision = run(sets, observation(ENQUIRY_NOT_MADE, ago(days)))
+    assert decision.enquiry is prompted and decision.reopened is prompted
+    assert decision.triggers == ()
+
+
+def test_not_safe_to_ask_after_an_enquiry_reopens_it_but_not_before(sets: CodeSets) -> None:
+    after = run(
+        sets, observation(ENQUIRY_MADE, ago(50), rid="e"), observation(ENQUIRY_NOT_MADE, ago(10))
+    )
+    assert after.enquiry
+    before = run(
+        sets, observation(ENQUIRY_NOT_MADE, ago(50)), observation(ENQUIRY_MADE, ago(10), rid="e")
+    )
+    assert not before.enquiry and before.suppressed_by is not None
+
+
+def test_a_mappa_flag_without_risk_levels_is_critical() -> None:
+    """Point 16."""
+    assert MappaRisk(()).critical and MappaRisk((), unreadable=True).critical
+    assert not MappaRisk((("public", "high"),)).critical
+
+
+UNCHECKED_KNOWN = Household((), checked=False, members_known=True)
+UNCHECKED_UNKNOWN = Household((), checked=False)
+
+
+@pytest.mark.parametrize(
+    ("person", "household", "shown"),
+    [
+        (patient("p1", "2015-01-01"), UNCHECKED_UNKNOWN, True),  # a child
+        (patient("p1", None), UNCHECKED_UNKNOWN, False),  # age unknown, nobody known: no card
+        (patient("p1", None), UNCHECKED_KNOWN, True),
+        (ADULT, UNCHECKED_KNOWN, True),  # the household is known to have members
+        (ADULT, UNCHECKED_UNKNOWN, False),
+        (ADULT, Household((SON,), not_checked=("household-group",)), True),  # partly checked
+        (ADULT, Household((SON,)), False),  # checked: nothing to say
+        (ADULT, None, False),  # not looked up (the simulation without households)
+    ],
+)
+def test_a_failed_household_check_with_nothing_else_to_show_gives_the_info_card(
+    sets: CodeSets, person: dict, household: Household | None, shown: bool
+) -> None:
+    """Point 14."""
+    decision = run(sets, person=person, household=household)
+    assert decision.cards == (("unchecked",) if shown else ())
+    assert decision.no_cards_reason is None or not shown
+
+
+def test_no_info_card_when_another_card_shows(sets: CodeSets) -> None:
+    assert run(sets, RECENT_DEPRESSION, household=UNCHECKED_KNOWN).cards == ("enquiry",)
+    known = observation(VICTIM_OF_DOMESTIC_ABUSE, ago(3), rid="k")
+    assert run(sets, known, household=UNCHECKED_KNOWN).cards == ("known-abuse",)
+
+
+def test_people_who_left_the_household_are_checked_but_not_counted_as_its_children(
+    sets: CodeSets,
+) -> None:
+    """Point 15: a recent leaver's flag shows; Think Family counts who is there."""
+    left = HouseholdMember("partner", 33, MappaRisk(()), presence="left")
+    child_gone = HouseholdMember(None, 5, None, presence="left")
+    decision = run(sets, RECENT_DEPRESSION, household=Household((left, child_gone, SON)))
+    assert decision.cards == ("enquiry", "mappa") and decision.mappa == (left,)
+    assert decision.children_ages == (8,)
+    assert decision.household_presence == ("left", "left", "member")
+
+
+def test_a_linked_child_is_counted_and_said_to_be_linked(sets: CodeSets) -> None:
+    """Point 17: a RelatedPerson's child is counted, without claiming a shared home."""
+    linked = HouseholdMember("daughter", 6, None, presence="linked")
+    decision = run(sets, RECENT_DEPRESSION, household=Household((linked,)))
+    assert decision.children_ages == (6,) and decision.children_linked

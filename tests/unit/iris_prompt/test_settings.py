@@ -118,6 +118,20 @@ def test_readme_example_trusts_the_cds_hooks_sandbox_key(
     assert issuer.jwks == sandbox
 
 
+def test_the_known_abuse_enquiry_window_is_a_setting_that_reaches_the_rules() -> None:
+    from iris_prompt.codesets.files import default_codesets_dir
+    from iris_prompt.codesets.live import SERVICE_CHECKS, CodeSetRegistry
+    from iris_prompt.engine.service import Engine
+
+    settings = Settings(local_mode=True, known_abuse_enquiry_window_days=30)
+    engine = Engine.from_settings(
+        CodeSetRegistry(default_codesets_dir(), checks=SERVICE_CHECKS), settings
+    )
+    assert engine.rules.known_abuse_enquiry_window.days == 30
+    with pytest.raises(ValueError):
+        Settings(local_mode=True, known_abuse_enquiry_window_days=-1)
+
+
 def test_readme_lists_every_setting() -> None:
     text = README.read_text(encoding="utf-8")
     for name in Settings.model_fields:
@@ -135,5 +149,7 @@ def test_the_defaults_the_issue_names_reach_the_engine() -> None:
         CodeSetRegistry(default_codesets_dir(), checks=SERVICE_CHECKS), settings
     )
     assert engine.rules.enquiry_window.days == 365
+    # Issue 11 point 10: a routine enquiry holds back the known-abuse card for 90 days at most.
+    assert engine.rules.known_abuse_enquiry_window.days == 90
     assert engine.lookup.budget == 0.3
     assert engine.rules.minimum_age == 16

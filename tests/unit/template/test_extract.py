@@ -9,6 +9,7 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from iris_prompt.template.extract import ExtractError, extract
+from tests.unit.template.conftest import DISCLOSURE
 
 Build = Callable[..., dict[str, Any]]
 
@@ -100,6 +101,49 @@ def test_a_marac_referral_made_is_recorded_as_made_not_recommended(build: Build)
     (request,) = marac_requests(bundle)
     assert request["intent"] == "order"
     assert "431719007" in codes(bundle)
+
+
+CHILD_SAFEGUARDING = "380491000000101"
+
+
+def child_referrals(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        r for r in resources(bundle)[1:] if r["code"]["coding"][0]["code"] == CHILD_SAFEGUARDING
+    ]
+
+
+@pytest.mark.parametrize(
+    ("children", "affected", "taken", "intent"),
+    [
+        ("yes", "yes", [], "proposal"),  # proposed, as MARAC is at 14 DASH "yes"
+        ("yes", "yes", ["child-safeguarding"], "order"),  # ticked: recorded as made, no proposal
+        ("yes", "no", [], None),
+        ("yes", "not-known", [], None),
+        ("no", None, [], None),
+        ("not-known", None, [], None),
+    ],
+)
+def test_children_in_the_household_and_affected_propose_a_child_safeguarding_referral(
+    build: Build, children: str, affected: str | None, taken: list[str], intent: str | None
+) -> None:
+    """Issue 11 point 7: Think Family in the template."""
+    form = {**DISCLOSURE, "disclosure.children": [children]}
+    if affected is not None:
+        form["disclosure.children-affected"] = [affected]
+    if taken:
+        form["actions.taken"] = taken
+    bundle = extract(build(form))
+    Bundle.model_validate(bundle)
+    requests = child_referrals(bundle)
+    assert [r["intent"] for r in requests] == ([intent] if intent else [])
+    if intent == "proposal":
+        (request,) = requests
+        assert request["resourceType"] == "ServiceRequest"
+        assert "affected" in request["reasonCode"][0]["text"]
+        assert {(s["system"], s["code"]) for s in request["meta"]["security"]} >= {
+            CONFIDENTIALITY_R,
+            SENSITIVITY_SDV,
+        }
 
 
 def test_a_count_sent_with_the_answers_must_match_them(build: Build) -> None:
