@@ -68,6 +68,8 @@ class TrustedIssuer(BaseModel):
     jwks_file: Path | None = None
     jku: tuple[str, ...] = ()
     tenants: tuple[str, ...] | None = None
+    # FHIR base URLs this client's calls may name as fhirServer; empty: any public server.
+    fhir_servers: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _has_keys(self) -> "TrustedIssuer":
@@ -120,6 +122,7 @@ class CallerIdentity:
     iss: str
     kid: str
     tenant: str | None = None
+    fhir_servers: tuple[str, ...] = ()
 
 
 @dataclass
@@ -175,8 +178,16 @@ class JwksFetcher:
         self._cache[url] = _CachedSet(keys, self.clock())
 
 
-def bearer_token(authorization: str | None) -> str:
-    """The token of an `Authorization: Bearer <token>` header value."""
+def bearer_token(authorization: str | Sequence[str] | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header: its value, or every value sent.
+
+    More than one Authorization header is refused: the field is a singleton (RFC 9110 5.3),
+    and a proxy reading the other one would disagree with us about who is calling.
+    """
+    if not isinstance(authorization, str) and authorization is not None:
+        if len(authorization) > 1:
+            raise AuthenticationFailed(f"{len(authorization)} Authorization headers")
+        authorization = authorization[0] if authorization else None
     if not authorization:
         raise AuthenticationFailed("no Authorization header")
     scheme, _, token = authorization.partition(" ")
@@ -319,7 +330,9 @@ class JwtVerifier:
             f"{issuer.iss}\n{jti}", claims["exp"] + self.policy.leeway
         ):
             raise AuthenticationFailed(f"jti replayed (issuer {issuer.iss})")
-        return CallerIdentity(iss=issuer.iss, kid=kid, tenant=tenant)
+        return CallerIdentity(
+            iss=issuer.iss, kid=kid, tenant=tenant, fhir_servers=issuer.fhir_servers
+        )
 
     async def _find_key(self, issuer: TrustedIssuer, kid: str, jku: Any) -> dict[str, Any]:
         if jku is not None and jku not in issuer.jku:

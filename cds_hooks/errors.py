@@ -21,7 +21,7 @@ Spec: https://cds-hooks.hl7.org/2.0/#http-status-codes (4xx/5xx allowed; 412 for
 data). Error bodies are FHIR R4 OperationOutcome resources, as CDS Hooks 3.0 recommends.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +100,11 @@ class FhirUnavailable(PreconditionFailed):
     """The FHIR server refused, failed, timed out or answered beyond our limits."""
 
 
+class FhirNotAsked(FhirUnavailable):
+    """The FHIR server was not asked because of what the request itself says (no access token,
+    a plain-http fhirServer): the reason tells the caller nothing of what answers where."""
+
+
 class ServiceBusy(CdsHooksError):
     """We cannot take the call now (a safety limit is reached); the client may retry."""
 
@@ -123,17 +128,24 @@ def operation_outcome(issues: Sequence[Issue]) -> dict[str, Any]:
 
 
 def issues_from_validation(
-    error: ValidationError, *, drop_first: frozenset[str] = frozenset()
+    error: ValidationError,
+    *,
+    drop_first: frozenset[str] = frozenset(),
+    rename: Callable[[tuple[str | int, ...]], tuple[str | int, ...]] | None = None,
 ) -> list[Issue]:
     """One Issue per pydantic error, naming the field by its wire path and never echoing input.
 
-    `drop_first` names union tags (such as the hook) that pydantic puts at the head of a path.
+    `drop_first` names union tags (such as the hook) that pydantic puts at the head of a path;
+    `rename` rewrites a path (to name a caller-chosen key by its position, for example).
     """
     issues = []
     for err in error.errors(include_input=False, include_url=False):
-        loc = [str(part) for part in err["loc"]]
-        if loc and loc[0] in drop_first:
-            loc = loc[1:]
+        parts = tuple(err["loc"])
+        if parts and parts[0] in drop_first:
+            parts = parts[1:]
+        if rename is not None:
+            parts = rename(parts)
+        loc = [str(part) for part in parts]
         where = ".".join(loc)
         message = err["msg"]
         issues.append(

@@ -14,8 +14,9 @@ Spec: https://cds-hooks.hl7.org/2.0/#fhir-resource-access
 
 import asyncio
 import hashlib
+import ipaddress
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,7 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from cds_hooks.errors import FhirUnavailable, Issue, PreconditionFailed
+from cds_hooks.errors import FhirNotAsked, FhirUnavailable, Issue, PreconditionFailed
 from cds_hooks.prefetch import (
     MissingToken,
     PrefetchData,
@@ -51,6 +52,10 @@ class FhirLimits:
     # in production, where every FHIR call carries the caller's token; an open development
     # server only.
     allow_anonymous: bool = False
+    # Loopback, link-local and private addresses are refused unless allowed here (development,
+    # tests) or the server is on the caller's allow-list: a fhirServer is the caller's choice,
+    # and must not make this service a probe of its own network.
+    allow_private: bool = False
 
 
 class FhirClient:
@@ -67,9 +72,19 @@ class FhirClient:
         base_url: str,
         access_token: str | None,
         limits: FhirLimits,
+        allowed_servers: Sequence[str] = (),
     ) -> None:
+        """`allowed_servers`: the calling client's allow-list of FHIR base URLs (its issuer's
+        `fhir_servers`); when it is not empty, no other server is read, and those on it are
+        read whatever their address."""
         self._http = http
         self._base = base_url.rstrip("/")
+        allowed = {server.rstrip("/") for server in allowed_servers}
+        self._listed = self._base in allowed
+        self._refused: str | None = None
+        if allowed and not self._listed:
+            self._refused = "fhirServer is not on the client's allow-list (fhir_servers)"
+        self._address_checked = self._listed or limits.allow_private
         self._headers = {"Accept": "application/fhir+json"}
         if access_token:
             self._headers["Authorization"] = f"Bearer {access_token}"
@@ -84,23 +99,35 @@ class FhirClient:
     async def get(self, relative: str) -> dict[str, Any] | None:
         """A read (`Patient/1`: None when it does not exist) or a search (a whole Bundle)."""
         if urlsplit(self._base).scheme != "https" and not self._limits.allow_http:
-            raise FhirUnavailable("fhirServer must use https")
+            raise FhirNotAsked("fhirServer must use https")
         if "Authorization" not in self._headers and not self._limits.allow_anonymous:
-            raise FhirUnavailable(
+            raise FhirNotAsked(
                 "no access token for fhirServer (fhirAuthorization is missing); the service "
                 "makes no FHIR request without one"
             )
         try:
             async with asyncio.timeout(self._limits.total_timeout):
+                await self._check_address()
                 return await self._get_all_pages(relative)
         except TimeoutError:
             raise FhirUnavailable("the FHIR server timed out") from None
         except httpx.TimeoutException:
             raise FhirUnavailable("the FHIR server timed out") from None
-        except httpx.HTTPError as error:
+        except (httpx.HTTPError, httpx.InvalidURL, UnicodeEncodeError) as error:
+            # InvalidURL and UnicodeEncodeError: a fhirServer or token that cannot be sent
+            # (the request models refuse both; this is the last line).
             raise FhirUnavailable(
                 f"the FHIR server could not be reached ({type(error).__name__})"
             ) from None
+
+    async def _check_address(self) -> None:
+        """Refuse a server off the client's allow-list, or at a loopback, link-local, private
+        or otherwise special address (each address its name resolves to), once per call."""
+        if self._refused is None and not self._address_checked:
+            self._refused = await _special_address(urlsplit(self._base).hostname or "")
+            self._address_checked = True
+        if self._refused is not None:
+            raise FhirUnavailable(self._refused)
 
     async def _get_all_pages(self, relative: str) -> dict[str, Any] | None:
         is_read = "?" not in relative and relative.count("/") == 1
@@ -109,7 +136,7 @@ class FhirClient:
         if first is None or first.get("resourceType") != "Bundle":
             return first
         budget -= size
-        entries = list(first.get("entry", ()))
+        entries = _listed(first, "entry")
         next_url, pages = _next_link(first), 1
         while next_url is not None:
             if not self._on_this_server(next_url):
@@ -121,11 +148,11 @@ class FhirClient:
             if page is None or page.get("resourceType") != "Bundle":
                 raise FhirUnavailable("a next page of the search is not a Bundle")
             budget -= size
-            entries.extend(page.get("entry", ()))
+            entries.extend(_listed(page, "entry"))
             next_url = _next_link(page)
         # One Bundle for the whole search: every entry, no next link left to follow.
         merged = {key: value for key, value in first.items() if key not in ("link", "entry")}
-        links = [link for link in first.get("link", ()) if link.get("relation") != "next"]
+        links = [link for link in _listed(first, "link") if link.get("relation") != "next"]
         if links:
             merged["link"] = links
         if entries:
@@ -166,9 +193,35 @@ class FhirClient:
         return body, size
 
 
+async def _special_address(host: str) -> str | None:
+    """Why `host` may not be read (None: it may): it is, or resolves to, an address that is
+    not public."""
+    try:
+        addresses = [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        try:
+            found = await asyncio.get_running_loop().getaddrinfo(host, None)
+        except OSError:
+            return "fhirServer's host name could not be resolved"
+        addresses = [ipaddress.ip_address(info[4][0]) for info in found]
+    for address in addresses:
+        if not address.is_global or address.is_multicast:
+            return "fhirServer is at a loopback, link-local or private address"
+    return None
+
+
+def _listed(bundle: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """A Bundle's `entry` or `link` array; anything but an array of objects is a malformed
+    answer (412), never a fault of ours."""
+    value = bundle.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise FhirUnavailable(f"the FHIR server's Bundle has a malformed {key}")
+    return value
+
+
 def _next_link(bundle: dict[str, Any]) -> str | None:
-    for link in bundle.get("link", ()):
-        if isinstance(link, dict) and link.get("relation") == "next":
+    for link in _listed(bundle, "link"):
+        if link.get("relation") == "next":
             url = link.get("url")
             return url if isinstance(url, str) else None
     return None
@@ -221,8 +274,13 @@ async def resolve_prefetch(
         )
         for key, result in zip(keys, results, strict=True):
             if isinstance(result, FhirUnavailable):
+                # The server's reason stays in the log: told to the caller, it would make
+                # fhirServer a probe of what answers where ("HTTP 403", "ConnectError").
                 log.warning("prefetch %r could not be fetched: %s", key, result.message)
-                cannot_have(key, result.message)
+                told = isinstance(result, FhirNotAsked)
+                cannot_have(
+                    key, result.message if told else "could not be fetched from the FHIR server"
+                )
             elif isinstance(result, BaseException):
                 raise result
             else:

@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import orjson
 from fastapi import APIRouter, FastAPI, Request
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -161,10 +162,14 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is over the {limit}-byte limit")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"the body is over the {limit}-byte limit")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise PayloadTooLarge(f"the body is over the {limit}-byte limit")
+    except ClientDisconnect:
+        # The client went, or the server cut a body that came too slowly: nobody to answer.
+        raise InvalidRequest("the body was not received in full") from None
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as error:
@@ -201,7 +206,7 @@ def build_router(
     async def authenticate(request: Request, audience: str) -> CallerIdentity | None:
         if verifier is None:
             return None
-        token = bearer_token(request.headers.get("authorization"))
+        token = bearer_token(request.headers.getlist("authorization"))
         return await verifier.verify(token, audience)
 
     def answered(response: Response, started: float, what: str, note: dict[str, str]) -> Response:
@@ -220,7 +225,8 @@ def build_router(
         if cds_request.fhir_server is not None:
             auth = cds_request.fhir_authorization
             token = auth.access_token.get_secret_value() if auth else None
-            fhir = FhirClient(http, cds_request.fhir_server, token, opts.fhir_limits)
+            allowed = caller.fhir_servers if caller is not None else ()
+            fhir = FhirClient(http, cds_request.fhir_server, token, opts.fhir_limits, allowed)
         prefetch = await resolve_prefetch(
             service.prefetch, cds_request.prefetch, cds_request.context.prefetch_tokens(), fhir
         )

@@ -18,10 +18,10 @@ __all__ = ["RedactingFilter", "redact"]
 _PATTERNS = (
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]+=*"), r"\1 [redacted]"),
     (re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), "[redacted JWT]"),
-    (
-        re.compile(r"""(?i)(["']?access_token["']?\s*[:=]\s*["']?)[^"'\s,&}]+"""),
-        r"\1[redacted]",
-    ),
+    # A value quoted after a colon (JSON, a repr) or given after "=" (a form, a query); not the
+    # name alone, as in a validation message ("fhirAuthorization.access_token: Field required").
+    (re.compile(r"""(?i)(["']access_token["']\s*:\s*["'])[^"']*"""), r"\1[redacted]"),
+    (re.compile(r"""(?i)(\baccess_token\s*=\s*["']?)[^"'\s,&}]+"""), r"\1[redacted]"),
     # OAuth redirect parameters in request lines (a SMART callback, an EHR launch).
     (re.compile(r"([?&](?:code|state|launch|code_verifier)=)[^&\s\"']+"), r"\1[redacted]"),
 )

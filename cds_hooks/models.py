@@ -75,6 +75,8 @@ Text = Annotated[str, StringConstraints(min_length=1)]
 
 
 def _absolute_url(value: str) -> str:
+    if not value.isascii() or not value.isprintable() or " " in value:
+        raise ValueError("must be an absolute http(s) URL (printable ASCII, no spaces)")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError("must be an absolute http(s) URL")
@@ -123,6 +125,16 @@ class FhirAuthorization(WireModel):
     scope: Text
     subject: Text
     patient: FhirId | None = None
+
+    @field_validator("access_token")
+    @classmethod
+    def _header_safe(cls, value: SecretStr) -> SecretStr:
+        # It is sent in an Authorization header: visible ASCII only (RFC 6750 b64token and
+        # the opaque tokens servers issue). The message never quotes it.
+        token = value.get_secret_value()
+        if not token or not all("!" <= c <= "~" for c in token):
+            raise ValueError("must be a non-empty token of visible ASCII characters")
+        return value
 
     @field_validator("token_type")
     @classmethod
@@ -250,7 +262,8 @@ _GENERIC = "other-hook"
 
 def _hook_tag(value: Any) -> str:
     hook = value.get("hook") if isinstance(value, dict) else getattr(value, "hook", None)
-    return hook if hook in KNOWN_HOOKS else _GENERIC
+    # A hook that is not a string (a list, an object) is left to the generic model to refuse.
+    return hook if isinstance(hook, str) and hook in KNOWN_HOOKS else _GENERIC
 
 
 # A request's context model is chosen by its `hook`.
@@ -264,11 +277,22 @@ _request_adapter: TypeAdapter[CdsRequest] = TypeAdapter(CdsRequest)
 
 
 def parse_request(data: Any) -> CdsRequest:
-    """Validate a decoded request body, raising InvalidRequest that names every problem."""
+    """Validate a decoded request body, raising InvalidRequest that names every problem.
+
+    A prefetch key is the caller's choice and could be anything (a name, an NHS number): a
+    problem with its value is named by the key's position, never by the key."""
     try:
         return _request_adapter.validate_python(data)
     except ValidationError as error:
-        issues = issues_from_validation(error, drop_first=KNOWN_HOOKS | {_GENERIC})
+        prefetch = data.get("prefetch") if isinstance(data, dict) else None
+        keys = list(prefetch) if isinstance(prefetch, dict) else []
+
+        def position(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+            if len(loc) > 1 and loc[0] == "prefetch" and loc[1] in keys:
+                return ("prefetch", f"[key {keys.index(str(loc[1])) + 1}]", *loc[2:])
+            return loc
+
+        issues = issues_from_validation(error, drop_first=KNOWN_HOOKS | {_GENERIC}, rename=position)
         raise InvalidRequest("the CDS Hooks request is invalid", issues) from None
 
 

@@ -24,6 +24,7 @@ from cds_hooks import (
 )
 from cds_hooks.auth import JwtVerifier
 from cds_hooks.http import build_router, install_error_handlers
+from cds_hooks.transport import pooled_client
 from iris_prompt.codesets.admin import admin_router
 from iris_prompt.codesets.files import default_codesets_dir
 from iris_prompt.codesets.live import (
@@ -49,6 +50,10 @@ log = logging.getLogger(__name__)
 ReadinessCheck = Callable[[], bool]
 
 YOUNGEST_GC_THRESHOLD = 10_000
+
+FHIR_POOL = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+JWKS_POOL = httpx.Limits(max_connections=10, max_keepalive_connections=5)
+SMART_POOL = httpx.Limits(max_connections=20, max_keepalive_connections=5)
 
 LOCAL_MODE_WARNING = (
     "LOCAL MODE: CDS clients are NOT authenticated (no JWT check), and a fhirServer sent "
@@ -114,12 +119,17 @@ def create_app(
         store = Store.open(store_config(settings), Engine.from_settings(codesets, settings).cards)
     if registry is None:
         registry = build_registry(codesets, Engine.from_settings(codesets, settings, store))
-    http = httpx.AsyncClient(follow_redirects=False)
+    # One connection pool per kind of peer, so that no peer's slowness or volume can starve
+    # another's: clients' FHIR servers (prefetch and household reads), clients' JWK Set hosts
+    # (a caller JWT cannot be checked without them), and the EHRs the template files to.
+    http = pooled_client(FHIR_POOL, follow_redirects=False)
+    jwks_http = pooled_client(JWKS_POOL, follow_redirects=False)
+    smart_http = pooled_client(SMART_POOL, follow_redirects=False)
     verifier = None
     if not settings.local_mode:
         verifier = JwtVerifier(
             settings.trusted_issuers,
-            http=http,
+            http=jwks_http,
             policy=settings.jwt_policy(),
             replay_cache=(
                 replay_cache
@@ -153,7 +163,8 @@ def create_app(
         finally:
             gc.set_threshold(*previous)
             uninstall_sighup()
-            await http.aclose()
+            for client in (http, jwks_http, smart_http):
+                await client.aclose()
             await store.stop()
 
     app = FastAPI(
@@ -165,6 +176,7 @@ def create_app(
     )
     install_error_handlers(app)
     app.state.feedback_store = feedback
+    app.state.http_clients = {"fhir": http, "jwks": jwks_http, "smart": smart_http}
     app.state.store = store
     app.state.codesets = codesets
     app.state.readiness_checks = {"services registered": lambda: any(True for _ in registry)}
@@ -186,8 +198,8 @@ def create_app(
                 client=smart_client,
                 issuers=settings.smart_issuers,
                 public_base_url=settings.public_base_url,
-                http=http,
                 sessions=SessionStore(settings.smart_session_idle_seconds),
+                http=smart_http,
             )
         )
     if settings.admin_token is not None:

@@ -51,6 +51,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from iris_prompt.app import create_app
+    from iris_prompt.serving import uvicorn_options
     from iris_prompt.settings import Settings
     from iris_prompt.store.database import StoreError
 
@@ -69,7 +70,7 @@ def serve(args: argparse.Namespace) -> int:
     except (ValidationError, ValueError, StoreError) as error:
         print(f"iris-prompt: cannot start: {error}", file=sys.stderr)  # noqa: T201
         return 2
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=config)
+    uvicorn.run(app, log_config=config, **uvicorn_options(settings))
     return 0
 
 

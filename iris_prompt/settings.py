@@ -67,12 +67,21 @@ class Settings(BaseSettings):
     replay_cache_size: int = Field(default=100_000, gt=0)
 
     max_body_bytes: int = Field(default=16 * MiB, gt=0)
+    # Slow clients (iris_prompt.serving): a request's headers must arrive within this long of
+    # its start, its body within this long of its headers; an idle connection closes after
+    # the keep-alive timeout.
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    keep_alive_timeout_seconds: int = Field(default=5, ge=1, le=300)
     fhir_connect_timeout_seconds: float = Field(default=3.0, gt=0)
     fhir_read_timeout_seconds: float = Field(default=10.0, gt=0)
     fhir_total_timeout_seconds: float = Field(default=20.0, gt=0)
     fhir_max_pages: int = Field(default=20, gt=0)
     fhir_max_bytes: int = Field(default=32 * MiB, gt=0)
     fhir_allow_http: bool = False
+    # Loopback, link-local and private fhirServer addresses (tests and development only; an
+    # issuer's fhir_servers allow-list admits its own whatever their address).
+    fhir_allow_private_addresses: bool = False
 
     cors_allow_origins: list[str] = Field(default_factory=list)
 
@@ -104,6 +113,9 @@ class Settings(BaseSettings):
     known_abuse_enquiry_window_days: int = Field(default=90, ge=0, le=3650)
     household_budget_seconds: float = Field(default=0.3, gt=0, le=10)
     household_cache_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # A Group with more other members than this is not a household (a care home, a hostel, a
+    # practice-wide Group): the card says it was too large to check, and none is read.
+    household_max_members: int = Field(default=20, ge=1, le=200)
     # The engine's CardSettings has the same defaults (a test keeps them equal).
     contact_safeguarding_lead: str = Field(default="your practice safeguarding lead", min_length=3)
     contact_mappa: str = Field(default="the local MAPPA co-ordinator", min_length=3)
@@ -210,6 +222,7 @@ class Settings(BaseSettings):
                 # Outside it, no FHIR request goes without the caller's token.
                 allow_http=self.fhir_allow_http or self.local_mode,
                 allow_anonymous=self.local_mode,
+                allow_private=self.fhir_allow_private_addresses or self.local_mode,
             ),
         )
 

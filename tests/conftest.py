@@ -63,9 +63,13 @@ def rs384_key() -> SigningKey:
 
 
 def make_settings(*keys: SigningKey, **overrides: Any) -> Settings:
-    """Settings trusting TEST_ISSUER with `keys`, FHIR over http allowed (loopback tests)."""
+    """Settings trusting TEST_ISSUER with `keys`, FHIR over http and on loopback allowed."""
     issuer = TrustedIssuer(iss=TEST_ISSUER, jwks=jwks(*keys))
-    values: dict[str, Any] = {"trusted_issuers": [issuer], "fhir_allow_http": True}
+    values: dict[str, Any] = {
+        "trusted_issuers": [issuer],
+        "fhir_allow_http": True,
+        "fhir_allow_private_addresses": True,
+    }
     return Settings(**(values | overrides))
 
 

@@ -122,7 +122,16 @@ def _checked_people(presence: tuple[str, ...]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def _household(decision: Decision) -> list[str]:
+def _household(decision: Decision, settings: CardSettings) -> list[str]:
+    if decision.household_too_large:
+        return [
+            "",
+            "**The household is too large to check**: the patient's recorded household has "
+            "more members than a household has (a care home, a hostel or a practice-wide "
+            "group), so household risk was not checked. Find out, with the patient alone, whom "
+            f"they live with, and ask {settings.safeguarding_lead} about any household risk. "
+            "No household card does not mean no household risk.",
+        ]
     if not decision.household_checked:
         return [
             "",
@@ -241,7 +250,7 @@ def enquiry_detail(decision: Decision, settings: CardSettings) -> str:
             )
         lines += ["", open_question] if lines else [f"**Why now.** {open_question}"]
     lines += ["", *_how_to_ask(), "", *_on_disclosure(settings)]
-    lines += _children(decision) + _household(decision)
+    lines += _children(decision) + _household(decision, settings)
     return "\n".join(lines)
 
 
@@ -267,7 +276,7 @@ def known_abuse_detail(decision: Decision, settings: CardSettings) -> str:
         "",
         *_on_disclosure(settings)[2:],
     ]
-    lines += _children(decision) + _household(decision)
+    lines += _children(decision) + _household(decision, settings)
     return "\n".join(lines)
 
 

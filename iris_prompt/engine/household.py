@@ -48,7 +48,9 @@ from iris_prompt.engine.risk_flags import RISK_EXTENSION, MappaRisk, mappa_risk,
 
 __all__ = [
     "FIELDS_READ",
+    "MAX_MEMBERS",
     "NHS_NUMBER_SYSTEM",
+    "TOO_LARGE",
     "UNCHECKED",
     "Household",
     "HouseholdMember",
@@ -142,15 +144,22 @@ class Household:
     could not be looked up (failure, slowness, no FHIR access): then `members` is empty and
     means nothing, and `members_known` says whether the Group or RelatedPersons had shown there
     were people to check. `not_checked` names a part that could not be looked up when the rest
-    was ("household-group": the Group search; "related-persons": the RelatedPerson search)."""
+    was ("household-group": the Group search; "related-persons": the RelatedPerson search).
+    `too_large` (never checked) says why it was not: more other members than a household has
+    (`MAX_MEMBERS`), as in a care home's, a hostel's or a practice-wide Group."""
 
     members: tuple[HouseholdMember, ...] = ()
     checked: bool = True
     not_checked: tuple[str, ...] = ()
     members_known: bool = False
+    too_large: bool = False
 
 
 UNCHECKED = Household((), checked=False)
+TOO_LARGE = Household((), checked=False, too_large=True)
+# The most other members a household has (IRIS_HOUSEHOLD_MAX_MEMBERS): a larger Group is not a
+# household, and its members are never read (each costs two reads of the FHIR server).
+MAX_MEMBERS = 20
 
 # The fields this module (and `risk_flags`) reads, per resource type: a cache of household
 # answers keeps only these, and of references and codes no free text (`display`, `text` may
@@ -396,6 +405,7 @@ def household_plan(
     groups: Iterable[Mapping[str, Any]] = (),
     related_persons: Iterable[Mapping[str, Any]] = (),
     now: datetime.datetime | None = None,
+    max_members: int = MAX_MEMBERS,
 ) -> HouseholdPlan:
     """The household lookup as a plan: which members' Patients and Flags to read, in two rounds,
     and the household made of the answers. The service runs it against the client's FHIR server
@@ -404,12 +414,16 @@ def household_plan(
 
     Round one: each other Group member's (or recent member's) Patient and Flags, and the Patient
     each RelatedPerson NHS number resolves to. Round two: the Flags of the Patients found by NHS
-    number that are not Group members already. No other people: no request at all.
+    number that are not Group members already. No other people: no request at all. More than
+    `max_members` other members (in the Groups, among the RelatedPersons, or found in all):
+    `TOO_LARGE`, and more than that in the Groups or RelatedPersons asks for nothing at all.
     """
     groups, related_persons = list(groups), list(related_persons)
     members = group_members(groups, patient_id, today, now=now)
     member_ids = list(members)
     relationships = related_people(related_persons, patient_id, now=now or today)
+    if len(member_ids) > max_members or len(relationships) > max_members:
+        return TOO_LARGE
     if not member_ids and not relationships:
         return Household((), checked=True)
     first: list[Request] = [PatientById(m) for m in member_ids]
@@ -434,7 +448,8 @@ def household_plan(
     if extra:
         more = yield [FlagsOf(pid) for pid in extra]
         flags += [r for found in more for r in found]
-    return _household(patient_id, members, relationships, patients, flags, today, now)
+    household = _household(patient_id, members, relationships, patients, flags, today, now)
+    return TOO_LARGE if len(household.members) > max_members else household
 
 
 def household_from(
@@ -446,14 +461,19 @@ def household_from(
     patients: Iterable[Mapping[str, Any]] = (),
     flags: Iterable[Mapping[str, Any]] = (),
     now: datetime.datetime | None = None,
+    max_members: int = MAX_MEMBERS,
 ) -> Household:
     """The household of `patient_id` from resources already in hand (see module docstring).
 
     `today` dates ages; `now` (the time of the call, when known) compares period ends given to
-    the minute exactly, on Group memberships and Flags."""
+    the minute exactly, on Group memberships and Flags. More than `max_members` other members:
+    `TOO_LARGE`, as in `household_plan`."""
     members = group_members(groups, patient_id, today, now=now)
     relationships = related_people(related_persons, patient_id, now=now or today)
-    return _household(patient_id, members, relationships, patients, flags, today, now)
+    if len(members) > max_members or len(relationships) > max_members:
+        return TOO_LARGE
+    household = _household(patient_id, members, relationships, patients, flags, today, now)
+    return TOO_LARGE if len(household.members) > max_members else household
 
 
 def _household(

@@ -9,6 +9,11 @@ With the caller's token, through the protocol layer's `FhirClient`, and all with
 3. for each RelatedPerson NHS number, `Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|N`,
    then that Patient's Flags.
 
+A household Group with more other members than a household has (`max_members`,
+`IRIS_HOUSEHOLD_MAX_MEMBERS`, default 20) is `TOO_LARGE` and none of its members is read; the
+reads of one lookup run at most `concurrency` at a time, so that no call floods the FHIR
+server or the connection pool the service's other calls share.
+
 If the Group search or the RelatedPerson search fails (or the server does not support it), the
 other route is still checked, and the household names the part that could not be
 (`Household.not_checked`). If anything else fails (401, 403, 5xx, timeout, over the deadline)
@@ -42,6 +47,7 @@ from cachetools import TTLCache
 from cds_hooks import FhirUnavailable
 from cds_hooks.fhir import FhirClient
 from iris_prompt.engine.household import (
+    MAX_MEMBERS,
     NHS_NUMBER_SYSTEM,
     UNCHECKED,
     FlagsOf,
@@ -86,12 +92,15 @@ def _size(value: Resources) -> int:
 class HouseholdLookup:
     """The household lookup of one service, with its budget and its cache.
 
-    `cache_bytes` bounds the cache by the size of the (trimmed) answers it holds.
+    `cache_bytes` bounds the cache by the size of the (trimmed) answers it holds; `max_members`
+    is the largest household looked up; `concurrency` the reads one lookup has in flight at once.
     """
 
     budget: float = 0.3
     cache_seconds: float = 60.0
     cache_bytes: int = 16 * 2**20
+    max_members: int = MAX_MEMBERS
+    concurrency: int = 10
     _cache: TTLCache[CacheKey, Resources] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -129,13 +138,16 @@ class HouseholdLookup:
                     groups=groups,
                     related_persons=related_persons,
                     now=now,
+                    max_members=self.max_members,
                 )
                 try:
                     next(plan)
                     known = True
                 except StopIteration as nobody_else:
                     household: Household = nobody_else.value
-                    return replace(household, not_checked=tuple(missing))
+                    return self._logged(
+                        replace(household, not_checked=tuple(missing)), hook_instance
+                    )
             log.warning("household not checked: no fhirServer hookInstance=%s", hook_instance)
             return replace(UNCHECKED, members_known=known)
         get = self._getter(fhir)
@@ -174,9 +186,12 @@ class HouseholdLookup:
                     groups=groups,
                     related_persons=related_persons,
                     now=now,
+                    max_members=self.max_members,
                 )
                 household = await _run(plan, get, progress)
-                return replace(household, not_checked=tuple(dict.fromkeys(missing)))
+                return self._logged(
+                    replace(household, not_checked=tuple(dict.fromkeys(missing))), hook_instance
+                )
         except TimeoutError:
             log.warning(
                 "household not checked: over the %.0f ms budget hookInstance=%s",
@@ -188,15 +203,27 @@ class HouseholdLookup:
             log.warning("household not checked: %s hookInstance=%s", error.message, hook_instance)
             return replace(UNCHECKED, members_known=progress.members_known)
 
+    def _logged(self, household: Household, hook_instance: str) -> Household:
+        if household.too_large:
+            log.warning(
+                "household not checked: more than %d members hookInstance=%s",
+                self.max_members,
+                hook_instance,
+            )
+        return household
+
     def _getter(self, fhir: FhirClient) -> Get:
-        """GET a query's resources (their essentials), through the cache."""
+        """GET a query's resources (their essentials), through the cache, at most
+        `concurrency` at a time (per lookup)."""
         server, token_digest = fhir.cache_scope
+        in_flight = asyncio.Semaphore(self.concurrency)
 
         async def get(query: str) -> Resources:
             key = (server, token_digest, query)
             cached = self._cache.get(key)
             if cached is None:
-                answer = resources_in(await fhir.get(query))
+                async with in_flight:
+                    answer = resources_in(await fhir.get(query))
                 cached = [kept for r in answer if (kept := essentials(r)) is not None]
                 try:
                     self._cache[key] = cached

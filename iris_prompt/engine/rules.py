@@ -87,10 +87,11 @@ class Decision:
     known-abuse cards were not considered (under 16, age unknown); `no_cards_reason` is set when
     rules 1-2 leave no card at all (a patient-facing caller, deceased, or under 16 or of unknown
     age with no MAPPA card).
-    `household_members` counts the other members found when the household was checked (0: none
-    recorded, so nothing could be checked); `children_ages` are those under 18, `unknown_ages`
-    the number whose age is unknown (no birth date, or their record could not be read);
-    `children_linked` is True when some of them are linked to the record but not in the
+    `household_too_large`: not checked, because the household Group has more members than a
+    household has. `household_members` counts the other members found when the household was
+    checked (0: none recorded, so nothing could be checked); `children_ages` are those under 18,
+    `unknown_ages` the number whose age is unknown (no birth date, or their record could not be
+    read); `children_linked` is True when some of them are linked to the record but not in the
     household Group. `household_presence` gives, per person checked, "member", "left" (left the
     household within 12 months) or "linked" (a RelatedPerson the Group does not list).
     `household_not_checked` names the parts of the check that could not be done
@@ -110,6 +111,7 @@ class Decision:
     unknown_ages: int = 0
     children_linked: bool = False
     household_checked: bool = False
+    household_too_large: bool = False
     household_members: int = 0
     household_presence: tuple[str, ...] = ()
     household_not_checked: tuple[str, ...] = ()
@@ -324,6 +326,7 @@ def decide(
             m.presence == "linked" and (m.age is None or m.age < CHILD_AGE) for m in present
         ),
         household_checked=household is not None and household.checked,
+        household_too_large=household is not None and household.too_large,
         household_members=len(members),
         household_presence=tuple(m.presence for m in members),
         household_not_checked=household.not_checked if household is not None else (),

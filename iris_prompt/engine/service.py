@@ -5,17 +5,18 @@ answers `encounter-start`, with the same engine. (One id per hook: a discovery e
 URL of its service, and CDS clients key services by it.)
 One call, after the protocol layer has verified the caller and completed the prefetch:
 
-    prefetch["patient"] (412 unless it is the patient in context) -> record.read_record (fast
-    scan of the record's own keys) -> rules.refusal? (deceased: no cards, logged without
-    identifiers) -> household_lookup (own time budget, for a patient of any age) ->
-    rules.decide -> cards.cards_for -> store.after_decision (audit MAPPA and known-abuse cards
-    before answering; queue the call log) -> response
+    prefetch["patient"] (412 unless it is the patient in context) -> rules.refusal? (deceased:
+    no cards, logged without identifiers) -> household_lookup started (own time budget, for a
+    patient of any age) -> record.read_record (fast scan of the record's own keys) while the
+    lookup's reads are answered -> rules.decide -> cards.cards_for -> store.after_decision
+    (audit MAPPA and known-abuse cards before answering; queue the call log) -> response
 
 A patient-facing caller is answered earlier still, by `Engine.screen`, before anything is read.
 
 The clinical decision is `rules.decide`; everything here is wiring and I/O.
 """
 
+import asyncio
 import datetime
 import logging
 from collections.abc import Callable
@@ -163,6 +164,7 @@ class Engine:
             lookup=HouseholdLookup(
                 budget=settings.household_budget_seconds,
                 cache_seconds=settings.household_cache_seconds,
+                max_members=settings.household_max_members,
             ),
             store=store,
         )
@@ -185,11 +187,28 @@ class Engine:
         user_type: str = context.user_type  # type: ignore[union-attr]
         now = self.clock()
         _require_patient(prefetch.get("patient"), patient_id)
-        record = read_record(
-            chain.from_iterable(resources_in(prefetch.get(key)) for key in RECORD_KEYS),
-            codesets,
-            patient_id=patient_id,
+        # Rules 1-2 need the Patient alone: refused calls look nothing up.
+        patient = read_record(
+            resources_in(prefetch.get("patient")), codesets, patient_id=patient_id
         )
+        refused = refusal(patient, settings=self.rules, user_type=user_type)
+        if refused is not None:
+            log.info("no cards: %s hookInstance=%s", refused, call.hook_instance)
+            return CdsResponse(cards=[])
+        # The household lookup starts first, and its first reads go out (sleep(0)) before the
+        # record is read: the FHIR server answers while this call's CPU work is done, and the
+        # household budget is not spent waiting behind it.
+        lookup = asyncio.create_task(self._household(prefetch, call, patient_id, now))
+        await asyncio.sleep(0)
+        try:
+            record = read_record(
+                chain.from_iterable(resources_in(prefetch.get(key)) for key in RECORD_KEYS),
+                codesets,
+                patient_id=patient_id,
+            )
+            household = await lookup
+        finally:
+            lookup.cancel()  # a no-op once it is done; stops it if reading the record failed
         if record.others:
             # Entries about someone else are never the patient's: counted, never identified.
             log.warning(
@@ -197,11 +216,6 @@ class Engine:
                 record.others,
                 call.hook_instance,
             )
-        refused = refusal(record, settings=self.rules, user_type=user_type)
-        if refused is not None:
-            log.info("no cards: %s hookInstance=%s", refused, call.hook_instance)
-            return CdsResponse(cards=[])
-        household = await self._household(prefetch, call, patient_id, now)
         decision = decide(
             record, codesets, now=now, household=household, settings=self.rules, user_type=user_type
         )

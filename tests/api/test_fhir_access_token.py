@@ -125,11 +125,15 @@ def test_household_lookup_without_a_token_is_not_made_and_says_so(
     assert paged_fhir.server.requests == []
 
 
-def test_an_empty_access_token_is_no_token(service: LiveService, paged_fhir: Fhir) -> None:
+def test_an_empty_access_token_is_refused_naming_the_field(
+    service: LiveService, paged_fhir: Fhir
+) -> None:
+    """An empty `access_token` is malformed (the spec requires a token): 400 naming the field,
+    and nothing is read anonymously in its place."""
     body = request_body(PID, prefetch=None, fhir_server=paged_fhir.url, token="")
     response = service.post(SERVICE_PATH, body)
-    assert response.status_code == 412, response.text
-    assert "no access token" in response.text
+    assert response.status_code == 400, response.text
+    assert response.json()["issue"][0]["expression"] == ["fhirAuthorization.access_token"]
     assert paged_fhir.server.requests == []
 
 

@@ -65,3 +65,48 @@ def test_store_keeps_distinct_items_and_tolerates_duplicates() -> None:
     asyncio.run(store.add("svc", None, more))
     assert [s.item.card for s in store.items()] == ["c3", "c4", "c5"]  # bounded, oldest out
     assert store.items("other") == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "where"),
+    [
+        ({"overrideReason": {"userComment": "x" * 4001}}, "feedback.0.overrideReason.userComment"),
+        ({"card": "c" * 401}, "feedback.0.card"),
+        (
+            {"overrideReason": {"reason": {"code": "c", "system": "s" * 401}}},
+            "feedback.0.overrideReason.reason.system",
+        ),
+        (
+            {"outcome": "accepted", "acceptedSuggestions": [{"id": "s"}] * 21},
+            "feedback.0.acceptedSuggestions",
+        ),
+    ],
+)
+def test_free_text_and_lists_are_bounded(fields: dict[str, Any], where: str) -> None:
+    assert any(message.startswith(where) for message in refused(item(**fields)))
+
+
+def test_a_comment_of_the_largest_size_is_kept_whole() -> None:
+    comment = "y" * 4000
+    parsed = parse_feedback({"feedback": [item(overrideReason={"userComment": comment})]})
+    reason = parsed.feedback[0].override_reason
+    assert reason is not None and reason.user_comment == comment
+
+
+def test_the_items_of_one_post_are_bounded() -> None:
+    assert parse_feedback({"feedback": [item(card=f"c{n}") for n in range(100)]})
+    assert any("feedback:" in m or "feedback " in m for m in refused(*[item()] * 101))
+
+
+def test_the_in_memory_store_is_bounded_by_bytes_oldest_first() -> None:
+    store = InMemoryFeedbackStore(maxbytes=50_000)
+    comment = {"userComment": "z" * 4000}
+    posts = [
+        parse_feedback({"feedback": [item(card=f"c{n}", overrideReason=comment)]}).feedback
+        for n in range(30)
+    ]
+    for post in posts:
+        asyncio.run(store.add("s", "iss", post))
+    kept = [stored.item.card for stored in store.items()]
+    assert 0 < len(kept) < 30 and kept[-1] == "c29"  # the newest kept, the oldest gone
+    assert store.bytes <= 50_000

@@ -10,17 +10,20 @@ import pytest
 from cds_hooks.errors import FhirUnavailable, PreconditionFailed
 from cds_hooks.fhir import FhirClient, FhirLimits, resolve_prefetch
 from cds_hooks.prefetch import PrefetchTemplate, render_template
+from cds_hooks.transport import pooled_client
 from tests.conftest import PATIENT_ID, RunningFhir
 
 T = TypeVar("T")
 TOKENS = {"context.patientId": PATIENT_ID, "context.userId": "Practitioner/u1"}
-LIMITS = FhirLimits(allow_http=True, read_timeout=1.0, total_timeout=2.0)
+LIMITS = FhirLimits(allow_http=True, allow_private=True, read_timeout=1.0, total_timeout=2.0)
 
 
 def with_client(fhir: RunningFhir, work: Callable[[FhirClient], Awaitable[T]], **limits: Any) -> T:
     async def run() -> T:
         async with httpx.AsyncClient() as http:
-            limits_ = FhirLimits(**({"allow_http": True, "total_timeout": 2.0} | limits))
+            limits_ = FhirLimits(
+                **({"allow_http": True, "allow_private": True, "total_timeout": 2.0} | limits)
+            )
             return await work(FhirClient(http, fhir.base_url, "the-access-token", limits_))
 
     return asyncio.run(run())
@@ -99,12 +102,18 @@ def test_a_token_the_context_lacks(fhir_server: RunningFhir) -> None:
 
 
 @pytest.mark.parametrize("status", [401, 403, 500, 503])
-def test_fhir_server_failures_give_412(fhir_server: RunningFhir, status: int) -> None:
+def test_fhir_server_failures_give_412(
+    fhir_server: RunningFhir, status: int, caplog: pytest.LogCaptureFixture
+) -> None:
     fhir_server.server.fail_with = status
     with pytest.raises(PreconditionFailed) as error:
         resolve(fhir_server, {"patient": {"resourceType": "Patient"}})
     assert error.value.status == 412
-    assert f"HTTP {status}" in error.value.issues[0].diagnostics
+    # The key and a generic reason; what the server said is for the log only (a caller must
+    # not learn what answers where through us).
+    (issue,) = error.value.issues
+    assert issue.diagnostics == "prefetch 'conditions': could not be fetched from the FHIR server"
+    assert f"HTTP {status}" in caplog.text
 
 
 def test_optional_failure_is_unavailable_not_412(fhir_server: RunningFhir) -> None:
@@ -269,6 +278,64 @@ def test_no_token_means_412_for_required_and_unavailable_for_optional(
 
 def test_anonymous_reads_only_where_allowed(fhir_server: RunningFhir) -> None:
     """A deployment may allow an open development server (the product: local mode only)."""
-    found = anonymous(fhir_server, allow_anonymous=True)
+    found = anonymous(fhir_server, allow_anonymous=True, allow_private=True)
     assert len(found["entry"]) == 5
     assert {r.authorization for r in fhir_server.server.requests} == {None}
+
+
+def test_a_thousand_timed_out_or_cancelled_fetches_leave_the_pool_whole(
+    fhir_server: RunningFhir,
+) -> None:
+    """Timed-out and cancelled requests give their connection back: after a thousand of them,
+    through a pool of ten connections, a normal fetch still gets one."""
+
+    async def run() -> tuple[list[BaseException | Any], Any]:
+        async with pooled_client(httpx.Limits(max_connections=10)) as http:
+            slow = FhirClient(http, fhir_server.base_url, "t", FhirLimits(**SLOW))
+            fhir_server.server.delay = 5.0
+            timed_out = await asyncio.gather(
+                *(slow.get("Patient/p1") for _ in range(500)), return_exceptions=True
+            )
+            # Cancelled from outside, as the household lookup's budget cancels its reads.
+            waiting = FhirClient(http, fhir_server.base_url, "t", LIMITS)
+            tasks = [asyncio.create_task(waiting.get("Patient/p1")) for _ in range(500)]
+            await asyncio.sleep(0.05)
+            for task in tasks:
+                task.cancel()
+            cancelled = await asyncio.gather(*tasks, return_exceptions=True)
+            fhir_server.server.delay = 0.0
+            normal = FhirClient(http, fhir_server.base_url, "t", LIMITS)
+            return timed_out + cancelled, await normal.get("Patient/p1")
+
+    failures, patient = asyncio.run(run())
+    assert sum(isinstance(f, FhirUnavailable) for f in failures) == 500
+    assert sum(isinstance(f, asyncio.CancelledError) for f in failures) == 500
+    assert patient is not None and patient["id"] == PATIENT_ID
+
+
+SLOW = {"allow_http": True, "allow_private": True, "total_timeout": 0.05, "connect_timeout": 0.05}
+
+
+@pytest.mark.parametrize(
+    "malformed", [{"entry": 5}, {"link": ["x"]}, {"link": 5}, {"entry": [1, 2]}]
+)
+def test_a_malformed_bundle_is_the_fhir_servers_fault_not_ours(
+    fhir_server: RunningFhir, malformed: dict[str, Any]
+) -> None:
+    bundle = {"resourceType": "Bundle", "id": "b1", "type": "searchset"} | malformed
+    fhir_server.server.add(bundle)
+    with pytest.raises(FhirUnavailable, match="Bundle has a malformed"):
+        with_client(fhir_server, lambda c: c.get("Bundle/b1"))
+
+
+@pytest.mark.parametrize(("server", "token"), [("https://e.x/fhir\r\nX: 1", "t"), (None, "tökén")])
+def test_a_url_or_token_that_cannot_be_sent_is_unavailable(
+    fhir_server: RunningFhir, server: str | None, token: str
+) -> None:
+    async def run() -> Any:
+        async with httpx.AsyncClient() as http:
+            client = FhirClient(http, server or fhir_server.base_url, token, LIMITS)
+            return await client.get("Patient/p1")
+
+    with pytest.raises(FhirUnavailable, match="could not be reached"):
+        asyncio.run(run())

@@ -131,7 +131,33 @@ def test_fhir_server_must_be_an_absolute_url() -> None:
 def test_prefetch_values_are_resources_or_null() -> None:
     ok = parse_request(request() | {"prefetch": {"a": {"resourceType": "Patient"}, "b": None}})
     assert ok.prefetch == {"a": {"resourceType": "Patient"}, "b": None}
-    assert refused(request() | {"prefetch": {"a": "123"}}) == ["prefetch.a"]
+    # Keys are the caller's choice: a problem names the key's position, never the key.
+    assert refused(request() | {"prefetch": {"a": None, "b": "123"}}) == ["prefetch.[key 2]"]
+
+
+@pytest.mark.parametrize("hook", [["patient-view"], {"a": 1}, 5, None])
+def test_a_hook_that_is_not_a_string_is_refused_by_name(hook: object) -> None:
+    assert "hook" in refused(request() | {"hook": hook})
+
+
+@pytest.mark.parametrize(
+    "server", ["https://e.x/fhir\r\nX-Evil: 1", "https://e.x/a b", "https://é.x"]
+)
+def test_a_fhir_server_that_cannot_be_sent_is_refused(server: str) -> None:
+    assert refused(request() | {"fhirServer": server}) == ["fhirServer"]
+
+
+@pytest.mark.parametrize("token", ["tökén", "two words", "tab\tbed", ""])
+def test_an_access_token_that_cannot_be_sent_is_refused(token: str) -> None:
+    auth = {
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "s",
+        "subject": "s",
+    }
+    body = request() | {"fhirServer": "https://e.x", "fhirAuthorization": auth}
+    assert refused(body) == ["fhirAuthorization.access_token"]
 
 
 def test_user_and_context_prefetch_tokens() -> None:

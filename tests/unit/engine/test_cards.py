@@ -152,6 +152,17 @@ def test_an_unchecked_household_is_said_plainly() -> None:
     assert card.detail is not None and "**Household risk could not be checked**" in card.detail
 
 
+@pytest.mark.parametrize("known_abuse", [False, True])
+def test_a_household_too_large_to_check_says_so_and_whom_to_ask(known_abuse: bool) -> None:
+    settings = CardSettings(safeguarding_lead="Dr Lead (0100 000 0000)")
+    decision = Decision(enquiry=not known_abuse, known_abuse=known_abuse, household_too_large=True)
+    (card,) = cards(decision, settings)
+    assert card.detail is not None
+    assert "**The household is too large to check**" in card.detail
+    assert "ask Dr Lead (0100 000 0000) about any household risk" in card.detail
+    assert "could not be checked" not in card.detail and "checked:" not in card.detail
+
+
 def test_mappa_card_without_relationship_or_levels() -> None:
     member = HouseholdMember(None, 40, MappaRisk(()))
     (card,) = cards(Decision(mappa=(member,), household_checked=True))

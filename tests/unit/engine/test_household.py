@@ -6,12 +6,14 @@ from typing import Any
 import pytest
 
 from iris_prompt.engine.household import (
+    TOO_LARGE,
     Household,
     HouseholdMember,
     age_on,
     group_member_ids,
     group_members,
     household_from,
+    household_plan,
 )
 from iris_prompt.engine.risk_flags import MappaRisk, mappa_risk, risk_extension, strongest
 from tests.support.records import (
@@ -373,3 +375,30 @@ def test_a_recently_ended_related_person_is_checked_as_having_left() -> None:
     (member,) = household.members
     assert member.presence == "left" and member.relationship == "former spouse"
     assert member.mappa is not None and member.mappa.critical
+
+
+def test_a_group_larger_than_a_household_is_too_large_and_nobody_is_read() -> None:
+    group = household_group("mum", *(f"m{n}" for n in range(21)))
+    plan = household_plan(patient_id="mum", today=TODAY, groups=[group])
+    with pytest.raises(StopIteration) as done:
+        next(plan)  # asks for nothing
+    assert done.value.value == TOO_LARGE and TOO_LARGE.too_large and not TOO_LARGE.checked
+    assert household_from(patient_id="mum", today=TODAY, groups=[group]) == TOO_LARGE
+
+
+def test_a_household_of_the_largest_size_is_read() -> None:
+    group = household_group("mum", *(f"m{n}" for n in range(20)))
+    requests = next(household_plan(patient_id="mum", today=TODAY, groups=[group]))
+    assert len(requests) == 40  # each member's Patient and Flags
+    smaller = household_plan(patient_id="mum", today=TODAY, groups=[group], max_members=5)
+    with pytest.raises(StopIteration) as done:
+        next(smaller)
+    assert done.value.value == TOO_LARGE
+
+
+def test_too_many_related_people_are_too_large_too() -> None:
+    people = [related_person("mum", f"{9000000000 + n}", "FRND", rid=f"r{n}") for n in range(21)]
+    plan = household_plan(patient_id="mum", today=TODAY, related_persons=people)
+    with pytest.raises(StopIteration) as done:
+        next(plan)
+    assert done.value.value == TOO_LARGE
