@@ -3,7 +3,8 @@
 `report(engine, since=, until=, by=)` -> a plain dict (the CLI prints it as text, JSON or CSV;
 `GET /admin/analytics` returns it as JSON):
 
-- calls; cards per 1,000 calls by kind (enquiry, known-abuse, mappa, withheld) and by category
+- calls; cards per 1,000 calls by kind (enquiry, known-abuse, mappa, withheld, and unchecked:
+  the household check could not be done and nothing else was shown) and by category
   (the trigger or known-abuse categories behind enquiry and known-abuse cards);
 - distinct patients (pseudonymous keys), the share prompted (an enquiry or known-abuse card at
   least once), prompts per patient per year (alert burden: prompts / patients / years covered);
@@ -29,7 +30,7 @@ __all__ = ["GROUPINGS", "report"]
 
 GROUPINGS = ("category", "code", "practice", "codeset-version")
 PROMPTS = ("enquiry", "known-abuse")
-KINDS = ("enquiry", "known-abuse", "mappa", "withheld")
+KINDS = ("enquiry", "known-abuse", "mappa", "withheld", "unchecked")
 DAYS_PER_YEAR = 365.25
 
 

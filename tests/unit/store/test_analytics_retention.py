@@ -90,6 +90,7 @@ def test_the_figures_leads_need(logged: Engine) -> None:
         "known-abuse": 250.0,
         "mappa": 250.0,
         "withheld": 0.0,
+        "unchecked": 0.0,
     }
     assert all_["prompts_per_1000_calls_by_category"]["depression"] == 500.0
     assert (all_["patients"], all_["patients_prompted"]) == (3, 2)
@@ -157,3 +158,14 @@ def test_store_commands(
     assert main(["report", "--csv", "--by", "practice"]) == 0
     assert capsys.readouterr().out.startswith("group,figure,value")
     assert main(["report", "--since", "soon"]) == 2
+
+
+def test_household_checks_that_could_not_be_done_are_counted(engine: Engine) -> None:
+    """Leads see how often the household check failed with nothing else to show (rule 8)."""
+    log = CardLog(engine)
+    log.add(call(0, "p1", ("unchecked",)))
+    log.add(call(1, "p2", ()))
+    log.flush()
+    figures = report(engine, since=T0, until=T0 + datetime.timedelta(days=365))
+    assert figures["groups"]["all"]["cards_per_1000_calls"]["unchecked"] == 500.0
+    assert figures["groups"]["all"]["patients_prompted"] == 0
