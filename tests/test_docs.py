@@ -76,3 +76,15 @@ def test_the_check_catches_a_name_that_does_not_exist() -> None:
         "iris_prompt.engine.rules.nothing": False,
         "iris_prompt.simulate_run": False,
     }
+
+
+def test_the_readme_configuration_table_lists_every_setting_and_no_other() -> None:
+    """An operator configures the service from the README's table: a setting missing there is
+    unknown to them, and a row for a setting that is gone misleads them."""
+    from iris_prompt.settings import Settings
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = set(re.findall(r"^\| `IRIS_(\w+)` \|", text, flags=re.MULTILINE))
+    expected = {name.upper() for name in Settings.model_fields}
+    assert sorted(expected - rows) == [], "settings missing from the README's table"
+    assert sorted(rows - expected) == [], "README rows for settings that do not exist"
