@@ -362,12 +362,16 @@ def mappa_detail(
 
 def unchecked_detail(decision: Decision, settings: CardSettings) -> str:
     """Rule 8: the household check could not be done and nothing else shows."""
+    if decision.household_too_large:
+        why = "the recorded household is too large to check: a care home, a hostel or a group"
+    else:
+        why = "the lookup failed or took too long" + (
+            ", or part of it could not be done" if decision.household_checked else ""
+        )
     lines = [
         "**The household safeguarding check could not be done** for this patient: who lives "
         "with them, and whether any of those people carries a risk flag, could not be looked up "
-        "(the lookup failed or took too long"
-        + (", or part of it could not be done" if decision.household_checked else "")
-        + "). No card does not mean no household risk.",
+        f"({why}). No card does not mean no household risk.",
     ]
     if decision.age is not None and decision.age < CHILD_AGE:
         lines += [

@@ -156,7 +156,8 @@ class Household:
 
 
 UNCHECKED = Household((), checked=False)
-TOO_LARGE = Household((), checked=False, too_large=True)
+# A Group too large to be a household has people in it: members are known (rule 8).
+TOO_LARGE = Household((), checked=False, members_known=True, too_large=True)
 # The most other members a household has (IRIS_HOUSEHOLD_MAX_MEMBERS): a larger Group is not a
 # household, and its members are never read (each costs two reads of the FHIR server).
 MAX_MEMBERS = 20

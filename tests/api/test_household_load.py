@@ -118,3 +118,23 @@ def test_fhir_reads_jwk_set_fetches_and_the_ehr_each_have_their_own_pool() -> No
     clients = app.state.http_clients
     pools = {name: id(client._transport._pool) for name, client in clients.items()}
     assert len(set(pools.values())) == 3
+
+
+def test_an_adult_with_nothing_else_to_show_is_told_the_household_was_too_large() -> None:
+    """Rule 8: a Group too large to check is never silence, and the card gives the true reason."""
+    fhir = FhirTestServer(household_of(25))
+    app = create_app(
+        Settings(local_mode=True), registry=engine_registry(), codesets=bundled_codesets()
+    )
+    body = call_body(
+        "", "t1", household=bundle(household_group(MUM, *(f"m{n}" for n in range(25))))
+    )
+    body["prefetch"]["conditions"] = None
+    with serve(fhir.app, access_log=False) as fhir_url, serve(app, access_log=False) as url:
+        body["fhirServer"] = fhir_url
+        answer = httpx.post(url + SERVICE_PATH, json=body, timeout=60)
+    assert answer.status_code == 200, answer.text
+    (card,) = answer.json()["cards"]
+    assert card["indicator"] == "info"
+    assert "the recorded household is too large to check" in card["detail"]
+    assert fhir.requests == []  # not one member read

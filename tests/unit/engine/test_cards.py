@@ -163,6 +163,15 @@ def test_a_household_too_large_to_check_says_so_and_whom_to_ask(known_abuse: boo
     assert "could not be checked" not in card.detail and "checked:" not in card.detail
 
 
+def test_the_info_card_for_a_household_too_large_says_so_not_that_the_lookup_failed() -> None:
+    """Rule 8 for a Group too large to be a household: the reason given is the true one."""
+    decision = Decision(unchecked=True, household_too_large=True, age=40)
+    (card,) = cards(decision)
+    assert card.indicator == "info" and card.detail is not None
+    assert "the recorded household is too large to check" in card.detail
+    assert "failed or took too long" not in card.detail
+
+
 def test_mappa_card_without_relationship_or_levels() -> None:
     member = HouseholdMember(None, 40, MappaRisk(()))
     (card,) = cards(Decision(mappa=(member,), household_checked=True))

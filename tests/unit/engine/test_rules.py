@@ -5,7 +5,7 @@ import datetime
 import pytest
 
 from iris_prompt.codesets.model import CodeSets
-from iris_prompt.engine.household import UNCHECKED, Household, HouseholdMember
+from iris_prompt.engine.household import TOO_LARGE, UNCHECKED, Household, HouseholdMember
 from iris_prompt.engine.record import PatientRecord, read_record
 from iris_prompt.engine.risk_flags import MappaRisk
 from iris_prompt.engine.rules import Decision, RuleSettings, decide
@@ -528,6 +528,7 @@ UNCHECKED_UNKNOWN = Household((), checked=False)
         (patient("p1", None), UNCHECKED_KNOWN, True),
         (ADULT, UNCHECKED_KNOWN, True),  # the household is known to have members
         (ADULT, UNCHECKED_UNKNOWN, False),
+        (ADULT, TOO_LARGE, True),  # a Group too large to check has people in it
         (ADULT, Household((SON,), not_checked=("household-group",)), True),  # partly checked
         (ADULT, Household((SON,)), False),  # checked: nothing to say
         (ADULT, None, False),  # not looked up (the simulation without households)
