@@ -29,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Table, and_, insert, or_, select
+from sqlalchemy import Engine, Select, Table, and_, bindparam, insert, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from iris_prompt.store.models import CallLog, IssuedCard
@@ -43,6 +43,35 @@ CARD_TABLE: Table = IssuedCard.__table__  # type: ignore[assignment]
 # Without the same encounter on both sides, a card another hook gave this long ago is the same
 # consultation's.
 REPEAT_WINDOW = datetime.timedelta(minutes=10)
+
+
+def _repeats_query(*, encounter_known: bool) -> Select[Any]:
+    """The content keys another service gave a patient in the same consultation: built once,
+    with bound parameters, as it is asked on every prompt (building it costs more than running
+    it)."""
+    call, card = CALL_TABLE.c, CARD_TABLE.c
+    recent = call.at >= bindparam("since")
+    same = (
+        or_(
+            call.encounter_key == bindparam("encounter_key"),
+            and_(call.encounter_key.is_(None), recent),
+        )
+        if encounter_known
+        else recent
+    )
+    return (
+        select(card.content_key)
+        .join(CALL_TABLE, call.call_uid == card.call_uid)
+        .where(
+            call.patient_key == bindparam("patient_key"),
+            call.service_id != bindparam("service_id"),
+            card.content_key.in_(bindparam("content_keys", expanding=True)),
+            same,
+        )
+    )
+
+
+_REPEATS = {known: _repeats_query(encounter_known=known) for known in (False, True)}
 
 
 def pseudonym(key: bytes, scope: str, patient_id: str) -> str:
@@ -148,7 +177,9 @@ class CardLog:
         self._queue: queue.SimpleQueue[CallRecord | _Flush | None] = queue.SimpleQueue()
         self._queued = 0
         self._pending_cards: set[str] = set()
-        self._pending: dict[str, CallRecord] = {}
+        # Records not written yet, by patient key then call uid (the repeat check reads one
+        # patient's).
+        self._pending: dict[str, dict[str, CallRecord]] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -175,7 +206,7 @@ class CardLog:
             self._queued += 1
             full = self._queued % self.batch_size == 0
             self._pending_cards.update(record.card_uuids)
-            self._pending[record.call_uid] = record
+            self._pending.setdefault(record.patient_key, {})[record.call_uid] = record
         self._queue.put(record)
         if full:
             self._wake.set()
@@ -201,7 +232,7 @@ class CardLog:
             return set()
         since = now - REPEAT_WINDOW
         with self._lock:
-            pending = list(self._pending.values())
+            pending = list(self._pending.get(patient_key, {}).values())
         found = {
             key
             for record in pending
@@ -209,25 +240,18 @@ class CardLog:
             for key in record.content_keys
             if key in content_keys
         }
-        call, card = CALL_TABLE.c, CARD_TABLE.c
-        same: ColumnElement[bool] = call.at >= since
-        if encounter_key is not None:
-            same = or_(
-                call.encounter_key == encounter_key, and_(call.encounter_key.is_(None), same)
-            )
-        query = (
-            select(card.content_key)
-            .join(CALL_TABLE, call.call_uid == card.call_uid)
-            .where(
-                call.patient_key == patient_key,
-                call.service_id != service_id,
-                card.content_key.in_(sorted(content_keys - found)),
-                same,
-            )
-        )
-        if content_keys - found:
+        left = sorted(content_keys - found)
+        if left:
+            parameters = {
+                "since": since,
+                "encounter_key": encounter_key,
+                "patient_key": patient_key,
+                "service_id": service_id,
+                "content_keys": left,
+            }
+            query = _REPEATS[encounter_key is not None]
             with self.engine.connect() as connection:
-                found.update(connection.execute(query).scalars())
+                found.update(connection.execute(query, parameters).scalars())
         return found
 
     def flush(self, timeout: float = 10.0) -> bool:
@@ -304,6 +328,9 @@ class CardLog:
             self._queued -= len(batch)
             for record in batch:
                 self._pending_cards.difference_update(record.card_uuids)
-                self._pending.pop(record.call_uid, None)
+                pending = self._pending.get(record.patient_key, {})
+                pending.pop(record.call_uid, None)
+                if not pending:
+                    self._pending.pop(record.patient_key, None)
         self.counts["written"] += len(batch)
         return True

@@ -227,16 +227,23 @@ class Store:
         }
         if not candidates:
             return set()
-        try:
-            held = await run_in_threadpool(
-                lambda: self.calls.shown_elsewhere(
-                    patient_key=patient_key,
-                    service_id=call.service_id,
-                    encounter_key=encounter_key,
-                    content_keys=candidates,
-                    now=now.astimezone(datetime.UTC),
-                )
+
+        def shown_elsewhere() -> set[str]:
+            return self.calls.shown_elsewhere(
+                patient_key=patient_key,
+                service_id=call.service_id,
+                encounter_key=encounter_key,
+                content_keys=candidates,
+                now=now.astimezone(datetime.UTC),
             )
+
+        try:
+            if self.engine.dialect.name == "sqlite":
+                # An indexed read of a local file in WAL mode (never waits for the writer):
+                # cheaper here than the hop to a worker thread and back on every prompt.
+                held = shown_elsewhere()
+            else:
+                held = await run_in_threadpool(shown_elsewhere)
         except SQLAlchemyError as error:
             log.warning(
                 "repeat check not made (%s): cards shown hookInstance=%s",
