@@ -1,0 +1,63 @@
+"""The repeat hold-back's question to the card log (docs/rules.md, rule 9), on SQLite and on
+PostgreSQL, for records still queued and for records written: which of these cards has another
+service already given this patient in the same consultation?"""
+
+import dataclasses
+import datetime
+
+import pytest
+from sqlalchemy import Engine
+
+from iris_prompt.store.cardlog import CallRecord, CardLog
+from tests.unit.store.test_analytics_retention import call
+
+NOW = datetime.datetime(2026, 11, 3, 9, 30, tzinfo=datetime.UTC)
+
+
+def shown(log: CardLog, *, encounter: str | None = None, service: str = "other") -> set[str]:
+    return log.shown_elsewhere(
+        patient_key="p1",
+        service_id=service,
+        encounter_key=encounter,
+        content_keys={"ask", "review"},
+        now=NOW,
+    )
+
+
+def given(minutes_ago: int, encounter: str | None = None) -> CallRecord:
+    record = call(0, "p1", ("enquiry",), ("depression",))
+    return dataclasses.replace(
+        record,
+        at=NOW - datetime.timedelta(minutes=minutes_ago),
+        encounter_key=encounter,
+        content_keys=("ask",),
+    )
+
+
+@pytest.mark.parametrize("written", [False, True])
+def test_a_card_another_service_gave_within_the_window_is_found(
+    engine: Engine, written: bool
+) -> None:
+    log = CardLog(engine)
+    log.add(given(5))
+    if written:
+        assert log.flush()
+    assert shown(log) == {"ask"}
+    assert shown(log, service="s") == set()  # the same service again: answered in full
+    other = log.shown_elsewhere(
+        patient_key="p2", service_id="other", encounter_key=None, content_keys={"ask"}, now=NOW
+    )
+    assert other == set()  # another patient
+
+
+@pytest.mark.parametrize("written", [False, True])
+def test_the_encounter_decides_when_both_calls_know_it(engine: Engine, written: bool) -> None:
+    log = CardLog(engine)
+    log.add(given(60, encounter="e1"))  # an hour ago, in the same encounter
+    log.add(dataclasses.replace(given(1, encounter="e2"), content_keys=("review",)))
+    if written:
+        assert log.flush()
+    assert shown(log, encounter="e1") == {"ask"}
+    assert shown(log, encounter="e2") == {"review"}
+    assert shown(log, encounter="e3") == set()
+    assert shown(log) == {"review"}  # encounter unknown: the last ten minutes only
