@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from iris_prompt.register.profile import (
@@ -97,6 +97,16 @@ class Search:
     review_since: datetime.datetime | None = None
     review_until: datetime.datetime | None = None
     count: int = 100
+
+
+# On every household check: built once, values bound per call (building the statement with the
+# values in it cost ten times as much as running it).
+IN_FORCE = select(RegisterFlag.nhs_number, RegisterFlag.id, RegisterFlag.resource).where(
+    RegisterFlag.nhs_number.in_(bindparam("numbers", expanding=True)),
+    RegisterFlag.status == "active",
+    RegisterFlag.period_start <= bindparam("now"),
+    RegisterFlag.period_end > bindparam("now"),
+)
 
 
 def _utc(value: datetime.datetime) -> datetime.datetime:
@@ -297,15 +307,10 @@ class FlagRegister:
         ended at `now`, each with `meta.source` its URL in the register (for the audit)."""
         if not numbers:
             return {}
-        query = select(RegisterFlag.nhs_number, RegisterFlag.id, RegisterFlag.resource).where(
-            RegisterFlag.nhs_number.in_(sorted(set(numbers))),
-            RegisterFlag.status == "active",
-            RegisterFlag.period_start <= now,
-            RegisterFlag.period_end > now,
-        )
         found: dict[str, list[dict[str, Any]]] = {}
+        values = {"numbers": sorted(set(numbers)), "now": now}
         with self.engine.connect() as connection:
-            for number, flag_id, resource in connection.execute(query):
+            for number, flag_id, resource in connection.execute(IN_FORCE, values):
                 flag: dict[str, Any] = dict(resource)
                 flag["meta"] = dict(flag.get("meta") or {}) | {"source": self.reference(flag_id)}
                 found.setdefault(number, []).append(flag)
