@@ -47,13 +47,16 @@ class Partner:
     organisation: str
     key: SigningKey
     scopes: tuple[str, ...] = (READ, WRITE)
+    # Where its public keys are published (allow-listed); empty: configured inline.
+    jku: tuple[str, ...] = ()
 
     def client(self) -> RegisterClient:
         return RegisterClient(
             client_id=self.client_id,
             organisation=self.organisation,
             scopes=self.scopes,
-            jwks=jwks(self.key),
+            jwks=None if self.jku else jwks(self.key),
+            jku=self.jku,
         )
 
     def assertion(self, token_url: str, **overrides: Any) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.structuredefinition import StructureDefinition
 from sqlalchemy import func, select
@@ -30,7 +31,8 @@ from tests.api.register_support import (
     register_service,
 )
 from tests.api.test_store_api import open_store
-from tests.support.tokens import SigningKey, generate_key
+from tests.support.server import serve
+from tests.support.tokens import SigningKey, generate_key, jwks
 
 STATUS_REASON = "https://iris-prompt.invalid/fhir/StructureDefinition/status-reason"
 
@@ -400,3 +402,18 @@ def test_metadata_and_the_published_profile(
     definition = StructureDefinition.model_validate(profile.json())
     assert definition.url in flag.supportedProfile
     assert smart.json()["token_endpoint"].endswith("/oauth/token")
+
+
+def test_a_client_whose_keys_are_at_an_allow_listed_jwks_url_gets_a_token(
+    es384_key: SigningKey, store: Store
+) -> None:
+    key = generate_key("ES384")
+    keys = FastAPI()
+    keys.get("/jwks.json")(lambda: jwks(key))
+    with serve(keys, access_log=False) as url:
+        partner = Partner("probation-keys-online", "PROB3", key, jku=(f"{url}/jwks.json",))
+        with register_service(es384_key, store, partner) as svc:
+            answer = svc.token_response(svc.form(partner))
+            published = publish(svc, partner, mappa_flag(organisation="PROB3"))
+    assert answer.status_code == 200, answer.text
+    assert published["author"]["identifier"]["value"] == "PROB3"
