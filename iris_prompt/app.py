@@ -34,6 +34,7 @@ from iris_prompt.codesets.live import (
     readiness,
 )
 from iris_prompt.engine.service import Engine, build_registry
+from iris_prompt.register.service import Register
 from iris_prompt.settings import Settings, get_settings, is_secure_base
 from iris_prompt.store.admin import analytics_router
 from iris_prompt.store.fhir_audit import audit_router
@@ -98,9 +99,12 @@ def create_app(
     replay_cache: ReplayCache | None = None,
     codesets: CodeSetRegistry | None = None,
     store: Store | None = None,
+    register: Register | None = None,
 ) -> FastAPI:
     """The service. `registry` defaults to this product's services (tests pass their own).
 
+    `register` (the shared MAPPA flag register) defaults to one over the store when
+    IRIS_REGISTER_ENABLED (tests pass their own, with the registry whose lookup consults it).
     The code sets load here, before anything is served: a folder that fails validation stops
     start-up with every problem listed (CodeSetError). So does the store: an embedded SQLite is
     made and upgraded, a PostgreSQL schema that is behind stops start-up (SchemaBehind).
@@ -117,14 +121,29 @@ def create_app(
         )
     if store is None:
         store = Store.open(store_config(settings), Engine.from_settings(codesets, settings).cards)
-    if registry is None:
-        registry = build_registry(codesets, Engine.from_settings(codesets, settings, store))
     # One connection pool per kind of peer, so that no peer's slowness or volume can starve
     # another's: clients' FHIR servers (prefetch and household reads), clients' JWK Set hosts
-    # (a caller JWT cannot be checked without them), and the EHRs the template files to.
+    # (a caller JWT or a register client assertion cannot be checked without them), and the
+    # EHRs the template files to.
     http = pooled_client(FHIR_POOL, follow_redirects=False)
     jwks_http = pooled_client(JWKS_POOL, follow_redirects=False)
     smart_http = pooled_client(SMART_POOL, follow_redirects=False)
+    if register is None and settings.register_enabled:
+        base = settings.public_base_url or f"http://{settings.host}:{settings.port}"
+        register = Register.open(
+            store,
+            fhir_base=f"{base}/fhir",
+            clients=settings.register_clients,
+            http=jwks_http,
+            policy=settings.jwt_policy(),
+        )
+    if registry is None:
+        registry = build_registry(
+            codesets,
+            Engine.from_settings(
+                codesets, settings, store, register.in_force if register is not None else None
+            ),
+        )
     verifier = None
     if not settings.local_mode:
         verifier = JwtVerifier(
@@ -205,9 +224,17 @@ def create_app(
     if settings.admin_token is not None:
         app.include_router(admin_router(codesets, settings.admin_token))
         app.include_router(analytics_router(store.engine, settings.admin_token))
-    if settings.auditor_token is not None:
+    if register is not None:
+        app.include_router(register.router(settings.public_base_url))
+    if settings.auditor_token is not None or register is not None:
+        # The auditor reads every record; a register flag's owner its flag's access log.
         app.include_router(
-            audit_router(store.audit, settings.auditor_token, settings.public_base_url)
+            audit_router(
+                store.audit,
+                settings.auditor_token,
+                settings.public_base_url,
+                register.access_log() if register is not None else None,
+            )
         )
     if settings.cors_allow_origins:
         app.add_middleware(

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from cds_hooks.auth import ALLOWED_ALGORITHMS, JwtPolicy, TrustedIssuer
 from cds_hooks.fhir import FhirLimits
 from cds_hooks.http import ProtocolOptions
+from iris_prompt.register.clients import RegisterClient
 
 __all__ = ["Settings", "get_settings", "is_loopback", "is_secure_base"]
 
@@ -125,6 +126,13 @@ class Settings(BaseSettings):
     contact_helpline: str = Field(
         default="National Domestic Abuse Helpline: 0808 2000 247 (free, 24 hours)", min_length=3
     )
+
+    # The shared MAPPA flag register (docs/register.md). Off: no /fhir/Flag API and the
+    # household check reads the GP system's flags only.
+    register_enabled: bool = True
+    # Partner systems that may publish or read flags (JSON list of RegisterClient: client_id,
+    # organisation (ODS code), scopes, and jwks, jwks_file or jku, as IRIS_TRUSTED_ISSUERS).
+    register_clients: list[RegisterClient] = Field(default_factory=list)
 
     # The recording template as a SMART on FHIR app (README "Configuration", docs/template.md).
     # Unset client id: no SMART launch; the card offers the page only.

@@ -40,3 +40,13 @@ def test_the_reference_app_parses_and_scans_codes(bodies: list[bytes]) -> None:
         answer = httpx.post(base + PATH, content=bodies[0]).json()
     assert answer["cards"] == []
     assert answer["found"] >= 1  # the recent trigger every body carries in this pass
+
+
+def test_the_register_section_seeds_valid_nhs_numbers_and_a_household_the_register_reads() -> None:
+    from benchmarks.register import MEMBER_NUMBERS, nhs_numbers, resources
+    from iris_prompt.register.profile import nhs_number_valid
+
+    numbers = nhs_numbers(50)
+    assert len(set(numbers)) == 50 and all(nhs_number_valid(n) for n in numbers)
+    patients = [r for r in resources() if r["resourceType"] == "Patient" and r["id"] != "mum"]
+    assert [p["identifier"][0]["value"] for p in patients] == list(MEMBER_NUMBERS.values())  # type: ignore[index]

@@ -4,7 +4,9 @@ interpreter), so that a leak through any chain of imports is caught, not just a 
 - `cds_hooks` never loads `iris_prompt`;
 - the protocol modules of `cds_hooks`, and the engine's pure modules (all but the household
   lookup and the service), load no web framework, HTTP client or event loop;
-- the simulation never loads the web app; the settings load no domain module.
+- the simulation never loads the web app; the settings load no domain module;
+- the engine never loads the register (it is handed the register's reads as a function), and
+  the register's profile check is pure.
 """
 
 import json
@@ -106,6 +108,16 @@ def test_the_simulation_never_loads_the_web_app(module: str) -> None:
 def test_settings_load_no_domain_module() -> None:
     loaded = loaded_by("iris_prompt.settings")
     assert [name for name in loaded if name.startswith(DOMAIN)] == []
+
+
+@pytest.mark.parametrize("module", PURE_ENGINE + ["iris_prompt.engine.lookup"])
+def test_the_engine_never_loads_the_register(module: str) -> None:
+    # The household check is given the register as a function (`lookup.RegisterSource`).
+    assert [m for m in loaded_by(module) if m.startswith("iris_prompt.register")] == []
+
+
+def test_the_registers_profile_loads_no_web_framework_http_client_or_event_loop() -> None:
+    assert tops(loaded_by("iris_prompt.register.profile")) & WEB == set()
 
 
 def test_the_web_framework_is_confined_to_the_http_module_of_cds_hooks() -> None:

@@ -36,6 +36,7 @@ PRESENCE_WORDS = {
 PART_WORDS = {
     "household-group": "the household group (who lives with the patient)",
     "related-persons": "the people recorded as related to the patient",
+    "mappa-register": "the shared MAPPA flag register",
 }
 
 

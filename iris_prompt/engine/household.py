@@ -33,7 +33,7 @@ Nothing here keeps a name, an NHS number or an id in the result: a member is a r
 
 import datetime
 from collections.abc import Generator, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from iris_prompt.engine.fhir_values import (
@@ -63,6 +63,7 @@ __all__ = [
     "HouseholdPlan",
     "PatientById",
     "PatientByNhsNumber",
+    "RegisterFlagsOf",
     "Request",
     "household_from",
     "household_plan",
@@ -171,7 +172,9 @@ FIELDS_READ: dict[str, frozenset[str]] = {
         {"resourceType", "id", "active", "patient", "identifier", "relationship", "period"}
     ),
     "Patient": frozenset({"resourceType", "id", "identifier", "birthDate"}),
-    "Flag": frozenset({"resourceType", "id", "status", "code", "period", "extension", "subject"}),
+    "Flag": frozenset(
+        {"resourceType", "id", "identifier", "status", "code", "period", "extension", "subject"}
+    ),
 }
 
 
@@ -392,7 +395,14 @@ class PatientByNhsNumber:
     number: str
 
 
-Request = PatientById | FlagsOf | PatientByNhsNumber
+@dataclass(frozen=True, slots=True)
+class RegisterFlagsOf:
+    """The shared MAPPA register's flags in force on the person with this NHS number."""
+
+    number: str
+
+
+Request = PatientById | FlagsOf | PatientByNhsNumber | RegisterFlagsOf
 Resources = list[dict[str, Any]]
 # The plan asks for a list of requests at a time and is sent their answers, in order: the
 # resources each request found (none for a Patient that does not exist).
@@ -407,6 +417,7 @@ def household_plan(
     related_persons: Iterable[Mapping[str, Any]] = (),
     now: datetime.datetime | None = None,
     max_members: int = MAX_MEMBERS,
+    register: bool = False,
 ) -> HouseholdPlan:
     """The household lookup as a plan: which members' Patients and Flags to read, in two rounds,
     and the household made of the answers. The service runs it against the client's FHIR server
@@ -418,6 +429,10 @@ def household_plan(
     number that are not Group members already. No other people: no request at all. More than
     `max_members` other members (in the Groups, among the RelatedPersons, or found in all):
     `TOO_LARGE`, and more than that in the Groups or RelatedPersons asks for nothing at all.
+
+    With `register`, round two also asks the shared MAPPA register for the flags of every
+    person found whose Patient carries an NHS number (`RegisterFlagsOf`): used alongside the
+    FHIR server's, the same flag from both (a shared identifier) counted once.
     """
     groups, related_persons = list(groups), list(related_persons)
     members = group_members(groups, patient_id, today, now=now)
@@ -446,10 +461,27 @@ def household_plan(
             and r["id"] not in member_ids
         }
     )
-    if extra:
-        more = yield [FlagsOf(pid) for pid in extra]
-        flags += [r for found in more for r in found]
-    household = _household(patient_id, members, relationships, patients, flags, today, now)
+    numbers: dict[str, list[str]] = {}
+    if register:
+        for r in patients:
+            number = nhs_number(r) if r.get("resourceType") == "Patient" else None
+            pid = r.get("id")
+            if (
+                number
+                and isinstance(pid, str)
+                and pid != patient_id
+                and pid not in numbers.get(number, ())
+            ):
+                numbers.setdefault(number, []).append(pid)
+    second: list[Request] = [FlagsOf(pid) for pid in extra]
+    second += [RegisterFlagsOf(n) for n in numbers]
+    shared: list[tuple[str, Mapping[str, Any]]] = []
+    if second:
+        more = yield second
+        flags += [r for found in more[: len(extra)] for r in found]
+        for number, found in zip(numbers, more[len(extra) :], strict=True):
+            shared += [(pid, flag) for flag in found for pid in numbers[number]]
+    household = _household(patient_id, members, relationships, patients, flags, today, now, shared)
     return TOO_LARGE if len(household.members) > max_members else household
 
 
@@ -477,6 +509,17 @@ def household_from(
     return TOO_LARGE if len(household.members) > max_members else household
 
 
+def _identifiers(flag: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """A flag's identifiers (system, value): the same flag from two sources shares one."""
+    return {
+        (i["system"], i["value"])
+        for i in as_list(flag.get("identifier"))
+        if isinstance(i, Mapping)
+        and isinstance(i.get("system"), str)
+        and isinstance(i.get("value"), str)
+    }
+
+
 def _household(
     patient_id: str,
     members: Mapping[str, str],
@@ -485,6 +528,7 @@ def _household(
     flags: Iterable[Mapping[str, Any]],
     today: datetime.date,
     now: datetime.datetime | None,
+    shared: Iterable[tuple[str, Mapping[str, Any]]] = (),
 ) -> Household:
     by_id = {
         p["id"]: p
@@ -498,11 +542,23 @@ def _household(
             # The Group decides co-residence: a RelatedPerson alone is linked (or left).
             presence.setdefault(pid, relationships[number][1])
     risks: dict[str, list[MappaRisk]] = {}
-    for flag in flags:
-        subject = _patient_id(_reference(flag.get("subject")))
+    # The register's flags first: a copy of one in the GP record counts once, as the register's.
+    counted: dict[str, set[tuple[str, str]]] = {}
+    sources: list[tuple[str | None, Mapping[str, Any], bool]] = [
+        (pid, flag, True) for pid, flag in shared
+    ]
+    sources += [(_patient_id(_reference(f.get("subject"))), f, False) for f in flags]
+    for subject, flag, from_register in sources:
         risk = mappa_risk(flag, today, now=now) if subject in presence else None
-        if subject is not None and risk is not None:
-            risks.setdefault(subject, []).append(risk)
+        if subject is None or risk is None:
+            continue
+        keys = _identifiers(flag)
+        if keys & counted.get(subject, set()):
+            continue
+        counted.setdefault(subject, set()).update(keys)
+        if from_register:
+            risk = replace(risk, flags=(str(flag["meta"]["source"]),))
+        risks.setdefault(subject, []).append(risk)
     found = []
     for pid, standing in presence.items():
         patient = by_id.get(pid, {})

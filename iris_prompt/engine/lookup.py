@@ -36,7 +36,7 @@ the size of what it holds, not by a count of entries.
 import asyncio
 import datetime
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
@@ -55,6 +55,7 @@ from iris_prompt.engine.household import (
     HouseholdPlan,
     PatientById,
     PatientByNhsNumber,
+    RegisterFlagsOf,
     Request,
     essentials,
     household_plan,
@@ -68,8 +69,12 @@ log = logging.getLogger(__name__)
 CacheKey = tuple[str, str, str]
 Resources = list[dict[str, Any]]
 Get = Callable[[str], Awaitable[Resources]]
+# The shared MAPPA register (iris_prompt.register): NHS numbers -> the flags in force on each
+# at `now`. Never cached: a flag ended or expired there stops showing at once.
+RegisterSource = Callable[[Sequence[str], datetime.datetime], Awaitable[Mapping[str, Resources]]]
 # The household's two searches (prefetch keys) and the parts of the check they stand for.
 PARTS = {"household": "household-group", "relatedPersons": "related-persons"}
+REGISTER_PART = "mappa-register"
 
 
 def fhir_query(request: Request) -> str:
@@ -81,6 +86,8 @@ def fhir_query(request: Request) -> str:
             return f"Flag?subject=Patient/{quote(patient_id, safe='')}"
         case PatientByNhsNumber(number):
             return f"Patient?identifier={quote(f'{NHS_NUMBER_SYSTEM}|{number}', safe='')}"
+        case RegisterFlagsOf():
+            raise ValueError("the register is not read through the FHIR server")
 
 
 def _size(value: Resources) -> int:
@@ -93,7 +100,8 @@ class HouseholdLookup:
     """The household lookup of one service, with its budget and its cache.
 
     `cache_bytes` bounds the cache by the size of the (trimmed) answers it holds; `max_members`
-    is the largest household looked up; `concurrency` the reads one lookup has in flight at once.
+    is the largest household looked up; `concurrency` the reads one lookup has in flight at once;
+    `register` the shared MAPPA register, consulted within the same budget (None: not at all).
     """
 
     budget: float = 0.3
@@ -101,6 +109,7 @@ class HouseholdLookup:
     cache_bytes: int = 16 * 2**20
     max_members: int = MAX_MEMBERS
     concurrency: int = 10
+    register: RegisterSource | None = None
     _cache: TTLCache[CacheKey, Resources] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -187,8 +196,18 @@ class HouseholdLookup:
                     related_persons=related_persons,
                     now=now,
                     max_members=self.max_members,
+                    register=self.register is not None,
                 )
-                household = await _run(plan, get, progress)
+                moment = now or datetime.datetime.now(datetime.UTC)
+                household = await _run(plan, get, progress, self._shared(moment))
+                if progress.register_failed:
+                    log.warning(
+                        "household part not checked: %s %s hookInstance=%s",
+                        REGISTER_PART,
+                        progress.register_failed,
+                        hook_instance,
+                    )
+                    missing.append(REGISTER_PART)
                 return self._logged(
                     replace(household, not_checked=tuple(dict.fromkeys(missing))), hook_instance
                 )
@@ -211,6 +230,16 @@ class HouseholdLookup:
                 hook_instance,
             )
         return household
+
+    def _shared(self, now: datetime.datetime) -> "Shared | None":
+        register = self.register
+        if register is None:
+            return None
+
+        async def flags(numbers: Sequence[str]) -> Mapping[str, Resources]:
+            return await register(numbers, now)
+
+        return flags
 
     def _getter(self, fhir: FhirClient) -> Get:
         """GET a query's resources (their essentials), through the cache, at most
@@ -236,20 +265,55 @@ class HouseholdLookup:
 
 @dataclass
 class _Progress:
-    """How far a lookup got: whether the plan asked for anyone (there are people to check)."""
+    """How far a lookup got: whether the plan asked for anyone (there are people to check),
+    and whether the shared register could not be read (the rest of the check still stands)."""
 
     members_known: bool = False
+    register_failed: str | None = None  # the kind of failure
 
 
-async def _run(plan: HouseholdPlan, get: Get, progress: _Progress | None = None) -> Household:
-    """Answer the plan's requests from the FHIR server, a round at a time."""
+Shared = Callable[[Sequence[str]], Awaitable[Mapping[str, Resources]]]
+
+
+async def _answer(
+    requests: list[Request], get: Get, shared: Shared | None, progress: _Progress
+) -> list[Resources]:
+    """One round's answers, in order: FHIR reads concurrently with one register query."""
+    numbers = [r.number for r in requests if isinstance(r, RegisterFlagsOf)]
+    reads = [r for r in requests if not isinstance(r, RegisterFlagsOf)]
+
+    async def register() -> Mapping[str, Resources]:
+        if not numbers or shared is None:
+            return {}
+        try:
+            return await shared(numbers)
+        except Exception as error:  # the register's database; the FHIR checks still stand
+            progress.register_failed = type(error).__name__
+            return {}
+
+    found, answers = await asyncio.gather(
+        register(), asyncio.gather(*(get(fhir_query(r)) for r in reads))
+    )
+    fhir = iter(answers)
+    return [
+        list(found.get(r.number, ())) if isinstance(r, RegisterFlagsOf) else next(fhir)
+        for r in requests
+    ]
+
+
+async def _run(
+    plan: HouseholdPlan,
+    get: Get,
+    progress: _Progress | None = None,
+    shared: Shared | None = None,
+) -> Household:
+    """Answer the plan's requests from the FHIR server (and the register), a round at a time."""
+    progress = progress if progress is not None else _Progress()
     try:
         requests = next(plan)
-        if progress is not None:
-            progress.members_known = True
+        progress.members_known = True
         while True:
-            answers = await asyncio.gather(*(get(fhir_query(r)) for r in requests))
-            requests = plan.send(list(answers))
+            requests = plan.send(await _answer(requests, get, shared, progress))
     except StopIteration as done:
         household: Household = done.value
         return household

@@ -39,7 +39,7 @@ from iris_prompt.codesets.live import CodeSetRegistry, describe_versions
 from iris_prompt.engine.cards import CardSettings, cards_for
 from iris_prompt.engine.fhir_values import PRACTICE_TIME_ZONE, local_date
 from iris_prompt.engine.household import Household
-from iris_prompt.engine.lookup import PARTS, HouseholdLookup
+from iris_prompt.engine.lookup import PARTS, HouseholdLookup, RegisterSource
 from iris_prompt.engine.record import read_record, resources_in
 from iris_prompt.engine.rules import RuleSettings, decide, refusal
 from iris_prompt.settings import Settings
@@ -144,7 +144,11 @@ class Engine:
 
     @classmethod
     def from_settings(
-        cls, codesets: CodeSetRegistry, settings: Settings, store: Store | None = None
+        cls,
+        codesets: CodeSetRegistry,
+        settings: Settings,
+        store: Store | None = None,
+        register: RegisterSource | None = None,
     ) -> "Engine":
         return cls(
             codesets,
@@ -165,6 +169,7 @@ class Engine:
                 budget=settings.household_budget_seconds,
                 cache_seconds=settings.household_cache_seconds,
                 max_members=settings.household_max_members,
+                register=register,
             ),
             store=store,
         )

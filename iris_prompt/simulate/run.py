@@ -32,6 +32,7 @@ from iris_prompt.engine.household import (
     Household,
     PatientById,
     PatientByNhsNumber,
+    RegisterFlagsOf,
     Request,
     household_plan,
     nhs_number,
@@ -150,6 +151,8 @@ class HouseholdIndex:
             case PatientByNhsNumber(number):
                 found = self.by_number.get(number)
                 return [found] if found is not None else []
+            case RegisterFlagsOf():
+                return []  # the simulation has no shared register (its plan never asks)
 
     def household(self, patient_id: str, now: datetime.datetime) -> Household:
         """As the service's household lookup (`engine.lookup`): the same plan, answered from

@@ -15,6 +15,7 @@ import datetime
 import hashlib
 import hmac
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
@@ -25,7 +26,15 @@ from starlette.concurrency import run_in_threadpool
 from iris_prompt.store.audit import AuditLog
 from iris_prompt.store.models import AuditEvent
 
-__all__ = ["audit_event", "audit_router", "bearer_check"]
+__all__ = [
+    "BadParameter",
+    "OtherReader",
+    "audit_event",
+    "audit_router",
+    "bearer_check",
+    "date_bounds",
+    "outcome",
+]
 
 log = logging.getLogger(__name__)
 
@@ -160,10 +169,11 @@ class BadParameter(ValueError):
         self.name = name
 
 
-def _date_bounds(
-    values: list[str],
+def date_bounds(
+    values: list[str], name: str = "date"
 ) -> tuple[datetime.datetime | None, datetime.datetime | None]:
-    """FHIR date search: `date=2026-01-05` (that day), `ge`/`gt`/`le`/`lt` prefixes."""
+    """FHIR date search: `date=2026-01-05` (that day), `ge`/`gt`/`le`/`lt` prefixes; the
+    bounds as instants, `until` exclusive. BadParameter names the parameter `name`."""
     since: datetime.datetime | None = None
     until: datetime.datetime | None = None
     for raw in values:
@@ -181,7 +191,7 @@ def _date_bounds(
                     raise ValueError("a time needs a time zone")
                 end = start + datetime.timedelta(microseconds=1)
         except ValueError:
-            raise BadParameter("date", f"date: {raw!r} is not a FHIR date or dateTime") from None
+            raise BadParameter(name, f"{name}: {raw!r} is not a FHIR date or dateTime") from None
         if prefix in ("ge", "eq"):
             since = max(since, start) if since else start
         if prefix == "gt":
@@ -193,7 +203,7 @@ def _date_bounds(
     return since, until
 
 
-def _outcome(status: int, diagnostics: str, expression: str | None = None) -> JSONResponse:
+def outcome(status: int, diagnostics: str, expression: str | None = None) -> JSONResponse:
     issue: dict[str, Any] = {"severity": "error", "code": "invalid", "diagnostics": diagnostics}
     if expression:
         issue["expression"] = [expression]
@@ -207,10 +217,20 @@ def _outcome(status: int, diagnostics: str, expression: str | None = None) -> JS
 SEARCH_PARAMETERS = frozenset({"entity", "patient", "agent", "date", "_count"})
 
 
+# Another credential's view of /fhir/AuditEvent (the register's access log for a flag's
+# owner): a response, or None when the request does not carry that credential.
+OtherReader = Callable[[Request], Awaitable[Response | None]]
+
+
 def audit_router(
-    audit: AuditLog, auditor_token: str | SecretStr, base_url: str | None
+    audit: AuditLog,
+    auditor_token: str | SecretStr | None,
+    base_url: str | None,
+    other: OtherReader | None = None,
 ) -> APIRouter:
-    authorised = bearer_check(auditor_token, "auditor")
+    """`GET /fhir/AuditEvent` for the auditor token (every record), and for `other`'s own
+    credential (what it answers) when the auditor token is not the one presented."""
+    authorised = bearer_check(auditor_token, "auditor") if auditor_token else lambda _: False
     router = APIRouter(tags=["audit"])
 
     @router.get("/fhir/AuditEvent")
@@ -218,21 +238,24 @@ def audit_router(
         request: Request, authorization: Annotated[str | None, Header()] = None
     ) -> Response:
         if not authorised(authorization):
+            answer = await other(request) if other is not None else None
+            if answer is not None:
+                return answer
             log.warning("audit search refused (missing or wrong auditor token)")
             return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
         params = request.query_params
         unknown = sorted(set(params) - SEARCH_PARAMETERS)
         if unknown:
-            return _outcome(400, f"unknown search parameter(s): {', '.join(unknown)}", unknown[0])
+            return outcome(400, f"unknown search parameter(s): {', '.join(unknown)}", unknown[0])
         try:
-            since, until = _date_bounds(params.getlist("date"))
+            since, until = date_bounds(params.getlist("date"))
             count = int(params.get("_count", "1000"))
             if not 1 <= count <= 5000:
                 raise BadParameter("_count", "_count must be between 1 and 5000")
         except BadParameter as error:
-            return _outcome(400, str(error), error.name)
+            return outcome(400, str(error), error.name)
         except ValueError:
-            return _outcome(400, "_count must be a whole number", "_count")
+            return outcome(400, "_count must be a whole number", "_count")
         rows = await run_in_threadpool(
             audit.search,
             entity=params.get("entity"),

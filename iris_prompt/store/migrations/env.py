@@ -2,6 +2,8 @@
 
 from alembic import context
 
+# The register's tables live in the store's database and its migrations (imported for Base).
+from iris_prompt.register import tables as _register_tables  # noqa: F401
 from iris_prompt.store.models import Base
 
 connection = context.config.attributes["connection"]

@@ -84,3 +84,36 @@ def test_deferred_household_searches_share_the_one_budget() -> None:
         fhir.server.delay = 0.2  # Group then members: 0.4 s in all
         slow = look_up(HouseholdLookup(budget=0.3), fhir.url, groups=[], queries=queries)
     assert not slow.checked and slow.members == ()
+
+
+def test_a_register_that_cannot_be_read_leaves_the_rest_of_the_check_standing() -> None:
+    # A stand-in for the register's database failing (the register's real database is in
+    # tests/api/test_register_household.py): the exception is what SQLAlchemy would raise.
+    asked: list[list[str]] = []
+
+    async def failing(numbers: Any, now: datetime.datetime) -> Any:
+        asked.append(sorted(numbers))
+        raise ConnectionError("database gone")
+
+    lookup = HouseholdLookup(register=failing)
+    with fhir_serving(SEED) as fhir:
+        household = look_up(lookup, fhir.url)
+    assert asked == [["9990000018", "9990000034"]]  # both other members' NHS numbers, at once
+    assert household.checked and household.not_checked == ("mappa-register",)
+    assert [m.mappa is not None for m in household.members] == [True, False]  # the GP's flag
+
+
+def test_without_a_register_the_plan_asks_for_no_register_flags() -> None:
+    lookup = HouseholdLookup()
+    with fhir_serving(SEED) as fhir:
+        household = look_up(lookup, fhir.url)
+        paths = [r.path for r in fhir.server.requests]
+    assert household.not_checked == ()
+    # Two members' Patients and Flags, the RelatedPerson's NHS number; nothing more.
+    assert sorted(paths) == [
+        "/Flag",
+        "/Flag",
+        "/Patient",
+        "/Patient/seed-partner",
+        "/Patient/seed-son",
+    ]

@@ -150,7 +150,7 @@ def test_store_commands(
     monkeypatch.setenv("IRIS_DATA_DIR", str(tmp_path / "data"))
     assert main(["store", "upgrade"]) == 0
     assert main(["store", "upgrade"]) == 0  # run twice
-    assert "store schema at 0002 (head 0002)" in capsys.readouterr().out
+    assert "store schema at 0003 (head 0003)" in capsys.readouterr().out
     assert main(["store", "purge"]) == 0
     assert "audit: 0 deleted (older than 2922 days)" in capsys.readouterr().out
     assert main(["report", "--json"]) == 0

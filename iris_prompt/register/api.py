@@ -1,0 +1,337 @@
+"""The register's HTTP API: FHIR R4 Flag under /fhir, and the OAuth token endpoint.
+
+    POST /oauth/token                         client credentials (auth.py)
+    GET  /fhir/metadata                       CapabilityStatement (capability.py)
+    GET  /fhir/StructureDefinition/mappa-register-flag   the profile (profile.py)
+    POST /fhir/Flag                           201, version 1          system/Flag.write
+    PUT  /fhir/Flag/{id}   If-Match: W/"n"    200, version n+1; 412 if n is not current
+    GET  /fhir/Flag/{id}, /_history, /_history/{n}, GET /fhir/Flag?...   system/Flag.read
+
+No delete (405): a flag ends with status inactive, or entered-in-error with a reason. A body
+that is not a Flag of the profile gets 400 (not JSON, not a Flag) or 422 (the profile's rules)
+with an OperationOutcome naming each bad field, and nothing is stored. No token, or one that is
+not ours or has expired: 401; a token without the scope the call needs: 403.
+"""
+
+import datetime
+import logging
+from collections.abc import Callable
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
+
+import orjson
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from iris_prompt.register.auth import Granted, TokenError, TokenService
+from iris_prompt.register.capability import (
+    SEARCH_PARAMETERS,
+    capability_statement,
+    smart_configuration,
+)
+from iris_prompt.register.clients import READ, WRITE
+from iris_prompt.register.profile import (
+    NHS_NUMBER_SYSTEM,
+    ODS_SYSTEM,
+    Problem,
+    check_flag,
+    structure_definition,
+)
+from iris_prompt.register.repository import (
+    FlagRegister,
+    NotFound,
+    RegisterError,
+    Search,
+    SubjectChanged,
+    VersionConflict,
+    WrongOrganisation,
+)
+from iris_prompt.store.fhir_audit import BadParameter, date_bounds
+
+__all__ = ["FHIR_JSON", "MAX_FLAG_BYTES", "outcome", "parse_search", "register_router"]
+
+log = logging.getLogger(__name__)
+
+FHIR_JSON = "application/fhir+json"
+MAX_FLAG_BYTES = 64 * 1024
+STATUSES = ("active", "inactive", "entered-in-error")
+Clock = Callable[[], datetime.datetime]
+
+
+def outcome(status: int, problems: list[Problem], code: str = "invalid") -> JSONResponse:
+    issues = [
+        {"severity": "error", "code": code, "diagnostics": p.message, "expression": [p.expression]}
+        for p in problems
+    ]
+    return JSONResponse(
+        {"resourceType": "OperationOutcome", "issue": issues},
+        status_code=status,
+        media_type=FHIR_JSON,
+    )
+
+
+def _resource(body: dict[str, Any], status: int = 200, **headers: str) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type=FHIR_JSON, headers=headers)
+
+
+def _token(value: str, system: str, name: str) -> str:
+    """A token search value `system|code` (or just the code) for `system`."""
+    given_system, bar, code = value.rpartition("|")
+    if (bar and given_system != system) or not code:
+        raise BadParameter(name, f"{name}: {system}|<value>")
+    return code
+
+
+def parse_search(params: list[tuple[str, str]]) -> Search:
+    """The search a query string asks for; BadParameter names a parameter it cannot use."""
+    unknown = sorted({name for name, _ in params} - set(SEARCH_PARAMETERS))
+    if unknown:
+        raise BadParameter(unknown[0], f"unknown search parameter(s): {', '.join(unknown)}")
+
+    def values(name: str) -> list[str]:
+        return [v for n, v in params if n == name]
+
+    def one(name: str) -> str | None:
+        found = values(name)
+        if len(found) > 1:
+            raise BadParameter(name, f"{name}: give it once")
+        return found[0] if found else None
+
+    subject = one("subject:identifier")
+    author = one("author:identifier")
+    statuses = tuple(s for v in values("status") for s in v.split(","))
+    if any(s not in STATUSES for s in statuses):
+        raise BadParameter("status", f"status: one of {', '.join(STATUSES)}")
+    date_since, date_until = date_bounds(values("date"))
+    updated_since, updated_until = date_bounds(values("_lastUpdated"), "_lastUpdated")
+    review_since, review_until = date_bounds(values("review-date"), "review-date")
+    count_text = one("_count") or "100"
+    if not count_text.isdigit() or not 1 <= int(count_text) <= 1000:
+        raise BadParameter("_count", "_count: a whole number from 1 to 1000")
+    return Search(
+        nhs_number=_token(subject, NHS_NUMBER_SYSTEM, "subject:identifier") if subject else None,
+        statuses=statuses,
+        author=_token(author, ODS_SYSTEM, "author:identifier") if author else None,
+        date_since=date_since,
+        date_until=date_until,
+        updated_since=updated_since,
+        updated_until=updated_until,
+        review_since=review_since,
+        review_until=review_until,
+        count=int(count_text),
+    )
+
+
+def _version(if_match: str) -> int | None:
+    """The version an If-Match header names (`W/"3"` or `"3"`), or None if malformed."""
+    text = if_match.strip().removeprefix("W/").strip('"')
+    return int(text) if text.isdigit() and len(text) < 10 else None
+
+
+def _refused(error: RegisterError) -> JSONResponse:
+    match error:
+        case NotFound():
+            return outcome(404, [Problem("Flag.id", "no such flag")], "not-found")
+        case VersionConflict():
+            return outcome(412, [Problem("If-Match", str(error))], "conflict")
+        case WrongOrganisation():
+            return outcome(403, [Problem("Flag.author", str(error))], "forbidden")
+        case SubjectChanged():
+            return outcome(422, [Problem("Flag.subject", str(error))], "business-rule")
+    return outcome(400, [Problem("Flag", str(error))])  # pragma: no cover (no other kind)
+
+
+def register_router(
+    register: FlagRegister,
+    tokens: TokenService,
+    *,
+    public_base_url: str | None,
+    clock: Clock,
+) -> APIRouter:
+    router = APIRouter(tags=["register"])
+
+    def base(request: Request) -> str:
+        return (public_base_url or str(request.base_url)).rstrip("/")
+
+    def granted(authorization: str | None, scope: str) -> Granted | Response:
+        grant = tokens.check(authorization)
+        if grant is None:
+            return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        if scope not in grant.scopes:
+            log.warning("register: %s lacks %s", grant.accessor.client_id, scope)
+            return outcome(403, [Problem("scope", f"this call needs {scope}")], "forbidden")
+        return grant
+
+    async def flag_body(request: Request) -> dict[str, Any] | Response:
+        body = await request.body()
+        if len(body) > MAX_FLAG_BYTES:
+            return outcome(413, [Problem("Flag", f"over {MAX_FLAG_BYTES} bytes")], "too-costly")
+        try:
+            flag = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return outcome(400, [Problem("Flag", "the body is not JSON")], "structure")
+        problems = check_flag(flag, now=clock())
+        if problems:
+            status = 400 if problems[0].expression == "Flag" else 422
+            return outcome(status, problems, "invalid" if status == 400 else "processing")
+        return dict(flag)
+
+    @router.post("/oauth/token")
+    async def token(request: Request) -> Response:
+        try:
+            form = dict(parse_qsl((await request.body()).decode(), strict_parsing=True))
+            answer = await tokens.issue(form, f"{base(request)}/oauth/token")
+        except (UnicodeDecodeError, ValueError):
+            answer = None
+            error = TokenError("invalid_request", "an application/x-www-form-urlencoded body")
+        except TokenError as refused:
+            answer, error = None, refused
+        if answer is None:
+            return JSONResponse(
+                {"error": error.error, "error_description": error.description},
+                status_code=error.status,
+                headers={"Cache-Control": "no-store"},
+            )
+        return JSONResponse(answer, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+    @router.get("/fhir/metadata")
+    async def metadata(request: Request) -> Response:
+        return _resource(capability_statement(f"{base(request)}/fhir", clock().date().isoformat()))
+
+    @router.get("/fhir/.well-known/smart-configuration")
+    async def smart(request: Request) -> Response:
+        return JSONResponse(smart_configuration(f"{base(request)}/oauth/token"))
+
+    @router.get("/fhir/StructureDefinition/mappa-register-flag")
+    async def profile() -> Response:
+        return _resource(structure_definition())
+
+    @router.post("/fhir/Flag")
+    async def create(
+        request: Request, authorization: Annotated[str | None, Header()] = None
+    ) -> Response:
+        grant = granted(authorization, WRITE)
+        if isinstance(grant, Response):
+            return grant
+        flag = await flag_body(request)
+        if isinstance(flag, Response):
+            return flag
+        try:
+            stored = await run_in_threadpool(register.create, flag, grant.accessor, clock())
+        except RegisterError as error:
+            return _refused(error)
+        log.info("register: flag created by %s", grant.accessor.client_id)
+        location = f"{base(request)}/fhir/Flag/{stored['id']}/_history/1"
+        return _resource(stored, 201, Location=location, ETag='W/"1"')
+
+    @router.put("/fhir/Flag/{flag_id}")
+    async def update(
+        flag_id: str,
+        request: Request,
+        authorization: Annotated[str | None, Header()] = None,
+        if_match: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        grant = granted(authorization, WRITE)
+        if isinstance(grant, Response):
+            return grant
+        if if_match is None:
+            problem = Problem("If-Match", 'If-Match: W/"<versionId>" of the version replaced')
+            return outcome(428, [problem], "required")
+        expected = _version(if_match)
+        if expected is None:
+            return outcome(400, [Problem("If-Match", 'If-Match: W/"<versionId>"')])
+        flag = await flag_body(request)
+        if isinstance(flag, Response):
+            return flag
+        if flag.get("id") != flag_id:
+            return outcome(400, [Problem("Flag.id", "the body's id must be the flag's id")])
+        try:
+            stored = await run_in_threadpool(
+                register.update, flag_id, flag, expected, grant.accessor, clock()
+            )
+        except RegisterError as error:
+            return _refused(error)
+        version = stored["meta"]["versionId"]
+        log.info("register: flag updated to version %s by %s", version, grant.accessor.client_id)
+        return _resource(stored, ETag=f'W/"{version}"')
+
+    @router.delete("/fhir/Flag/{flag_id}")
+    async def delete(flag_id: str) -> Response:  # noqa: ARG001 (the path names it)
+        problem = Problem(
+            "Flag", "flags are never deleted: end one with status inactive, or entered-in-error"
+        )
+        return outcome(405, [problem], "not-supported")
+
+    @router.get("/fhir/Flag/{flag_id}")
+    async def read(flag_id: str, authorization: Annotated[str | None, Header()] = None) -> Response:
+        grant = granted(authorization, READ)
+        if isinstance(grant, Response):
+            return grant
+        try:
+            flag = await run_in_threadpool(register.read, flag_id, grant.accessor, clock())
+        except RegisterError as error:
+            return _refused(error)
+        return _resource(flag, ETag=f'W/"{flag["meta"]["versionId"]}"')
+
+    @router.get("/fhir/Flag/{flag_id}/_history")
+    async def history(
+        flag_id: str, request: Request, authorization: Annotated[str | None, Header()] = None
+    ) -> Response:
+        grant = granted(authorization, READ)
+        if isinstance(grant, Response):
+            return grant
+        try:
+            found = await run_in_threadpool(register.versions, flag_id, grant.accessor, clock())
+        except RegisterError as error:
+            return _refused(error)
+        return _resource(_bundle("history", found, f"{base(request)}/fhir"))
+
+    @router.get("/fhir/Flag/{flag_id}/_history/{version}")
+    async def vread(
+        flag_id: str, version: str, authorization: Annotated[str | None, Header()] = None
+    ) -> Response:
+        grant = granted(authorization, READ)
+        if isinstance(grant, Response):
+            return grant
+        if not version.isdigit() or len(version) > 9:
+            return _refused(NotFound(flag_id))
+        try:
+            [flag] = await run_in_threadpool(
+                register.versions, flag_id, grant.accessor, clock(), int(version)
+            )
+        except RegisterError as error:
+            return _refused(error)
+        return _resource(flag, ETag=f'W/"{version}"')
+
+    @router.get("/fhir/Flag")
+    async def search(
+        request: Request, authorization: Annotated[str | None, Header()] = None
+    ) -> Response:
+        grant = granted(authorization, READ)
+        if isinstance(grant, Response):
+            return grant
+        try:
+            criteria = parse_search(request.query_params.multi_items())
+        except BadParameter as error:
+            return outcome(400, [Problem(error.name, str(error))])
+        found = await run_in_threadpool(register.search, criteria, grant.accessor, clock())
+        return _resource(_bundle("searchset", found, f"{base(request)}/fhir"))
+
+    return router
+
+
+def _bundle(kind: str, flags: list[dict[str, Any]], fhir_base: str) -> dict[str, Any]:
+    entries = []
+    for flag in flags:
+        entry: dict[str, Any] = {"fullUrl": f"{fhir_base}/Flag/{flag['id']}", "resource": flag}
+        if kind == "searchset":
+            entry["search"] = {"mode": "match"}
+        else:
+            entry["request"] = {"method": "POST" if flag["meta"]["versionId"] == "1" else "PUT"}
+            entry["request"]["url"] = (
+                "Flag" if entry["request"]["method"] == "POST" else (f"Flag/{flag['id']}")
+            )
+            entry["response"] = {"status": "201" if entry["request"]["method"] == "POST" else "200"}
+        entries.append(entry)
+    return {"resourceType": "Bundle", "type": kind, "total": len(entries), "entry": entries}
