@@ -30,6 +30,7 @@ from iris_prompt.settings import Settings
 from tests.support.fhir_server import FhirTestServer
 from tests.support.inprocess import BASE_URL, SyncClient, in_process
 from tests.support.postgres import PostgresCluster
+from tests.support.redis import RedisServer
 from tests.support.server import serve
 from tests.support.services import protocol_test_services
 from tests.support.tokens import SigningKey, claims, generate_key, jwks
@@ -244,6 +245,27 @@ def postgres() -> Iterator[PostgresCluster]:
         yield cluster
     finally:
         cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real Redis for the whole run (started on first use on a free port, stopped at the end).
+    Tests that stop it start it again before they finish."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The run's Redis, emptied for this test."""
+    if redis_server.process is None:
+        redis_server.start()
+    redis_server.flush()
+    return redis_server.url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
