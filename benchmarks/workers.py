@@ -43,7 +43,7 @@ ROUNDS = 3
 CHECKS = 3000
 CONFIGS = (
     ("1 worker, in-process jti", 1, False),
-    *((f"{n} workers, Redis", n, True) for n in (1, 2, 4)),
+    *((f"{n} worker{'s' * (n > 1)}, Redis", n, True) for n in (1, 2, 4)),
 )
 
 
