@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -35,9 +36,14 @@ def settings_environment(settings: Settings, overrides: dict[str, Any]) -> dict[
 def run(settings: Settings, overrides: dict[str, Any], log_config: dict[str, Any]) -> None:
     """Serve until SIGTERM or SIGINT (graceful: calls in flight are answered first)."""
     owned_dir = None
-    if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if settings.workers > 1 and not given:
         owned_dir = tempfile.mkdtemp(prefix="iris-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = owned_dir
+    elif settings.workers > 1 and given:
+        # A folder the operator gave: last run's counts would be added to this run's.
+        for stale in Path(given).glob("*.db"):
+            stale.unlink()
     try:
         _run(settings, overrides, log_config)
     finally:
