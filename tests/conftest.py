@@ -283,7 +283,11 @@ RUN_LOG = RunLog()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    logging.getLogger().addHandler(RUN_LOG)
+    # At the service's default level (IRIS_LOG_LEVEL=INFO), so that the lines scanned are the
+    # lines production writes, not only the warnings.
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    root.addHandler(RUN_LOG)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
