@@ -6,6 +6,7 @@ cache and feedback store, so tests can run several apps side by side.
     uvicorn --factory iris_prompt.app:create_app    # settings from IRIS_* variables
 """
 
+import asyncio
 import gc
 import inspect
 import logging
@@ -30,7 +31,7 @@ from iris_prompt.codesets.live import (
     readiness,
 )
 from iris_prompt.engine.service import Engine, build_registry
-from iris_prompt.ops import wiring
+from iris_prompt.ops import metrics, wiring
 from iris_prompt.ops.observe import CallObserver, observed_client
 from iris_prompt.ops.tracing import configure_tracing, shutdown_tracing
 from iris_prompt.settings import Settings, get_settings, is_secure_base
@@ -147,6 +148,9 @@ def create_app(
         services = ", ".join(f"{s.id} ({s.hook})" for s in registry)
         log.info("serving CDS services: %s", services or "none")
         configure_tracing()
+        sampler = None
+        if metrics.multiprocess_dir() is not None:
+            sampler = asyncio.create_task(metrics.sample_workers_forever())
         uninstall_sighup = install_sighup_handler(codesets)
         await store.start()
         # What start-up made (code sets, models, the app) lives as long as the process: freeze
@@ -174,6 +178,9 @@ def create_app(
                 await closing()
             await store.stop()
             shutdown_tracing()
+            if sampler is not None:
+                sampler.cancel()
+            metrics.worker_stopped()
             log.info("stopped: calls in flight answered, card log flushed, pools closed")
 
     app = FastAPI(

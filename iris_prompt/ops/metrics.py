@@ -45,7 +45,10 @@ __all__ = [
     "exposition",
     "multiprocess_dir",
     "refusal_reason",
+    "sample_worker",
+    "sample_workers_forever",
     "set_codeset_versions",
+    "worker_stopped",
 ]
 
 log = logging.getLogger(__name__)
@@ -95,6 +98,20 @@ CODESETS = Gauge(
     multiprocess_mode="liveall",
 )
 
+# With several workers prometheus-client has no process collector: each worker samples its own
+# CPU and memory (`sample_worker`, every few seconds), shown with a `pid` label.
+WORKER_CPU = Gauge(
+    "iris_worker_cpu_seconds",
+    "CPU seconds a worker process has used (user and system)",
+    multiprocess_mode="liveall",
+)
+WORKER_MEMORY = Gauge(
+    "iris_worker_resident_memory_bytes",
+    "Resident memory of a worker process",
+    multiprocess_mode="liveall",
+)
+WORKER_SAMPLE_SECONDS = 5.0
+
 # A refusal's reason (cds_hooks/auth.py's message, for the log) into a bounded label.
 _REASONS = (
     ("replayed", re.compile(r"jti replayed")),
@@ -137,6 +154,32 @@ def set_codeset_versions(versions: dict[str, str]) -> None:
         CODESETS.labels(codeset, version).set(1)
     _served.clear()
     _served.update(now)
+
+
+def sample_worker() -> None:
+    """This process's CPU time and resident memory, into the worker gauges."""
+    times = os.times()
+    WORKER_CPU.set(times.user + times.system)
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            WORKER_MEMORY.set(int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, IndexError):  # pragma: no cover  # not Linux
+        pass
+
+
+async def sample_workers_forever() -> None:
+    """Sample this worker's CPU and memory until cancelled (several workers only)."""
+    import asyncio
+
+    while True:
+        sample_worker()
+        await asyncio.sleep(WORKER_SAMPLE_SECONDS)
+
+
+def worker_stopped() -> None:
+    """Forget this worker's live gauges (its code-set versions, CPU and memory) at exit."""
+    if multiprocess_dir() is not None:
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
 def multiprocess_dir() -> str | None:

@@ -111,6 +111,10 @@ def test_two_workers_share_replay_protection_metrics_and_log_json(
         assert sample(scraped, "iris_cds_calls_total", status="401", **labels) == replays
         assert sample(scraped, "iris_jwt_refusals_total", reason="replayed") == replays
         assert sample(scraped, "iris_cds_call_duration_seconds_count", **labels) == 6 + replays
+        # Each worker's CPU and memory, by pid.
+        for pid in refused_by:
+            assert sample(scraped, "iris_worker_resident_memory_bytes", pid=str(pid)) > 0
+            assert sample(scraped, "iris_worker_cpu_seconds", pid=str(pid)) > 0
     lines = [line for line in served.log_text().splitlines() if line.strip()]
     parsed = [json.loads(line) for line in lines]  # every line is one JSON object
     answered = [p for p in parsed if p["message"].startswith("service call answered 200")]
