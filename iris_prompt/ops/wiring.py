@@ -26,7 +26,12 @@ Check = Callable[[], bool | Awaitable[bool]]
 def replay_store(settings: Settings) -> tuple[ReplayCache, dict[str, Check]]:
     """The jti replay store the settings ask for, and its readiness check (if it has one)."""
     if settings.redis_url is None:
+        log.info("jti replay store: in this process only (one worker, one instance)")
         return InMemoryReplayCache(settings.replay_cache_size), {}
+    log.info(
+        "jti replay store: Redis, shared by every worker and instance (JWK Sets, household "
+        "answers and code sets stay per process)"
+    )
     redis = RedisReplayCache(
         settings.redis_url.get_secret_value(), timeout=settings.redis_timeout_seconds
     )
