@@ -147,8 +147,19 @@ def test_sigterm_answers_every_call_in_flight(tmp_path: Path, es384_key: Signing
         burst = [threading.Thread(target=call) for _ in range(6)]
         for thread in burst:
             thread.start()
-        while len(fhir.requests) < 6:
-            threading.Event().wait(0.02)  # every call is in flight, waiting on the FHIR server
+        # Every call in flight: its connection accepted, and the service waiting on the FHIR
+        # server for it (each call reads the patient once).
+        port = int(served.base_url.rsplit(":", 1)[1])
+        server = psutil.Process(served.process.pid)
+        while not (
+            sum(r.path.endswith("/Patient/p1") for r in fhir.requests) >= 6
+            and sum(
+                c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+                for c in server.net_connections(kind="tcp")
+            )
+            >= 6
+        ):
+            threading.Event().wait(0.02)
         served.process.send_signal(signal.SIGTERM)
         for thread in burst:
             thread.join(timeout=30)
