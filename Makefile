@@ -25,6 +25,7 @@ serve: $(VENV)/.base
 test: $(VENV)/.test
 	scripts/ensure-chromium
 	scripts/ensure-postgresql
+	scripts/ensure-redis
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

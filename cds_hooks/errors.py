@@ -11,7 +11,7 @@ Every error a call can meet derives from `CdsHooksError`::
     ├── PreconditionFailed      412  required FHIR data could not be had
     │   └── FhirUnavailable     412  the FHIR server could not give what was asked
     └── ServiceBusy             503  a safety limit is reached (the jti replay cache is full);
-                                     Retry-After: 10
+        └── ReplayStoreUnavailable   the shared replay store cannot be reached; Retry-After: 10
 
 Anything else escaping a handler is a bug: `cds_hooks.http` answers 500 with an OperationOutcome
 that names no patient and shows no stack trace. This module knows nothing of HTTP frameworks:
@@ -36,6 +36,7 @@ __all__ = [
     "Issue",
     "PayloadTooLarge",
     "PreconditionFailed",
+    "ReplayStoreUnavailable",
     "ServiceBusy",
     "ServiceNotFound",
     "issues_from_validation",
@@ -110,6 +111,11 @@ class ServiceBusy(CdsHooksError):
 
     status = 503
     code = "transient"
+
+
+class ReplayStoreUnavailable(ServiceBusy):
+    """The shared jti replay store did not answer: a token cannot be checked, so it is not
+    accepted (a client's retry with a fresh token succeeds once the store is back)."""
 
 
 def operation_outcome(issues: Sequence[Issue]) -> dict[str, Any]:

@@ -22,12 +22,14 @@ Spec: https://cds-hooks.hl7.org/2.0/#discovery, #calling-a-cds-service, #feedbac
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import orjson
 from fastapi import APIRouter, FastAPI, Request
+from opentelemetry import trace
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -68,6 +70,10 @@ FHIR_JSON = "application/fhir+json"
 NO_STORE = {"Cache-Control": "no-store"}
 # Where a route notes what it is doing, for the log lines of its refusal or fault.
 CALL_NOTE = "cds_hooks.call"
+# The app state attribute holding install_error_handlers' `on_error`.
+ON_ERROR = "cds_hooks_on_error"
+# No-op unless the application installs an OpenTelemetry SDK tracer provider.
+tracer = trace.get_tracer("cds_hooks")
 
 
 def describe_call(request: Request, what: str, **note: str) -> dict[str, str]:
@@ -106,8 +112,23 @@ async def _protocol_error(request: Request, error: Exception) -> Response:
     what, note = _noted(request.scope)
     level = logging.WARNING if error.status in (401, 412) else logging.INFO
     why = _one_line("; ".join(issue.diagnostics for issue in error.issues))
-    log.log(level, "%s refused %d: %s %s", what, error.status, why, _fmt(note))
+    extra = _call_fields(note, error.status)
+    log.log(level, "%s refused %d: %s %s", what, error.status, why, _fmt(note), extra=extra)
+    observe: Callable[[CdsHooksError], None] | None = getattr(request.app.state, ON_ERROR, None)
+    if observe is not None:
+        observe(error)
     return error_response(error)
+
+
+def _call_fields(note: dict[str, str], status: int, ms: float | None = None) -> dict[str, Any]:
+    """A call's log fields for structured formats (`extra` of its log record)."""
+    fields: dict[str, Any] = {"status": status}
+    for name in ("service", "hookInstance"):
+        if name in note:
+            fields[name] = note[name]
+    if ms is not None:
+        fields["duration_ms"] = round(ms, 1)
+    return fields
 
 
 class FaultBarrier:
@@ -140,8 +161,12 @@ class FaultBarrier:
                 await internal_error_response()(scope, receive, send)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Register the protocol-error handler and the fault barrier on `app` (once)."""
+def install_error_handlers(
+    app: FastAPI, on_error: Callable[[CdsHooksError], None] | None = None
+) -> None:
+    """Register the protocol-error handler and the fault barrier on `app` (once). `on_error`
+    sees each protocol error answered (for metrics: refusals by reason)."""
+    setattr(app.state, ON_ERROR, on_error)
     app.add_exception_handler(CdsHooksError, _protocol_error)
     app.add_middleware(FaultBarrier)
 
@@ -211,7 +236,14 @@ def build_router(
 
     def answered(response: Response, started: float, what: str, note: dict[str, str]) -> Response:
         ms = (time.perf_counter() - started) * 1000
-        log.info("%s answered %d in %.1f ms %s", what, response.status_code, ms, _fmt(note))
+        log.info(
+            "%s answered %d in %.1f ms %s",
+            what,
+            response.status_code,
+            ms,
+            _fmt(note),
+            extra=_call_fields(note, response.status_code, ms),
+        )
         return response
 
     async def _call(
@@ -227,9 +259,10 @@ def build_router(
             token = auth.access_token.get_secret_value() if auth else None
             allowed = caller.fhir_servers if caller is not None else ()
             fhir = FhirClient(http, cds_request.fhir_server, token, opts.fhir_limits, allowed)
-        prefetch = await resolve_prefetch(
-            service.prefetch, cds_request.prefetch, cds_request.context.prefetch_tokens(), fhir
-        )
+        with tracer.start_as_current_span("prefetch"):
+            prefetch = await resolve_prefetch(
+                service.prefetch, cds_request.prefetch, cds_request.context.prefetch_tokens(), fhir
+            )
         call = CallContext(service.id, cds_request.hook_instance, base, fhir, caller)
         response = await service.handler(cds_request, prefetch, call)
         if not isinstance(response, CdsResponse):

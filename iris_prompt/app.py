@@ -6,9 +6,11 @@ cache and feedback store, so tests can run several apps side by side.
     uvicorn --factory iris_prompt.app:create_app    # settings from IRIS_* variables
 """
 
+import asyncio
 import gc
+import inspect
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import httpx
@@ -16,12 +18,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse
 
-from cds_hooks import (
-    FeedbackStore,
-    InMemoryReplayCache,
-    ReplayCache,
-    ServiceRegistry,
-)
+from cds_hooks import FeedbackStore, ReplayCache, ServiceRegistry
 from cds_hooks.auth import JwtVerifier
 from cds_hooks.http import build_router, install_error_handlers
 from cds_hooks.transport import pooled_client
@@ -34,6 +31,9 @@ from iris_prompt.codesets.live import (
     readiness,
 )
 from iris_prompt.engine.service import Engine, build_registry
+from iris_prompt.ops import metrics, wiring
+from iris_prompt.ops.observe import CallObserver, observed_client
+from iris_prompt.ops.tracing import configure_tracing, shutdown_tracing
 from iris_prompt.register.service import Register
 from iris_prompt.settings import Settings, get_settings, is_secure_base
 from iris_prompt.store.admin import analytics_router
@@ -48,7 +48,7 @@ __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
 
-ReadinessCheck = Callable[[], bool]
+ReadinessCheck = Callable[[], bool | Awaitable[bool]]
 
 YOUNGEST_GC_THRESHOLD = 10_000
 
@@ -125,9 +125,14 @@ def create_app(
     # another's: clients' FHIR servers (prefetch and household reads), clients' JWK Set hosts
     # (a caller JWT or a register client assertion cannot be checked without them), and the
     # EHRs the template files to.
-    http = pooled_client(FHIR_POOL, follow_redirects=False)
+    http = observed_client(FHIR_POOL, follow_redirects=False)
     jwks_http = pooled_client(JWKS_POOL, follow_redirects=False)
     smart_http = pooled_client(SMART_POOL, follow_redirects=False)
+    # The jti replay store: in this process, or in Redis shared by every worker and instance.
+    # The JWKS and household caches stay per process (a miss costs a fetch, never safety).
+    replay_checks: dict[str, ReadinessCheck] = {}
+    if replay_cache is None:
+        replay_cache, replay_checks = wiring.replay_store(settings)
     if register is None and settings.register_enabled:
         base = settings.public_base_url or f"http://{settings.host}:{settings.port}"
         register = Register.open(
@@ -136,6 +141,7 @@ def create_app(
             clients=settings.register_clients,
             http=jwks_http,
             policy=settings.jwt_policy(),
+            replay_cache=replay_cache,
         )
     if registry is None:
         registry = build_registry(
@@ -150,12 +156,9 @@ def create_app(
             settings.trusted_issuers,
             http=jwks_http,
             policy=settings.jwt_policy(),
-            replay_cache=(
-                replay_cache
-                if replay_cache is not None
-                else InMemoryReplayCache(settings.replay_cache_size)
-            ),
+            replay_cache=replay_cache,
         )
+    wiring.count_database_errors(store.engine)
     feedback = feedback_store if feedback_store is not None else store.feedback
 
     @asynccontextmanager
@@ -164,6 +167,10 @@ def create_app(
             log.warning(LOCAL_MODE_WARNING)
         services = ", ".join(f"{s.id} ({s.hook})" for s in registry)
         log.info("serving CDS services: %s", services or "none")
+        configure_tracing()
+        sampler = None
+        if metrics.multiprocess_dir() is not None:
+            sampler = asyncio.create_task(metrics.sample_workers_forever())
         uninstall_sighup = install_sighup_handler(codesets)
         await store.start()
         # What start-up made (code sets, models, the app) lives as long as the process: freeze
@@ -182,9 +189,19 @@ def create_app(
         finally:
             gc.set_threshold(*previous)
             uninstall_sighup()
+            # Calls in flight have finished (uvicorn waits up to the grace time before this):
+            # flush the card log, close the pools, export the last spans.
             for client in (http, jwks_http, smart_http):
                 await client.aclose()
+            closing = getattr(replay_cache, "aclose", None)
+            if closing is not None:
+                await closing()
             await store.stop()
+            shutdown_tracing()
+            if sampler is not None:
+                sampler.cancel()
+            metrics.worker_stopped()
+            log.info("stopped: calls in flight answered, card log flushed, pools closed")
 
     app = FastAPI(
         title="iris-prompt",
@@ -193,12 +210,16 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
     )
-    install_error_handlers(app)
+    install_error_handlers(app, on_error=wiring.observe_error)
+    app.add_middleware(CallObserver, registry=registry)
     app.state.feedback_store = feedback
     app.state.http_clients = {"fhir": http, "jwks": jwks_http, "smart": smart_http}
     app.state.store = store
     app.state.codesets = codesets
-    app.state.readiness_checks = {"services registered": lambda: any(True for _ in registry)}
+    app.state.readiness_checks = {
+        "services registered": lambda: any(True for _ in registry),
+        **replay_checks,
+    }
     app.state.readiness_details = [lambda: readiness(codesets), store.readiness]
     app.include_router(
         build_router(
@@ -221,6 +242,7 @@ def create_app(
                 http=smart_http,
             )
         )
+    wiring.install(app, settings, lambda: codesets.current.versions())
     if settings.admin_token is not None:
         app.include_router(admin_router(codesets, settings.admin_token))
         app.include_router(analytics_router(store.engine, settings.admin_token))
@@ -257,7 +279,13 @@ def create_app(
         details: dict[str, object] = {}
         for describe in app.state.readiness_details:
             details.update(describe())
-        failing = [name for name, check in checks.items() if not check()]
+        failing = []
+        for name, check in checks.items():
+            passed = check()
+            if inspect.isawaitable(passed):
+                passed = await passed
+            if not passed:
+                failing.append(name)
         if failing:
             body = {"status": "not ready", "failing": failing, **details}
             return JSONResponse(body, status_code=503)

@@ -21,37 +21,11 @@ from iris_prompt.codesets import cli as codeset_cli
 from iris_prompt.simulate import cli as simulate
 from iris_prompt.store import cli as store_cli
 
-__all__ = ["logging_config", "main"]
-
-
-def logging_config(level: str) -> dict[str, Any]:
-    """One stderr handler for everything (uvicorn included), scrubbing tokens on the way out."""
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "filters": {"redact": {"()": "cds_hooks.logs.RedactingFilter"}},
-        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-        "handlers": {
-            "stderr": {
-                "class": "logging.StreamHandler",
-                "formatter": "plain",
-                "filters": ["redact"],
-                "stream": "ext://sys.stderr",
-            }
-        },
-        "root": {"level": level, "handlers": ["stderr"]},
-        "loggers": {
-            name: {"handlers": [], "propagate": True}
-            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
-        },
-    }
+__all__ = ["main"]
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from iris_prompt.app import create_app
-    from iris_prompt.serving import uvicorn_options
+    from iris_prompt.ops.logs import logging_config
     from iris_prompt.settings import Settings
     from iris_prompt.store.database import StoreError
 
@@ -60,17 +34,20 @@ def serve(args: argparse.Namespace) -> int:
         overrides["host"] = args.host
     if args.port is not None:
         overrides["port"] = args.port
+    if args.workers is not None:
+        overrides["workers"] = args.workers
     if args.local:
         overrides["local_mode"] = True
     try:
         settings = Settings(**overrides)
-        config = logging_config(settings.log_level)
+        config = logging_config(settings.log_level, settings.log_format)
         logging.config.dictConfig(config)
-        app = create_app(settings)
+        from iris_prompt.ops import workers
+
+        workers.run(settings, overrides, config)
     except (ValidationError, ValueError, StoreError) as error:
         print(f"iris-prompt: cannot start: {error}", file=sys.stderr)  # noqa: T201
         return 2
-    uvicorn.run(app, log_config=config, **uvicorn_options(settings))
     return 0
 
 
@@ -88,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("serve", help="serve the CDS Hooks services")
     run.add_argument("--host", help="address to bind (default 127.0.0.1, or IRIS_HOST)")
     run.add_argument("--port", type=int, help="port (default 8000, or IRIS_PORT)")
+    run.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes (default 1, or IRIS_WORKERS); more than one needs IRIS_REDIS_URL",
+    )
     run.add_argument(
         "--local",
         action="store_true",

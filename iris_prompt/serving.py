@@ -70,11 +70,26 @@ def guarded_protocol(header_timeout: float, body_timeout: float) -> type[HttpToo
     )
 
 
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """uvicorn's options for `iris-prompt serve`."""
+def uvicorn_options(settings: Settings, *, by_name: bool = False) -> dict[str, Any]:
+    """uvicorn's options for `iris-prompt serve`. `by_name`: the protocol named as an import
+    string (worker processes import it, with the deadlines of their own settings)."""
+    http: Any = guarded_protocol(settings.header_timeout_seconds, settings.body_timeout_seconds)
     return {
         "host": settings.host,
         "port": settings.port,
-        "http": guarded_protocol(settings.header_timeout_seconds, settings.body_timeout_seconds),
+        "http": f"{__name__}:SettingsGuardedProtocol" if by_name else http,
         "timeout_keep_alive": settings.keep_alive_timeout_seconds,
+        # SIGTERM: stop accepting, wait this long for calls in flight, then the app's shutdown.
+        "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
     }
+
+
+def __getattr__(name: str) -> Any:
+    """`SettingsGuardedProtocol`: the guarded protocol with this process's settings' deadlines
+    (uvicorn's worker processes import the protocol by name)."""
+    if name == "SettingsGuardedProtocol":
+        from iris_prompt.settings import get_settings
+
+        settings = get_settings()
+        return guarded_protocol(settings.header_timeout_seconds, settings.body_timeout_seconds)
+    raise AttributeError(name)

@@ -86,6 +86,22 @@ class Settings(BaseSettings):
 
     cors_allow_origins: list[str] = Field(default_factory=list)
 
+    # Operations (docs/deployment.md). Worker processes of `iris-prompt serve`; more than one,
+    # or a deployment of several instances, needs the shared replay store in Redis.
+    workers: int = Field(default=1, ge=1, le=64)
+    instances: int = Field(default=1, ge=1)
+    # redis://[:password@]host:port/db (rediss:// for TLS): caller JWT ids shared by every
+    # worker and instance. Unset: the in-process cache (one process only).
+    redis_url: SecretStr | None = None
+    redis_timeout_seconds: float = Field(default=0.5, gt=0, le=10)
+    # GET /metrics on its own port (on IRIS_HOST); unset, on the service's port behind the
+    # admin token (and not served without one).
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    log_format: Literal["text", "json"] = "text"
+    # On SIGTERM: stop accepting, let calls in flight finish for up to this long, then flush
+    # the card log and close the pools.
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=300)
+
     # None: the code sets bundled with this release (the repository's codesets/ folder).
     codesets_dir: Path | None = None
     # Bearer token for POST /admin/codesets/reload; unset, the admin endpoints are not served
@@ -175,6 +191,18 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"local mode (no caller authentication) is refused on {self.host}: "
                 "bind to 127.0.0.1 or turn local mode off"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _shared_replay_store(self) -> "Settings":
+        if self.local_mode or self.redis_url is not None:
+            return self
+        if self.workers > 1 or self.instances > 1:
+            what = f"{self.workers} workers" if self.workers > 1 else f"{self.instances} instances"
+            raise ValueError(
+                f"{what} need a shared replay store: set IRIS_REDIS_URL. Each process's own "
+                "jti cache would accept a caller token another process has already seen"
             )
         return self
 

@@ -9,6 +9,7 @@ services; `fhir_server` runs a small real FHIR server. See DEVELOPERS.md.
 """
 
 import functools
+import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,7 +30,9 @@ from iris_prompt.engine.service import patient_view_service
 from iris_prompt.settings import Settings
 from tests.support.fhir_server import FhirTestServer
 from tests.support.inprocess import BASE_URL, SyncClient, in_process
+from tests.support.log_scan import RunLog, identifying_values, offending
 from tests.support.postgres import PostgresCluster
+from tests.support.redis import RedisServer
 from tests.support.server import serve
 from tests.support.services import protocol_test_services
 from tests.support.tokens import SigningKey, claims, generate_key, jwks
@@ -246,6 +249,27 @@ def postgres() -> Iterator[PostgresCluster]:
         cluster.destroy()
 
 
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real Redis for the whole run (started on first use on a free port, stopped at the end).
+    Tests that stop it start it again before they finish."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The run's Redis, emptied for this test."""
+    if redis_server.process is None:
+        redis_server.start()
+    redis_server.flush()
+    return redis_server.url
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty database of each engine the store supports."""
@@ -253,3 +277,37 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite+pysqlite:///{tmp_path / 'store.sqlite3'}"
     cluster: PostgresCluster = request.getfixturevalue("postgres")
     return cluster.new_database()
+
+
+RUN_LOG = RunLog()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # At the service's default level (IRIS_LOG_LEVEL=INFO), so that the lines scanned are the
+    # lines production writes, not only the warnings.
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    root.addHandler(RUN_LOG)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if any log line of it holds a token, a JWT, an NHS number or a name."""
+    logging.getLogger().removeHandler(RUN_LOG)
+    secrets = identifying_values() | {ACCESS_TOKEN}
+    bad = offending(RUN_LOG.lines, secrets)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if bad:
+        if reporter is not None:
+            reporter.write_line(
+                f"{len(bad)} of {len(RUN_LOG.lines)} log lines hold a token, "
+                "a JWT, an NHS number or a name:",
+                red=True,
+            )
+            for line in bad[:20]:
+                reporter.write_line("  " + line[:300])
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif reporter is not None and RUN_LOG.lines:
+        reporter.write_line(
+            f"log scan: {len(RUN_LOG.lines)} log lines, none holds a token, "
+            "a JWT, an NHS number or a name"
+        )

@@ -147,13 +147,16 @@ class Household:
     were people to check. `not_checked` names a part that could not be looked up when the rest
     was ("household-group": the Group search; "related-persons": the RelatedPerson search).
     `too_large` (never checked) says why it was not: more other members than a household has
-    (`MAX_MEMBERS`), as in a care home's, a hostel's or a practice-wide Group."""
+    (`MAX_MEMBERS`), as in a care home's, a hostel's or a practice-wide Group. `timed_out`
+    (never checked): the lookup ran over its time budget (counted for operators; the card says
+    only that the household was not checked)."""
 
     members: tuple[HouseholdMember, ...] = ()
     checked: bool = True
     not_checked: tuple[str, ...] = ()
     members_known: bool = False
     too_large: bool = False
+    timed_out: bool = False
 
 
 UNCHECKED = Household((), checked=False)

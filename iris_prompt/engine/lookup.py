@@ -217,7 +217,7 @@ class HouseholdLookup:
                 self.budget * 1000,
                 hook_instance,
             )
-            return replace(UNCHECKED, members_known=progress.members_known)
+            return replace(UNCHECKED, members_known=progress.members_known, timed_out=True)
         except FhirUnavailable as error:
             log.warning("household not checked: %s hookInstance=%s", error.message, hook_instance)
             return replace(UNCHECKED, members_known=progress.members_known)

@@ -19,6 +19,7 @@ The clinical decision is `rules.decide`; everything here is wiring and I/O.
 import asyncio
 import datetime
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import chain
@@ -42,6 +43,9 @@ from iris_prompt.engine.household import Household
 from iris_prompt.engine.lookup import PARTS, HouseholdLookup, RegisterSource
 from iris_prompt.engine.record import read_record, resources_in
 from iris_prompt.engine.rules import RuleSettings, decide, refusal
+from iris_prompt.ops import metrics
+from iris_prompt.ops.observe import fhir_purpose
+from iris_prompt.ops.tracing import tracer
 from iris_prompt.settings import Settings
 from iris_prompt.store.service import Store
 
@@ -221,9 +225,17 @@ class Engine:
                 record.others,
                 call.hook_instance,
             )
-        decision = decide(
-            record, codesets, now=now, household=household, settings=self.rules, user_type=user_type
-        )
+        with tracer.start_as_current_span("rules"):
+            decision = decide(
+                record,
+                codesets,
+                now=now,
+                household=household,
+                settings=self.rules,
+                user_type=user_type,
+            )
+        for kind in decision.cards:
+            metrics.CARDS.labels(kind).inc()
         if decision.enquiry_withheld == "age unknown":
             # A record without a readable birth date is a data fault the practice should mend:
             # the patient cannot be prompted until it is.
@@ -244,26 +256,29 @@ class Engine:
             "checked" if decision.household_checked else "not checked",
             call.hook_instance,
         )
-        cards = cards_for(
-            decision,
-            self.cards,
-            base_url=call.base_url,
-            hook_instance=call.hook_instance,
-            patient_ref=f"Patient/{patient_id}",
-            now=now,
-        )
+        with tracer.start_as_current_span("cards") as span:
+            cards = cards_for(
+                decision,
+                self.cards,
+                base_url=call.base_url,
+                hook_instance=call.hook_instance,
+                patient_ref=f"Patient/{patient_id}",
+                now=now,
+            )
+            span.set_attribute("cds.cards", len(cards))
         if self.store is not None:
             # Audit what is disclosed before the response leaves (MAPPA detail is withheld if
             # it cannot be audited anywhere), and queue the call for the leads' analytics.
-            cards = await self.store.after_decision(
-                request=request,
-                call=call,
-                decision=decision,
-                cards=cards,
-                codeset_versions=codesets.versions(),
-                patient_id=patient_id,
-                now=now,
-            )
+            with tracer.start_as_current_span("store"):
+                cards = await self.store.after_decision(
+                    request=request,
+                    call=call,
+                    decision=decision,
+                    cards=cards,
+                    codeset_versions=codesets.versions(),
+                    patient_id=patient_id,
+                    now=now,
+                )
         return CdsResponse(cards=cards)
 
     async def _household(
@@ -273,6 +288,24 @@ class Engine:
         patient_id: str,
         now: datetime.datetime,
     ) -> Household | None:
+        """The household lookup, timed, counted by outcome and traced (its FHIR reads too)."""
+        fhir_purpose.set("household")  # this task's own context: its reads, not the call's
+        started = time.perf_counter()
+        with tracer.start_as_current_span("household lookup") as span:
+            household = await self._look_up(prefetch, call, patient_id, now)
+            outcome = household_outcome(household)
+            span.set_attribute("iris.household", outcome)
+        metrics.HOUSEHOLD_SECONDS.observe(time.perf_counter() - started)
+        metrics.HOUSEHOLD_CHECKS.labels(outcome).inc()
+        return household
+
+    async def _look_up(
+        self,
+        prefetch: PrefetchData,
+        call: CallContext,
+        patient_id: str,
+        now: datetime.datetime,
+    ) -> Household:
         unavailable = [key for key in HOUSEHOLD_KEYS if key in prefetch.unavailable]
         if unavailable:
             log.warning(
@@ -305,6 +338,15 @@ class Engine:
                 call.hook_instance,
             )
             return Household((), checked=False)
+
+
+def household_outcome(household: Household) -> str:
+    """checked, partly (a part not checked), not_checked, or timed_out (over the budget)."""
+    if household.timed_out:
+        return "timed_out"
+    if not household.checked:
+        return "not_checked"
+    return "partly" if household.not_checked else "checked"
 
 
 DESCRIPTION = (

@@ -36,6 +36,7 @@ import jwt
 from cds_hooks import InMemoryReplayCache
 from cds_hooks.auth import JwtPolicy, JwtVerifier
 from cds_hooks.errors import AuthenticationFailed, ServiceBusy
+from cds_hooks.replay import ReplayCache
 from iris_prompt.register.clients import READ, SCOPES, WRITE, RegisterClient
 from iris_prompt.register.repository import Accessor
 
@@ -92,7 +93,10 @@ class TokenService:
         http: httpx.AsyncClient,
         policy: JwtPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        replay_cache: ReplayCache | None = None,
     ) -> None:
+        """`replay_cache`: where assertion ids are remembered; the deployment's shared one
+        (Redis) when there are several workers or instances, else one for this process."""
         self.clients = {client.client_id: client for client in clients}
         self.key = key
         self.clock = clock
@@ -107,7 +111,7 @@ class TokenService:
                 jwks_cache_ttl=base.jwks_cache_ttl,
                 jwks_refresh_interval=base.jwks_refresh_interval,
             ),
-            replay_cache=InMemoryReplayCache(clock=clock),
+            replay_cache=replay_cache or InMemoryReplayCache(clock=clock),
             clock=clock,
         )
 

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from cds_hooks.auth import JwtPolicy
+from cds_hooks.replay import ReplayCache
 from iris_prompt.register.access_log import access_log_reader
 from iris_prompt.register.api import register_router
 from iris_prompt.register.auth import TokenService, token_key
@@ -47,12 +48,14 @@ class Register:
         http: httpx.AsyncClient,
         policy: JwtPolicy | None = None,
         clock: Callable[[], datetime.datetime] = _utc_now,
+        replay_cache: ReplayCache | None = None,
     ) -> "Register":
         tokens = TokenService(
             clients,
             key=token_key(store.key),
             http=http,
             policy=policy,
+            replay_cache=replay_cache,
         )
         return cls(FlagRegister(store.engine, fhir_base), tokens, store, clock)
 

@@ -13,6 +13,8 @@ MODULES = [
     "cds_hooks.logs",
     "cds_hooks.http",
     "iris_prompt.urls",
+    "iris_prompt.ops.metrics",
+    "iris_prompt.ops.observe",
     "iris_prompt.codesets.codes",
     "iris_prompt.codesets.files",
     "iris_prompt.template.recording",
