@@ -257,3 +257,10 @@ def test_report_cells_cannot_break_the_table(log: HazardLog) -> None:
     assert "could not be read" in report
     # Nothing ran: no control can be green.
     assert f"| controls green in this run | 0 of {len(log.controls)} |" in report
+
+
+def test_a_matrix_that_is_not_5x5_is_refused() -> None:
+    small = SMALL_LOG.format(levels=LEVELS).replace("[3, 4, 4, 5, 5]]", "]")
+    with pytest.raises(HazardLogError) as raised:
+        log_from_toml(tomllib.loads(small))
+    assert raised.value.problems == ["matrix: ratings must be 5 rows of 5 ratings from 1 to 5"]

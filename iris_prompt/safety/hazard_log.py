@@ -203,12 +203,15 @@ def _matrix(data: dict[str, Any], read: _Reader) -> Matrix:
             f"matrix: ratings must be {size[0]} rows of {size[1]} ratings from 1 to 5"
         )
         ratings = [[1] * size[1]] * size[0]
+    rating_tables = read.tables(table, "rating", "matrix")
+    if [row.get("level") for row in rating_tables] != list(range(1, len(rating_tables) + 1)):
+        read.problems.append("matrix: [[matrix.rating]] tables must give levels 1, 2, ... in order")
     rating_levels = tuple(
         Level(
             read.text(row, "name", "matrix.rating"),
             read.text(row, "acceptability", "matrix.rating"),
         )
-        for row in sorted(read.tables(table, "rating", "matrix"), key=lambda r: str(r.get("level")))
+        for row in rating_tables
     )
     if size != (5, 5) or len(rating_levels) != 5:
         read.problems.append("matrix: it must be 5x5 (likelihood by severity) with 5 ratings")
