@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: serve test bench lint typecheck check clean
+.PHONY: serve test bench lint typecheck check safety-case clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ test: $(VENV)/.test
 	scripts/ensure-redis
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# Runs every test the hazard log (docs/safety/hazard-log.toml) names and writes the safety case
+# report, build/safety-case.md, saying which controls ran green; fails unless all of them did.
+safety-case: $(VENV)/.test
+	scripts/ensure-chromium
+	scripts/ensure-postgresql
+	$(BIN)/python -m iris_prompt.safety
 
 bench: $(VENV)/.test
 	$(BIN)/python -m benchmarks

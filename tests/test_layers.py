@@ -123,3 +123,9 @@ def test_the_registers_profile_loads_no_web_framework_http_client_or_event_loop(
 def test_the_web_framework_is_confined_to_the_http_module_of_cds_hooks() -> None:
     others = [m for m in ALL_CDS_HOOKS if m != "cds_hooks.http"]
     assert all(not tops(loaded_by(m)) & {"fastapi", "starlette"} for m in others)
+
+
+def test_the_service_never_loads_the_safety_case_and_the_log_loads_no_web_framework() -> None:
+    # The safety case runs pytest; it is a developer's tool, not part of the running service.
+    assert [m for m in loaded_by("iris_prompt.app") if m.startswith("iris_prompt.safety")] == []
+    assert tops(loaded_by("iris_prompt.safety.hazard_log")) & WEB == set()

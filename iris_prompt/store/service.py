@@ -47,7 +47,7 @@ KEY_FILE = "pseudonym.key"
 AUDITED = frozenset({"mappa", "known-abuse"})
 # Cards held back when the other hook has just given the same one. Never a MAPPA card: shown
 # twice it costs a glance, missed (the first answer lost on its way) it costs what the
-# clinician most needs to know (docs/safety/hazard-log.md, H-REPEAT).
+# clinician most needs to know (docs/safety/hazard-log.toml, H-REPEAT).
 HELD_BACK_WHEN_REPEATED = frozenset({"enquiry", "known-abuse"})
 
 

@@ -20,6 +20,8 @@ MODULES = [
     "iris_prompt.template.recording",
     "iris_prompt.template.codeset_check",
     "iris_prompt.template.questionnaire",
+    "iris_prompt.safety.hazard_log",
+    "iris_prompt.safety.outcomes",
 ]
 
 

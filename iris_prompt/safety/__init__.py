@@ -1,0 +1,3 @@
+"""safety: the hazard log (DCB0129) and the safety case report (`make safety-case`)."""
+
+__all__: list[str] = []
