@@ -34,6 +34,7 @@ test: $(VENV)/.test
 safety-case: $(VENV)/.test
 	scripts/ensure-chromium
 	scripts/ensure-postgresql
+	scripts/ensure-redis
 	$(BIN)/python -m iris_prompt.safety
 
 bench: $(VENV)/.test
