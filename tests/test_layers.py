@@ -27,18 +27,23 @@ DOMAIN = (
 PROTOCOL = [
     "cds_hooks",
     "cds_hooks.models",
+    "cds_hooks.request",
+    "cds_hooks.response",
     "cds_hooks.errors",
     "cds_hooks.discovery",
     "cds_hooks.prefetch",
     "cds_hooks.feedback",
     "cds_hooks.replay",
+    "cds_hooks.jws",
     "cds_hooks.logs",
 ]
 PURE_ENGINE = [
     "iris_prompt.engine.fhir_values",
     "iris_prompt.engine.record",
     "iris_prompt.engine.risk_flags",
+    "iris_prompt.engine.membership",
     "iris_prompt.engine.household",
+    "iris_prompt.engine.household_plan",
     "iris_prompt.engine.rules",
     "iris_prompt.engine.card_text",
     "iris_prompt.engine.cards",
