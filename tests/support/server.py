@@ -9,7 +9,6 @@ with serve_built(lambda base_url: create_app(settings_for(base_url))) as (base_u
 
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -22,6 +21,27 @@ def _listener() -> tuple[socket.socket, str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     return sock, f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that says when it is listening (or has given up), so the harness waits
+    on an event rather than polling `started`."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.settled = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets=sockets)
+        finally:
+            self.settled.set()
+
+    def run(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            super().run(sockets=sockets)
+        finally:
+            self.settled.set()  # it stopped before listening (a failed lifespan start-up)
 
 
 @contextmanager
@@ -58,14 +78,12 @@ def _serving(
     )
     # loop="auto" picks uvloop, as `iris-prompt serve` does; with the plain asyncio loop in a
     # thread, each loopback response here waited about 40 ms (delayed ACKs), hiding real times.
-    server = uvicorn.Server(config)
+    server = _Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.01)
+    if not server.settled.wait(timeout) or not server.started:
+        server.should_exit = True
+        raise RuntimeError("the test server did not start")
     try:
         yield
     finally:
