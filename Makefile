@@ -26,7 +26,10 @@ test: $(VENV)/.test
 	scripts/ensure-chromium
 	scripts/ensure-postgresql
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/coverage erase
+	$(BIN)/coverage run -m pytest -n 2
+	$(BIN)/coverage combine --quiet
+	$(BIN)/coverage report
 
 bench: $(VENV)/.test
 	$(BIN)/python -m benchmarks

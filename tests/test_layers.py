@@ -8,6 +8,7 @@ interpreter), so that a leak through any chain of imports is caught, not just a 
 """
 
 import json
+import os
 import subprocess
 import sys
 from functools import cache
@@ -69,9 +70,13 @@ PROBE = (
 @cache
 def loaded_by(module: str) -> frozenset[str]:
     """The modules a fresh interpreter holds after importing `module` alone."""
+    # Not measured for coverage (`make test` measures every Python process it starts): the probe
+    # only imports, and a coverage start-up per module would cost more than the import.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("COVERAGE_")}
     out = subprocess.run(
         [sys.executable, "-c", PROBE, module],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         check=True,
