@@ -27,7 +27,10 @@ test: $(VENV)/.test
 	scripts/ensure-postgresql
 	scripts/ensure-redis
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/coverage erase
+	$(BIN)/coverage run -m pytest -n 2
+	$(BIN)/coverage combine --quiet
+	$(BIN)/coverage report
 
 # Runs every test the hazard log (docs/safety/hazard-log.toml) names and writes the safety case
 # report, build/safety-case.md, saying which controls ran green; fails unless all of them did.

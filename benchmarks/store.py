@@ -29,7 +29,7 @@ import orjson
 from benchmarks.engine_parts import PATH, PATIENTS, quiet_gc, request_bodies
 from benchmarks.table import Row, summarise
 from cds_hooks import CallContext, CdsRequest
-from cds_hooks.models import parse_request
+from cds_hooks.request import parse_request
 from iris_prompt.codesets.files import default_codesets_dir, load_codesets
 from iris_prompt.engine.cards import CardSettings, cards_for
 from iris_prompt.engine.household import Household, HouseholdMember

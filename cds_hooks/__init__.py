@@ -22,23 +22,17 @@ from cds_hooks.errors import (
 )
 from cds_hooks.feedback import Feedback, FeedbackStore, InMemoryFeedbackStore
 from cds_hooks.logs import RedactingFilter
-from cds_hooks.models import (
-    Action,
-    Card,
-    CdsRequest,
-    CdsResponse,
-    Coding,
-    EncounterStartRequest,
-    GenericRequest,
-    Link,
-    PatientViewRequest,
-    Source,
-    Suggestion,
-    dump_json,
-    parse_request,
-)
+from cds_hooks.models import dump_json
 from cds_hooks.prefetch import PrefetchData, PrefetchTemplate
 from cds_hooks.replay import InMemoryReplayCache, ReplayCache
+from cds_hooks.request import (
+    CdsRequest,
+    EncounterStartRequest,
+    GenericRequest,
+    PatientViewRequest,
+    parse_request,
+)
+from cds_hooks.response import Action, Card, CdsResponse, Coding, Link, Source, Suggestion
 
 __all__ = [
     "Action",

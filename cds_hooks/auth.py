@@ -20,26 +20,28 @@ token itself is never logged or put in an exception):
 Spec: https://cds-hooks.hl7.org/2.0/#trusting-cds-clients
 """
 
-import asyncio
-import base64
-import logging
-import math
-import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, NamedTuple, TypeGuard
+from dataclasses import dataclass
+from typing import Any, TypeGuard
 
 import httpx
-import jwt
-import orjson
-from jwt.algorithms import Algorithm
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cds_hooks.errors import AuthenticationFailed
+from cds_hooks.jwks import JwksFetcher, TrustedIssuer, keys_by_kid
+from cds_hooks.jws import (
+    ALLOWED_ALGORITHMS,
+    KEY_TYPE_OF,
+    Jws,
+    JwtPolicy,
+    PreparedKey,
+    parse_jws,
+    prepare_key,
+)
 from cds_hooks.replay import InMemoryReplayCache, ReplayCache
 
+# The verifier and what configures it, in one import (the keys live in jwks.py, the token
+# format and policy in jws.py).
 __all__ = [
     "ALLOWED_ALGORITHMS",
     "CallerIdentity",
@@ -51,69 +53,6 @@ __all__ = [
     "keys_by_kid",
 ]
 
-log = logging.getLogger(__name__)
-
-# Spec: ES384 and RS384 recommended; symmetric algorithms and `none` SHALL NOT be used.
-ALLOWED_ALGORITHMS = ("ES384", "RS384", "ES256", "RS256", "ES512", "RS512")
-_KTY_OF = {"ES": "EC", "RS": "RSA"}
-
-
-class TrustedIssuer(BaseModel):
-    """One CDS client we trust: its `iss`, where its keys are, and optionally its tenants."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    iss: str = Field(min_length=1)
-    jwks: dict[str, Any] | None = None
-    jwks_file: Path | None = None
-    jku: tuple[str, ...] = ()
-    tenants: tuple[str, ...] | None = None
-    # FHIR base URLs this client's calls may name as fhirServer; empty: any public server.
-    fhir_servers: tuple[str, ...] = ()
-
-    @model_validator(mode="after")
-    def _has_keys(self) -> "TrustedIssuer":
-        if self.jwks is None and self.jwks_file is None and not self.jku:
-            raise ValueError(f"issuer {self.iss!r} needs jwks, jwks_file or an allow-listed jku")
-        return self
-
-    def static_keys(self) -> dict[str, dict[str, Any]]:
-        """kid -> JWK from the inline set and the file; raises ValueError if unreadable."""
-        keys = keys_by_kid(self.jwks) if self.jwks is not None else {}
-        if self.jwks_file is not None:
-            try:
-                keys |= keys_by_kid(orjson.loads(self.jwks_file.read_bytes()))
-            except (OSError, orjson.JSONDecodeError) as error:
-                raise ValueError(f"cannot read JWK Set file {self.jwks_file}: {error}") from None
-        return keys
-
-
-def keys_by_kid(jwks: Any) -> dict[str, dict[str, Any]]:
-    """kid -> JWK for a JWK Set document; keys without a kid cannot be selected and are skipped."""
-    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
-        raise ValueError("a JWK Set is an object with a 'keys' array")
-    return {
-        key["kid"]: key
-        for key in jwks["keys"]
-        if isinstance(key, dict) and isinstance(key.get("kid"), str)
-    }
-
-
-@dataclass(frozen=True)
-class JwtPolicy:
-    algorithms: frozenset[str] = frozenset(ALLOWED_ALGORITHMS)
-    leeway: float = 30.0
-    max_lifetime: float = 3600.0
-    jwks_cache_ttl: float = 3600.0
-    jwks_refresh_interval: float = 60.0
-    jwks_timeout: float = 5.0
-    jwks_max_bytes: int = 256 * 1024
-
-    def __post_init__(self) -> None:
-        refused = self.algorithms - set(ALLOWED_ALGORITHMS)
-        if refused:
-            raise ValueError(f"JWT algorithms not allowed by CDS Hooks: {sorted(refused)}")
-
 
 @dataclass(frozen=True)
 class CallerIdentity:
@@ -123,59 +62,6 @@ class CallerIdentity:
     kid: str
     tenant: str | None = None
     fhir_servers: tuple[str, ...] = ()
-
-
-@dataclass
-class _CachedSet:
-    keys: dict[str, dict[str, Any]]
-    fetched_at: float
-
-
-@dataclass
-class JwksFetcher:
-    """JWK Sets fetched from allow-listed `jku` URLs, cached, refreshed at a bounded rate."""
-
-    http: httpx.AsyncClient
-    policy: JwtPolicy
-    clock: Callable[[], float] = time.time
-    _cache: dict[str, _CachedSet] = field(default_factory=dict)
-    _last_try: dict[str, float] = field(default_factory=dict)
-    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-
-    async def key(self, url: str, kid: str) -> dict[str, Any] | None:
-        cached = self._cache.get(url)
-        now = self.clock()
-        fresh = cached is not None and now - cached.fetched_at < self.policy.jwks_cache_ttl
-        if fresh and cached is not None and kid in cached.keys:
-            return cached.keys[kid]
-        # Stale, first use, or an unknown kid (the client may have rotated its keys). Every
-        # fetch after the first waits out the refresh interval, failed fetches included, so
-        # tokens with made-up kids cannot make us hammer the client's key server.
-        if self._may_refresh(url, now):
-            async with self._locks.setdefault(url, asyncio.Lock()):
-                if self._may_refresh(url, now):  # another call may have just refreshed
-                    await self._refresh(url)
-        cached = self._cache.get(url)
-        return cached.keys.get(kid) if cached else None
-
-    def _may_refresh(self, url: str, now: float) -> bool:
-        last = self._last_try.get(url, -math.inf)
-        return last < now and now - last >= self.policy.jwks_refresh_interval
-
-    async def _refresh(self, url: str) -> None:
-        self._last_try[url] = self.clock()
-        try:
-            response = await self.http.get(url, timeout=self.policy.jwks_timeout)
-            if response.status_code != 200:
-                raise ValueError(f"HTTP {response.status_code}")
-            if len(response.content) > self.policy.jwks_max_bytes:
-                raise ValueError("JWK Set over the size limit")
-            keys = keys_by_kid(orjson.loads(response.content))
-        except (httpx.HTTPError, ValueError) as error:
-            # Keep any keys we had: a transient failure should not lock every client out.
-            log.warning("JWK Set at %s could not be fetched: %s", url, error)
-            return
-        self._cache[url] = _CachedSet(keys, self.clock())
 
 
 def bearer_token(authorization: str | Sequence[str] | None) -> str:
@@ -196,85 +82,10 @@ def bearer_token(authorization: str | Sequence[str] | None) -> str:
     return token.strip()
 
 
-# A compact JWS: three base64url segments (the last empty for alg none, refused by name below).
-# Anything else is refused before any decoding.
-_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
-_MAX_TOKEN_CHARS = 16 * 1024
-
-
-class _Jws(NamedTuple):
-    """A compact JWS taken apart: `signed` is what `signature` signs, and `header` and `claims`
-    are decoded from exactly those bytes."""
-
-    header: dict[str, Any]
-    claims: dict[str, Any]
-    signed: bytes
-    signature: bytes
-
-
-def _parse(token: str) -> _Jws:
-    """A compact JWS, not yet verified: its header and claims only say which key to check
-    the signature with, until `_check_signature` has verified it.
-
-    (Decoding the token again in PyJWT cost more than verifying an RS384 signature, mostly in
-    a character-by-character check that the pattern below already makes.)
-    """
-    if len(token) > _MAX_TOKEN_CHARS or not _COMPACT_JWS.fullmatch(token):
-        raise AuthenticationFailed("the token is not a well-formed JWT")
-    header_part, claims_part, signature_part = token.split(".")
-    try:
-        header = orjson.loads(_base64url(header_part))
-        claims = orjson.loads(_base64url(claims_part))
-        signature = _base64url(signature_part)
-    except (ValueError, orjson.JSONDecodeError):  # binascii.Error is a ValueError
-        raise AuthenticationFailed("the token is not a well-formed JWT") from None
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        raise AuthenticationFailed("the token is not a well-formed JWT")
-    signed = f"{header_part}.{claims_part}".encode("ascii")
-    return _Jws(header, claims, signed, signature)
-
-
-@dataclass(frozen=True)
-class _PreparedKey:
-    """A JWK made ready to verify one algorithm's signatures (building it costs more than a
-    verification, so it is kept per JWK)."""
-
-    jwk: dict[str, Any]
-    algorithm: Algorithm
-    key: Any
-
-
-# JWK members of private keys (RFC 7518 6.2.2 and 6.3.2).
-_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth"})
-
-
-def _prepare(jwk: dict[str, Any], alg: str, which: str) -> _PreparedKey:
-    """The key of `jwk` for `alg`, refused when it holds a private key, its curve does not match
-    `alg`, or it is shorter than the algorithm's minimum (RSA: 2048 bits)."""
-    if _PRIVATE_MEMBERS.intersection(jwk):
-        # Whoever published it has given its signing key away: nothing it signs can be trusted.
-        raise AuthenticationFailed(
-            f"{which} is published with its private part: refused; the client must replace it"
-        )
-    try:
-        loaded = jwt.PyJWK(jwk, algorithm=alg)
-        key = loaded.Algorithm.prepare_key(loaded.key)
-    except jwt.PyJWTError as error:
-        raise AuthenticationFailed(f"{which} is unusable for {alg}: {error}") from None
-    too_short = loaded.Algorithm.check_key_length(key)
-    if too_short:
-        raise AuthenticationFailed(f"{which} is refused: {too_short}")
-    return _PreparedKey(jwk, loaded.Algorithm, key)
-
-
 def _shown(value: object, limit: int) -> str:
     """A caller-sent value fit for a log line: strings cut to `limit`, anything else by type
     (a deeply nested list would not even survive `str`)."""
     return repr(value[:limit]) if isinstance(value, str) else f"of type {type(value).__name__}"
-
-
-def _base64url(segment: str) -> bytes:
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
 def _same_url(a: str, b: str) -> bool:
@@ -301,11 +112,11 @@ class JwtVerifier:
         )
         self._jwks = JwksFetcher(http, self.policy, clock)
         self._clock = clock
-        self._prepared: dict[tuple[str, str, str], _PreparedKey] = {}
+        self._prepared: dict[tuple[str, str, str], PreparedKey] = {}
 
     async def verify(self, token: str, audience: str) -> CallerIdentity:
         """Verify `token` for a call to `audience` (the URL called); returns who called."""
-        jws = _parse(token)
+        jws = parse_jws(token)
         header, claims = jws.header, jws.claims
         alg, kid, typ = header.get("alg"), header.get("kid"), header.get("typ")
         if not isinstance(alg, str) or alg not in self.policy.algorithms:
@@ -348,18 +159,16 @@ class JwtVerifier:
                 return key
         raise AuthenticationFailed(f"kid {kid[:100]!r} is not a known key of {issuer.iss}")
 
-    def _check_signature(
-        self, jws: _Jws, jwk: dict[str, Any], iss: str, kid: str, alg: str
-    ) -> None:
+    def _check_signature(self, jws: Jws, jwk: dict[str, Any], iss: str, kid: str, alg: str) -> None:
         if jwk.get("use", "sig") != "sig" or jwk.get("alg", alg) != alg:
             raise AuthenticationFailed(f"key {kid[:100]!r} of {iss} is not for {alg} signatures")
-        if jwk.get("kty") != _KTY_OF[alg[:2]]:
+        if jwk.get("kty") != KEY_TYPE_OF[alg[:2]]:
             raise AuthenticationFailed(f"key {kid[:100]!r} of {iss} is not a key for {alg}")
         cached = self._prepared.get((iss, kid, alg))
         if cached is not None and cached.jwk is jwk:
             prepared = cached
         else:
-            prepared = _prepare(jwk, alg, f"key {kid[:100]!r} of {iss}")
+            prepared = prepare_key(jwk, alg, f"key {kid[:100]!r} of {iss}")
             self._prepared[(iss, kid, alg)] = prepared
         if not prepared.algorithm.verify(jws.signed, prepared.key, jws.signature):
             raise AuthenticationFailed(f"bad signature (issuer {iss}, kid {kid[:100]!r})")

@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from cds_hooks.models import CdsRequest, CdsResponse, OutboundModel, Text, dump_json
+from cds_hooks.models import OutboundModel, Text, dump_json
 from cds_hooks.prefetch import PrefetchData, PrefetchTemplate
+from cds_hooks.request import CdsRequest
+from cds_hooks.response import CdsResponse
 
 if TYPE_CHECKING:  # types only: the registry itself needs no HTTP client
     from cds_hooks.auth import CallerIdentity

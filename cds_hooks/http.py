@@ -49,7 +49,9 @@ from cds_hooks.errors import (
 )
 from cds_hooks.feedback import FeedbackStore, InMemoryFeedbackStore, parse_feedback
 from cds_hooks.fhir import FhirClient, FhirLimits, resolve_prefetch
-from cds_hooks.models import CdsRequest, CdsResponse, dump_json, parse_request
+from cds_hooks.models import dump_json
+from cds_hooks.request import CdsRequest, parse_request
+from cds_hooks.response import CdsResponse
 
 __all__ = [
     "FHIR_JSON",

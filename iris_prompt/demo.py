@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from iris_prompt.codesets.codes import SNOMED_CT
-from iris_prompt.engine.household import NHS_NUMBER_SYSTEM
+from iris_prompt.engine.membership import NHS_NUMBER_SYSTEM
 from iris_prompt.engine.risk_flags import MAPPA_CODE, risk_extension
 
 __all__ = ["demo_request", "household_resources", "main", "render"]

@@ -9,7 +9,7 @@ import pytest
 
 from benchmarks.engine import CLASSES, MIN_SAMPLES, _schedule, size_class
 from benchmarks.engine_parts import PATH, PATIENTS, reference_app, request_bodies
-from cds_hooks.models import parse_request
+from cds_hooks.request import parse_request
 from tests.support.server import serve
 
 

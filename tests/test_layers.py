@@ -10,6 +10,7 @@ interpreter), so that a leak through any chain of imports is caught, not just a 
 """
 
 import json
+import os
 import subprocess
 import sys
 from functools import cache
@@ -29,18 +30,23 @@ DOMAIN = (
 PROTOCOL = [
     "cds_hooks",
     "cds_hooks.models",
+    "cds_hooks.request",
+    "cds_hooks.response",
     "cds_hooks.errors",
     "cds_hooks.discovery",
     "cds_hooks.prefetch",
     "cds_hooks.feedback",
     "cds_hooks.replay",
+    "cds_hooks.jws",
     "cds_hooks.logs",
 ]
 PURE_ENGINE = [
     "iris_prompt.engine.fhir_values",
     "iris_prompt.engine.record",
     "iris_prompt.engine.risk_flags",
+    "iris_prompt.engine.membership",
     "iris_prompt.engine.household",
+    "iris_prompt.engine.household_plan",
     "iris_prompt.engine.rules",
     "iris_prompt.engine.card_text",
     "iris_prompt.engine.cards",
@@ -66,9 +72,13 @@ PROBE = (
 @cache
 def loaded_by(module: str) -> frozenset[str]:
     """The modules a fresh interpreter holds after importing `module` alone."""
+    # Not measured for coverage (`make test` measures every Python process it starts): the probe
+    # only imports, and a coverage start-up per module would cost more than the import.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("COVERAGE_")}
     out = subprocess.run(
         [sys.executable, "-c", PROBE, module],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         check=True,

@@ -24,6 +24,7 @@ from typing import Any
 import tomli_w
 
 from iris_prompt.codesets.codes import CTV3, READ_V2, SNOMED_CT, SYSTEM_NAMES
+from iris_prompt.codesets.members import COLUMNS
 from iris_prompt.codesets.model import (
     PURPOSES,
     RECORDING_CATEGORIES,
@@ -34,7 +35,7 @@ from iris_prompt.codesets.model import (
     Member,
     Problem,
 )
-from iris_prompt.codesets.validation import COLUMNS, Checked, check_across_sets, check_codeset
+from iris_prompt.codesets.validation import Checked, check_across_sets, check_codeset
 
 __all__ = [
     "CTV3",

@@ -78,8 +78,6 @@ class CodeSetRegistry:
         self._today = today
         self._checks = tuple(checks)
         self._reload_lock = threading.Lock()
-        self._generation = threading.Condition()
-        self._attempts = 0
         report = check_folder(directory, today=today(), checks=self._checks)
         if report.codesets is None:
             raise CodeSetError(report.errors)
@@ -93,11 +91,6 @@ class CodeSetRegistry:
     def current(self) -> CodeSets:
         """The live sets. Read it once per request and keep the snapshot."""
         return self._current
-
-    @property
-    def attempts(self) -> int:
-        """How many reloads have finished (succeeded or not) since start-up."""
-        return self._attempts
 
     def reload(self) -> ReloadResult:
         """Check the folder again and, only if it passes, make it live. Never raises for bad
@@ -124,15 +117,7 @@ class CodeSetRegistry:
                     result = ReloadResult(True, report.codesets.versions(), tuple(report.problems))
                     log.info("code sets reloaded: %s", describe_versions(report.codesets))
             self.last_reload = result
-            with self._generation:
-                self._attempts += 1
-                self._generation.notify_all()
             return result
-
-    def wait_for_reload(self, after: int, timeout: float) -> bool:
-        """Block until more than `after` reloads have finished; False on timeout."""
-        with self._generation:
-            return self._generation.wait_for(lambda: self._attempts > after, timeout)
 
     def status(self) -> dict[str, Any]:
         """Live versions and the last reload's outcome, for operators."""

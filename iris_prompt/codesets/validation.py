@@ -2,6 +2,8 @@
 
 Used by the loader, the `iris-prompt codesets` command and CI, so all three say the same thing.
 Every problem names the file, line and column, in words an ICB safeguarding lead can act on.
+A manifest is checked by `manifest.py`, a members CSV by `members.py`; this module puts the two
+together into a `CodeSet` and checks the sets against each other.
 
 Rules (see codesets/README.md for the reasons):
 - manifest: every field present and of the right kind; status draft/active/retired (retired
@@ -19,52 +21,21 @@ Rules (see codesets/README.md for the reasons):
   which afterwards means abuse is known.
 
 What this version of the program needs from the sets (the recording template's codes, terms and
-categories) is not a rule of the files: `recording_check.check_recording_set` checks it, and the
-service and `iris-prompt codesets validate` apply it on top of these rules. So `diff` can still
-compare with an older version written for an older template.
+categories) is not a rule of the files: `template.codeset_check.check_recording_set` checks it,
+and the service and `iris-prompt codesets validate` apply it on top of these rules. So `diff`
+can still compare with an older version written for an older template.
 """
 
-import csv
 import datetime
-import io
-import re
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from iris_prompt.codesets.codes import SNOMED_CT, SYSTEM_NAMES, check_code, snomed_namespace
-from iris_prompt.codesets.model import (
-    PURPOSES,
-    STATUSES,
-    CategorySettings,
-    CodeSet,
-    Member,
-    Problem,
-)
+from iris_prompt.codesets.codes import SYSTEM_NAMES
+from iris_prompt.codesets.manifest import check_manifest
+from iris_prompt.codesets.members import check_members
+from iris_prompt.codesets.model import PURPOSES, CodeSet, Member, Problem
 
-__all__ = [
-    "COLUMNS",
-    "Checked",
-    "check_across_sets",
-    "check_codeset",
-    "parse_lookback",
-]
-
-COLUMNS = ("system", "code", "term", "category", "source", "note")
-_REQUIRED_COLUMNS = COLUMNS
-_SYSTEMS_BY_NAME = {name: uri for uri, name in SYSTEM_NAMES.items()}
-_MANIFEST_TEXT_FIELDS = ("id", "title", "version", "status", "owner", "purpose", "description")
-_MANIFEST_DATE_FIELDS = ("last_reviewed", "next_review_due")
-_CATEGORY_FIELDS = ("title", "lookback", "reason")
-_OPTIONAL_CATEGORY_FIELDS = ("min_entries",)
-# An id becomes part of the ValueSet's canonical URL and FHIR id: lower case, digits, hyphens.
-_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
-_VERSION = re.compile(r"[0-9]+(\.[0-9]+){0,2}")
-_LOOKBACK = re.compile(r"([1-9][0-9]*) (day|week|month|year)s?")
-# A year counts as 365.25 days and a month as a twelfth of that, so "12 months" == "1 year".
-_UNIT_DAYS = {"day": 1.0, "week": 7.0, "month": 365.25 / 12, "year": 365.25}
-EMIS_NAMESPACE = "1000006"
+__all__ = ["Checked", "check_across_sets", "check_codeset"]
 
 
 @dataclass
@@ -86,20 +57,6 @@ class Checked:
         return [p for p in self.problems if p.severity == "error"]
 
 
-def parse_lookback(text: str) -> datetime.timedelta | None:
-    """ "2 years" -> timedelta; "whole record" -> None. Raises ValueError otherwise."""
-    text = " ".join(text.split()).lower()
-    if text == "whole record":
-        return None
-    match = _LOOKBACK.fullmatch(text)
-    if not match:
-        raise ValueError(
-            f"lookback {text!r} is not understood: write a number and a unit, such as "
-            "'18 months' or '2 years', or 'whole record'"
-        )
-    return datetime.timedelta(days=int(match[1]) * _UNIT_DAYS[match[2]])
-
-
 def check_codeset(
     manifest_text: str,
     members_text: str,
@@ -110,9 +67,11 @@ def check_codeset(
 ) -> Checked:
     """Check one manifest and its members CSV; build the `CodeSet` when there is no error."""
     checked = Checked(None, [], manifest_file, members_file)
-    manifest = _check_manifest(manifest_text, manifest_file, today, checked.problems)
+    manifest = check_manifest(manifest_text, manifest_file, today, checked.problems)
     categories = manifest.get("categories", {})
-    members = _check_members(members_text, members_file, categories, checked)
+    members = check_members(
+        members_text, members_file, categories, checked.problems, checked.member_lines
+    )
     checked.purpose, checked.members = manifest.get("purpose"), members
     if not checked.errors:
         checked.codeset = CodeSet(members=tuple(members), **manifest)
@@ -180,240 +139,3 @@ def _conflicts(trigger: Checked, other: Checked, why: str) -> list[Problem]:
                 )
             )
     return problems
-
-
-# --- manifest --------------------------------------------------------------------------------
-def _line_of(text: str, key: str, table: str | None = None) -> int | None:
-    """The line where `key = ...` is written (inside `[table]` if given): for error messages."""
-    in_table = table is None
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if stripped.startswith("["):
-            in_table = table is not None and stripped.strip("[] ") == table
-            if in_table and key == "":
-                return number
-            continue
-        if in_table and re.match(rf"{re.escape(key)}\s*=", stripped):
-            return number
-    return None
-
-
-def _check_manifest(
-    text: str, file: str, today: datetime.date, problems: list[Problem]
-) -> dict[str, Any]:
-    """The manifest's fields that are valid (all of them when no problem is an error)."""
-
-    def problem(message: str, key: str | None = None, table: str | None = None, **kw: Any) -> None:
-        line = _line_of(text, key or "", table) if key is not None or table else None
-        column = f"field {key!r}" if key else None
-        problems.append(Problem(file, message, line=line, column=column, **kw))
-
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        match = re.search(r"line (\d+)", str(error))
-        problems.append(
-            Problem(
-                file,
-                f"not valid TOML ({error}); check quotes and '=' signs",
-                line=int(match[1]) if match else None,
-            )
-        )
-        return {}
-    manifest: dict[str, Any] = {}
-    for key in sorted(set(data) - {*_MANIFEST_TEXT_FIELDS, *_MANIFEST_DATE_FIELDS, "categories"}):
-        problem(f"unknown field {key!r} (a typing mistake?)", key)
-    for key in _MANIFEST_TEXT_FIELDS:
-        value = data.get(key)
-        if not isinstance(value, str) or not value.strip():
-            problem(f'{key!r} is missing or empty: write it as {key} = "..."', key)
-        else:
-            manifest[key] = value.strip()
-    for key in _MANIFEST_DATE_FIELDS:
-        value = data.get(key)
-        if isinstance(value, str):
-            try:
-                value = datetime.date.fromisoformat(value.strip())
-            except ValueError:
-                pass
-        if not isinstance(value, datetime.date) or isinstance(value, datetime.datetime):
-            problem(f"{key!r} must be a date written as {key} = 2026-01-31", key)
-        else:
-            manifest[key] = value
-    if "id" in manifest and not _ID.fullmatch(manifest["id"]):
-        problem("'id' may use only lower-case letters, digits and hyphens", "id")
-    if "version" in manifest and not _VERSION.fullmatch(manifest["version"]):
-        problem("'version' must be numbers with dots, such as 1.2.0", "version")
-    if manifest.get("status") not in (None, *STATUSES):
-        problem(f"'status' must be one of {', '.join(STATUSES)}", "status")
-    elif manifest.get("status") == "retired":
-        problem("status is 'retired': a retired set cannot be loaded by the service", "status")
-    elif manifest.get("status") == "draft":
-        problem("status is 'draft': set it to 'active' once approved", "status", severity="warning")
-    if manifest.get("purpose") not in (None, *PURPOSES):
-        problem(f"'purpose' must be one of {', '.join(PURPOSES)}", "purpose")
-    reviewed, due = manifest.get("last_reviewed"), manifest.get("next_review_due")
-    if reviewed is not None and reviewed > today:
-        problem(f"'last_reviewed' {reviewed} is in the future", "last_reviewed")
-    if reviewed is not None and due is not None:
-        if due <= reviewed:
-            problem("'next_review_due' must be after 'last_reviewed'", "next_review_due")
-        elif due < today:
-            problem(f"review was due on {due}", "next_review_due", severity="warning")
-    manifest["categories"] = _check_categories(data.get("categories"), problem)
-    return manifest
-
-
-def _check_categories(raw: Any, problem: Any) -> dict[str, CategorySettings]:
-    if not isinstance(raw, dict) or not raw:
-        problem("no categories: add a [categories.NAME] table for each category", "categories")
-        return {}
-    categories: dict[str, CategorySettings] = {}
-    for name, settings in raw.items():
-        table = f"categories.{name}"
-        if not _ID.fullmatch(name):
-            problem(f"category {name!r}: use lower-case letters, digits, hyphens", table=table)
-            continue
-        if not isinstance(settings, dict):
-            problem(f"category {name!r} must be a table [categories.{name}]", table=table)
-            continue
-        for key in sorted(set(settings) - {*_CATEGORY_FIELDS, *_OPTIONAL_CATEGORY_FIELDS}):
-            problem(f"unknown field {key!r} in category {name!r}", key, table)
-        texts = {}
-        for key in _CATEGORY_FIELDS:
-            value = settings.get(key)
-            if not isinstance(value, str) or not value.strip():
-                problem(f'category {name!r} needs {key} = "..."', key, table)
-            else:
-                texts[key] = " ".join(value.split()) if key == "lookback" else value.strip()
-        min_entries = settings.get("min_entries", 1)
-        if type(min_entries) is not int or min_entries < 1:
-            problem(
-                f"category {name!r}: min_entries must be a whole number of at least 1, such as "
-                "min_entries = 3 (how many entries on different days inside the lookback it "
-                "takes to count)",
-                "min_entries",
-                table,
-            )
-            continue
-        if len(texts) != len(_CATEGORY_FIELDS):
-            continue
-        try:
-            lookback = parse_lookback(texts["lookback"])
-        except ValueError as error:
-            problem(f"category {name!r}: {error}", "lookback", table)
-            continue
-        categories[name] = CategorySettings(
-            lookback=lookback,
-            title=texts["title"],
-            reason=texts["reason"],
-            lookback_text=texts["lookback"],
-            min_entries=min_entries,
-        )
-    return categories
-
-
-# --- members ---------------------------------------------------------------------------------
-def _check_members(
-    text: str, file: str, categories: dict[str, CategorySettings], checked: Checked
-) -> list[Member]:
-    problems = checked.problems
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = [cell.strip().lower() for cell in next(reader, [])]
-    missing = [c for c in _REQUIRED_COLUMNS if c not in header]
-    unknown = [c for c in header if c and c not in COLUMNS]
-    if missing or unknown or not header:
-        problems.append(
-            Problem(
-                file,
-                f"the first line must name the columns {', '.join(COLUMNS)}"
-                + (f"; missing {', '.join(missing)}" if missing else "")
-                + (f"; unknown {', '.join(unknown)}" if unknown else ""),
-                line=1,
-            )
-        )
-        return []
-    members: list[Member] = []
-    for row in reader:
-        line = reader.line_num
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) > len(header):
-            problems.append(
-                Problem(file, f"{len(row)} values but {len(header)} columns (a stray comma?)", line)
-            )
-            continue
-        cells = dict(zip(header, (cell.strip() for cell in row), strict=False))
-        member = _check_row(cells, header, file, line, categories, problems)
-        if member is None:
-            continue
-        key = (member.system, member.code)
-        if key in checked.member_lines:
-            earlier = checked.member_lines[key]
-            other = next(m for m in members if (m.system, m.code) == key)
-            more = (
-                f" in category {other.category!r}; a code belongs to one category"
-                if other.category != member.category
-                else ""
-            )
-            problems.append(
-                Problem(
-                    file,
-                    f"{SYSTEM_NAMES[member.system]} {member.code} is already on line {earlier}"
-                    f"{more}; delete one of the two lines",
-                    line,
-                    _column(header, "code"),
-                )
-            )
-            continue
-        checked.member_lines[key] = line
-        members.append(member)
-    return members
-
-
-def _column(header: list[str], name: str) -> str:
-    return f"column {header.index(name) + 1} ({name})"
-
-
-def _check_row(
-    cells: dict[str, str],
-    header: list[str],
-    file: str,
-    line: int,
-    categories: dict[str, CategorySettings],
-    problems: list[Problem],
-) -> Member | None:
-    before = len(problems)
-
-    def problem(column: str, message: str) -> None:
-        problems.append(Problem(file, message, line, _column(header, column)))
-
-    system = _SYSTEMS_BY_NAME.get(cells.get("system", ""))
-    code = cells.get("code", "")
-    if system is None:
-        names = ", ".join(repr(n) for n in _SYSTEMS_BY_NAME)
-        problem("system", f"system {cells.get('system', '')!r} is not one of {names}")
-    elif not code:
-        problem("code", "the code is missing")
-    else:
-        try:
-            check_code(system, code)
-        except ValueError as error:
-            problem("code", str(error))
-        else:
-            if system == SNOMED_CT and snomed_namespace(code) == EMIS_NAMESPACE:
-                problem(
-                    "code",
-                    f"{code} is an EMIS local code (namespace {EMIS_NAMESPACE}), not national "
-                    "SNOMED CT: other GP systems will never record it",
-                )
-    for column, what in (("term", "term"), ("category", "category"), ("source", "source")):
-        if not cells.get(column):
-            problem(column, f"the {what} is missing")
-    category = cells.get("category", "")
-    if category and categories and category not in categories:
-        known = ", ".join(categories)
-        problem("category", f"category {category!r} is not in the manifest (known: {known})")
-    if len(problems) > before or system is None:
-        return None
-    return Member(system, code, cells["term"], category, cells["source"], cells.get("note", ""))

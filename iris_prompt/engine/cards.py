@@ -33,7 +33,7 @@ from iris_prompt.engine.card_text import (
 from iris_prompt.engine.household import HouseholdMember
 from iris_prompt.engine.risk_flags import MAPPA_CODE, MappaRisk
 from iris_prompt.engine.rules import CHILD_AGE, Decision
-from iris_prompt.template.questionnaire import card_links
+from iris_prompt.template.links import card_links
 from iris_prompt.template.recording import outcome_resources
 from iris_prompt.urls import OVERRIDE_SYSTEM
 

@@ -24,7 +24,7 @@ or a response body.
 
 Flags are filtered here, not by the server: R4 defines no `status` search parameter for Flag.
 
-Which members to read is the pure `household.household_plan`; this module answers its requests
+Which members to read is the pure `household_plan.household_plan`; this module answers its requests
 with FHIR reads and searches (`fhir_query`). Answers are cached briefly (cachetools TTL) under a
 key made of the FHIR server's base URL, a SHA-256 of the access token (`FhirClient.cache_scope`)
 and the query, so one practice's or one token's data can never be
@@ -46,20 +46,17 @@ from cachetools import TTLCache
 
 from cds_hooks import FhirUnavailable
 from cds_hooks.fhir import FhirClient
-from iris_prompt.engine.household import (
-    MAX_MEMBERS,
-    NHS_NUMBER_SYSTEM,
-    UNCHECKED,
+from iris_prompt.engine.household import MAX_MEMBERS, UNCHECKED, Household, essentials
+from iris_prompt.engine.household_plan import (
     FlagsOf,
-    Household,
     HouseholdPlan,
     PatientById,
     PatientByNhsNumber,
     RegisterFlagsOf,
     Request,
-    essentials,
     household_plan,
 )
+from iris_prompt.engine.membership import NHS_NUMBER_SYSTEM
 from iris_prompt.engine.record import resources_in
 
 __all__ = ["PARTS", "HouseholdLookup", "fhir_query"]

@@ -54,7 +54,7 @@ from typing import Any
 from iris_prompt.codesets.codes import READ_V2
 from iris_prompt.codesets.model import CodeSets
 from iris_prompt.engine.fhir_values import as_str, codes_of, fhir_date, last_day
-from iris_prompt.engine.household import NHS_NUMBER_SYSTEM, nhs_number
+from iris_prompt.engine.membership import NHS_NUMBER_SYSTEM, nhs_number
 
 __all__ = [
     "CodedEntry",

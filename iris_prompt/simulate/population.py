@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from iris_prompt.engine.household import nhs_number
+from iris_prompt.engine.membership import nhs_number
 
 __all__ = [
     "READ_TYPES",

@@ -3,7 +3,7 @@
 For each patient this does what the service (`services.Engine`) does for a clinician's call:
 `record.read_record` over the resources the service is given, `rules.refusal` (a deceased
 patient: no cards and no household lookup), the service's own household plan
-(`household.household_plan`) answered from the population where the service asks the FHIR
+(`household_plan.household_plan`) answered from the population where the service asks the FHIR
 server, and `rules.decide`. There is no second copy of any rule here: what is counted is what a
 clinician would see on that day.
 
@@ -27,16 +27,16 @@ from typing import Any, TextIO
 
 from iris_prompt.codesets.files import load_codesets
 from iris_prompt.codesets.model import CodeSets
-from iris_prompt.engine.household import (
+from iris_prompt.engine.household import Household
+from iris_prompt.engine.household_plan import (
     FlagsOf,
-    Household,
     PatientById,
     PatientByNhsNumber,
     RegisterFlagsOf,
     Request,
     household_plan,
-    nhs_number,
 )
+from iris_prompt.engine.membership import nhs_number
 from iris_prompt.engine.record import CodedEntry, read_record
 from iris_prompt.engine.rules import Decision, RuleSettings, decide, refusal
 from iris_prompt.simulate.population import (

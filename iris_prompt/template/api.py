@@ -35,17 +35,19 @@ from fastapi import APIRouter, Request, Response
 
 from cds_hooks.errors import Issue, operation_outcome
 from cds_hooks.http import describe_call, read_json
-from iris_prompt.template.extract import ExtractError, Problem, extract
-from iris_prompt.template.questionnaire import (
+from iris_prompt.template.dash import (
     DASH_COUNT_ITEM,
     DASH_ITEMS,
     MARAC_RULE,
     MARAC_THRESHOLD,
-    PAGE_PATH,
+    dash_yes_count,
+)
+from iris_prompt.template.extract import ExtractError, Problem, extract
+from iris_prompt.template.links import PAGE_PATH
+from iris_prompt.template.questionnaire import (
     QUESTIONNAIRE_ID,
     QUESTIONNAIRE_URL,
     QUESTIONNAIRE_VERSION,
-    dash_yes_count,
     is_enabled,
     iter_items,
     questionnaire,

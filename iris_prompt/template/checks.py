@@ -21,12 +21,11 @@ import pydantic
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
 from iris_prompt.template.answers import Answers, Problem
+from iris_prompt.template.dash import DASH_COUNT_ITEM, dash_yes_count
 from iris_prompt.template.questionnaire import (
     ANSWER_SYSTEM,
-    DASH_COUNT_ITEM,
     QUESTIONNAIRE_URL,
     QUESTIONNAIRE_VERSION,
-    dash_yes_count,
     is_enabled,
     questionnaire,
 )

@@ -12,8 +12,9 @@ too. Each problem says, in a lead's words, what to write and where.
 from collections.abc import Sequence
 
 from iris_prompt.codesets.codes import SNOMED_CT
+from iris_prompt.codesets.members import COLUMNS
 from iris_prompt.codesets.model import RECORDING_CATEGORIES, CodeSets, Problem
-from iris_prompt.codesets.validation import COLUMNS, Checked
+from iris_prompt.codesets.validation import Checked
 from iris_prompt.template.questionnaire import iter_items, questionnaire
 from iris_prompt.template.recording import (
     DASH_CHECKLIST,

@@ -31,7 +31,8 @@ from starlette.responses import RedirectResponse
 from iris_prompt.template import api
 from iris_prompt.template.extract import ExtractError, extract
 from iris_prompt.template.filing import file_bundle, for_patient, patient_banner
-from iris_prompt.template.questionnaire import PAGE_PATH, questionnaire
+from iris_prompt.template.links import PAGE_PATH
+from iris_prompt.template.questionnaire import questionnaire
 from iris_prompt.template.sessions import COOKIE, Launch, Session, SessionStore
 from iris_prompt.template.smart import (
     SmartClient,

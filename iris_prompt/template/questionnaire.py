@@ -2,9 +2,9 @@
 
 The template is what the clinician completes after the prompt: is it safe to ask, four screening
 questions in the spirit of HARK (our own words), the outcome, what was disclosed, the DASH risk
-checklist topics with the MARAC rule, and the actions taken. `questionnaire()` builds the FHIR
-resource from the tuples below; the web page and the `$extract` checks read the same resource, so
-the form, the server's validation and the coded output cannot drift apart.
+checklist topics with the MARAC rule (`dash.py`), and the actions taken. `questionnaire()` builds
+the FHIR resource from the tuples below; the web page and the `$extract` checks read the same
+resource, so the form, the server's validation and the coded output cannot drift apart.
 
 Answer options use this project's own code system (`ANSWER_SYSTEM`): they are form answers, not
 clinical codes. Clinical codes (SNOMED CT) are attached to answers in one place only:
@@ -16,22 +16,17 @@ clinical codes. Clinical codes (SNOMED CT) are attached to answers in one place 
 """
 
 import functools
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from iris_prompt.urls import ANSWER_SYSTEM, QUESTIONNAIRE_ID, QUESTIONNAIRE_URL, TEMPLATE_PATH
+from iris_prompt.template.dash import DASH_COUNT_ITEM, DASH_ITEMS, DASH_TOPICS, MARAC_RULE
+from iris_prompt.urls import ANSWER_SYSTEM, QUESTIONNAIRE_ID, QUESTIONNAIRE_URL
 
 __all__ = [
     "ANSWER_SYSTEM",
-    "DASH_ITEMS",
-    "LAUNCH_PATH",
-    "PAGE_PATH",
     "QUESTIONNAIRE_ID",
     "QUESTIONNAIRE_URL",
     "QUESTIONNAIRE_VERSION",
-    "card_links",
-    "dash_yes_count",
     "is_enabled",
     "iter_items",
     "link_ids",
@@ -43,10 +38,6 @@ __all__ = [
 # (docs/template.md).
 QUESTIONNAIRE_VERSION = "0.1.0"
 QUESTIONNAIRE_STATUS = "draft"
-# The page for practice staff, relative to the service's public base URL.
-PAGE_PATH = TEMPLATE_PATH
-# The SMART App Launch URL of the page (EHR launch: the EHR adds `iss` and `launch`).
-LAUNCH_PATH = PAGE_PATH + "/launch"
 
 # SDC: a read-only item whose value a form filler computes.
 CALCULATED_EXPRESSION = (
@@ -103,47 +94,6 @@ ACTIONS: Options = (
     ("child-safeguarding", "Child safeguarding referral made"),
     ("safety-plan", "Safety plan discussed"),
     ("follow-up", "Follow-up arranged"),
-)
-
-# The 24 DASH topics, in our own words (the SafeLives wording is theirs). Topics 1-9 come from a
-# published adaptation of the CAADA-DASH checklist (2009); 10-24 are recalled, not read, and must
-# be checked against the current SafeLives Dash risk checklist before go-live (docs/template.md,
-# "The DASH caveat", which also cites SafeLives' MARAC referral criteria).
-DASH_TOPICS: tuple[str, ...] = (
-    "Was the patient injured in the most recent incident?",
-    "Is the patient very frightened?",
-    "Does the patient fear what the person may do next, to them or to others?",
-    "Has the person cut the patient off from family or friends?",
-    "Is the patient feeling depressed, or having thoughts of suicide?",
-    "Has the patient separated, or tried to separate, from the person in the past year?",
-    "Is there conflict over contact with children?",
-    "Does the person keep texting, calling, following or turning up uninvited?",
-    "Is the patient pregnant, or have they had a baby in the past 18 months?",
-    "Is the abuse happening more often?",
-    "Is the abuse getting worse?",
-    "Does the person try to control everything the patient does, or show extreme jealousy?",
-    "Has the person used a weapon or an object to hurt the patient?",
-    "Has the person threatened to kill the patient or someone else?",
-    "Has the person strangled, choked or suffocated the patient, or tried to drown them?",
-    "Does the person do or say sexual things that frighten or hurt the patient?",
-    "Is someone else threatening the patient, or is the patient afraid of someone else?",
-    "Has the person hurt anyone else (children, relatives, others)?",
-    "Has the person hurt or threatened to hurt an animal?",
-    "Are there money problems, or does the person control the money?",
-    "Does the person have problems with alcohol, drugs or mental health?",
-    "Has the person threatened or attempted suicide?",
-    "Has the person broken bail, an injunction or another agreement to stay away?",
-    "Does the person have a criminal record, for violence or anything else?",
-)
-DASH_ITEMS: tuple[str, ...] = tuple(f"dash.q{n:02d}" for n in range(1, len(DASH_TOPICS) + 1))
-DASH_COUNT_ITEM = "dash.yes-count"
-MARAC_THRESHOLD = 14
-
-MARAC_RULE = (
-    f"Count the 'yes' answers. {MARAC_THRESHOLD} or more is visible high risk: refer to MARAC. "
-    "Below that, refer on professional judgement, or where the abuse is escalating (for example "
-    "three or more incidents in 12 months). Discuss with the practice safeguarding lead or the "
-    "IRIS advocate educator."
 )
 
 
@@ -411,44 +361,3 @@ def _condition_holds(condition: Mapping[str, Any], answers: Mapping[str, Sequenc
     if "answerBoolean" in condition:
         return condition["answerBoolean"] in given and all(isinstance(v, bool) for v in given)
     return condition["answerCoding"]["code"] in given
-
-
-def dash_yes_count(answers: Mapping[str, Sequence[object]]) -> int:
-    """The number of DASH topics answered 'yes' (what the count item's expression computes)."""
-    return sum("yes" in answers.get(link_id, ()) for link_id in DASH_ITEMS)
-
-
-def card_links(
-    public_base_url: str, hook_instance: str, card_uuid: str, *, smart_launch: bool = False
-) -> list[dict[str, str]]:
-    """The card's links to the recording page (CDS Hooks 2.0, Link).
-
-    With `smart_launch` (a SMART client is configured), a `smart` link to the launch URL, whose
-    `appContext` carries only the hookInstance and the card's uuid; the EHR adds `iss` and
-    `launch` and the page files the entries in the record. Always an `absolute` link to the page,
-    for systems without SMART launch. Neither URL carries any patient data.
-    https://cds-hooks.hl7.org/2.0/#link
-
-        >>> links = card_links("https://iris.example", "d1577c69", "4e0a3a1e", smart_launch=True)
-        >>> [(link["type"], link["url"]) for link in links]
-        [('smart', 'https://iris.example/template/launch'), ('absolute', 'https://iris.example/template')]
-        >>> [link["type"] for link in card_links("https://iris.example", "d1577c69", "4e0a3a1e")]
-        ['absolute']
-    """
-    base = public_base_url.rstrip("/")
-    if not base.startswith(("https://", "http://")) or "?" in base or "#" in base:
-        raise ValueError("public_base_url must be an http(s) URL without query or fragment")
-    url = base + PAGE_PATH
-    links = [{"label": "Record the enquiry (open in a browser)", "url": url, "type": "absolute"}]
-    if smart_launch:
-        app_context = json.dumps(
-            {"hookInstance": hook_instance, "card": card_uuid}, separators=(",", ":")
-        )
-        smart = {
-            "label": "Record the enquiry and file it in the record (template)",
-            "url": base + LAUNCH_PATH,
-            "type": "smart",
-            "appContext": app_context,
-        }
-        links.insert(0, smart)
-    return links

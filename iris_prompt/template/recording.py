@@ -31,12 +31,8 @@ import orjson
 
 from iris_prompt.codesets.codes import SNOMED_CT
 from iris_prompt.template.answers import Answers, Problem
-from iris_prompt.template.questionnaire import (
-    DASH_ITEMS,
-    MARAC_THRESHOLD,
-    dash_yes_count,
-    link_ids,
-)
+from iris_prompt.template.dash import DASH_ITEMS, MARAC_THRESHOLD, dash_yes_count
+from iris_prompt.template.questionnaire import link_ids
 
 __all__ = [
     "MAPPING",

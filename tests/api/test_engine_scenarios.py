@@ -277,3 +277,34 @@ def test_an_unreadable_birth_date_gives_no_enquiry_but_the_mappa_card_and_a_warn
     warnings = [r for r in caplog.records if r.levelname == "WARNING"]
     assert any("age unknown" in r.getMessage() for r in warnings)
     assert not any("seed-" in r.getMessage() or "1992" in r.getMessage() for r in caplog.records)
+
+
+# --- a deceased patient: no cards, and nothing of the household read ------------------------
+
+
+@pytest.mark.parametrize(
+    ("deceased", "expected"),
+    [
+        ({"deceasedBoolean": True}, []),
+        ({"deceasedDateTime": "2026-11-20T08:15:00+00:00"}, []),
+        ({"deceasedBoolean": False}, ["enquiry", "mappa"]),  # alive: the seed case's own cards
+    ],
+)
+def test_a_deceased_patient_gets_no_cards_and_no_household_lookup(
+    service: LiveService, deceased: dict[str, Any], expected: list[str]
+) -> None:
+    """Rule 2 (docs/rules.md): the seed case with the mother's Patient recorded as deceased.
+    No card shows, and the FHIR server is asked for none of the household's Patients or Flags:
+    the partner's MAPPA flag is never read for a record nobody will act on."""
+    seed = seed_case()
+    seed["seed-mum"].update(deceased)
+    resources = list(seed.values())
+    with fhir_serving(resources) as fhir:
+        body = request_body(
+            "seed-mum", prefetch=prefetch_for(resources, "seed-mum"), fhir_server=fhir.url
+        )
+        cards = cards_of(service.post(SERVICE_PATH, body))
+        reads = [request.path for request in fhir.server.requests]
+    assert kinds(cards) == expected
+    household_reads = [path for path in reads if "/Patient" in path or "/Flag" in path]
+    assert (household_reads == []) == (expected == [])

@@ -1,16 +1,22 @@
-"""Run `iris-prompt serve` as a real process, as `make serve` and deployments do."""
+"""Run `iris-prompt serve` as a real process, as `make serve` and deployments do.
+
+The process's output is read as it is written (and copied to `serve.log`), so a test waits on
+what the service says, "Uvicorn running on ..." when it listens, rather than polling it.
+"""
 
 import os
 import socket
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
-import httpx
+# What uvicorn logs once the socket is listening (after the app's start-up).
+LISTENING = "Uvicorn running on"
 
 
 def free_port() -> int:
@@ -25,9 +31,36 @@ class ServeProcess:
     base_url: str
     process: subprocess.Popen[bytes]
     log: Path
+    _lines: list[str] = field(default_factory=list)
+    _ended: bool = False
+    _changed: threading.Condition = field(default_factory=threading.Condition)
 
     def log_text(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def wait_for_log(self, text: str, *, after: int = 0, timeout: float = 20.0) -> int:
+        """Wait until a line from the `after`-th on contains `text`; return how many lines the
+        log held then (the `after` for the next wait). Fails if the process ends first."""
+
+        def seen() -> bool:
+            return self._ended or any(text in line for line in self._lines[after:])
+
+        with self._changed:
+            self._changed.wait_for(seen, timeout)
+            found = any(text in line for line in self._lines[after:])
+            assert found, f"the service never logged {text!r}:\n{self.log_text()}"
+            return len(self._lines)
+
+    def _copy(self, output: IO[bytes], log: IO[bytes]) -> None:
+        for raw in output:
+            log.write(raw)
+            log.flush()
+            with self._changed:
+                self._lines.append(raw.decode("utf-8", errors="replace"))
+                self._changed.notify_all()
+        with self._changed:
+            self._ended = True
+            self._changed.notify_all()
 
 
 @contextmanager
@@ -35,7 +68,7 @@ def serve_process(
     tmp_path: Path, *args: str, env: Mapping[str, str] | None = None
 ) -> Iterator[ServeProcess]:
     """`iris-prompt serve ARGS --port <free>` with only the given IRIS_ variables set, and
-    IRIS_PUBLIC_BASE_URL (unless given) the address it is served at."""
+    IRIS_PUBLIC_BASE_URL (unless given) the address it is served at. Yields once it listens."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
@@ -45,20 +78,17 @@ def serve_process(
     command = [sys.executable, "-m", "iris_prompt.cli", "serve", *args, "--port", str(port)]
     with log.open("wb") as out:
         process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env=clean | dict(env or {})
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=clean | dict(env or {})
         )
         running = ServeProcess(base_url, process, log)
+        assert process.stdout is not None
+        copier = threading.Thread(target=running._copy, args=(process.stdout, out), daemon=True)
+        copier.start()
         try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    httpx.get(running.base_url + "/healthz")
-                    break
-                except httpx.TransportError:
-                    alive = process.poll() is None and time.monotonic() < deadline
-                    assert alive, running.log_text()
-                    time.sleep(0.1)
+            running.wait_for_log(LISTENING)
             yield running
         finally:
             process.terminate()
             process.wait(timeout=10)
+            copier.join(timeout=10)
+            process.stdout.close()

@@ -7,8 +7,12 @@ import pytest
 
 MODULES = [
     "cds_hooks.models",
+    "cds_hooks.request",
+    "cds_hooks.response",
     "cds_hooks.discovery",
     "cds_hooks.prefetch",
+    "cds_hooks.jws",
+    "cds_hooks.jwks",
     "cds_hooks.feedback",
     "cds_hooks.logs",
     "cds_hooks.http",
@@ -17,11 +21,14 @@ MODULES = [
     "iris_prompt.ops.observe",
     "iris_prompt.codesets.codes",
     "iris_prompt.codesets.files",
+    "iris_prompt.codesets.manifest",
     "iris_prompt.template.recording",
     "iris_prompt.template.codeset_check",
     "iris_prompt.template.questionnaire",
     "iris_prompt.safety.hazard_log",
     "iris_prompt.safety.outcomes",
+    "iris_prompt.template.dash",
+    "iris_prompt.template.links",
 ]
 
 

@@ -4,8 +4,8 @@ import orjson
 import pytest
 
 from cds_hooks.discovery import CdsService, ServiceRegistry
-from cds_hooks.models import CdsResponse
 from cds_hooks.prefetch import PrefetchTemplate
+from cds_hooks.response import CdsResponse
 
 
 async def handler(*_args: object) -> CdsResponse:

@@ -7,21 +7,14 @@ import pytest
 from pydantic import ValidationError
 
 from cds_hooks.errors import InvalidRequest
-from cds_hooks.models import (
-    Action,
-    Card,
-    CdsResponse,
-    Coding,
+from cds_hooks.models import dump_json, prune_empty
+from cds_hooks.request import (
     EncounterStartRequest,
     GenericRequest,
-    Link,
     PatientViewRequest,
-    Source,
-    Suggestion,
-    dump_json,
     parse_request,
-    prune_empty,
 )
+from cds_hooks.response import Action, Card, CdsResponse, Coding, Link, Source, Suggestion
 
 HOOK_INSTANCE = "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea"
 

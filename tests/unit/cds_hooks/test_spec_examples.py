@@ -16,18 +16,9 @@ from pydantic import TypeAdapter, ValidationError
 from cds_hooks.auth import keys_by_kid
 from cds_hooks.discovery import DiscoveryResponse
 from cds_hooks.feedback import FeedbackRequest
-from cds_hooks.models import (
-    Action,
-    CdsResponse,
-    Coding,
-    FhirAuthorization,
-    GenericContext,
-    OutboundModel,
-    PatientViewRequest,
-    Source,
-    dump_json,
-    parse_request,
-)
+from cds_hooks.models import OutboundModel, dump_json
+from cds_hooks.request import FhirAuthorization, GenericContext, PatientViewRequest, parse_request
+from cds_hooks.response import Action, CdsResponse, Coding, Source
 
 PrefetchTemplates = TypeAdapter(dict[str, str])
 PrefetchValues = TypeAdapter(dict[str, dict[str, Any] | None])

@@ -5,16 +5,12 @@ import os
 import re
 import shutil
 import signal
-import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from iris_prompt.app import create_app
@@ -24,11 +20,13 @@ from iris_prompt.codesets.files import CodeSetError, CodeSets, default_codesets_
 from iris_prompt.codesets.live import (
     SERVICE_CHECKS,
     CodeSetRegistry,
+    ReloadResult,
     describe_versions,
     install_sighup_handler,
     readiness,
 )
 from iris_prompt.settings import Settings
+from tests.support.server import serve
 
 NEW_CODE = "25501002"  # Social phobia: only in release B
 TOKEN = "test-admin-token-0123456789"
@@ -181,18 +179,31 @@ def test_reload_under_concurrent_readers_never_serves_a_half_loaded_set(
     assert {ok for release, ok in outcomes if release == "C"} == {False}
     assert {ok for release, ok in outcomes if release != "C"} == {True}
     assert set(seen) == {"1.0.0", "1.1.0"}  # 9.9.9 (broken) was never served
-    assert registry.attempts == len(outcomes)
+
+
+class ObservedRegistry(CodeSetRegistry):
+    """The registry, telling the test when a reload has finished (the SIGHUP handler runs it in
+    a thread of its own)."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        self.reloaded = threading.Event()
+
+    def reload(self) -> ReloadResult:
+        result = super().reload()
+        self.reloaded.set()
+        return result
 
 
 def test_sighup_reloads(live: Path, releases: dict[str, Path]) -> None:
-    registry = CodeSetRegistry(live)
+    registry = ObservedRegistry(live)
     previous = signal.getsignal(signal.SIGHUP)
     uninstall = install_sighup_handler(registry)
     try:
         point(live, releases["B"])
-        attempts = registry.attempts
         os.kill(os.getpid(), signal.SIGHUP)
-        assert registry.wait_for_reload(attempts, timeout=5)
+        assert registry.reloaded.wait(timeout=10), "SIGHUP did not reload the code sets"
+        assert registry.last_reload.ok
         assert consistent(registry.current) == "1.1.0"
     finally:
         uninstall()
@@ -222,26 +233,6 @@ def test_admin_router_refuses_a_weak_token(live: Path) -> None:
 
 
 # --- through HTTP ----------------------------------------------------------------------------
-@contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    """Run `app` on a real uvicorn server on a free loopback port."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
-
-
 def tiny_app(registry: CodeSetRegistry) -> FastAPI:
     """A stand-in for the service: one endpoint that uses a snapshot, plus the admin router."""
     app = FastAPI()
@@ -261,6 +252,7 @@ def tiny_app(registry: CodeSetRegistry) -> FastAPI:
 
 def test_admin_endpoints_need_the_token(live: Path) -> None:
     registry = CodeSetRegistry(live)
+    started = registry.last_reload
     with serve(tiny_app(registry)) as base, httpx.Client(base_url=base) as client:
         for headers in (
             {},
@@ -272,7 +264,7 @@ def test_admin_endpoints_need_the_token(live: Path) -> None:
             assert (response.status_code, response.content) == (401, b"")
             assert response.headers["www-authenticate"] == "Bearer"
             assert client.get("/admin/codesets", headers=headers).status_code == 401
-        assert registry.attempts == 0
+        assert registry.last_reload is started  # no reload was attempted
         good = {"Authorization": f"Bearer {TOKEN}"}
         status = client.get("/admin/codesets", headers=good).json()
         assert status["versions"]["iris-prompt-trigger"] == "1.0.0"

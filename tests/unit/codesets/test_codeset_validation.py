@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from iris_prompt.codesets.codes import READ_V2, SNOMED_CT
+from iris_prompt.codesets.manifest import parse_lookback
 from iris_prompt.codesets.model import Problem
-from iris_prompt.codesets.validation import check_codeset, parse_lookback
+from iris_prompt.codesets.validation import check_codeset
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "codesets"
 TODAY = datetime.date(2026, 6, 1)

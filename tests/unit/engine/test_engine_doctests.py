@@ -12,7 +12,9 @@ import pytest
         "iris_prompt.engine.fhir_values",
         "iris_prompt.engine.record",
         "iris_prompt.engine.risk_flags",
+        "iris_prompt.engine.membership",
         "iris_prompt.engine.household",
+        "iris_prompt.engine.household_plan",
         "iris_prompt.engine.rules",
     ],
 )

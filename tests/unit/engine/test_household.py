@@ -10,11 +10,10 @@ from iris_prompt.engine.household import (
     Household,
     HouseholdMember,
     age_on,
-    group_member_ids,
-    group_members,
     household_from,
-    household_plan,
 )
+from iris_prompt.engine.household_plan import household_plan
+from iris_prompt.engine.membership import MEMBER, group_members
 from iris_prompt.engine.risk_flags import MappaRisk, mappa_risk, risk_extension, strongest
 from tests.support.records import (
     household_group,
@@ -24,6 +23,14 @@ from tests.support.records import (
 )
 
 TODAY = datetime.date(2026, 3, 1)
+
+
+def group_member_ids(
+    groups: list[dict[str, Any]], patient_id: str, today: datetime.date
+) -> list[str]:
+    """The other current members (not those who left) of the patient's Groups."""
+    members = group_members(groups, patient_id, today)
+    return [pid for pid, standing in members.items() if standing == MEMBER]
 
 
 def test_group_members_other_than_the_patient() -> None:

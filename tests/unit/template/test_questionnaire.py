@@ -5,11 +5,11 @@ import json
 import pytest
 from fhir.resources.R4B.questionnaire import Questionnaire
 
+from iris_prompt.template.dash import DASH_ITEMS
+from iris_prompt.template.links import card_links
 from iris_prompt.template.questionnaire import (
     ANSWER_SYSTEM,
-    DASH_ITEMS,
     QUESTIONNAIRE_URL,
-    card_links,
     is_enabled,
     iter_items,
     questionnaire,
