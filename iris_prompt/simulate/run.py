@@ -341,12 +341,20 @@ def run_population(
             population.reader.close()
         return
     initargs = (population.reader, population.shared, settings)
-    with _context().Pool(workers, _start_worker, initargs) as pool:
+    pool = _context().Pool(workers, _start_worker, initargs)
+    try:
         for result in pool.imap_unordered(_work, units, _chunk(len(units), workers)):
             done += 1
             progress(done)
             if result is not None:
                 yield result
+        # Every result is in: the workers finish and exit by themselves. Terminating them
+        # instead could stop one holding the task queue's lock and leave the others waiting on
+        # it for ever.
+        pool.close()
+        pool.join()
+    finally:
+        pool.terminate()  # nothing left to stop after a join; stops them if the caller stopped
 
 
 class Progress:
