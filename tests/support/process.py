@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -63,6 +64,21 @@ class ServeProcess:
             self._changed.notify_all()
 
 
+def _accepting(port: int, timeout: float = 20.0) -> None:
+    """With several workers, uvicorn's supervisor logs LISTENING once it has bound the socket,
+    and each worker calls listen() only after its own start-up: no line says when that is, so
+    connect until one is accepted (a refused connect is immediate; no request is sent)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 @contextmanager
 def serve_process(
     tmp_path: Path, *args: str, env: Mapping[str, str] | None = None
@@ -86,6 +102,8 @@ def serve_process(
         copier.start()
         try:
             running.wait_for_log(LISTENING)
+            if "--workers" in args:
+                _accepting(port)
             yield running
         finally:
             process.terminate()
