@@ -50,3 +50,12 @@ def test_the_register_section_seeds_valid_nhs_numbers_and_a_household_the_regist
     assert len(set(numbers)) == 50 and all(nhs_number_valid(n) for n in numbers)
     patients = [r for r in resources() if r["resourceType"] == "Patient" and r["id"] != "mum"]
     assert [p["identifier"][0]["value"] for p in patients] == list(MEMBER_NUMBERS.values())  # type: ignore[index]
+
+
+def test_the_benchmarks_quiet_service_starts_and_answers() -> None:
+    """`make bench` runs the service logging at WARNING, where it never says it listens: it is
+    still found ready, and answers."""
+    from benchmarks.engine_parts import service
+
+    with service() as (base_url, _pid):
+        assert httpx.get(base_url + "/healthz", timeout=10).status_code == 200
