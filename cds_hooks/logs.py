@@ -1,4 +1,6 @@
-"""Defence in depth for logs: scrub bearer tokens, JWTs and access tokens from every record.
+"""Defence in depth for logs: scrub bearer tokens, JWTs and access tokens from every record,
+and the query of every request line (an access log's "GET /fhir/Flag?subject:identifier=...":
+a search may name a patient by NHS number or id).
 
 The code never logs a token; this filter is for what it does not control (a library's debug
 line, an exception message). Attach it to handlers, since a filter on a logger does not see
@@ -6,8 +8,10 @@ records propagated from its children.
 
 >>> redact('Authorization: Bearer abc.def-ghi')
 'Authorization: Bearer [redacted]'
->>> redact('GET /template/callback?code=x1y2&state=abc HTTP/1.1')
-'GET /template/callback?code=[redacted]&state=[redacted] HTTP/1.1'
+>>> redact('state=abc&code=x1y2')
+'state=[redacted]&code=[redacted]'
+>>> redact('127.0.0.1:5 - "GET /fhir/Flag?subject:identifier=x|9990000018 HTTP/1.1" 200')
+'127.0.0.1:5 - "GET /fhir/Flag?[query redacted] HTTP/1.1" 200'
 """
 
 import logging
@@ -23,7 +27,9 @@ _PATTERNS = (
     (re.compile(r"""(?i)(["']access_token["']\s*:\s*["'])[^"']*"""), r"\1[redacted]"),
     (re.compile(r"""(?i)(\baccess_token\s*=\s*["']?)[^"'\s,&}]+"""), r"\1[redacted]"),
     # OAuth redirect parameters in request lines (a SMART callback, an EHR launch).
-    (re.compile(r"([?&](?:code|state|launch|code_verifier)=)[^&\s\"']+"), r"\1[redacted]"),
+    (re.compile(r"((?:^|[?&])(?:code|state|launch|code_verifier)=)[^&\s\"']+"), r"\1[redacted]"),
+    # The whole query of a request line: its path is the service's own, its query the caller's.
+    (re.compile(r"(\b[A-Z]{3,7} /[^\s?\"]*)\?[^\s\"]*( HTTP/)"), r"\1?[query redacted]\2"),
 )
 
 
