@@ -244,7 +244,9 @@ def create_app(
         )
     wiring.install(app, settings, lambda: codesets.current.versions())
     if settings.admin_token is not None:
-        app.include_router(admin_router(codesets, settings.admin_token))
+        app.include_router(
+            admin_router(codesets, settings.admin_token, several_workers=settings.workers > 1)
+        )
         app.include_router(analytics_router(store.engine, settings.admin_token))
     if register is not None:
         app.include_router(register.router(settings.public_base_url))

@@ -4,6 +4,11 @@
                                    version and list the errors (422)
     GET  /admin/codesets           live versions and the last reload's outcome
 
+With several worker processes (`iris-prompt serve --workers N`) a reload that went live in the
+worker that took the request also asks the main process (SIGHUP) to replace every worker, one by
+one, so that all of them serve the checked folder: no two calls are decided on different code
+sets for longer than the replacement takes.
+
 Both need `Authorization: Bearer <admin token>`; the token is compared in constant time and
 never logged. Anything else gets 401 with an empty body. The service mounts this router with
 the admin token from its settings (`app.include_router(admin_router(registry, token))`).
@@ -12,6 +17,8 @@ the admin token from its settings (`app.include_router(admin_router(registry, to
 import hashlib
 import hmac
 import logging
+import os
+import signal
 from typing import Annotated
 
 from fastapi import APIRouter, Header
@@ -31,6 +38,7 @@ def admin_router(
     admin_token: str | SecretStr,
     *,
     prefix: str = "/admin/codesets",
+    several_workers: bool = False,
 ) -> APIRouter:
     """Build the router. Refuses a missing or short token: these endpoints are never open."""
     secret = admin_token.get_secret_value() if isinstance(admin_token, SecretStr) else admin_token
@@ -57,7 +65,14 @@ def admin_router(
         if not authorised(authorization):
             return refused()
         result = registry.reload()
-        return JSONResponse(result.as_json(), status_code=200 if result.ok else 422)
+        answer = result.as_json()
+        if result.ok and several_workers:
+            # uvicorn's main process replaces each worker on SIGHUP; each new one loads the
+            # folder this worker has just checked.
+            os.kill(os.getppid(), signal.SIGHUP)
+            log.info("code sets reloaded: every worker is being replaced to serve them")
+            answer["workers"] = "every worker is being replaced, one by one, to serve them"
+        return JSONResponse(answer, status_code=200 if result.ok else 422)
 
     @router.get("")
     def codeset_status(authorization: Annotated[str | None, Header()] = None) -> Response:

@@ -5,6 +5,8 @@ are refused at start-up."""
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -195,3 +197,39 @@ def test_a_deployment_of_several_instances_without_redis_is_refused(tmp_path: Pa
     result = refused_start(tmp_path, IRIS_INSTANCES="3")
     assert result.returncode == 2
     assert "3 instances need a shared replay store: set IRIS_REDIS_URL" in result.stderr
+
+
+def test_a_code_set_reload_reaches_every_worker(
+    tmp_path: Path, es384_key: SigningKey, redis_url: str
+) -> None:
+    """POST /admin/codesets/reload lands in one worker; the others are replaced to serve the
+    same checked folder, so no call is decided on the old sets once the reload has gone round."""
+    folder = tmp_path / "codesets"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "codesets", folder)
+    token = "admin-token-0123456789"
+    env = environment(
+        es384_key,
+        IRIS_REDIS_URL=redis_url,
+        IRIS_ADMIN_TOKEN=token,
+        IRIS_CODESETS_DIR=str(folder),
+    )
+    manifest = folder / "known-abuse.toml"
+    old = re.search(r'^version = "([^"]+)"', manifest.read_text(), re.MULTILINE)
+    assert old is not None
+    major, minor, patch = old.group(1).split(".")
+    new = f"{major}.{minor}.{int(patch) + 1}"
+    with serve_process(tmp_path, "--workers", "2", env=env) as served:
+        lines = served.wait_for_log("Application startup complete", count=2)
+        manifest.write_text(manifest.read_text().replace(old.group(0), f'version = "{new}"'))
+        admin = {"Authorization": f"Bearer {token}"}
+        answer = httpx.post(served.base_url + "/admin/codesets/reload", headers=admin)
+        assert answer.status_code == 200, answer.text
+        assert "replaced" in answer.json()["workers"]
+        # Both old workers retired, each after its replacement started.
+        served.wait_for_log("Finished server process", after=lines, count=2, timeout=60)
+        seen = set()
+        for _ in range(12):  # fresh connections, which the kernel hands to either worker
+            with httpx.Client() as client:
+                status = client.get(served.base_url + "/admin/codesets", headers=admin).json()
+                seen.add(status["versions"]["iris-prompt-known-abuse"])
+        assert seen == {new}

@@ -39,16 +39,18 @@ class ServeProcess:
     def log_text(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
-    def wait_for_log(self, text: str, *, after: int = 0, timeout: float = 20.0) -> int:
-        """Wait until a line from the `after`-th on contains `text`; return how many lines the
-        log held then (the `after` for the next wait). Fails if the process ends first."""
+    def wait_for_log(
+        self, text: str, *, after: int = 0, timeout: float = 20.0, count: int = 1
+    ) -> int:
+        """Wait until `count` lines from the `after`-th on contain `text`; return how many lines
+        the log held then (the `after` for the next wait). Fails if the process ends first."""
 
-        def seen() -> bool:
-            return self._ended or any(text in line for line in self._lines[after:])
+        def found_all() -> bool:
+            return sum(text in line for line in self._lines[after:]) >= count
 
         with self._changed:
-            self._changed.wait_for(seen, timeout)
-            found = any(text in line for line in self._lines[after:])
+            self._changed.wait_for(lambda: self._ended or found_all(), timeout)
+            found = found_all()
             assert found, f"the service never logged {text!r}:\n{self.log_text()}"
             return len(self._lines)
 
