@@ -62,6 +62,11 @@ def _run(settings: Settings, overrides: dict[str, Any], log_config: dict[str, An
         uvicorn.run(app, log_config=log_config, **uvicorn_options(settings))
         return
     app.state.store.engine.dispose()
+    # This process only checked that the app starts: the workers serve and report, so its own
+    # live gauges (code-set versions, CPU, memory) must not stay in the shared metrics.
+    from iris_prompt.ops import metrics
+
+    metrics.worker_stopped()
     os.environ.update(settings_environment(settings, overrides))
     log.info("starting %d worker processes", settings.workers)
     uvicorn.run(

@@ -117,6 +117,10 @@ def test_two_workers_share_replay_protection_metrics_and_log_json(
         for pid in refused_by:
             assert sample(scraped, "iris_worker_resident_memory_bytes", pid=str(pid)) > 0
             assert sample(scraped, "iris_worker_cpu_seconds", pid=str(pid)) > 0
+        # The main process serves no calls: it reports no code sets and no worker gauges.
+        main = str(served.process.pid)
+        assert sample(scraped, "iris_codeset_info", pid=main) == 0
+        assert sample(scraped, "iris_worker_resident_memory_bytes", pid=main) == 0
     lines = [line for line in served.log_text().splitlines() if line.strip()]
     parsed = [json.loads(line) for line in lines]  # every line is one JSON object
     answered = [p for p in parsed if p["message"].startswith("service call answered 200")]
