@@ -68,7 +68,7 @@ def test_reference_id(reference: object, expected: str | None) -> None:
 
 def test_each_patient_has_only_the_resources_the_service_reads() -> None:
     population = read_all(BUNDLES)
-    assert len(population) == 24
+    assert len(population) == 36
     assert ids(population["pop-11"]) == [
         "Condition/pop-11-c1",
         "Observation/pop-11-o1",
@@ -119,7 +119,7 @@ def test_a_file_of_households_alone_is_shared_data(tmp_path: Path) -> None:
     }
     (tmp_path / "p" / "households.json").write_text(json.dumps(bundle(group)))
     population = open_population(tmp_path / "p")
-    assert len(population.units) == 24 and population.skipped == []
+    assert len(population.units) == 36 and population.skipped == []
     assert "g9" in [g["id"] for g in population.shared.groups]
     assert {"pop-01", "pop-03"} <= population.shared.patients.keys()
 
@@ -152,8 +152,8 @@ def test_bad_bundle_files_are_skipped_counted_and_listed(tmp_path: Path) -> None
             "holds 2 Patient resources; a population Bundle holds one patient's record",
         ),
     ]
-    assert report.new.records == 23  # the good records are all counted
-    assert report.new.enquiry == 9
+    assert report.new.records == 35  # the good records are all counted
+    assert report.new.enquiry == 18  # pop-03 had none
 
 
 def test_a_file_gone_before_it_is_read_is_listed(tmp_path: Path) -> None:
@@ -180,7 +180,7 @@ def test_a_record_the_rules_cannot_read_is_skipped(
     monkeypatch.setattr(simulate_run, "read_record", fragile)
     report = simulate(BUNDLES, as_of=AS_OF, workers=1)
     assert report.skipped == [Skipped("pop-07.json", "the rules could not read it (TypeError)")]
-    assert report.new.records == 23 and report.new.known_abuse == 1
+    assert report.new.records == 35 and report.new.known_abuse == 1
 
 
 def test_bad_ndjson_lines_are_skipped_counted_and_listed(tmp_path: Path) -> None:
@@ -215,7 +215,7 @@ def test_bad_ndjson_lines_are_skipped_counted_and_listed(tmp_path: Path) -> None
         (f"Patient.ndjson line {patients - 1}", "a Patient with no id"),
         (f"Patient.ndjson line {patients}", "a second Patient with the same id"),
     ]
-    assert report.new.records == 24 and report.new.enquiry == 9
+    assert report.new.records == 36 and report.new.enquiry == 18
 
 
 def test_types_the_service_never_reads_are_not_parsed(tmp_path: Path) -> None:

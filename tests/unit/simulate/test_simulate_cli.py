@@ -19,21 +19,21 @@ ARGS = [str(BUNDLES), "--as-of", "2026-12-01", "--workers", "1"]
 def test_the_table_by_default(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", *ARGS]) == 0
     out, err = capsys.readouterr()
-    assert "Enquiry prompt" in out and "42.9%" in out
-    assert "24 records in" in err and "per second" in err
+    assert "Enquiry prompt" in out and "54.5%" in out
+    assert "36 records in" in err and "per second" in err
 
 
 def test_json_for_machines(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", *ARGS, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["summary"]["enquiry_prompt"]["count"] == 9
+    assert data["summary"]["enquiry_prompt"]["count"] == 18
 
 
 def test_csv_for_machines(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", *ARGS, "--csv"]) == 0
     rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
     assert rows[0] == ["section", "item", "system", "code", "term", "count", "percent"]
-    assert ["summary", "mappa_household_card", "", "", "", "2", "9.5"] in rows
+    assert ["summary", "mappa_household_card", "", "", "", "2", "6.1"] in rows
 
 
 def test_html_beside_the_table(
@@ -88,7 +88,7 @@ def test_the_installed_command_runs_on_two_processes(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["summary"]["enquiry_prompt"]["count"] == 9
+    assert json.loads(done.stdout)["summary"]["enquiry_prompt"]["count"] == 18
     assert "\r" not in done.stderr  # no progress bar when stderr is not a terminal
 
 

@@ -56,6 +56,19 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "pop-22": {"mappa": True},
     "pop-23": NOTHING,
     "pop-24": {"reason": "deceased"},
+    # The physical indicators and acute stress of trigger 2.0.0, each with a 1-year window.
+    "pop-25": enquiry("pregnancy-loss"),  # a termination recorded as a Procedure
+    "pop-26": NOTHING,  # a miscarriage in March 2025
+    "pop-27": enquiry("uti"),  # three UTIs in the year
+    "pop-28": NOTHING,  # two UTIs in the year, a third in May 2025
+    "pop-29": enquiry("recurrent-uti"),
+    "pop-30": enquiry("sti"),
+    "pop-31": enquiry("pelvic-pain"),
+    "pop-32": enquiry("chronic-pain"),  # the 2024 fibromyalgia alone would not count
+    "pop-33": enquiry("gi"),
+    "pop-34": enquiry("headache"),
+    "pop-35": NOTHING,  # an acute stress reaction in August 2024
+    "pop-36": enquiry("acute-stress"),
 }
 
 
@@ -98,19 +111,21 @@ def test_each_patient_gets_what_the_rules_say(population: Path) -> None:
 
 def test_counts_are_exact(population: Path) -> None:
     report = report_json(simulate(population, as_of=AS_OF))
-    assert report["population"]["records"] == 24
+    assert report["population"]["records"] == 36
     assert report["population"]["skipped"] == 0
     assert report["summary"] == {
-        "adults_considered": {"count": 21, "percent": 100.0},
-        "enquiry_prompt": {"count": 9, "percent": 42.9},
-        "known_abuse_card": {"count": 2, "percent": 9.5},
-        "mappa_household_card": {"count": 2, "percent": 9.5},
-        "suppressed_by_recent_enquiry": {"count": 1, "percent": 4.8},
+        "adults_considered": {"count": 33, "percent": 100.0},
+        "enquiry_prompt": {"count": 18, "percent": 54.5},
+        "known_abuse_card": {"count": 2, "percent": 6.1},
+        "mappa_household_card": {"count": 2, "percent": 6.1},
+        "suppressed_by_recent_enquiry": {"count": 1, "percent": 3.0},
     }
     assert report["not_considered"] == {"under 16": 2, "deceased": 1}
     assert report["mappa_household_card_not_considered"] == 1  # pop-13, aged 8
     by_category = {row["category"]: row["count"] for row in report["enquiry_by_category"]}
-    assert by_category == {"depression": 4, "anxiety": 4, "self-harm": 1, "ptsd": 1, "assault": 1}
+    one_each = ["pregnancy-loss", "uti", "recurrent-uti", "sti", "pelvic-pain", "chronic-pain"]
+    one_each += ["gi", "headache", "acute-stress", "self-harm", "ptsd", "assault"]
+    assert by_category == {"depression": 4, "anxiety": 4} | dict.fromkeys(one_each, 1)
     by_code = {(row["system_name"], row["code"]): row["count"] for row in report["enquiry_by_code"]}
     assert by_code == {
         ("Read v2", "E2002"): 3,
@@ -120,6 +135,16 @@ def test_counts_are_exact(population: Path) -> None:
         ("SNOMED CT", "248062006"): 1,
         ("SNOMED CT", "47505003"): 1,
         ("SNOMED CT", "52684005"): 1,
+        ("SNOMED CT", "386639001"): 1,  # pop-25, termination of pregnancy
+        ("SNOMED CT", "1090711000000102"): 1,  # pop-27's three UTIs: both codes count
+        ("SNOMED CT", "236620008"): 1,
+        ("SNOMED CT", "197927001"): 1,
+        ("SNOMED CT", "105629000"): 1,
+        ("SNOMED CT", "162147009"): 1,
+        ("SNOMED CT", "82423001"): 1,  # pop-32's chronic pain, not her 2024 fibromyalgia
+        ("SNOMED CT", "10743008"): 1,
+        ("SNOMED CT", "230471006"): 1,
+        ("SNOMED CT", "67195008"): 1,
     }
     assert report["enquiry_by_code"][0]["code"] == "E2002"  # the top code comes first
     known = {row["category"]: row["count"] for row in report["known_abuse_by_category"]}
@@ -136,7 +161,7 @@ def test_comparison_reports_exactly_the_patients_one_code_moves(old_codesets: Pa
     assert dict(enquiry_change.newly_by_code) == {E2002: 2}
     assert dict(enquiry_change.newly_by_category) == {"anxiety": 2}
     assert report.comparison.known_abuse.newly == report.comparison.known_abuse.no_longer == set()
-    assert (report.old.enquiry, report.new.enquiry) == (7, 9)
+    assert (report.old.enquiry, report.new.enquiry) == (16, 18)
     assert (report.old.suppressed, report.new.suppressed) == (2, 1)
     assert report.old_codesets == report.codesets  # same versions: the lead forgot to bump
 
@@ -174,10 +199,12 @@ def test_the_as_of_date_is_the_day_of_the_call() -> None:
     # rest are unchanged.
     report = simulate(BUNDLES, as_of=AS_OF - datetime.timedelta(days=1))
     assert report.new.not_considered["under 16"] == 3
-    assert report.new.enquiry == 8
-    # A year later the 2026 entries in 1-year categories (assault) have left their window.
+    assert report.new.enquiry == 17
+    # A year later the 2026 entries in 1-year categories (assault) have left their window, and
+    # only one of pop-27's three UTIs (2026-10-20) is left in hers: fewer than three.
     later = simulate(BUNDLES, as_of=datetime.date(2027, 10, 1))
     assert later.new.enquiry_by_category["assault"] == 0
+    assert later.new.enquiry_by_category["uti"] == 0
 
 
 def test_the_synthea_records_are_all_read(reference_dir: Path) -> None:

@@ -94,16 +94,16 @@ def test_no_report_holds_a_patient_identifier(compared: Report) -> None:
 
 def test_the_table_says_what_a_lead_needs(compared: Report) -> None:
     text = report_text(compared)
-    assert "24 patient records in" in text and "as of 2026-12-01" in text
+    assert "36 patient records in" in text and "as of 2026-12-01" in text
     lines = text.splitlines()
 
     def row(label: str) -> list[str]:
         return next(line for line in lines if line.strip().startswith(label)).split()
 
-    assert row("Enquiry prompt")[-4:] == ["7", "9", "+2", "42.9%"]
-    assert row("Adults considered")[-4:] == ["21", "21", "0", "100.0%"]
-    assert row("Held back by a recent")[-4:] == ["2", "1", "-1", "4.8%"]
-    assert row("Anxiety and panic")[-4:] == ["2", "4", "+2", "19.0%"]
+    assert row("Enquiry prompt")[-4:] == ["16", "18", "+2", "54.5%"]
+    assert row("Adults considered")[-4:] == ["33", "33", "0", "100.0%"]
+    assert row("Held back by a recent")[-4:] == ["2", "1", "-1", "3.0%"]
+    assert row("Anxiety and panic")[-4:] == ["2", "4", "+2", "12.1%"]
     assert "  newly, Read v2 E2002 Generalised anxiety disorder: 2" in lines
     assert "  newly: 2   no longer: 0" in lines
     assert "  Not considered (under 16): 2" in lines
@@ -112,9 +112,9 @@ def test_the_table_says_what_a_lead_needs(compared: Report) -> None:
 def test_the_csv_is_one_long_table(compared: Report) -> None:
     rows = list(csv.DictReader(io.StringIO(report_csv(compared))))
     by = {(r["section"], r["item"], r["code"]): r for r in rows}
-    assert by[("summary", "enquiry_prompt", "")]["count"] == "9"
-    assert by[("old-summary", "enquiry_prompt", "")]["count"] == "7"
-    assert by[("enquiry-by-code", "anxiety", "E2002")]["percent"] == "14.3"
+    assert by[("summary", "enquiry_prompt", "")]["count"] == "18"
+    assert by[("old-summary", "enquiry_prompt", "")]["count"] == "16"
+    assert by[("enquiry-by-code", "anxiety", "E2002")]["percent"] == "9.1"
     assert by[("enquiry-newly-by-code", "anxiety", "E2002")]["count"] == "2"
     assert by[("enquiry-change", "newly", "")]["count"] == "2"
     assert {r["section"] for r in rows} >= {"not-considered", "known-abuse-by-category"}
@@ -124,7 +124,7 @@ def test_the_json_report_has_the_comparison(compared: Report) -> None:
     data = report_json(compared)
     assert data["as_of"] == "2026-12-01"
     assert data["codesets"] == load_codesets(default_codesets_dir()).versions()
-    assert data["compare"]["summary"]["enquiry_prompt"] == {"count": 7, "percent": 33.3}
+    assert data["compare"]["summary"]["enquiry_prompt"] == {"count": 16, "percent": 48.5}
     assert data["compare"]["enquiry"]["newly"] == 2
     assert data["compare"]["enquiry"]["newly_by_code"][0]["code"] == "E2002"
     assert data["compare"]["known_abuse"] == {
