@@ -54,18 +54,20 @@ def test_the_report_renders_offline_with_its_charts(browser: Browser, report_fil
         "Enquiry prompt rate by category, old and new"
     )
     bars = first.locator("rect.bar")
-    assert bars.count() == 10  # five categories, old and new
-    widths = [box["width"] for box in (bars.nth(i).bounding_box() for i in range(10)) if box]
-    assert len(widths) == 10 and max(widths) > 100  # drawn, and to a visible scale
+    # Fourteen categories prompt in the population (five of mental health and others, and the
+    # nine trigger 2.0.0 added, one patient each), old and new.
+    assert bars.count() == 28
+    widths = [box["width"] for box in (bars.nth(i).bounding_box() for i in range(28)) if box]
+    assert len(widths) == 28 and max(widths) > 100  # drawn, and to a visible scale
     assert first.get_by_text("Anxiety and panic").is_visible()
 
     row = page.locator("tr", has_text="Enquiry prompt").first
     assert [c.strip() for c in row.locator("td").all_inner_texts()] == [
         "Enquiry prompt",
-        "7",
-        "9",
-        "+2",
-        "42.9%",
+        "16",
+        "18",
+        "+2",  # the two patients whose only trigger is E2002, left out of the old sets
+        "54.5%",  # 18 of 33 adults
     ]
     assert page.get_by_text("Change in who gets an enquiry prompt").is_visible()
     assert page.locator("td", has_text="E2002").count() >= 2  # top codes, and the change
