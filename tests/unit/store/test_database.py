@@ -76,3 +76,20 @@ def test_a_store_at_0001_upgrades_to_the_repeat_hold_back_keeping_its_rows(
         rows = connection.execute(text("SELECT call_uid, encounter_key FROM call_log")).all()
     assert [tuple(row) for row in rows] == [("c1", None)]
     engine.dispose()
+
+
+def test_every_migration_rolls_back_and_forward_again(database_url: str) -> None:
+    """An upgrade that goes wrong in production is undone with `alembic downgrade`: every
+    migration's downgrade removes what it made, and the schema is made again from nothing."""
+    engine = make_engine(database_url)
+    assert upgrade(engine).ok
+    with engine.begin() as connection:
+        config = _config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, "base")
+    left = set(inspect(engine).get_table_names()) - {"alembic_version"}
+    assert left == set()
+    assert schema_state(engine).current is None
+    assert upgrade(engine).ok
+    assert TABLES <= set(inspect(engine).get_table_names())
+    engine.dispose()
