@@ -237,3 +237,58 @@ def test_a_code_set_reload_reaches_every_worker(
                 status = client.get(served.base_url + "/admin/codesets", headers=admin).json()
                 seen.add(status["versions"]["iris-prompt-known-abuse"])
         assert seen == {new}
+
+
+def test_with_an_otlp_endpoint_the_service_exports_its_calls_spans(
+    tmp_path: Path, es384_key: SigningKey
+) -> None:
+    """Tracing configured the standard way (OTEL_EXPORTER_OTLP_ENDPOINT) sends the spans of a
+    call to the collector over OTLP/HTTP; they leave at shutdown at the latest."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    received: list[ExportTraceServiceRequest] = []
+    arrived = threading.Event()
+
+    async def traces(request: Request) -> Response:
+        export = ExportTraceServiceRequest()
+        export.ParseFromString(await request.body())
+        received.append(export)
+        arrived.set()
+        return Response(status_code=200)
+
+    collector = Starlette(routes=[Route("/v1/traces", traces, methods=["POST"])])
+    with serve(collector, access_log=False) as collector_url:
+        env = environment(es384_key, OTEL_EXPORTER_OTLP_ENDPOINT=collector_url)
+        with serve_process(tmp_path, env=env) as served:
+            answer = httpx.post(
+                served.base_url + PATH,
+                json=patient_view(prefetch=PREFETCH),
+                headers=bearer(served, es384_key),
+            )
+            assert answer.status_code == 200
+            served.process.send_signal(signal.SIGTERM)  # shutdown exports what is queued
+            served.process.wait(timeout=30)
+        assert arrived.wait(10)
+    spans = [
+        span
+        for export in received
+        for resource in export.resource_spans
+        for scope in resource.scope_spans
+        for span in scope.spans
+    ]
+    services = {
+        attribute.value.string_value
+        for export in received
+        for resource in export.resource_spans
+        for attribute in resource.resource.attributes
+        if attribute.key == "service.name"
+    }
+    assert services == {"iris-prompt"}
+    assert len({span.trace_id for span in spans}) >= 1
+    assert len(spans) >= 3  # the call and its parts
