@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.context import BaseContext
+from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -297,6 +298,21 @@ def _context() -> BaseContext:
     return multiprocessing.get_context("spawn")  # pragma: no cover  # not on Linux
 
 
+@contextmanager
+def _pool(workers: int, *initialiser: Any) -> Iterator[Pool]:
+    """A pool of `workers` processes, closed and joined when the block ends: its workers
+    finish and exit by themselves. (`Pool`'s own `with` terminates them, which can stop one
+    holding the task queue's lock and leave the others waiting on it for ever.) Terminated only
+    when the block fails or its caller stops early."""
+    pool = _context().Pool(workers, *initialiser)
+    try:
+        yield pool
+        pool.close()
+        pool.join()
+    finally:
+        pool.terminate()  # nothing left to stop after a join
+
+
 def _chunk(count: int, workers: int) -> int:
     # Small chunks keep both cores busy to the end; each patient is milliseconds of work.
     return max(1, min(16, count // (workers * 32)))
@@ -308,7 +324,7 @@ def scanner(workers: int) -> Iterator[Mapper]:
     if workers <= 1:
         yield map
         return
-    with _context().Pool(workers) as pool:
+    with _pool(workers) as pool:
 
         def parallel(function: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
             listed = list(items)
@@ -341,20 +357,12 @@ def run_population(
             population.reader.close()
         return
     initargs = (population.reader, population.shared, settings)
-    pool = _context().Pool(workers, _start_worker, initargs)
-    try:
+    with _pool(workers, _start_worker, initargs) as pool:
         for result in pool.imap_unordered(_work, units, _chunk(len(units), workers)):
             done += 1
             progress(done)
             if result is not None:
                 yield result
-        # Every result is in: the workers finish and exit by themselves. Terminating them
-        # instead could stop one holding the task queue's lock and leave the others waiting on
-        # it for ever.
-        pool.close()
-        pool.join()
-    finally:
-        pool.terminate()  # nothing left to stop after a join; stops them if the caller stopped
 
 
 class Progress:
