@@ -103,3 +103,26 @@ def test_the_call_log_counts_what_the_simulation_counts(
     assert served.json()["groups"]["all"]["patients_prompted"] == figures["patients_prompted"]
     refused = service.client.get("/admin/analytics", headers={"Authorization": f"Bearer {AUDITOR}"})
     assert refused.status_code == 401
+
+
+def test_the_analytics_period_and_grouping_are_checked_naming_the_parameter(
+    service: LiveService,
+) -> None:
+    """A lead's query with a bad period or grouping gets 400 naming it; good ones are served."""
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+
+    def get(query: str) -> Any:
+        return service.client.get(f"/admin/analytics?{query}", headers=admin)
+
+    for query, name in [
+        ("since=yesterday", "since"),
+        ("until=2026-13-01", "until"),
+        ("since=2026-01-05T10:00:00", "since"),  # a time without a zone is ambiguous
+        ("by=patient", "by"),
+    ]:
+        answer = get(query)
+        assert answer.status_code == 400, query
+        assert answer.json()["issue"][0]["expression"] == [name]
+    good = get("since=2026-01-01&until=2026-12-31T23:59:59Z&by=category")
+    assert good.status_code == 200
+    assert "groups" in good.json()

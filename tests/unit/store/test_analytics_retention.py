@@ -158,6 +158,15 @@ def test_store_commands(
     assert main(["report", "--csv", "--by", "practice"]) == 0
     assert capsys.readouterr().out.startswith("group,figure,value")
     assert main(["report", "--since", "soon"]) == 2
+    capsys.readouterr()
+    # The text a lead reads, and CSV with each figure of a breakdown on its own row.
+    assert main(["report", "--since", "2026-01-01", "--until", "2027-01-01"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("period: 2026-01-01T00:00:00+00:00 to 2027-01-01T00:00:00+00:00")
+    assert "[all]\n  calls: 0" in text
+    assert text.endswith("feedback on cards this service never issued: 0\n")
+    assert main(["report", "--csv"]) == 0
+    assert "all,cards_per_1000_calls.unchecked,0.0" in capsys.readouterr().out.splitlines()
 
 
 def test_household_checks_that_could_not_be_done_are_counted(engine: Engine) -> None:
