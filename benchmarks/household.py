@@ -20,6 +20,7 @@ import httpx
 
 from benchmarks.table import Row, summarise
 from tests.support.process import free_port, serve_process
+from tests.support.records import household_group, other_flag, patient
 
 SECTION = "household"
 CLIENTS = 8
@@ -29,27 +30,9 @@ MEMBERS = ("m1", "m2", "m3")
 
 
 def resources() -> list[dict[str, object]]:
-    found: list[dict[str, object]] = [
-        {"resourceType": "Patient", "id": "mum", "birthDate": "1990-01-01"},
-        {
-            "resourceType": "Group",
-            "id": "household",
-            "type": "person",
-            "actual": True,
-            "member": [{"entity": {"reference": f"Patient/{m}"}} for m in ("mum", *MEMBERS)],
-        },
-    ]
+    found = [patient("mum", "1990-01-01"), household_group("mum", *MEMBERS)]
     for member in MEMBERS:
-        found.append({"resourceType": "Patient", "id": member, "birthDate": "1985-01-01"})
-        found.append(
-            {
-                "resourceType": "Flag",
-                "id": f"flag-{member}",
-                "status": "active",
-                "subject": {"reference": f"Patient/{member}"},
-                "code": {"text": "not MAPPA"},
-            }
-        )
+        found += [patient(member, "1985-01-01"), other_flag(member)]
     return found
 
 

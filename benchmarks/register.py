@@ -27,6 +27,7 @@ from iris_prompt.engine.risk_flags import risk_extension
 from iris_prompt.register.repository import Accessor, FlagRegister
 from iris_prompt.store.database import make_engine, sqlite_url, upgrade
 from tests.support.process import free_port, serve_process
+from tests.support.records import household_group, other_flag, patient
 
 SECTION = "register"
 CALLS = 300
@@ -53,29 +54,9 @@ MEMBER_NUMBERS = dict(zip(MEMBERS, nhs_numbers(3, 600_000_000), strict=True))
 
 
 def resources() -> list[dict[str, object]]:
-    found: list[dict[str, object]] = [
-        {"resourceType": "Patient", "id": "mum", "birthDate": "1990-01-01"},
-        {
-            "resourceType": "Group",
-            "id": "household",
-            "type": "person",
-            "actual": True,
-            "member": [{"entity": {"reference": f"Patient/{m}"}} for m in ("mum", *MEMBERS)],
-        },
-    ]
+    found = [patient("mum", "1990-01-01"), household_group("mum", *MEMBERS)]
     for member, number in MEMBER_NUMBERS.items():
-        identifier = [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": number}]
-        patient = {"resourceType": "Patient", "id": member, "birthDate": "1985-01-01"}
-        found.append(patient | {"identifier": identifier})
-        found.append(
-            {
-                "resourceType": "Flag",
-                "id": f"flag-{member}",
-                "status": "active",
-                "subject": {"reference": f"Patient/{member}"},
-                "code": {"text": "not MAPPA"},
-            }
-        )
+        found += [patient(member, "1985-01-01", nhs=number), other_flag(member)]
     return found
 
 

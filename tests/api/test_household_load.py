@@ -19,7 +19,14 @@ from iris_prompt.settings import Settings
 from tests.api.engine_support import SERVICE_PATH, engine_registry, request_body
 from tests.conftest import bundled_codesets
 from tests.support.fhir_server import FhirTestServer
-from tests.support.records import DEPRESSIVE_DISORDER, bundle, condition, household_group, patient
+from tests.support.records import (
+    DEPRESSIVE_DISORDER,
+    bundle,
+    condition,
+    household_group,
+    other_flag,
+    patient,
+)
 from tests.support.server import serve
 
 MUM = "mum"
@@ -30,16 +37,7 @@ def household_of(size: int) -> list[dict[str, Any]]:
     members = [f"m{n}" for n in range(size)]
     found = [patient(MUM, "1990-01-01"), household_group(MUM, *members)]
     for member in members:
-        found.append(patient(member, "1985-01-01"))
-        found.append(
-            {
-                "resourceType": "Flag",
-                "id": f"flag-{member}",
-                "status": "active",
-                "subject": {"reference": f"Patient/{member}"},
-                "code": {"text": "not a MAPPA flag"},
-            }
-        )
+        found += [patient(member, "1985-01-01"), other_flag(member)]
     return found
 
 

@@ -176,6 +176,17 @@ def related_person(
     return resource
 
 
+def other_flag(subject: str, *, rid: str | None = None) -> dict[str, Any]:
+    """An active Flag that is not a MAPPA flag (the household check reads and ignores it)."""
+    return {
+        "resourceType": "Flag",
+        "id": rid or f"flag-{subject}",
+        "status": "active",
+        "subject": {"reference": f"Patient/{subject}"},
+        "code": {"text": "not a MAPPA flag"},
+    }
+
+
 def mappa_flag(
     subject: str,
     *,
