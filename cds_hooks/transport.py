@@ -11,17 +11,32 @@ cancelled: remove it once httpcore releases a fix (tests/unit/cds_hooks/test_fhi
 thousand requests time out or be cancelled, then fetches normally).
 """
 
+import ssl
+from functools import cache
 from typing import Any
 
 import httpcore
 import httpx
 
-__all__ = ["ReclaimingTransport", "pooled_client"]
+__all__ = ["ReclaimingTransport", "pooled_client", "tls_context"]
+
+
+@cache
+def tls_context() -> ssl.SSLContext:
+    """httpx's default TLS client context (certifi's CAs, or SSL_CERT_FILE / SSL_CERT_DIR), made
+    once per process: loading the CA bundle takes about 20 ms, which each pool of each app would
+    otherwise spend again at start-up."""
+    return httpx.create_ssl_context()
 
 
 class ReclaimingTransport(httpx.AsyncHTTPTransport):
     """An `AsyncHTTPTransport` that drops, after any failed or cancelled request, the pool's
-    connections that were never opened and that no request waits for."""
+    connections that were never opened and that no request waits for. Unless told otherwise it
+    verifies TLS with the process's one default context (`tls_context`)."""
+
+    def __init__(self, **options: Any) -> None:
+        options.setdefault("verify", tls_context())
+        super().__init__(**options)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:

@@ -1,6 +1,7 @@
 """Prefetch templates and the FHIR fallback, against a real FHIR server over HTTP."""
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -10,7 +11,7 @@ import pytest
 from cds_hooks.errors import FhirUnavailable, PreconditionFailed
 from cds_hooks.fhir import FhirClient, FhirLimits, resolve_prefetch
 from cds_hooks.prefetch import PrefetchTemplate, render_template
-from cds_hooks.transport import pooled_client
+from cds_hooks.transport import ReclaimingTransport, pooled_client, tls_context
 from tests.conftest import PATIENT_ID, RunningFhir
 
 T = TypeVar("T")
@@ -293,19 +294,24 @@ def test_a_thousand_timed_out_or_cancelled_fetches_leave_the_pool_whole(
         async with pooled_client(httpx.Limits(max_connections=10)) as http:
             slow = FhirClient(http, fhir_server.base_url, "t", FhirLimits(**SLOW))
             fhir_server.server.delay = 5.0
-            timed_out = await asyncio.gather(
-                *(slow.get("Patient/p1") for _ in range(500)), return_exceptions=True
-            )
+            failures: list[BaseException | Any] = []
+            # In waves of 100: the pool's queue is scanned per waiting request, so 500 at once
+            # would spend the test's time in that scan, not in timing out.
+            for _ in range(5):
+                failures += await asyncio.gather(
+                    *(slow.get("Patient/p1") for _ in range(100)), return_exceptions=True
+                )
             # Cancelled from outside, as the household lookup's budget cancels its reads.
             waiting = FhirClient(http, fhir_server.base_url, "t", LIMITS)
-            tasks = [asyncio.create_task(waiting.get("Patient/p1")) for _ in range(500)]
-            await asyncio.sleep(0.05)
-            for task in tasks:
-                task.cancel()
-            cancelled = await asyncio.gather(*tasks, return_exceptions=True)
+            for _ in range(5):
+                tasks = [asyncio.create_task(waiting.get("Patient/p1")) for _ in range(100)]
+                await asyncio.sleep(0.05)
+                for task in tasks:
+                    task.cancel()
+                failures += await asyncio.gather(*tasks, return_exceptions=True)
             fhir_server.server.delay = 0.0
             normal = FhirClient(http, fhir_server.base_url, "t", LIMITS)
-            return timed_out + cancelled, await normal.get("Patient/p1")
+            return failures, await normal.get("Patient/p1")
 
     failures, patient = asyncio.run(run())
     assert sum(isinstance(f, FhirUnavailable) for f in failures) == 500
@@ -339,3 +345,20 @@ def test_a_url_or_token_that_cannot_be_sent_is_unavailable(
 
     with pytest.raises(FhirUnavailable, match="could not be reached"):
         asyncio.run(run())
+
+
+def test_every_pool_verifies_tls_with_the_one_default_context() -> None:
+    """Pools share one TLS context, made once, that still verifies certificates and host
+    names (a shared context must never be a weaker one)."""
+    contexts = []
+    for client in (pooled_client(httpx.Limits()), pooled_client(httpx.Limits())):
+        transport = client._transport
+        assert isinstance(transport, ReclaimingTransport)
+        contexts.append(transport._pool._ssl_context)
+    assert contexts[0] is contexts[1] is tls_context()
+    assert tls_context().verify_mode == ssl.CERT_REQUIRED
+    assert tls_context().check_hostname
+    # A context given still wins, as httpx's `verify` does.
+    own = ssl.create_default_context()
+    given = ReclaimingTransport(verify=own)
+    assert given._pool._ssl_context is own
