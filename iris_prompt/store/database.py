@@ -13,6 +13,7 @@ migrating under the others is how data is lost.
 import logging
 import os
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +105,10 @@ def _config() -> Config:
     return config
 
 
+@cache
 def head() -> str:
+    """The newest migration this release ships (read once: the scripts do not change while it
+    runs)."""
     heads = ScriptDirectory.from_config(_config()).get_heads()
     return heads[0]
 
