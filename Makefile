@@ -1,21 +1,26 @@
 # The two commands a newcomer needs are `make serve` and `make test`.
-# Each creates .venv from pyproject.toml with the exact versions in constraints.txt.
+# Each creates .venv from pyproject.toml with the exact versions in constraints.txt. pip installs
+# uv (pinned there too), and uv installs the rest: a fresh .venv in seconds rather than half a
+# minute, from the same versions.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
+PIP    := $(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt
 
 .PHONY: serve test bench lint typecheck check safety-case clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+$(BIN)/uv: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt uv
+
 # Stamps re-run the install whenever the dependency files change.
-$(VENV)/.base: pyproject.toml constraints.txt | $(BIN)/python
+$(VENV)/.base: pyproject.toml constraints.txt | $(BIN)/uv
 	$(PIP) -e .
 	@touch $@
 
-$(VENV)/.test: pyproject.toml constraints.txt | $(BIN)/python
+$(VENV)/.test: pyproject.toml constraints.txt | $(BIN)/uv
 	$(PIP) -e '.[test]'
 	@touch $(VENV)/.base $@
 
