@@ -270,13 +270,18 @@ def redis_url(redis_server: RedisServer) -> str:
     return redis_server.url
 
 
+def new_database(request: pytest.FixtureRequest, kind: str, folder: Path) -> str:
+    """A fresh, empty database: SQLite in `folder`, or one of the run's PostgreSQL cluster."""
+    if kind == "sqlite":
+        return f"sqlite+pysqlite:///{folder / 'store.sqlite3'}"
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    return cluster.new_database()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty database of each engine the store supports."""
-    if request.param == "sqlite":
-        return f"sqlite+pysqlite:///{tmp_path / 'store.sqlite3'}"
-    cluster: PostgresCluster = request.getfixturevalue("postgres")
-    return cluster.new_database()
+    return new_database(request, request.param, tmp_path)
 
 
 RUN_LOG = RunLog()

@@ -5,6 +5,7 @@ delete; the CapabilityStatement and the profile."""
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from tests.api.register_support import (
     register_service,
 )
 from tests.api.test_store_api import open_store
+from tests.conftest import new_database
 from tests.support.server import serve
 from tests.support.tokens import SigningKey, generate_key, jwks
 
@@ -40,6 +42,20 @@ STATUS_REASON = "https://iris-prompt.invalid/fhir/StructureDefinition/status-rea
 @pytest.fixture
 def store(database_url: str, tmp_path: Path) -> Store:
     return open_store(database_url, tmp_path / "data")
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def refusing(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    es384_key: SigningKey,
+) -> Iterator[RegisterService]:
+    """One register service per database for the cases it refuses: they store nothing, so they
+    share it, and each checks that its store is still empty."""
+    folder = tmp_path_factory.mktemp("refusing")
+    store = open_store(new_database(request, request.param, folder), folder / "data")
+    with register_service(es384_key, store, probation) as svc:
+        yield svc
 
 
 def put(svc: RegisterService, partner: Partner, flag: dict[str, Any], version: str | None) -> Any:
@@ -210,20 +226,18 @@ BAD_FLAGS = [
 
 @pytest.mark.parametrize(("why", "change", "field"), BAD_FLAGS, ids=[b[0] for b in BAD_FLAGS])
 def test_a_malformed_flag_is_refused_naming_the_field_and_nothing_is_stored(
-    es384_key: SigningKey,
-    store: Store,
+    refusing: RegisterService,
     why: str,
     change: dict[str, Any],
     field: str,
 ) -> None:
     flag = {k: v for k, v in (mappa_flag() | change).items() if v is not None}
-    with register_service(es384_key, store, probation) as svc:
-        response = svc.client.post("/fhir/Flag", json=flag, headers=svc.auth(probation))
+    response = refusing.client.post("/fhir/Flag", json=flag, headers=refusing.auth(probation))
     assert response.status_code == 422, why
     assert response.json()["resourceType"] == "OperationOutcome"
     named = [e for issue in response.json()["issue"] for e in issue["expression"]]
     assert field in named, (why, named)
-    assert stored_counts(store) == (0, 0)
+    assert stored_counts(refusing.register.store) == (0, 0)
 
 
 @pytest.mark.parametrize(
@@ -231,15 +245,12 @@ def test_a_malformed_flag_is_refused_naming_the_field_and_nothing_is_stored(
     [b"not json", b'{"resourceType": "Patient"}', b"[1, 2]"],
     ids=["text", "patient", "list"],
 )
-def test_a_body_that_is_not_a_flag_gets_400(
-    es384_key: SigningKey, store: Store, body: bytes
-) -> None:
-    with register_service(es384_key, store, probation) as svc:
-        headers = svc.auth(probation) | {"Content-Type": "application/fhir+json"}
-        response = svc.client.post("/fhir/Flag", content=body, headers=headers)
+def test_a_body_that_is_not_a_flag_gets_400(refusing: RegisterService, body: bytes) -> None:
+    headers = refusing.auth(probation) | {"Content-Type": "application/fhir+json"}
+    response = refusing.client.post("/fhir/Flag", content=body, headers=headers)
     assert response.status_code == 400
     assert response.json()["issue"][0]["expression"] == ["Flag"]
-    assert stored_counts(store) == (0, 0)
+    assert stored_counts(refusing.register.store) == (0, 0)
 
 
 def test_a_client_writes_only_its_own_organisations_flags(
