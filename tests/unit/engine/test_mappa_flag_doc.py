@@ -1,4 +1,4 @@
-"""The README's MAPPA flag example is valid FHIR and reads as the profile says."""
+"""The MAPPA flag example of docs/mappa-flag.md is valid FHIR and reads as the profile says."""
 
 import datetime
 import json
@@ -9,14 +9,13 @@ from fhir.resources.R4B.flag import Flag
 
 from iris_prompt.engine.risk_flags import MappaRisk, mappa_risk
 
-README = Path(__file__).resolve().parents[3] / "README.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "mappa-flag.md"
 
 
-def test_readme_flag_example() -> None:
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("### The MAPPA risk flag") :]
-    match = re.search(r"```json\n(.*?)```", section, re.S)
-    assert match, "the README shows a complete example Flag"
+def test_the_documented_flag_example_reads_as_the_profile_says() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    match = re.search(r"```json\n(.*?)```", text, re.S)
+    assert match, "docs/mappa-flag.md shows a complete example Flag"
     example = json.loads(match.group(1))
     Flag.model_validate(example)
     risk = mappa_risk(example, datetime.date(2026, 11, 26))
