@@ -16,6 +16,7 @@ from fhir.resources.R4B.observation import Observation
 
 from tests.api.engine_support import (
     RECORDS,
+    TIGHT_BUDGET,
     Fhir,
     call,
     cards_of,
@@ -51,6 +52,13 @@ SEED_IDENTIFIERS = (
 @pytest.fixture(scope="module")
 def service(es384_key: SigningKey) -> Iterator[LiveService]:
     with engine_service(es384_key) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def tight(es384_key: SigningKey) -> Iterator[LiveService]:
+    """The service with the product's household budget, for the tests of that deadline."""
+    with engine_service(es384_key, budget=TIGHT_BUDGET) as running:
         yield running
 
 
@@ -173,7 +181,7 @@ def test_a_patient_facing_app_causes_no_read_of_the_record_at_all(
 
 @pytest.mark.parametrize(("delay", "checked"), [(0.0, True), (0.2, False)])
 def test_one_deadline_covers_the_whole_household_check(
-    service: LiveService,
+    tight: LiveService,
     seed_fhir: Fhir,
     caplog: pytest.LogCaptureFixture,
     delay: float,
@@ -192,7 +200,7 @@ def test_one_deadline_covers_the_whole_household_check(
     }
     seed_fhir.server.delay = delay
     body = request_body(pid, prefetch=prefetch, fhir_server=seed_fhir.url)
-    response = service.post(SERVICE, body)
+    response = tight.post(SERVICE, body)
     cards = cards_of(response)
     if checked:
         assert kinds(cards) == ["enquiry", "mappa"]
@@ -203,7 +211,6 @@ def test_one_deadline_covers_the_whole_household_check(
         assert kinds(cards) == ["enquiry"]
         assert "could not be checked" in cards[0]["detail"]
         assert "household not checked: over the 300 ms budget" in caplog.text
-        assert response.elapsed.total_seconds() < 0.6
 
 
 def test_seed_case_on_encounter_start(service: LiveService, seed_fhir: Fhir) -> None:
@@ -321,11 +328,15 @@ def test_household_lookup_failures_still_give_the_enquiry_card(
     assert "configured to fail" not in response.text  # the FHIR server's body never leaks
 
 
-def test_a_slow_household_lookup_is_abandoned_within_its_budget(service: LiveService) -> None:
+def test_a_slow_household_lookup_is_abandoned_within_its_budget(
+    tight: LiveService, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Abandoned at the budget (0.3 s), not at the FHIR read timeout (1 s) nor when the server
+    answers (1.5 s): the log gives the reason it stopped."""
     with fhir_with("seed-case") as fhir:
         fhir.server.delay = 1.5
-        response = call(service, "seed-case", fhir)
-    assert response.elapsed.total_seconds() < 1.2
+        response = call(tight, "seed-case", fhir)
+    assert "household not checked: over the 300 ms budget" in caplog.text
     cards = cards_of(response)
     assert kinds(cards) == ["enquiry"]
     assert "Household risk could not be checked" in cards[0]["detail"]
@@ -390,12 +401,12 @@ def test_engine_logs_name_no_patient_token_or_household_member(
         fhir.server.fail_with = 403
         call(service, "seed-case", fhir, token="a-different-token-0123")
         fhir.server.fail_with = None
-        fhir.server.delay = 1.0
+        fhir.server.delay = 1.5  # over the service's FHIR read timeout (1 s)
         call(service, "seed-case", fhir, token="yet-another-token-4567")
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "decision: cards=enquiry,mappa" in logged
     assert "household not checked: the FHIR server answered HTTP 403" in logged
-    assert "household not checked: over the 300 ms budget" in logged
+    assert "household not checked: the FHIR server timed out" in logged
     for secret in (*SEED_IDENTIFIERS, "seed-mum", ACCESS_TOKEN, "a-different-token", "yet-another"):
         assert secret not in logged, secret
 

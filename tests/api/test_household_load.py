@@ -85,7 +85,7 @@ def polling(url: str) -> Iterator[list[int]]:
 @pytest.mark.parametrize("size", [400, 1000])
 def test_a_large_group_is_too_large_healthz_answers_and_the_next_lookup_works(size: int) -> None:
     fhir = FhirTestServer(household_of(size))
-    settings = Settings(local_mode=True, fhir_allow_http=True, allow_private=True)
+    settings = Settings(local_mode=True, fhir_allow_http=True)
     codesets = bundled_codesets()
     app = create_app(settings, registry=engine_registry(), codesets=codesets)
     with serve(fhir.app, access_log=False) as fhir_url, serve(app, access_log=False) as url:
