@@ -9,7 +9,7 @@ import httpx
 from cds_hooks.fhir import FhirClient, FhirLimits
 from iris_prompt.engine.household import Household, essentials, household_from
 from iris_prompt.engine.lookup import HouseholdLookup
-from tests.api.engine_support import fhir_serving, record
+from tests.api.engine_support import ROOMY_BUDGET, TIGHT_BUDGET, fhir_serving, record
 
 TODAY = datetime.date(2026, 11, 26)
 SEED = record("seed-case")
@@ -53,7 +53,7 @@ def test_the_essentials_build_the_same_household() -> None:
 
 
 def test_the_cache_keeps_no_names_and_is_bounded_by_size() -> None:
-    lookup = HouseholdLookup(cache_bytes=4096)
+    lookup = HouseholdLookup(budget=ROOMY_BUDGET, cache_bytes=4096)
     with fhir_serving(SEED) as fhir:
         household = look_up(lookup, fhir.url)
     assert [m.mappa is not None for m in household.members] == [True, False]
@@ -65,7 +65,7 @@ def test_the_cache_keeps_no_names_and_is_bounded_by_size() -> None:
 
 
 def test_an_answer_larger_than_the_cache_is_used_not_kept() -> None:
-    lookup = HouseholdLookup(cache_bytes=64)
+    lookup = HouseholdLookup(budget=ROOMY_BUDGET, cache_bytes=64)
     with fhir_serving(SEED) as fhir:
         household = look_up(lookup, fhir.url)
     assert household.checked and len(household.members) == 2
@@ -73,7 +73,7 @@ def test_an_answer_larger_than_the_cache_is_used_not_kept() -> None:
 
 
 def test_deferred_household_searches_share_the_one_budget() -> None:
-    lookup = HouseholdLookup(budget=0.3)
+    lookup = HouseholdLookup(budget=ROOMY_BUDGET)
     with fhir_serving(SEED) as fhir:
         queries = {
             "household": "Group?member=seed-mum",
@@ -82,7 +82,7 @@ def test_deferred_household_searches_share_the_one_budget() -> None:
         fetched = look_up(lookup, fhir.url, groups=[], related_persons=[], queries=queries)
         assert [m.relationship for m in fetched.members] == ["partner", None]
         fhir.server.delay = 0.2  # Group then members: 0.4 s in all
-        slow = look_up(HouseholdLookup(budget=0.3), fhir.url, groups=[], queries=queries)
+        slow = look_up(HouseholdLookup(budget=TIGHT_BUDGET), fhir.url, groups=[], queries=queries)
     assert not slow.checked and slow.members == ()
 
 
@@ -95,7 +95,7 @@ def test_a_register_that_cannot_be_read_leaves_the_rest_of_the_check_standing() 
         asked.append(sorted(numbers))
         raise ConnectionError("database gone")
 
-    lookup = HouseholdLookup(register=failing)
+    lookup = HouseholdLookup(budget=ROOMY_BUDGET, register=failing)
     with fhir_serving(SEED) as fhir:
         household = look_up(lookup, fhir.url)
     assert asked == [["9990000018", "9990000034"]]  # both other members' NHS numbers, at once
@@ -104,7 +104,7 @@ def test_a_register_that_cannot_be_read_leaves_the_rest_of_the_check_standing() 
 
 
 def test_without_a_register_the_plan_asks_for_no_register_flags() -> None:
-    lookup = HouseholdLookup()
+    lookup = HouseholdLookup(budget=ROOMY_BUDGET)
     with fhir_serving(SEED) as fhir:
         household = look_up(lookup, fhir.url)
         paths = [r.path for r in fhir.server.requests]
