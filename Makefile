@@ -5,7 +5,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-PIP    := $(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt
+PIP    := $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -c constraints.txt
 
 .PHONY: serve test bench lint typecheck check safety-case clean
 
@@ -23,6 +23,11 @@ $(VENV)/.base: pyproject.toml constraints.txt | $(BIN)/uv
 $(VENV)/.test: pyproject.toml constraints.txt | $(BIN)/uv
 	$(PIP) -e '.[test]'
 	@touch $(VENV)/.base $@
+
+# A machine may forbid bytecode caches (PYTHONDONTWRITEBYTECODE): the test run starts hundreds of
+# Python processes (workers, served services, probes), and each would compile again every module
+# it imports. The caches go to __pycache__ folders, which git ignores.
+test safety-case bench: export PYTHONDONTWRITEBYTECODE =
 
 serve: $(VENV)/.base
 	$(BIN)/iris-prompt serve --local
