@@ -11,6 +11,7 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY cds_hooks ./cds_hooks
 COPY iris_prompt ./iris_prompt
 COPY codesets ./codesets
+COPY docs/rules.md ./docs/rules.md
 RUN python -m venv /opt/iris-prompt \
     && /opt/iris-prompt/bin/pip install -c constraints.txt '.[postgres]' \
     && /opt/iris-prompt/bin/iris-prompt codesets validate

@@ -35,6 +35,7 @@ from iris_prompt.ops import metrics, wiring
 from iris_prompt.ops.observe import CallObserver, observed_client
 from iris_prompt.ops.tracing import configure_tracing, shutdown_tracing
 from iris_prompt.register.service import Register
+from iris_prompt.rules_page import rules_router
 from iris_prompt.settings import Settings, get_settings, is_secure_base
 from iris_prompt.store.admin import analytics_router
 from iris_prompt.store.fhir_audit import audit_router
@@ -231,6 +232,7 @@ def create_app(
         )
     )
     app.include_router(template_router(public_base_url=settings.public_base_url))
+    app.include_router(rules_router())
     smart_client = load_client(settings.smart_client_id, settings.smart_private_key_file)
     if smart_client is not None:
         app.include_router(

@@ -33,13 +33,14 @@ from iris_prompt.engine.card_text import (
 from iris_prompt.engine.household import HouseholdMember
 from iris_prompt.engine.risk_flags import MAPPA_CODE, MappaRisk
 from iris_prompt.engine.rules import CHILD_AGE, Decision
-from iris_prompt.template.links import card_links
+from iris_prompt.template.links import card_links, rules_link
 from iris_prompt.template.recording import outcome_resources
 from iris_prompt.urls import OVERRIDE_SYSTEM
 
 __all__ = [
     "OVERRIDE_REASONS",
     "OVERRIDE_SYSTEM",
+    "RULE_ANCHORS",
     "CardSettings",
     "cards_for",
     "withheld_card",
@@ -60,6 +61,16 @@ SUMMARIES = {
     "mappa": "Household safeguarding information: read privately before discussing",
     "withheld": "Household safeguarding information: contact the practice safeguarding lead",
     "unchecked": "Household safeguarding check could not be done: read before deciding",
+}
+
+# The rule of docs/rules.md that decides each kind of card: its rules link points there (the
+# anchors of the page iris_prompt.rules_page serves).
+RULE_ANCHORS = {
+    "enquiry": "rule-3",
+    "known-abuse": "rule-4",
+    "mappa": "rule-6",
+    "unchecked": "rule-8",
+    "withheld": "the-cards",
 }
 
 ONE_CLICK_LABELS = {
@@ -143,8 +154,11 @@ def _enquiry_card(
         selection_behavior="at-most-one" if first_enquiry else None,
         override_reasons=_override_reasons(),
         links=[
-            Link(**link)
-            for link in card_links(base_url, hook_instance, card_id, smart_launch=smart_launch)
+            *(
+                Link(**link)
+                for link in card_links(base_url, hook_instance, card_id, smart_launch=smart_launch)
+            ),
+            Link(**rules_link(base_url, RULE_ANCHORS[kind])),
         ],
     )
 
@@ -163,16 +177,12 @@ def _mappa_card(
     # An adult patient may be the known adult at risk: the card links the template to record
     # what they say (a child's enquiry is not this service's to prompt).
     adult = decision.age is not None and decision.age >= CHILD_AGE
-    links = (
-        [
-            Link(**link)
-            for link in card_links(
-                base_url, hook_instance, card_id, smart_launch=settings.smart_launch
-            )
-        ]
+    template = (
+        card_links(base_url, hook_instance, card_id, smart_launch=settings.smart_launch)
         if adult
-        else None
+        else []
     )
+    links = [Link(**link) for link in [*template, rules_link(base_url, RULE_ANCHORS["mappa"])]]
     return Card(
         uuid=card_id,
         summary=SUMMARIES["mappa"],
@@ -184,7 +194,9 @@ def _mappa_card(
     )
 
 
-def _unchecked_card(decision: Decision, settings: CardSettings, new_id: Callable[[], str]) -> Card:
+def _unchecked_card(
+    decision: Decision, settings: CardSettings, new_id: Callable[[], str], base_url: str
+) -> Card:
     """Rule 8: one discreet info card when the household check could not be done and nothing
     else shows, so that a failed check is never silence."""
     return Card(
@@ -193,11 +205,14 @@ def _unchecked_card(decision: Decision, settings: CardSettings, new_id: Callable
         detail=unchecked_detail(decision, settings),
         indicator="info",
         source=_SOURCES["mappa"],
+        links=[Link(**rules_link(base_url, RULE_ANCHORS["unchecked"]))],
     )
 
 
 def withheld_card(
-    settings: CardSettings, new_id: Callable[[], str] = lambda: str(uuid.uuid4())
+    settings: CardSettings,
+    base_url: str,
+    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
 ) -> Card:
     """In place of the MAPPA cards when their disclosure could not be audited (the store and
     its spool both failed): no detail of the flag, the member or the risk, only that there is
@@ -213,6 +228,7 @@ def withheld_card(
         ),
         indicator="critical",
         source=_SOURCES["mappa"],
+        links=[Link(**rules_link(base_url, RULE_ANCHORS["withheld"]))],
     )
 
 
@@ -264,5 +280,5 @@ def cards_for(
                 )
             )
     if decision.unchecked:
-        cards.append(_unchecked_card(decision, settings, new_id))
+        cards.append(_unchecked_card(decision, settings, new_id, base_url))
     return cards

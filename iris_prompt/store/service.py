@@ -194,7 +194,7 @@ class Store:
                 for card, kind, content in zip(cards, kinds, contents, strict=True)
                 if kind != "mappa"
             ]
-            discreet = withheld_card(self.card_settings)
+            discreet = withheld_card(self.card_settings, call.base_url)
             cards = [*(card for card, _ in pairs), discreet]
             kinds = (*(k for k in kinds if k != "mappa"), "withheld")
             contents = [*(content for _, content in pairs), ""]

@@ -1,12 +1,13 @@
 """Where a card sends practice staff: the recording page, opened in a browser or by SMART
-App Launch from the EHR (CDS Hooks 2.0 Links). Neither URL carries patient data.
+App Launch from the EHR, and the clinical rules that decided the card (CDS Hooks 2.0 Links).
+No URL carries patient data.
 """
 
 import json
 
-from iris_prompt.urls import TEMPLATE_PATH
+from iris_prompt.urls import RULES_PATH, TEMPLATE_PATH
 
-__all__ = ["LAUNCH_PATH", "PAGE_PATH", "card_links"]
+__all__ = ["LAUNCH_PATH", "PAGE_PATH", "RULES_LABEL", "card_links", "rules_link"]
 
 # The page for practice staff, relative to the service's public base URL.
 PAGE_PATH = TEMPLATE_PATH
@@ -31,9 +32,7 @@ def card_links(
         >>> [link["type"] for link in card_links("https://iris.example", "d1577c69", "4e0a3a1e")]
         ['absolute']
     """
-    base = public_base_url.rstrip("/")
-    if not base.startswith(("https://", "http://")) or "?" in base or "#" in base:
-        raise ValueError("public_base_url must be an http(s) URL without query or fragment")
+    base = _base(public_base_url)
     url = base + PAGE_PATH
     links = [{"label": "Record the enquiry (open in a browser)", "url": url, "type": "absolute"}]
     if smart_launch:
@@ -48,3 +47,23 @@ def card_links(
         }
         links.insert(0, smart)
     return links
+
+
+RULES_LABEL = "Why this card: the clinical rules"
+
+
+def rules_link(public_base_url: str, anchor: str) -> dict[str, str]:
+    """The card's link to the rule that decided it, on the rules page (`docs/rules.md`).
+
+    >>> rules_link("https://iris.example/", "rule-3")["url"]
+    'https://iris.example/rules#rule-3'
+    """
+    url = f"{_base(public_base_url)}{RULES_PATH}#{anchor}"
+    return {"label": RULES_LABEL, "url": url, "type": "absolute"}
+
+
+def _base(public_base_url: str) -> str:
+    base = public_base_url.rstrip("/")
+    if not base.startswith(("https://", "http://")) or "?" in base or "#" in base:
+        raise ValueError("public_base_url must be an http(s) URL without query or fragment")
+    return base

@@ -95,9 +95,11 @@ def test_seed_case_end_to_end(service: LiveService, seed_fhir: Fhir) -> None:
         "not-appropriate-now",
         "already-discussed",
     ]
-    # No SMART client configured: the page only, opened in a browser (no greyed-out smart link).
+    # No SMART client configured: the page only, opened in a browser (no greyed-out smart link),
+    # and the rule that prompted it.
     assert [(link["type"], link["url"]) for link in enquiry["links"]] == [
-        ("absolute", service.base_url + "/template")
+        ("absolute", service.base_url + "/template"),
+        ("absolute", service.base_url + "/rules#rule-3"),
     ]
 
     # The MAPPA card: critical (very high risk to a known adult), by relationship, no offences.
@@ -114,7 +116,8 @@ def test_seed_case_end_to_end(service: LiveService, seed_fhir: Fhir) -> None:
     # An adult patient may be the known adult at risk: the template link, never a suggestion.
     assert "suggestions" not in mappa
     assert [(link["type"], link["url"]) for link in mappa["links"]] == [
-        ("absolute", service.base_url + "/template")
+        ("absolute", service.base_url + "/template"),
+        ("absolute", service.base_url + "/rules#rule-6"),
     ]
 
     body = orjson.dumps(cards).decode()
@@ -276,7 +279,10 @@ def test_known_abuse_card_reviews_safety(service: LiveService) -> None:
     # A safety review is no first enquiry: no one-click "asked, nothing disclosed" that would
     # record a routine enquiry and hold this card back; the template is linked instead.
     assert "suggestions" not in card and "selectionBehavior" not in card
-    assert [link["type"] for link in card["links"]] == ["absolute"]
+    assert [link["url"].removeprefix(service.base_url) for link in card["links"]] == [
+        "/template",
+        "/rules#rule-4",
+    ]
 
 
 def test_a_related_persons_mappa_flag_by_relationship_with_medium_risk(
@@ -296,7 +302,10 @@ def test_a_related_persons_mappa_flag_by_relationship_with_medium_risk(
     assert "**The patient may be the known adult at risk.**" in card["detail"]
     assert "only when they are on their own" in card["detail"]
     assert "Example helpline 0100 000 0003" in card["detail"]
-    assert [link["type"] for link in card["links"]] == ["absolute"]
+    assert [link["url"].removeprefix(service.base_url) for link in card["links"]] == [
+        "/template",
+        "/rules#rule-6",
+    ]
     assert (
         "- to a known adult: medium" in card["detail"]
         and "- to the public: medium" in card["detail"]

@@ -285,7 +285,9 @@ def test_a_child_patients_mappa_card_applies_think_family_to_the_child(
     assert "**This patient is a child (aged 8).** Think Family" in detail
     assert "Consider a child safeguarding referral" in detail
     assert "under 18 in the household" not in detail  # no other child: it is about him
-    assert "known adult at risk" not in detail and "links" not in cards[0]
+    assert "known adult at risk" not in detail
+    # No template link (a child's enquiry is not this service's to prompt); the rule behind it.
+    assert [link["url"] for link in cards[0]["links"]] == [service.base_url + "/rules#rule-6"]
 
 
 # --- 13. An adult's MAPPA card without triggers --------------------------------------------------
@@ -299,7 +301,10 @@ def test_an_adults_mappa_card_without_triggers_carries_the_enquiry_guidance(
     assert "**The patient may be the known adult at risk.**" in mappa["detail"]
     assert "only when they are on their own" in mappa["detail"]
     assert "Example helpline 0100 000 0003" in mappa["detail"]
-    assert [link["type"] for link in mappa["links"]] == ["absolute"]
+    assert [link["url"].removeprefix(service.base_url) for link in mappa["links"]] == [
+        "/template",
+        "/rules#rule-6",
+    ]
 
 
 # --- 14. Household risk not checked, and nothing else to show ----------------------------------

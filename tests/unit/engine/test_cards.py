@@ -206,11 +206,12 @@ def test_each_card_gets_its_own_uuid_and_the_links_carry_it() -> None:
     assert enquiry.uuid in (enquiry.links[0].app_context or "")
 
 
-def test_without_a_smart_client_the_enquiry_card_links_the_page_only() -> None:
+def test_without_a_smart_client_the_enquiry_card_links_the_page_and_its_rule_only() -> None:
     (enquiry,) = cards(Decision(enquiry=True, household_checked=True))
     assert enquiry.links is not None
     assert [(link.type, link.url) for link in enquiry.links] == [
-        ("absolute", "https://iris.example/template")
+        ("absolute", "https://iris.example/template"),
+        ("absolute", "https://iris.example/rules#rule-3"),
     ]
 
 
@@ -326,7 +327,7 @@ def test_the_household_line_names_only_the_people_checked() -> None:
 
 
 @pytest.mark.parametrize(
-    ("age", "says", "links"),
+    ("age", "says", "template"),
     [
         (8, "**This patient is a child (aged 8).** Think Family", False),
         (17, "**This patient is a child (aged 17).** Think Family", False),
@@ -335,17 +336,19 @@ def test_the_household_line_names_only_the_people_checked() -> None:
     ],
 )
 def test_the_mappa_card_speaks_to_the_patient_child_or_adult(
-    age: int | None, says: str, links: bool
+    age: int | None, says: str, template: bool
 ) -> None:
-    """Points 12 and 13."""
+    """Points 12 and 13: the template link for an adult only (point 9: no SMART client, so
+    no smart link); the rule behind the card for everyone."""
     member = HouseholdMember("partner", 40, MappaRisk((("known-adult", "high"),)))
     (card,) = cards(Decision(mappa=(member,), household_checked=True, age=age))
     assert card.detail is not None and says in card.detail
     assert ("child safeguarding referral" in card.detail) is (age != 18)
-    assert (card.links is not None) is links
-    if links:
-        assert card.links is not None
-        assert [link.type for link in card.links] == ["absolute"]  # point 9: no SMART client
+    assert card.links is not None
+    urls = [link.url for link in card.links if link.type == "absolute"]
+    expected = ["https://iris.example/template"] if template else []
+    assert urls == [*expected, "https://iris.example/rules#rule-6"]
+    assert len(card.links) == len(urls)
 
 
 def test_the_household_unchecked_card_is_discreet_info() -> None:

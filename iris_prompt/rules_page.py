@@ -1,0 +1,131 @@
+"""The clinical rules, served to practice staff: `GET /rules` renders `docs/rules.md`, the one
+statement of what the service decides and what its cards say, as a page every card links to.
+
+The document is the source: nothing of its text is copied here. It is rendered once, when the
+app is built, with markdown-it-py (CommonMark, with tables, raw HTML disabled), and given stable
+anchors: each heading its GitHub-style slug (`#the-household`), and each numbered rule of "What
+the prompt does" `#rule-N`, which is where a card's rules link points (`card_anchor`).
+
+In a source checkout (and the editable install `make serve` uses) the document is the
+repository's `docs/rules.md`; a wheel installs it as data under `<prefix>/share/iris-prompt/docs`
+(pyproject `data-files`), as it does the code sets.
+"""
+
+import base64
+import hashlib
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+from iris_prompt.urls import RULES_PATH
+
+__all__ = ["RULES_HEADERS", "render_rules", "rules_document", "rules_router"]
+
+# The numbered rules are the ordered list under this heading.
+RULES_HEADING = "What the prompt does"
+
+STYLE = """
+body { font-family: system-ui, sans-serif; line-height: 1.5; margin: 0 auto; max-width: 50rem;
+  padding: 0 1rem 3rem; color: #1d1d1d; }
+table { border-collapse: collapse; font-size: 0.9rem; }
+th, td { border: 1px solid #b1b4b6; padding: 0.3rem 0.5rem; vertical-align: top; text-align: left; }
+code { background: #f3f2f1; padding: 0 0.2rem; }
+li[id]:target, h2:target, h3:target { background: #fff7bf; }
+"""
+RULES_HEADERS = {
+    "Cache-Control": "no-cache",
+    # The document and its one style sheet, allowed by its hash: no script, nothing from elsewhere.
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src "
+        f"'sha256-{base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()}'; "
+        "base-uri 'none'; form-action 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+PAGE = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(
+    """<!doctype html>
+<html lang="en-GB">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>{{ title }} | IRIS prompt</title>
+<style>{{ style | safe }}</style>
+</head>
+<body>
+<main>
+{{ body | safe }}
+</main>
+</body>
+</html>
+"""
+)
+
+
+def rules_document() -> Path:
+    """Where `docs/rules.md` is: the checkout's, else the installed copy."""
+    checkout = Path(__file__).resolve().parents[1] / "docs" / "rules.md"
+    installed = Path(sys.prefix) / "share" / "iris-prompt" / "docs" / "rules.md"
+    return next((path for path in (checkout, installed) if path.is_file()), checkout)
+
+
+def slug(text: str) -> str:
+    """A heading's anchor, as GitHub makes it.
+
+    >>> slug("The household"), slug("What the prompt does"), slug("Reading the record")
+    ('the-household', 'what-the-prompt-does', 'reading-the-record')
+    """
+    return re.sub(r"[^\w\- ]", "", text.lower()).strip().replace(" ", "-")
+
+
+def _anchor(tokens: list[Token]) -> None:
+    """Headings get their slug; the items of the list under RULES_HEADING get `rule-N`."""
+    in_rules = False
+    depth = 0
+    number = 0
+    for index, token in enumerate(tokens):
+        if token.type == "heading_open":
+            title = tokens[index + 1].content
+            token.attrSet("id", slug(title))
+            in_rules = title == RULES_HEADING
+        elif in_rules and token.type == "ordered_list_open":
+            depth += 1
+        elif in_rules and token.type == "ordered_list_close":
+            depth -= 1
+            in_rules = depth > 0
+        elif in_rules and depth == 1 and token.type == "list_item_open":
+            number += 1
+            token.attrSet("id", f"rule-{number}")
+
+
+def render_rules(markdown: str) -> str:
+    """The page for `markdown` (the rules document), with its anchors."""
+    parser = MarkdownIt("commonmark", {"html": False}).enable("table")
+    tokens = parser.parse(markdown)
+    _anchor(tokens)
+    body = parser.renderer.render(tokens, parser.options, {})
+    titles = [
+        tokens[i + 1].content for i, t in enumerate(tokens) if t.tag == "h1" and t.nesting == 1
+    ]
+    return PAGE.render(title=titles[0] if titles else "The clinical rules", body=body, style=STYLE)
+
+
+def rules_router(document: Path | None = None) -> APIRouter:
+    """`GET /rules`: the rules page, rendered now, once. No JWT: it holds no patient data."""
+    page = render_rules((document or rules_document()).read_text(encoding="utf-8"))
+    router = APIRouter()
+
+    @router.get(RULES_PATH)
+    def rules() -> Any:
+        return HTMLResponse(page, headers=RULES_HEADERS)
+
+    return router

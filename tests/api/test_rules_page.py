@@ -1,0 +1,171 @@
+"""The clinical rules page (`GET /rules`, rendered from docs/rules.md) and the link every card
+carries to the rule that decided it: the page is the document, each anchor a card points to is
+there and is the right rule, and no link carries anything of the patient."""
+
+import datetime
+import sys
+import tomllib
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from cds_hooks import Card
+from iris_prompt import rules_page
+from iris_prompt.app import create_app
+from iris_prompt.engine.card_text import CardSettings
+from iris_prompt.engine.cards import RULE_ANCHORS, cards_for, withheld_card
+from iris_prompt.engine.household import HouseholdMember
+from iris_prompt.engine.risk_flags import MappaRisk
+from iris_prompt.engine.rules import Decision
+from iris_prompt.rules_page import rules_document
+from iris_prompt.settings import Settings
+from iris_prompt.template.links import RULES_LABEL
+from tests.conftest import bundled_codesets
+from tests.support.inprocess import in_process
+
+BASE = "https://iris.example.nhs.uk"
+PATIENT = "Patient/9990000018-record-id"
+NOW = datetime.datetime(2026, 11, 26, 10, 0, tzinfo=datetime.UTC)
+DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
+# How docs/rules.md names the rule that decides each kind of card: its link must land there.
+RULE_TITLES = {
+    "enquiry": "Triggers.",
+    "known-abuse": "Known abuse.",
+    "mappa": "Household MAPPA.",
+    "unchecked": "Household not checked, nothing else to show.",
+    "withheld": "The cards",
+}
+
+
+class Elements(HTMLParser):
+    """The text of every element with an id, by id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: dict[str, str] = {}
+        self._open: list[str | None] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        element_id = dict(attrs).get("id")
+        self._open.append(element_id)
+        if element_id is not None:
+            self.text[element_id] = ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._open:
+            self._open.pop()
+
+    def handle_data(self, data: str) -> None:
+        for element_id in self._open:
+            if element_id is not None:
+                self.text[element_id] += data
+
+
+@pytest.fixture(scope="module")
+def page() -> tuple[int, dict[str, str], str]:
+    app = create_app(Settings(local_mode=True), codesets=bundled_codesets())
+    with in_process(app) as client:
+        response = client.get("/rules")
+    return response.status_code, dict(response.headers), response.text
+
+
+def ids_in(html: str) -> dict[str, str]:
+    parser = Elements()
+    parser.feed(html)
+    return parser.text
+
+
+def every_kind_of_card() -> dict[str, Card]:
+    member = HouseholdMember("partner", 40, MappaRisk((("known-adult", "high"),)))
+    made = {}
+    for kind, decision in {
+        "enquiry": Decision(enquiry=True, household_checked=True, age=34),
+        "known-abuse": Decision(known_abuse=True, household_checked=True, age=34),
+        "mappa": Decision(mappa=(member,), household_checked=True, age=8),
+        "unchecked": Decision(unchecked=True, household_checked=False, age=8),
+    }.items():
+        (card,) = cards_for(
+            decision,
+            CardSettings(smart_launch=True),
+            base_url=BASE,
+            hook_instance="d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+            patient_ref=PATIENT,
+            now=NOW,
+        )
+        made[kind] = card
+    made["withheld"] = withheld_card(CardSettings(), BASE)
+    return made
+
+
+def test_the_page_is_the_rules_document_served_as_html(
+    page: tuple[int, dict[str, str], str],
+) -> None:
+    status, headers, html = page
+    assert status == 200
+    assert headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in headers["content-security-policy"]
+    assert "script-src" not in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+    assert "<title>The clinical rules | IRIS prompt</title>" in html
+    # The document's own words, from the file people edit, not a copy.
+    text = " ".join(ids_in(html).values())
+    first_rule = DOCUMENT.read_text(encoding="utf-8").split("1. **Clinicians only.**")[1]
+    sentence = " ".join(first_rule.split("2. **")[0].split()[:12])
+    assert sentence.replace("`", "") in " ".join(text.split())
+    assert rules_document().resolve() == DOCUMENT.resolve()
+
+
+def test_every_card_links_once_to_the_rule_that_decided_it(
+    page: tuple[int, dict[str, str], str],
+) -> None:
+    anchors = ids_in(page[2])
+    cards = every_kind_of_card()
+    assert set(cards) == set(RULE_ANCHORS)
+    for kind, card in cards.items():
+        assert card.links is not None, kind
+        rules = [link for link in card.links if link.label == RULES_LABEL]
+        assert len(rules) == 1, kind
+        (link,) = rules
+        url = urlsplit(link.url)
+        assert link.type == "absolute" and link.app_context is None
+        assert f"{url.scheme}://{url.netloc}" == BASE and url.path == "/rules", kind
+        assert url.query == "" and url.fragment == RULE_ANCHORS[kind], kind
+        assert url.fragment in anchors, f"{kind}: #{url.fragment} is not on the page"
+        assert anchors[url.fragment].strip().startswith(RULE_TITLES[kind]), kind
+        assert "9990000018" not in link.url and "record-id" not in link.url
+
+
+def test_every_numbered_rule_and_every_section_has_its_anchor(
+    page: tuple[int, dict[str, str], str],
+) -> None:
+    anchors = ids_in(page[2])
+    assert [a for a in anchors if a.startswith("rule-")] == [f"rule-{n}" for n in range(1, 9)]
+    assert anchors["rule-1"].strip().startswith("Clinicians only.")
+    for section in ("what-the-prompt-does", "repeated-calls", "the-household", "the-cards"):
+        assert section in anchors
+
+
+def test_the_document_reaches_an_installation_and_the_image() -> None:
+    """A wheel installs docs/rules.md as data (pyproject `data-files`); the image's build stage
+    copies it in, past .dockerignore, which keeps the rest of docs/ out."""
+    project = DOCUMENT.parents[1]
+    config = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    assert config["tool"]["setuptools"]["data-files"]["share/iris-prompt/docs"] == ["docs/rules.md"]
+    dockerfile = (project / "Dockerfile").read_text(encoding="utf-8")
+    assert "COPY docs/rules.md ./docs/rules.md" in dockerfile
+    ignored = (project / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    assert ignored.index("!docs/rules.md") > ignored.index("docs/*")
+
+
+def test_an_installed_copy_is_found_when_there_is_no_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    installed = tmp_path / "share" / "iris-prompt" / "docs" / "rules.md"
+    installed.parent.mkdir(parents=True)
+    installed.write_bytes(DOCUMENT.read_bytes())
+    fake_module = tmp_path / "site-packages" / "iris_prompt" / "rules_page.py"
+    monkeypatch.setattr(rules_page, "__file__", str(fake_module))
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))
+    assert rules_document() == installed
