@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from iris_prompt.codesets.files import default_codesets_dir, load_codesets
 from iris_prompt.codesets.model import CodeSetError, CodeSets
@@ -27,7 +28,6 @@ from iris_prompt.simulate.html import report_html
 from iris_prompt.simulate.population import PopulationError, Skipped, open_population
 from iris_prompt.simulate.report import Report, report_csv, report_json_text, report_text
 from iris_prompt.simulate.run import (
-    Progress,
     RunSettings,
     choose_workers,
     run_population,
@@ -35,7 +35,7 @@ from iris_prompt.simulate.run import (
 )
 from iris_prompt.simulate.tally import Comparison, Tally
 
-__all__ = ["add_parser", "run", "simulate"]
+__all__ = ["Progress", "add_parser", "run", "simulate"]
 
 
 def _titles(*codesets: CodeSets | None) -> dict[str, str]:
@@ -196,3 +196,52 @@ def run(args: argparse.Namespace) -> int:
     rate = records / report.seconds if report.seconds else 0.0
     sys.stderr.write(f"{records} records in {report.seconds:.1f} s ({rate:.0f} per second)\n")
     return 0
+
+
+class Progress:
+    """A progress bar on stderr, shown only on a terminal and only once a run has taken
+    `delay` seconds, so quick runs and logs stay clean.
+
+        [#########...........]  450/1000 patients  45%  2.1 s
+    """
+
+    def __init__(
+        self,
+        total: int,
+        stream: TextIO | None = None,
+        *,
+        delay: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        width: int = 30,
+    ) -> None:
+        self.total, self.delay, self.clock, self.width = total, delay, clock, width
+        self.stream = sys.stderr if stream is None else stream
+        self.started = clock()
+        self.drawn_at: float | None = None
+        self.shown = self.stream.isatty()
+
+    def __call__(self, done: int) -> None:
+        if not self.shown:
+            return
+        now = self.clock()
+        elapsed = now - self.started
+        if elapsed < self.delay:
+            return
+        recent = self.drawn_at is not None and now - self.drawn_at < 0.1
+        if recent and done < self.total:
+            return
+        self.drawn_at = now
+        fraction = done / self.total if self.total else 1.0
+        filled = int(self.width * fraction)
+        bar = "#" * filled + "." * (self.width - filled)
+        self.stream.write(
+            f"\r[{bar}] {done:>{len(str(self.total))}}/{self.total} patients "
+            f"{fraction:4.0%}  {elapsed:.1f} s"
+        )
+        self.stream.flush()
+
+    def finish(self) -> None:
+        """Clear the bar, if one was drawn."""
+        if self.drawn_at is not None:
+            self.stream.write("\r" + " " * (self.width + 40) + "\r")
+            self.stream.flush()

@@ -16,15 +16,13 @@ import datetime
 import gc
 import multiprocessing
 import os
-import sys
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.context import BaseContext
 from multiprocessing.pool import Pool
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from iris_prompt.codesets.files import load_codesets
 from iris_prompt.codesets.model import CodeSets
@@ -57,7 +55,6 @@ __all__ = [
     "Evaluator",
     "HouseholdIndex",
     "PatientResult",
-    "Progress",
     "RunSettings",
     "choose_workers",
     "scanner",
@@ -363,52 +360,3 @@ def run_population(
             progress(done)
             if result is not None:
                 yield result
-
-
-class Progress:
-    """A progress bar on stderr, shown only on a terminal and only once a run has taken
-    `delay` seconds, so quick runs and logs stay clean.
-
-        [#########...........]  450/1000 patients  45%  2.1 s
-    """
-
-    def __init__(
-        self,
-        total: int,
-        stream: TextIO | None = None,
-        *,
-        delay: float = 2.0,
-        clock: Callable[[], float] = time.monotonic,
-        width: int = 30,
-    ) -> None:
-        self.total, self.delay, self.clock, self.width = total, delay, clock, width
-        self.stream = sys.stderr if stream is None else stream
-        self.started = clock()
-        self.drawn_at: float | None = None
-        self.shown = self.stream.isatty()
-
-    def __call__(self, done: int) -> None:
-        if not self.shown:
-            return
-        now = self.clock()
-        elapsed = now - self.started
-        if elapsed < self.delay:
-            return
-        recent = self.drawn_at is not None and now - self.drawn_at < 0.1
-        if recent and done < self.total:
-            return
-        self.drawn_at = now
-        fraction = done / self.total if self.total else 1.0
-        filled = int(self.width * fraction)
-        bar = "#" * filled + "." * (self.width - filled)
-        self.stream.write(
-            f"\r[{bar}] {done:>{len(str(self.total))}}/{self.total} patients "
-            f"{fraction:4.0%}  {elapsed:.1f} s"
-        )
-        self.stream.flush()
-
-    def finish(self) -> None:
-        """Clear the bar, if one was drawn."""
-        if self.drawn_at is not None:
-            self.stream.write("\r" + " " * (self.width + 40) + "\r")
-            self.stream.flush()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from iris_prompt.cli import main
-from iris_prompt.simulate.run import Progress
+from iris_prompt.simulate.cli import Progress
 from tests.unit.simulate.conftest import BUNDLES
 
 ARGS = [str(BUNDLES), "--as-of", "2026-12-01", "--workers", "1"]
