@@ -241,7 +241,7 @@ class Engine:
                 user_type=user_type,
             )
         for kind in decision.cards:
-            metrics.CARDS.labels(kind).inc()
+            metrics.bound(metrics.CARDS, kind).inc()
         if decision.enquiry_withheld == "age unknown":
             # A record without a readable birth date is a data fault the practice should mend:
             # the patient cannot be prompted until it is.
@@ -302,7 +302,7 @@ class Engine:
             outcome = household_outcome(household)
             span.set_attribute("iris.household", outcome)
         metrics.HOUSEHOLD_SECONDS.observe(time.perf_counter() - started)
-        metrics.HOUSEHOLD_CHECKS.labels(outcome).inc()
+        metrics.bound(metrics.HOUSEHOLD_CHECKS, outcome).inc()
         return household
 
     async def _look_up(
