@@ -295,12 +295,15 @@ class Engine:
         now: datetime.datetime,
     ) -> Household | None:
         """The household lookup, timed, counted by outcome and traced (its FHIR reads too)."""
-        fhir_purpose.set("household")  # this task's own context: its reads, not the call's
+        purpose = fhir_purpose.set("household")  # its reads, not the call's (reset after)
         started = time.perf_counter()
-        with tracer.start_as_current_span("household lookup") as span:
-            household = await self._look_up(prefetch, call, patient_id, now)
-            outcome = household_outcome(household)
-            span.set_attribute("iris.household", outcome)
+        try:
+            with tracer.start_as_current_span("household lookup") as span:
+                household = await self._look_up(prefetch, call, patient_id, now)
+                outcome = household_outcome(household)
+                span.set_attribute("iris.household", outcome)
+        finally:
+            fhir_purpose.reset(purpose)
         metrics.HOUSEHOLD_SECONDS.observe(time.perf_counter() - started)
         metrics.bound(metrics.HOUSEHOLD_CHECKS, outcome).inc()
         return household
