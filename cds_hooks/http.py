@@ -29,7 +29,6 @@ from typing import Any
 import httpx
 import orjson
 from fastapi import APIRouter, FastAPI, Request
-from opentelemetry import trace
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -52,6 +51,7 @@ from cds_hooks.fhir import FhirClient, FhirLimits, resolve_prefetch
 from cds_hooks.models import dump_json
 from cds_hooks.request import CdsRequest, parse_request
 from cds_hooks.response import CdsResponse
+from cds_hooks.tracing import Tracer
 
 __all__ = [
     "FHIR_JSON",
@@ -74,8 +74,8 @@ NO_STORE = {"Cache-Control": "no-store"}
 CALL_NOTE = "cds_hooks.call"
 # The app state attribute holding install_error_handlers' `on_error`.
 ON_ERROR = "cds_hooks_on_error"
-# No-op unless the application installs an OpenTelemetry SDK tracer provider.
-tracer = trace.get_tracer("cds_hooks")
+# Nothing unless the application installs an OpenTelemetry tracer provider.
+tracer = Tracer("cds_hooks")
 
 
 def describe_call(request: Request, what: str, **note: str) -> dict[str, str]:

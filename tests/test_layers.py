@@ -39,6 +39,7 @@ PROTOCOL = [
     "cds_hooks.replay",
     "cds_hooks.jws",
     "cds_hooks.logs",
+    "cds_hooks.tracing",
 ]
 PURE_ENGINE = [
     "iris_prompt.engine.fhir_values",

@@ -17,6 +17,7 @@ import hmac
 import logging
 import os
 import re
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -42,6 +43,7 @@ __all__ = [
     "JWT_REFUSALS",
     "REPLAY_STORE_ERRORS",
     "bearer_matches",
+    "bound",
     "exposition",
     "multiprocess_dir",
     "refusal_reason",
@@ -138,6 +140,20 @@ def refusal_reason(message: str) -> str:
         if pattern.search(message):
             return reason
     return "other"
+
+
+_children: dict[tuple[object, tuple[str, ...]], Any] = {}
+
+
+def bound(metric: Counter | Histogram, *values: str) -> Any:
+    """`metric.labels(*values)`, kept for the next call: labels() takes a lock and rebuilds its
+    key each time, and a call counts, times and observes several metrics on its hot path.
+    Label values are bounded sets (above), so what is kept is too."""
+    key = (metric, values)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*values)
+    return child
 
 
 _served: set[tuple[str, str]] = set()

@@ -98,9 +98,9 @@ class CallObserver:
                 span.set_attribute("http.response.status_code", status)
                 if status >= 500:
                     span.set_status(Status(StatusCode.ERROR))
-                metrics.CALLS.labels(service, hook, str(status)).inc()
+                metrics.bound(metrics.CALLS, service, hook, str(status)).inc()
                 if hook != "feedback":
-                    metrics.CALL_SECONDS.labels(service, hook).observe(
+                    metrics.bound(metrics.CALL_SECONDS, service, hook).observe(
                         time.perf_counter() - started
                     )
 
@@ -126,7 +126,7 @@ class ObservedTransport(ReclaimingTransport):
                 span.set_status(Status(StatusCode.ERROR, type(error).__name__))
                 raise
             finally:
-                metrics.FHIR_SECONDS.labels(purpose, kind, outcome).observe(
+                metrics.bound(metrics.FHIR_SECONDS, purpose, kind, outcome).observe(
                     time.perf_counter() - started
                 )
 

@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import Engine, Select, Table, and_, bindparam, insert, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from iris_prompt.store.driver_query import DriverReads
 from iris_prompt.store.models import CallLog, IssuedCard
 
 __all__ = ["REPEAT_WINDOW", "CallRecord", "CardLog", "content_key", "pseudonym"]
@@ -46,9 +47,9 @@ REPEAT_WINDOW = datetime.timedelta(minutes=10)
 
 
 def _repeats_query(*, encounter_known: bool) -> Select[Any]:
-    """The content keys another service gave a patient in the same consultation: built once,
-    with bound parameters, as it is asked on every prompt (building it costs more than running
-    it)."""
+    """The content keys of every card another service gave a patient in the same consultation
+    (a few at most; the caller keeps those it asks about): built once, with bound parameters,
+    as it is asked on every prompt (building it costs more than running it)."""
     call, card = CALL_TABLE.c, CARD_TABLE.c
     recent = call.at >= bindparam("since")
     same = (
@@ -65,7 +66,6 @@ def _repeats_query(*, encounter_known: bool) -> Select[Any]:
         .where(
             call.patient_key == bindparam("patient_key"),
             call.service_id != bindparam("service_id"),
-            card.content_key.in_(bindparam("content_keys", expanding=True)),
             same,
         )
     )
@@ -183,6 +183,8 @@ class CardLog:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        # SQLite: the repeat question through its driver (asked inline on every prompt).
+        self._reads = DriverReads(engine, _REPEATS) if engine.dialect.name == "sqlite" else None
 
     def start(self) -> None:
         if self._thread is None:
@@ -196,6 +198,8 @@ class CardLog:
             self._wake.set()
             self._thread.join(timeout)
             self._thread = None
+        if self._reads is not None:
+            self._reads.close()
 
     def add(self, record: CallRecord) -> None:
         """Queue one call's record (never blocks; drops and counts beyond `max_queued`)."""
@@ -240,19 +244,28 @@ class CardLog:
             for key in record.content_keys
             if key in content_keys
         }
-        left = sorted(content_keys - found)
+        left = content_keys - found
         if left:
             parameters = {
                 "since": since,
                 "encounter_key": encounter_key,
                 "patient_key": patient_key,
                 "service_id": service_id,
-                "content_keys": left,
             }
-            query = _REPEATS[encounter_key is not None]
-            with self.engine.connect() as connection:
-                found.update(connection.execute(query, parameters).scalars())
+            found.update(left.intersection(self._given_elsewhere(parameters)))
         return found
+
+    def _given_elsewhere(self, parameters: dict[str, Any]) -> list[str]:
+        """The written half of `shown_elsewhere`: on SQLite through its driver; if that fails,
+        or on PostgreSQL, through SQLAlchemy, which raises SQLAlchemyError (counted by the
+        engine's error hook) when the database is at fault."""
+        known = parameters["encounter_key"] is not None
+        if self._reads is not None:
+            rows = self._reads.rows(known, parameters)
+            if rows is not None:
+                return [key for (key,) in rows]
+        with self.engine.connect() as connection:
+            return list(connection.execute(_REPEATS[known], parameters).scalars())
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued before now is written (tests, shutdown)."""

@@ -12,7 +12,6 @@ if that audit could not be kept anywhere, and queues the call's record for the a
 """
 
 import asyncio
-import dataclasses
 import datetime
 import logging
 import os
@@ -200,11 +199,20 @@ class Store:
             contents = [*(content for _, content in pairs), ""]
             withheld = "audit failed"
         versions = " ".join(f"{k}={v}" for k, v in sorted(codeset_versions.items()))
-        record = self.call_record(
-            request, call, decision, cards, kinds, versions, patient_id, now, withheld
-        )
         self.calls.add(
-            dataclasses.replace(record, encounter_key=encounter_key, content_keys=tuple(contents))
+            self.call_record(
+                request,
+                call,
+                decision,
+                cards,
+                kinds,
+                versions,
+                patient_key,
+                now,
+                withheld,
+                encounter_key=encounter_key,
+                content_keys=tuple(contents),
+            )
         )
         return cards
 
@@ -310,13 +318,15 @@ class Store:
         cards: Sequence[Card],
         kinds: Sequence[str],
         codeset_versions: str,
-        patient_id: str,
+        patient_key: str,
         now: datetime.datetime,
         withheld: str | None = None,
+        *,
+        encounter_key: str | None = None,
+        content_keys: tuple[str, ...] = (),
     ) -> CallRecord:
         caller = call.caller
         practice = (caller.tenant or caller.iss) if caller else None
-        scope = self._scope(request, call)
         entries = (*decision.triggers, *decision.known_abuse_entries)
         return CallRecord(
             at=now.astimezone(datetime.UTC),
@@ -324,7 +334,7 @@ class Store:
             hook=request.hook,
             practice=practice,
             codeset_versions=codeset_versions,
-            patient_key=pseudonym(self.key, scope, patient_id),
+            patient_key=patient_key,
             cards=tuple(kinds),
             card_uuids=tuple(card.uuid or "" for card in cards),
             categories=tuple(sorted({e.category for e in entries})),
@@ -332,4 +342,6 @@ class Store:
             suppressed=decision.suppressed_by is not None,
             household_checked=decision.household_checked,
             withheld=withheld or decision.enquiry_withheld,
+            encounter_key=encounter_key,
+            content_keys=content_keys,
         )

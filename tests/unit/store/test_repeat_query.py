@@ -6,7 +6,8 @@ import dataclasses
 import datetime
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from iris_prompt.store.cardlog import CallRecord, CardLog
 from tests.unit.store.test_analytics_retention import call
@@ -61,3 +62,32 @@ def test_the_encounter_decides_when_both_calls_know_it(engine: Engine, written: 
     assert shown(log, encounter="e2") == {"review"}
     assert shown(log, encounter="e3") == set()
     assert shown(log) == {"review"}  # encounter unknown: the last ten minutes only
+
+
+def test_a_card_given_after_an_earlier_question_is_found_by_the_next(engine: Engine) -> None:
+    """Each question sees what has been written by then: the connection kept for them (on
+    SQLite) holds no view of the card log from an earlier question."""
+    log = CardLog(engine)
+    try:
+        assert shown(log) == set()
+        log.add(given(5))
+        assert log.flush()
+        assert shown(log) == {"ask"}
+        log.add(dataclasses.replace(given(2), content_keys=("review",), call_uid="second"))
+        assert log.flush()
+        assert shown(log) == {"ask", "review"}
+    finally:
+        log.stop()
+
+
+def test_a_card_log_that_cannot_be_read_raises_a_database_error(engine: Engine) -> None:
+    """The store then shows the cards (a prompt shown twice is the safe failure)."""
+    log = CardLog(engine)
+    try:
+        assert shown(log) == set()  # on SQLite, the kept connection is open now
+        with engine.begin() as connection:
+            connection.execute(text("DROP TABLE issued_card"))
+        with pytest.raises(SQLAlchemyError):
+            shown(log)
+    finally:
+        log.stop()

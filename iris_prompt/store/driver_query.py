@@ -1,0 +1,84 @@
+"""One read asked on every prompt, run on SQLite's own driver rather than through SQLAlchemy.
+
+The repeat hold-back asks the card log a question on every prompt, inline on the event loop
+when the store is SQLite (`Store._repeats`). Through SQLAlchemy's execution (connection
+checkout, execution context, result, return to the pool) it cost about 200 us within a call,
+ten times what SQLite spends answering it. Here SQLAlchemy still writes the SQL and converts
+each parameter (the column types' bind processors, as its own execution does); sqlite3 runs it
+on one pooled connection kept for these reads.
+
+    reads = DriverReads(engine, {"q": select(...).where(t.c.x == bindparam("x"))})
+    rows = reads.rows("q", {"x": 1})    # None if the driver failed: ask SQLAlchemy instead
+
+Every statement is its own transaction (sqlite3 opens one implicitly only before a write), so
+each read sees what has been committed by then.
+"""
+
+import sqlite3
+import threading
+from collections.abc import Hashable, Mapping
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Engine, Select
+
+__all__ = ["DriverReads"]
+
+Name = TypeVar("Name", bound=Hashable)
+
+
+class _Compiled:
+    def __init__(self, query: Select[Any], engine: Engine) -> None:
+        dialect = engine.dialect
+        compiled = query.compile(dialect=dialect)
+        self.sql = str(compiled)
+        self.names = tuple(compiled.positiontup or ())
+        self.convert = {
+            name: convert
+            for name, bind in compiled.binds.items()
+            if (convert := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        }
+
+    def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            self.convert[name](values[name]) if name in self.convert else values[name]
+            for name in self.names
+        )
+
+
+class DriverReads(Generic[Name]):
+    """Named queries on a SQLite engine (`engine`), run by its driver on one kept connection."""
+
+    def __init__(self, engine: Engine, queries: Mapping[Name, Select[Any]]) -> None:
+        self.engine = engine
+        self._queries = {name: _Compiled(query, engine) for name, query in queries.items()}
+        self._connection: Any = None
+        self._lock = threading.Lock()
+
+    def rows(self, name: Name, values: Mapping[str, Any]) -> list[tuple[Any, ...]] | None:
+        """The rows of query `name`; None when the driver failed (the connection is dropped,
+        and the next read takes another)."""
+        query = self._queries[name]
+        with self._lock:
+            try:
+                if self._connection is None:
+                    self._connection = self.engine.raw_connection()
+                found = self._connection.driver_connection.execute(
+                    query.sql, query.parameters(values)
+                )
+                return list(found.fetchall())
+            except sqlite3.Error:
+                self._drop()
+                return None
+
+    def close(self) -> None:
+        """Give the kept connection back to the pool (at stop)."""
+        with self._lock:
+            self._drop()
+
+    def _drop(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except sqlite3.Error:  # pragma: no cover  # a broken connection: the pool drops it
+                pass
