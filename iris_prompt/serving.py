@@ -70,6 +70,9 @@ def guarded_protocol(header_timeout: float, body_timeout: float) -> type[HttpToo
     )
 
 
+WORKER_READY_SECONDS = 30
+
+
 def uvicorn_options(settings: Settings, *, by_name: bool = False) -> dict[str, Any]:
     """uvicorn's options for `iris-prompt serve`. `by_name`: the protocol named as an import
     string (worker processes import it, with the deadlines of their own settings)."""
@@ -81,6 +84,10 @@ def uvicorn_options(settings: Settings, *, by_name: bool = False) -> dict[str, A
         "timeout_keep_alive": settings.keep_alive_timeout_seconds,
         # SIGTERM: stop accepting, wait this long for calls in flight, then the app's shutdown.
         "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
+        # A replacement worker (a code-set reload replaces them all) may take this long to be
+        # ready before the supervisor gives up on it and keeps the old one; uvicorn's 5 s is
+        # short for a worker importing the app on a busy machine.
+        "timeout_worker_healthcheck": WORKER_READY_SECONDS,
     }
 
 

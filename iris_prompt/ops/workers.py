@@ -11,16 +11,18 @@ before any worker is forked, and an embedded store is created and upgraded once.
 import logging
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import uvicorn
+from uvicorn.supervisors import multiprocess
 
 from iris_prompt.serving import uvicorn_options
 from iris_prompt.settings import Settings
 
-__all__ = ["run", "settings_environment"]
+__all__ = ["ReadyProcess", "run", "settings_environment"]
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +71,36 @@ def _run(settings: Settings, overrides: dict[str, Any], log_config: dict[str, An
     metrics.worker_stopped()
     os.environ.update(settings_environment(settings, overrides))
     log.info("starting %d worker processes", settings.workers)
-    uvicorn.run(
-        "iris_prompt.app:create_app",
-        factory=True,
-        workers=settings.workers,
-        log_config=log_config,
-        **uvicorn_options(settings, by_name=True),
-    )
+    supervised = multiprocess.Process
+    # The supervisor's workers, and their replacements.
+    multiprocess.Process = ReadyProcess  # type: ignore[misc]
+    try:
+        uvicorn.run(
+            "iris_prompt.app:create_app",
+            factory=True,
+            workers=settings.workers,
+            log_config=log_config,
+            **uvicorn_options(settings, by_name=True),
+        )
+    finally:
+        multiprocess.Process = supervised  # type: ignore[misc]
+
+
+class ReadyProcess(multiprocess.Process):
+    """uvicorn's worker process, its `Server` made before its healthcheck thread starts.
+
+    uvicorn 0.54 makes a worker's `Server` lazily, for whichever of two threads asks first: the
+    thread answering the supervisor's healthcheck, and the worker's main thread, which runs it.
+    When a ping is already waiting as the worker starts (it took over a second to import, as a
+    replacement under load does), both ask at once and each can make its own; the healthcheck
+    then reports a server that never starts, and after `timeout_worker_healthcheck` the
+    supervisor abandons the replacement and keeps the old worker. A code-set reload, which
+    replaces every worker, would leave that one serving the old sets (seen in 2 reloads of 4
+    under coverage before this). Remove once uvicorn makes the server before the thread."""
+
+    def target(self, sockets: list[socket.socket] | None = None) -> None:
+        _ = self.server  # made here, before the healthcheck thread can ask for it
+        super().target(sockets)
 
 
 def _serve_metrics(settings: Settings) -> None:
