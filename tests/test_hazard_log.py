@@ -272,3 +272,10 @@ def test_a_matrix_that_is_not_5x5_is_refused() -> None:
     with pytest.raises(HazardLogError) as raised:
         log_from_toml(tomllib.loads(small))
     assert raised.value.problems == ["matrix: ratings must be 5 rows of 5 ratings from 1 to 5"]
+
+
+def test_no_two_test_modules_share_a_name() -> None:
+    """`make safety-case` collects the named files in one pytest, where two test modules of one
+    name collide ("import file mismatch") and the controls they prove go red."""
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
