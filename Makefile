@@ -32,13 +32,16 @@ test safety-case bench: export PYTHONDONTWRITEBYTECODE =
 serve: $(VENV)/.base
 	$(BIN)/iris-prompt serve --local
 
+# Two workers, and a worker that runs out of tests takes some of the other's queue
+# (`--dist worksteal`): with xdist's default the slow server and browser tests could all land in
+# one worker's last batch while the other sat idle for half the run.
 test: $(VENV)/.test
 	scripts/ensure-chromium
 	scripts/ensure-postgresql
 	scripts/ensure-redis
 	$(BIN)/ruff check .
 	$(BIN)/coverage erase
-	$(BIN)/coverage run -m pytest -n 2
+	$(BIN)/coverage run -m pytest -n 2 --dist worksteal
 	$(BIN)/coverage combine --quiet
 	$(BIN)/coverage report
 
