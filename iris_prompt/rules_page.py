@@ -4,7 +4,8 @@ statement of what the service decides and what its cards say, as a page every ca
 The document is the source: nothing of its text is copied here. It is rendered once, when the
 app is built, with markdown-it-py (CommonMark, with tables, raw HTML disabled), and given stable
 anchors: each heading its GitHub-style slug (`#the-household`), and each numbered rule of "What
-the prompt does" `#rule-N`, which is where a card's rules link points (`card_anchor`).
+the prompt does" `#rule-N` by its own number, which is where a card's rules link points
+(`iris_prompt.engine.cards.RULE_ANCHORS`).
 
 In a source checkout (and the editable install `make serve` uses) the document is the
 repository's `docs/rules.md`; a wheel installs it as data under `<prefix>/share/iris-prompt/docs`
@@ -88,23 +89,30 @@ def slug(text: str) -> str:
 
 
 def _anchor(tokens: list[Token]) -> None:
-    """Headings get their slug; the items of the list under RULES_HEADING get `rule-N`."""
+    """Headings get their slug; each item of a top-level ordered list under RULES_HEADING (its
+    subsections too, up to the next `#` or `##` heading) gets `rule-N`, N the item's own number
+    as written, so that lists nested inside a rule, or a rule in a list of its own (rule 9,
+    under "Repeated calls"), never shift the numbering. Two rules of one number would make a
+    card's link ambiguous: the page is not built (`ValueError`, so start-up stops)."""
     in_rules = False
-    depth = 0
-    number = 0
+    numbered: set[str] = set()
     for index, token in enumerate(tokens):
         if token.type == "heading_open":
             title = tokens[index + 1].content
             token.attrSet("id", slug(title))
-            in_rules = title == RULES_HEADING
-        elif in_rules and token.type == "ordered_list_open":
-            depth += 1
-        elif in_rules and token.type == "ordered_list_close":
-            depth -= 1
-            in_rules = depth > 0
-        elif in_rules and depth == 1 and token.type == "list_item_open":
-            number += 1
-            token.attrSet("id", f"rule-{number}")
+            if token.tag in ("h1", "h2"):
+                in_rules = title == RULES_HEADING
+        elif (
+            in_rules
+            and token.type == "list_item_open"
+            and token.level == 1  # an item of a list at the top of the document
+            and token.info.isdigit()  # an ordered list's item, by its number as written
+        ):
+            anchor = f"rule-{int(token.info)}"
+            if anchor in numbered:
+                raise ValueError(f"docs/rules.md numbers two rules {token.info}: #{anchor}")
+            numbered.add(anchor)
+            token.attrSet("id", anchor)
 
 
 def render_rules(markdown: str) -> str:

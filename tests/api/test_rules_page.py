@@ -3,6 +3,7 @@ carries to the rule that decided it: the page is the document, each anchor a car
 there and is the right rule, and no link carries anything of the patient."""
 
 import datetime
+import re
 import sys
 import tomllib
 from html.parser import HTMLParser
@@ -137,14 +138,62 @@ def test_every_card_links_once_to_the_rule_that_decided_it(
         assert "9990000018" not in link.url and "record-id" not in link.url
 
 
+def numbered_rules(markdown: str) -> dict[int, str]:
+    """The rules as the raw document numbers them, counted without markdown-it: the lines of the
+    section "What the prompt does" (up to the next `#` or `##` heading) that start, unindented,
+    with a number and a bold title: `6. **Household MAPPA.**`."""
+    section = re.split(r"^## What the prompt does$", markdown, maxsplit=1, flags=re.MULTILINE)[1]
+    section = re.split(r"^#{1,2} ", section, maxsplit=1, flags=re.MULTILINE)[0]
+    found = re.findall(r"^(\d+)\. \*\*(.+?)\*\*", section, flags=re.MULTILINE)
+    return {int(number): title for number, title in found}
+
+
 def test_every_numbered_rule_and_every_section_has_its_anchor(
     page: tuple[int, dict[str, str], str],
 ) -> None:
     anchors = ids_in(page[2])
-    assert [a for a in anchors if a.startswith("rule-")] == [f"rule-{n}" for n in range(1, 9)]
-    assert anchors["rule-1"].strip().startswith("Clinicians only.")
+    rules = numbered_rules(DOCUMENT.read_text(encoding="utf-8"))
+    assert list(rules) == list(range(1, len(rules) + 1)) and len(rules) >= 9
+    # The last rule too, in a list of its own under "Repeated calls".
+    assert rules[9] == "Once per consultation across hooks."
+    assert [a for a in anchors if a.startswith("rule-")] == [f"rule-{n}" for n in rules]
+    for number, title in rules.items():
+        assert anchors[f"rule-{number}"].strip().startswith(title), number
     for section in ("what-the-prompt-does", "repeated-calls", "the-household", "the-cards"):
         assert section in anchors
+
+
+def test_lists_inside_a_rule_never_shift_the_numbering() -> None:
+    markdown = """## What the prompt does
+
+1. **First.** It covers:
+   - one case,
+   - another case;
+
+   1. a numbered aside,
+   2. and another.
+2. **Second.**
+   * a bullet
+
+### A subsection
+
+3. **Third.**
+
+## Elsewhere
+
+1. **Not a rule.**
+"""
+    anchors = ids_in(rules_page.render_rules(markdown))
+    assert [a for a in anchors if a.startswith("rule-")] == ["rule-1", "rule-2", "rule-3"]
+    for number, title in enumerate(("First.", "Second.", "Third."), start=1):
+        assert anchors[f"rule-{number}"].strip().startswith(title)
+    assert numbered_rules(markdown) == {1: "First.", 2: "Second.", 3: "Third."}
+
+
+def test_two_rules_of_one_number_stop_the_page_being_built() -> None:
+    markdown = "## What the prompt does\n\n1. **One.**\n\n### Again\n\n1. **One again.**\n"
+    with pytest.raises(ValueError, match="two rules 1"):
+        rules_page.render_rules(markdown)
 
 
 def test_the_document_reaches_an_installation_and_the_image() -> None:
