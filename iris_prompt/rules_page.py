@@ -9,7 +9,7 @@ the prompt does" `#rule-N` by its own number, which is where a card's rules link
 
 In a source checkout (and the editable install `make serve` uses) the document is the
 repository's `docs/rules.md`; a wheel installs it as data under `<prefix>/share/iris-prompt/docs`
-(pyproject `data-files`), as it does the code sets.
+(pyproject `data-files`), as it does the code sets. With neither, the service does not start.
 """
 
 import base64
@@ -27,9 +27,15 @@ from markdown_it.token import Token
 
 from iris_prompt.urls import RULES_PATH
 
-__all__ = ["RULES_HEADERS", "render_rules", "rules_document", "rules_router"]
+__all__ = [
+    "RULES_HEADERS",
+    "RulesDocumentMissing",
+    "render_rules",
+    "rules_document",
+    "rules_router",
+]
 
-# The numbered rules are the ordered list under this heading.
+# The numbered rules are the top-level ordered lists under this heading and its subsections.
 RULES_HEADING = "What the prompt does"
 
 STYLE = """
@@ -72,11 +78,24 @@ PAGE = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).fro
 )
 
 
+class RulesDocumentMissing(ValueError):
+    """Neither copy of `docs/rules.md` is there. Every card links to the rules page, so the
+    service does not start without it (`iris-prompt: cannot start: ...`)."""
+
+
 def rules_document() -> Path:
-    """Where `docs/rules.md` is: the checkout's, else the installed copy."""
+    """Where `docs/rules.md` is: the checkout's, else the installed copy; RulesDocumentMissing,
+    naming both places, when neither is."""
     checkout = Path(__file__).resolve().parents[1] / "docs" / "rules.md"
     installed = Path(sys.prefix) / "share" / "iris-prompt" / "docs" / "rules.md"
-    return next((path for path in (checkout, installed) if path.is_file()), checkout)
+    found = next((path for path in (checkout, installed) if path.is_file()), None)
+    if found is None:
+        raise RulesDocumentMissing(
+            f"the clinical rules document (docs/rules.md) is missing: not at {installed} (the "
+            f"installed data copy) nor at {checkout} (a source checkout). Every card links to "
+            "it: reinstall iris-prompt, or serve from a complete checkout"
+        )
+    return found
 
 
 def slug(text: str) -> str:

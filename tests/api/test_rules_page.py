@@ -3,7 +3,9 @@ carries to the rule that decided it: the page is the document, each anchor a car
 there and is the right rule, and no link carries anything of the patient."""
 
 import datetime
+import os
 import re
+import subprocess
 import sys
 import tomllib
 from html.parser import HTMLParser
@@ -25,6 +27,7 @@ from iris_prompt.settings import Settings
 from iris_prompt.template.links import RULES_LABEL
 from tests.conftest import bundled_codesets
 from tests.support.inprocess import in_process
+from tests.support.process import free_port
 
 BASE = "https://iris.example.nhs.uk"
 PATIENT = "Patient/9990000018-record-id"
@@ -218,3 +221,32 @@ def test_an_installed_copy_is_found_when_there_is_no_checkout(
     monkeypatch.setattr(rules_page, "__file__", str(fake_module))
     monkeypatch.setattr(sys, "prefix", str(tmp_path))
     assert rules_document() == installed
+
+
+def test_without_the_document_the_service_refuses_to_start_naming_both_places(
+    tmp_path: Path,
+) -> None:
+    """Every card links to the rules page: with neither the installed copy nor a checkout's
+    docs/rules.md, `iris-prompt serve` stops as other start-up refusals do, before anything is
+    made, and says where it looked."""
+    module = tmp_path / "site-packages" / "iris_prompt" / "rules_page.py"
+    start = (
+        "import sys\n"
+        "from iris_prompt import cli, rules_page\n"
+        f"rules_page.__file__ = {str(module)!r}\n"
+        f"sys.prefix = {str(tmp_path)!r}\n"
+        f"sys.exit(cli.main(['serve', '--local', '--port', '{free_port()}']))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IRIS_")}
+    env["IRIS_DATA_DIR"] = str(tmp_path / "data")
+    result = subprocess.run(
+        [sys.executable, "-c", start], capture_output=True, text=True, timeout=30, env=env
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("iris-prompt: cannot start: the clinical rules document")
+    installed = tmp_path / "share" / "iris-prompt" / "docs" / "rules.md"
+    checkout = tmp_path / "site-packages" / "docs" / "rules.md"
+    assert f"not at {installed} (the installed data copy)" in result.stderr
+    assert f"nor at {checkout} (a source checkout)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "data").exists()  # refused before anything was made
