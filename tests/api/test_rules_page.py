@@ -39,7 +39,7 @@ RULE_TITLES = {
     "known-abuse": "Known abuse.",
     "mappa": "Household MAPPA.",
     "unchecked": "Household not checked, nothing else to show.",
-    "withheld": "The cards",
+    "withheld": "The withheld card",
 }
 
 
@@ -162,7 +162,8 @@ def test_every_numbered_rule_and_every_section_has_its_anchor(
     assert [a for a in anchors if a.startswith("rule-")] == [f"rule-{n}" for n in rules]
     for number, title in rules.items():
         assert anchors[f"rule-{number}"].strip().startswith(title), number
-    for section in ("what-the-prompt-does", "repeated-calls", "the-household", "the-cards"):
+    sections = ("what-the-prompt-does", "repeated-calls", "the-household", "the-cards")
+    for section in (*sections, "the-withheld-card"):
         assert section in anchors
 
 
