@@ -48,11 +48,12 @@ li[id]:target, h2:target, h3:target { background: #fff7bf; }
 """
 RULES_HEADERS = {
     "Cache-Control": "no-cache",
-    # The document and its one style sheet, allowed by its hash: no script, nothing from elsewhere.
+    # The document and its one style sheet, allowed by its hash: no script, nothing from elsewhere,
+    # and no page may frame it (no other site can overlay or disguise the rules).
     "Content-Security-Policy": (
         "default-src 'none'; style-src "
         f"'sha256-{base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()}'; "
-        "base-uri 'none'; form-action 'none'"
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",

@@ -2,7 +2,9 @@
 carries to the rule that decided it: the page is the document, each anchor a card points to is
 there and is the right rule, and no link carries anything of the patient."""
 
+import base64
 import datetime
+import hashlib
 import os
 import re
 import subprocess
@@ -109,8 +111,14 @@ def test_the_page_is_the_rules_document_served_as_html(
     status, headers, html = page
     assert status == 200
     assert headers["content-type"].startswith("text/html")
-    assert "default-src 'none'" in headers["content-security-policy"]
-    assert "script-src" not in headers["content-security-policy"]
+    policy = dict(
+        directive.strip().partition(" ")[::2]
+        for directive in headers["content-security-policy"].split(";")
+    )
+    assert policy["default-src"] == "'none'" and "script-src" not in policy
+    assert policy["frame-ancestors"] == "'none'"  # no other page may frame the rules
+    style = base64.b64encode(hashlib.sha256(rules_page.STYLE.encode()).digest()).decode()
+    assert policy["style-src"] == f"'sha256-{style}'"  # its one style sheet, by hash
     assert headers["x-content-type-options"] == "nosniff"
     assert "<title>The clinical rules | IRIS prompt</title>" in html
     # The document's own words, from the file people edit, not a copy.
