@@ -108,10 +108,13 @@ def create_app(
     IRIS_REGISTER_ENABLED (tests pass their own, with the registry whose lookup consults it).
     The code sets load here, before anything is served: a folder that fails validation stops
     start-up with every problem listed (CodeSetError). So does the store: an embedded SQLite is
-    made and upgraded, a PostgreSQL schema that is behind stops start-up (SchemaBehind).
+    made and upgraded, a PostgreSQL schema that is behind stops start-up (SchemaBehind). Before
+    them, the rules page is rendered: without docs/rules.md start-up stops (RulesDocumentMissing).
     """
     settings = settings or get_settings()
     _refuse_unsafe_start(settings)
+    # Every card links to the rules page: without its document, stop before anything is made.
+    rules = rules_router()
     # httpx logs every request URL at INFO, and FHIR search URLs carry patient ids.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -232,7 +235,7 @@ def create_app(
         )
     )
     app.include_router(template_router(public_base_url=settings.public_base_url))
-    app.include_router(rules_router())
+    app.include_router(rules)
     smart_client = load_client(settings.smart_client_id, settings.smart_private_key_file)
     if smart_client is not None:
         app.include_router(

@@ -4,11 +4,12 @@ statement of what the service decides and what its cards say, as a page every ca
 The document is the source: nothing of its text is copied here. It is rendered once, when the
 app is built, with markdown-it-py (CommonMark, with tables, raw HTML disabled), and given stable
 anchors: each heading its GitHub-style slug (`#the-household`), and each numbered rule of "What
-the prompt does" `#rule-N`, which is where a card's rules link points (`card_anchor`).
+the prompt does" `#rule-N` by its own number, which is where a card's rules link points
+(`iris_prompt.engine.cards.RULE_ANCHORS`).
 
 In a source checkout (and the editable install `make serve` uses) the document is the
 repository's `docs/rules.md`; a wheel installs it as data under `<prefix>/share/iris-prompt/docs`
-(pyproject `data-files`), as it does the code sets.
+(pyproject `data-files`), as it does the code sets. With neither, the service does not start.
 """
 
 import base64
@@ -26,9 +27,15 @@ from markdown_it.token import Token
 
 from iris_prompt.urls import RULES_PATH
 
-__all__ = ["RULES_HEADERS", "render_rules", "rules_document", "rules_router"]
+__all__ = [
+    "RULES_HEADERS",
+    "RulesDocumentMissing",
+    "render_rules",
+    "rules_document",
+    "rules_router",
+]
 
-# The numbered rules are the ordered list under this heading.
+# The numbered rules are the top-level ordered lists under this heading and its subsections.
 RULES_HEADING = "What the prompt does"
 
 STYLE = """
@@ -41,11 +48,12 @@ li[id]:target, h2:target, h3:target { background: #fff7bf; }
 """
 RULES_HEADERS = {
     "Cache-Control": "no-cache",
-    # The document and its one style sheet, allowed by its hash: no script, nothing from elsewhere.
+    # The document and its one style sheet, allowed by its hash: no script, nothing from elsewhere,
+    # and no page may frame it (no other site can overlay or disguise the rules).
     "Content-Security-Policy": (
         "default-src 'none'; style-src "
         f"'sha256-{base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()}'; "
-        "base-uri 'none'; form-action 'none'"
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -71,11 +79,24 @@ PAGE = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).fro
 )
 
 
+class RulesDocumentMissing(ValueError):
+    """Neither copy of `docs/rules.md` is there. Every card links to the rules page, so the
+    service does not start without it (`iris-prompt: cannot start: ...`)."""
+
+
 def rules_document() -> Path:
-    """Where `docs/rules.md` is: the checkout's, else the installed copy."""
+    """Where `docs/rules.md` is: the checkout's, else the installed copy; RulesDocumentMissing,
+    naming both places, when neither is."""
     checkout = Path(__file__).resolve().parents[1] / "docs" / "rules.md"
     installed = Path(sys.prefix) / "share" / "iris-prompt" / "docs" / "rules.md"
-    return next((path for path in (checkout, installed) if path.is_file()), checkout)
+    found = next((path for path in (checkout, installed) if path.is_file()), None)
+    if found is None:
+        raise RulesDocumentMissing(
+            f"the clinical rules document (docs/rules.md) is missing: not at {installed} (the "
+            f"installed data copy) nor at {checkout} (a source checkout). Every card links to "
+            "it: reinstall iris-prompt, or serve from a complete checkout"
+        )
+    return found
 
 
 def slug(text: str) -> str:
@@ -88,23 +109,30 @@ def slug(text: str) -> str:
 
 
 def _anchor(tokens: list[Token]) -> None:
-    """Headings get their slug; the items of the list under RULES_HEADING get `rule-N`."""
+    """Headings get their slug; each item of a top-level ordered list under RULES_HEADING (its
+    subsections too, up to the next `#` or `##` heading) gets `rule-N`, N the item's own number
+    as written, so that lists nested inside a rule, or a rule in a list of its own (rule 9,
+    under "Repeated calls"), never shift the numbering. Two rules of one number would make a
+    card's link ambiguous: the page is not built (`ValueError`, so start-up stops)."""
     in_rules = False
-    depth = 0
-    number = 0
+    numbered: set[str] = set()
     for index, token in enumerate(tokens):
         if token.type == "heading_open":
             title = tokens[index + 1].content
             token.attrSet("id", slug(title))
-            in_rules = title == RULES_HEADING
-        elif in_rules and token.type == "ordered_list_open":
-            depth += 1
-        elif in_rules and token.type == "ordered_list_close":
-            depth -= 1
-            in_rules = depth > 0
-        elif in_rules and depth == 1 and token.type == "list_item_open":
-            number += 1
-            token.attrSet("id", f"rule-{number}")
+            if token.tag in ("h1", "h2"):
+                in_rules = title == RULES_HEADING
+        elif (
+            in_rules
+            and token.type == "list_item_open"
+            and token.level == 1  # an item of a list at the top of the document
+            and token.info.isdigit()  # an ordered list's item, by its number as written
+        ):
+            anchor = f"rule-{int(token.info)}"
+            if anchor in numbered:
+                raise ValueError(f"docs/rules.md numbers two rules {token.info}: #{anchor}")
+            numbered.add(anchor)
+            token.attrSet("id", anchor)
 
 
 def render_rules(markdown: str) -> str:

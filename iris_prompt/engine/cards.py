@@ -70,7 +70,7 @@ RULE_ANCHORS = {
     "known-abuse": "rule-4",
     "mappa": "rule-6",
     "unchecked": "rule-8",
-    "withheld": "the-cards",
+    "withheld": "the-withheld-card",
 }
 
 ONE_CLICK_LABELS = {

@@ -64,9 +64,12 @@ NO_STORE = {"Cache-Control": "no-store"}
 PAGE_HEADERS = {
     **NO_STORE,
     # Everything the page needs comes from this service; clinical networks block the rest anyway.
+    # No page may frame it: it runs at the top of its window, as the SMART launch needs (its
+    # SameSite=Lax session cookie is never sent inside another site's frame), so no other site
+    # can overlay its form.
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-        "form-action 'self'; base-uri 'none'"
+        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",

@@ -2,7 +2,12 @@
 carries to the rule that decided it: the page is the document, each anchor a card points to is
 there and is the right rule, and no link carries anything of the patient."""
 
+import base64
 import datetime
+import hashlib
+import os
+import re
+import subprocess
 import sys
 import tomllib
 from html.parser import HTMLParser
@@ -24,6 +29,7 @@ from iris_prompt.settings import Settings
 from iris_prompt.template.links import RULES_LABEL
 from tests.conftest import bundled_codesets
 from tests.support.inprocess import in_process
+from tests.support.process import free_port
 
 BASE = "https://iris.example.nhs.uk"
 PATIENT = "Patient/9990000018-record-id"
@@ -35,7 +41,7 @@ RULE_TITLES = {
     "known-abuse": "Known abuse.",
     "mappa": "Household MAPPA.",
     "unchecked": "Household not checked, nothing else to show.",
-    "withheld": "The cards",
+    "withheld": "The withheld card",
 }
 
 
@@ -105,8 +111,14 @@ def test_the_page_is_the_rules_document_served_as_html(
     status, headers, html = page
     assert status == 200
     assert headers["content-type"].startswith("text/html")
-    assert "default-src 'none'" in headers["content-security-policy"]
-    assert "script-src" not in headers["content-security-policy"]
+    policy = dict(
+        directive.strip().partition(" ")[::2]
+        for directive in headers["content-security-policy"].split(";")
+    )
+    assert policy["default-src"] == "'none'" and "script-src" not in policy
+    assert policy["frame-ancestors"] == "'none'"  # no other page may frame the rules
+    style = base64.b64encode(hashlib.sha256(rules_page.STYLE.encode()).digest()).decode()
+    assert policy["style-src"] == f"'sha256-{style}'"  # its one style sheet, by hash
     assert headers["x-content-type-options"] == "nosniff"
     assert "<title>The clinical rules | IRIS prompt</title>" in html
     # The document's own words, from the file people edit, not a copy.
@@ -137,14 +149,63 @@ def test_every_card_links_once_to_the_rule_that_decided_it(
         assert "9990000018" not in link.url and "record-id" not in link.url
 
 
+def numbered_rules(markdown: str) -> dict[int, str]:
+    """The rules as the raw document numbers them, counted without markdown-it: the lines of the
+    section "What the prompt does" (up to the next `#` or `##` heading) that start, unindented,
+    with a number and a bold title: `6. **Household MAPPA.**`."""
+    section = re.split(r"^## What the prompt does$", markdown, maxsplit=1, flags=re.MULTILINE)[1]
+    section = re.split(r"^#{1,2} ", section, maxsplit=1, flags=re.MULTILINE)[0]
+    found = re.findall(r"^(\d+)\. \*\*(.+?)\*\*", section, flags=re.MULTILINE)
+    return {int(number): title for number, title in found}
+
+
 def test_every_numbered_rule_and_every_section_has_its_anchor(
     page: tuple[int, dict[str, str], str],
 ) -> None:
     anchors = ids_in(page[2])
-    assert [a for a in anchors if a.startswith("rule-")] == [f"rule-{n}" for n in range(1, 9)]
-    assert anchors["rule-1"].strip().startswith("Clinicians only.")
-    for section in ("what-the-prompt-does", "repeated-calls", "the-household", "the-cards"):
+    rules = numbered_rules(DOCUMENT.read_text(encoding="utf-8"))
+    assert list(rules) == list(range(1, len(rules) + 1)) and len(rules) >= 9
+    # The last rule too, in a list of its own under "Repeated calls".
+    assert rules[9] == "Once per consultation across hooks."
+    assert [a for a in anchors if a.startswith("rule-")] == [f"rule-{n}" for n in rules]
+    for number, title in rules.items():
+        assert anchors[f"rule-{number}"].strip().startswith(title), number
+    sections = ("what-the-prompt-does", "repeated-calls", "the-household", "the-cards")
+    for section in (*sections, "the-withheld-card"):
         assert section in anchors
+
+
+def test_lists_inside_a_rule_never_shift_the_numbering() -> None:
+    markdown = """## What the prompt does
+
+1. **First.** It covers:
+   - one case,
+   - another case;
+
+   1. a numbered aside,
+   2. and another.
+2. **Second.**
+   * a bullet
+
+### A subsection
+
+3. **Third.**
+
+## Elsewhere
+
+1. **Not a rule.**
+"""
+    anchors = ids_in(rules_page.render_rules(markdown))
+    assert [a for a in anchors if a.startswith("rule-")] == ["rule-1", "rule-2", "rule-3"]
+    for number, title in enumerate(("First.", "Second.", "Third."), start=1):
+        assert anchors[f"rule-{number}"].strip().startswith(title)
+    assert numbered_rules(markdown) == {1: "First.", 2: "Second.", 3: "Third."}
+
+
+def test_two_rules_of_one_number_stop_the_page_being_built() -> None:
+    markdown = "## What the prompt does\n\n1. **One.**\n\n### Again\n\n1. **One again.**\n"
+    with pytest.raises(ValueError, match="two rules 1"):
+        rules_page.render_rules(markdown)
 
 
 def test_the_document_reaches_an_installation_and_the_image() -> None:
@@ -169,3 +230,32 @@ def test_an_installed_copy_is_found_when_there_is_no_checkout(
     monkeypatch.setattr(rules_page, "__file__", str(fake_module))
     monkeypatch.setattr(sys, "prefix", str(tmp_path))
     assert rules_document() == installed
+
+
+def test_without_the_document_the_service_refuses_to_start_naming_both_places(
+    tmp_path: Path,
+) -> None:
+    """Every card links to the rules page: with neither the installed copy nor a checkout's
+    docs/rules.md, `iris-prompt serve` stops as other start-up refusals do, before anything is
+    made, and says where it looked."""
+    module = tmp_path / "site-packages" / "iris_prompt" / "rules_page.py"
+    start = (
+        "import sys\n"
+        "from iris_prompt import cli, rules_page\n"
+        f"rules_page.__file__ = {str(module)!r}\n"
+        f"sys.prefix = {str(tmp_path)!r}\n"
+        f"sys.exit(cli.main(['serve', '--local', '--port', '{free_port()}']))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IRIS_")}
+    env["IRIS_DATA_DIR"] = str(tmp_path / "data")
+    result = subprocess.run(
+        [sys.executable, "-c", start], capture_output=True, text=True, timeout=30, env=env
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("iris-prompt: cannot start: the clinical rules document")
+    installed = tmp_path / "share" / "iris-prompt" / "docs" / "rules.md"
+    checkout = tmp_path / "site-packages" / "docs" / "rules.md"
+    assert f"not at {installed} (the installed data copy)" in result.stderr
+    assert f"nor at {checkout} (a source checkout)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "data").exists()  # refused before anything was made

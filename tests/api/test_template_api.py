@@ -242,6 +242,7 @@ def test_the_page_is_self_contained_labelled_and_posts(client: SyncClient) -> No
     assert reply.headers["content-type"].startswith("text/html")
     csp = reply.headers["content-security-policy"]
     assert "default-src 'none'" in csp and "script-src 'self'" in csp
+    assert "frame-ancestors 'none'" in csp  # runs at the top of its window, never framed
     page = parse(reply.text)
     assert len(page.inputs) > 24 * 3
     assert {i["id"] for i in page.inputs} <= page.label_for
