@@ -88,3 +88,25 @@ def test_the_readme_configuration_table_lists_every_setting_and_no_other() -> No
     expected = {name.upper() for name in Settings.model_fields}
     assert sorted(expected - rows) == [], "settings missing from the README's table"
     assert sorted(rows - expected) == [], "README rows for settings that do not exist"
+
+
+def test_the_deployment_metrics_table_lists_every_metric_and_no_other() -> None:
+    """Operators build dashboards and alerts from the table in docs/deployment.md: a metric
+    missing there goes unwatched, and a row for one that is gone is an alert that never fires."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from iris_prompt.ops import metrics
+
+    text = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+    rows = {
+        name
+        for cell in re.findall(r"^\| (`iris_[^|]*) \|", text, flags=re.MULTILINE)
+        for name in re.findall(r"`(iris_\w+)`", cell)
+    }
+    defined = set()
+    for value in vars(metrics).values():
+        if isinstance(value, MetricWrapperBase):
+            name = value._name
+            defined.add(name + "_total" if value._type == "counter" else name)
+    assert sorted(defined - rows) == [], "metrics missing from docs/deployment.md's table"
+    assert sorted(rows - defined) == [], "docs/deployment.md rows for metrics that do not exist"

@@ -6,7 +6,8 @@ interpreter), so that a leak through any chain of imports is caught, not just a 
   lookup and the service), load no web framework, HTTP client or event loop;
 - the simulation never loads the web app; the settings load no domain module;
 - the engine never loads the register (it is handed the register's reads as a function), and
-  the register's profile check is pure.
+  the register's profile check is pure;
+- the command line loads no metrics library before `serve` says where several workers count.
 """
 
 import json
@@ -140,3 +141,9 @@ def test_the_service_never_loads_the_safety_case_and_the_log_loads_no_web_framew
     # The safety case runs pytest; it is a developer's tool, not part of the running service.
     assert [m for m in loaded_by("iris_prompt.app") if m.startswith("iris_prompt.safety")] == []
     assert tops(loaded_by("iris_prompt.safety.hazard_log")) & WEB == set()
+
+
+def test_the_command_line_loads_no_metrics_before_serve_sets_their_folder() -> None:
+    # prometheus-client fixes at import whether it counts per process or for several workers
+    # (PROMETHEUS_MULTIPROC_DIR, which `serve` sets after the command line is loaded).
+    assert "prometheus_client" not in tops(loaded_by("iris_prompt.cli"))

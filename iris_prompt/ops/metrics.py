@@ -6,10 +6,11 @@ counts there, and a scrape adds them up (`prometheus_client.multiprocess`): the 
 service's, whichever worker answers. `/metrics` is served on its own port (IRIS_METRICS_PORT,
 by the serving process) or, without one, on the service's port behind the admin token.
 
-What is counted (README "Operations" lists them with their labels): calls by service, hook and
-status; latency of the call, each FHIR request and the household lookup; cards by kind;
-household checks by outcome; JWT refusals by reason; replay-store and database errors; the
-code-set versions loaded. Labels are bounded sets, never a patient, a token or a free text.
+What is counted (docs/deployment.md "Metrics" lists them with their labels): calls by service,
+hook and status; latency of the call, each FHIR request and the household lookup; cards by
+kind; household checks by outcome; JWT refusals by reason; replay-store and database errors;
+reads that fell back from SQLite's driver to SQLAlchemy; the code-set versions loaded. Labels
+are bounded sets, never a patient, a token or a free text.
 """
 
 import hashlib
@@ -42,6 +43,7 @@ __all__ = [
     "HOUSEHOLD_SECONDS",
     "JWT_REFUSALS",
     "REPLAY_STORE_ERRORS",
+    "SQLITE_DRIVER_FALLBACKS",
     "bearer_matches",
     "bound",
     "exposition",
@@ -92,6 +94,13 @@ REPLAY_STORE_ERRORS = Counter(
 )
 DATABASE_ERRORS = Counter(
     "iris_database_errors_total", "Errors from the store's database, by error", ["error"]
+)
+# The repeat hold-back's read, asked on SQLite's own driver (iris_prompt/store/driver_query.py),
+# that the driver failed and SQLAlchemy was asked instead; by the sqlite3 error's class.
+SQLITE_DRIVER_FALLBACKS = Counter(
+    "iris_sqlite_driver_fallbacks_total",
+    "Reads SQLite's driver failed and SQLAlchemy was asked instead, by error",
+    ["error"],
 )
 CODESETS = Gauge(
     "iris_codeset_info",

@@ -12,8 +12,12 @@ on one pooled connection kept for these reads.
 
 Every statement is its own transaction (sqlite3 opens one implicitly only before a write), so
 each read sees what has been committed by then.
+
+A read the driver fails is logged and counted (`iris_sqlite_driver_fallbacks_total`), then asked
+through SQLAlchemy by the caller: a rising count means the fast path is not being taken.
 """
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Hashable, Mapping
@@ -22,6 +26,8 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Engine, Select
 
 __all__ = ["DriverReads"]
+
+log = logging.getLogger(__name__)
 
 Name = TypeVar("Name", bound=Hashable)
 
@@ -66,8 +72,19 @@ class DriverReads(Generic[Name]):
                     query.sql, query.parameters(values)
                 )
                 return list(found.fetchall())
-            except sqlite3.Error:
+            # The database or this connection at fault, PEP 249's DatabaseError family:
+            # OperationalError (locked or busy, an I/O error, a file that cannot be opened),
+            # ProgrammingError (this connection closed under it) and DatabaseError itself (a
+            # damaged file). SQLAlchemy's path, on a fresh pooled connection, either answers
+            # or raises the fault as the SQLAlchemyError its caller handles (cards shown) and
+            # the engine's error hook counts; raised from here, a sqlite3 error would escape
+            # that handling and fail the call. Not caught, as bugs that must show: Python's own
+            # errors (a missing parameter, a value a bind processor refuses) and the driver's
+            # InterfaceError (the driver misused). SQLAlchemy's errors from taking the
+            # connection are the caller's kind already: asking again would wait on it twice.
+            except sqlite3.DatabaseError as error:
                 self._drop()
+                _fell_back(error)
                 return None
 
     def close(self) -> None:
@@ -82,3 +99,16 @@ class DriverReads(Generic[Name]):
                 connection.close()
             except sqlite3.Error:  # pragma: no cover  # a broken connection: the pool drops it
                 pass
+
+
+def _fell_back(error: sqlite3.DatabaseError) -> None:
+    """Log and count a read handed back to SQLAlchemy: the error's kind only, never its text
+    or the read's parameters (a patient's pseudonym)."""
+    # Imported now, not with this module: the command line loads the store before `serve` sets
+    # PROMETHEUS_MULTIPROC_DIR, and prometheus-client fixed before then counts per process.
+    from iris_prompt.ops import metrics
+
+    kind = type(error).__name__
+    code = getattr(error, "sqlite_errorname", None) or "no code"
+    log.warning("read on SQLite's driver failed (%s, %s): asked through SQLAlchemy", kind, code)
+    metrics.SQLITE_DRIVER_FALLBACKS.labels(kind).inc()

@@ -8,6 +8,10 @@ Authorization header). Behaviour can be changed while it runs:
 - `fail_with = 401` (or 403, 500 ...): every request answers that status with an
   OperationOutcome;
 - `delay = 2.0`: every answer waits that long (to exercise timeouts);
+- `hold = threading.Event()`: every answer waits until the test sets the event, so a test can
+  tell that its caller answered before this server did without timing anything (`held` is
+  how many answers are waiting now). A hold lasts at most `hold_timeout` seconds (30): a
+  caller that wrongly waits gets its answer then, and its test fails rather than hangs;
 - `next_base = "http://elsewhere.example"`: next links point to another server.
 
 Search parameters understood: `patient`, `subject` (references, with or without the type),
@@ -25,6 +29,7 @@ OperationOutcome instead, or `fail_transactions_with = 401` for a plain failure 
 
 import asyncio
 import itertools
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +103,9 @@ class FhirTestServer:
         self.requests: list[RecordedRequest] = []
         self.fail_with: int | None = None
         self.delay: float = 0.0
+        self.hold: threading.Event | None = None
+        self.hold_timeout = 30.0
+        self.held = 0
         self.next_base: str | None = None
         self.transactions: list[dict[str, Any]] = []
         self.refuse_transactions: tuple[int, dict[str, Any]] | None = None
@@ -137,6 +145,13 @@ class FhirTestServer:
         )
         if self.delay:
             await asyncio.sleep(self.delay)
+        if self.hold is not None:
+            # Waited for in a worker thread: this server's loop goes on answering meanwhile.
+            self.held += 1
+            try:
+                await asyncio.to_thread(self.hold.wait, self.hold_timeout)
+            finally:
+                self.held -= 1
         if self.fail_with is not None:
             return _outcome(self.fail_with, f"configured to fail with {self.fail_with}")
         return None
