@@ -12,6 +12,7 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import httpx
 from fastapi import FastAPI
@@ -34,7 +35,6 @@ from iris_prompt.engine.service import Engine, build_registry
 from iris_prompt.ops import metrics, wiring
 from iris_prompt.ops.observe import CallObserver, observed_client
 from iris_prompt.ops.tracing import configure_tracing, shutdown_tracing
-from iris_prompt.register.service import Register
 from iris_prompt.rules_page import rules_router
 from iris_prompt.settings import Settings, get_settings, is_secure_base
 from iris_prompt.store.admin import analytics_router
@@ -44,6 +44,9 @@ from iris_prompt.template.api import template_router
 from iris_prompt.template.launch_api import smart_router
 from iris_prompt.template.sessions import SessionStore
 from iris_prompt.template.smart import load_client
+
+if TYPE_CHECKING:
+    from iris_prompt.register.service import Register
 
 __all__ = ["create_app"]
 
@@ -100,7 +103,7 @@ def create_app(
     replay_cache: ReplayCache | None = None,
     codesets: CodeSetRegistry | None = None,
     store: Store | None = None,
-    register: Register | None = None,
+    register: "Register | None" = None,
 ) -> FastAPI:
     """The service. `registry` defaults to this product's services (tests pass their own).
 
@@ -138,6 +141,9 @@ def create_app(
     if replay_cache is None:
         replay_cache, replay_checks = wiring.replay_store(settings)
     if register is None and settings.register_enabled:
+        # Imported only now: a service without the register never loads it.
+        from iris_prompt.register.service import Register
+
         base = settings.public_base_url or f"http://{settings.host}:{settings.port}"
         register = Register.open(
             store,
