@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from iris_prompt.engine.service import SERVICE_ID
 from tests.conftest import TEST_ISSUER, patient_view
+from tests.support import web
 from tests.support.fhir_server import FhirTestServer
 from tests.support.process import ServeProcess, free_port, serve_process
 from tests.support.server import serve
@@ -79,7 +80,7 @@ def test_two_workers_share_replay_protection_metrics_and_log_json(
         try:
             # First use on one connection; then the same token on fresh connections, which
             # the kernel hands to either worker, until both have refused it.
-            first = httpx.Client()
+            first = web.Client()
             clients.append(first)
             accepted = first.post(
                 served.base_url + PATH, json=body, headers=bearer(served, es384_key, token)
@@ -87,7 +88,7 @@ def test_two_workers_share_replay_protection_metrics_and_log_json(
             assert accepted.status_code == 200
             refused_by: dict[int, int] = {}
             for _ in range(60):
-                client = httpx.Client()
+                client = web.Client()
                 clients.append(client)
                 again = client.post(
                     served.base_url + PATH, json=body, headers=bearer(served, es384_key, token)
@@ -99,14 +100,14 @@ def test_two_workers_share_replay_protection_metrics_and_log_json(
                     break
             assert len(refused_by) == 2, refused_by  # both workers refused the replay
             fresh = [
-                httpx.post(served.base_url + PATH, json=body, headers=bearer(served, es384_key))
+                web.post(served.base_url + PATH, json=body, headers=bearer(served, es384_key))
                 for _ in range(5)
             ]
             assert [r.status_code for r in fresh] == [200] * 5
         finally:
             for client in clients:
                 client.close()
-        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+        scraped = web.get(f"http://127.0.0.1:{metrics_port}/metrics").text
         replays = sum(refused_by.values())
         labels = {"service": SERVICE_ID, "hook": "patient-view"}
         assert sample(scraped, "iris_cds_calls_total", status="200", **labels) == 6
@@ -143,7 +144,7 @@ def test_sigterm_answers_every_call_in_flight(tmp_path: Path, es384_key: Signing
 
         def call() -> None:
             try:
-                response = httpx.post(
+                response = web.post(
                     served.base_url + PATH, json=body, headers=bearer(served, es384_key), timeout=30
                 )
                 results.append(response.status_code)
@@ -226,14 +227,14 @@ def test_a_code_set_reload_reaches_every_worker(
         lines = served.wait_for_log("Application startup complete", count=2)
         manifest.write_text(manifest.read_text().replace(old.group(0), f'version = "{new}"'))
         admin = {"Authorization": f"Bearer {token}"}
-        answer = httpx.post(served.base_url + "/admin/codesets/reload", headers=admin)
+        answer = web.post(served.base_url + "/admin/codesets/reload", headers=admin)
         assert answer.status_code == 200, answer.text
         assert "replaced" in answer.json()["workers"]
         # Both old workers retired, each after its replacement started.
         served.wait_for_log("Finished server process", after=lines, count=2, timeout=60)
         seen = set()
         for _ in range(12):  # fresh connections, which the kernel hands to either worker
-            with httpx.Client() as client:
+            with web.Client() as client:
                 status = client.get(served.base_url + "/admin/codesets", headers=admin).json()
                 seen.add(status["versions"]["iris-prompt-known-abuse"])
         assert seen == {new}
@@ -266,7 +267,7 @@ def test_with_an_otlp_endpoint_the_service_exports_its_calls_spans(
     with serve(collector, access_log=False) as collector_url:
         env = environment(es384_key, OTEL_EXPORTER_OTLP_ENDPOINT=collector_url)
         with serve_process(tmp_path, env=env) as served:
-            answer = httpx.post(
+            answer = web.post(
                 served.base_url + PATH,
                 json=patient_view(prefetch=PREFETCH),
                 headers=bearer(served, es384_key),
