@@ -7,6 +7,7 @@ cache and feedback store, so tests can run several apps side by side.
 """
 
 import asyncio
+import functools
 import gc
 import inspect
 import logging
@@ -93,6 +94,16 @@ def _refuse_unsafe_start(settings: Settings) -> None:
             "(a reverse proxy or load balancer) and give its https URL; plain http is allowed "
             "only on a loopback address"
         )
+
+
+@functools.cache
+def _freeze_start_up() -> None:
+    """What start-up made (code sets, models, the app) lives as long as the process: freeze it
+    out of the garbage collector's full passes, which otherwise stall large calls. Once per
+    process: a process that starts another app (the tests start hundreds) does not walk its
+    whole heap again."""
+    gc.collect()
+    gc.freeze()
 
 
 def create_app(
@@ -183,10 +194,7 @@ def create_app(
             sampler = asyncio.create_task(metrics.sample_workers_forever())
         uninstall_sighup = install_sighup_handler(codesets)
         await store.start()
-        # What start-up made (code sets, models, the app) lives as long as the process: freeze
-        # it out of the garbage collector's full passes, which otherwise stall large calls.
-        gc.collect()
-        gc.freeze()
+        _freeze_start_up()
         # A call parses a record into thousands of containers that reference counting frees
         # when the call ends. Python's default collects the youngest objects every 700 new
         # ones, walking the live record again and again within one call; every 10,000 saved
