@@ -134,7 +134,7 @@ def test_two_workers_share_replay_protection_metrics_and_log_json(
 
 def test_sigterm_answers_every_call_in_flight(tmp_path: Path, es384_key: SigningKey) -> None:
     fhir = FhirTestServer([{"resourceType": "Patient", "id": "p1", "gender": "female"}])
-    fhir.delay = 1.0
+    fhir.hold = threading.Event()  # every call waits on the FHIR server until released
     env = environment(
         es384_key, IRIS_FHIR_ALLOW_HTTP="true", IRIS_FHIR_ALLOW_PRIVATE_ADDRESSES="true"
     )
@@ -168,13 +168,18 @@ def test_sigterm_answers_every_call_in_flight(tmp_path: Path, es384_key: Signing
         ):
             threading.Event().wait(0.02)
         served.process.send_signal(signal.SIGTERM)
+        # The service is shutting down with every call still waiting: only now may they finish.
+        served.wait_for_log("Shutting down")
+        fhir.hold.set()
         for thread in burst:
             thread.join(timeout=30)
         # uvicorn re-raises the SIGTERM once shut down, as a process manager expects.
         assert served.process.wait(timeout=30) in (0, -signal.SIGTERM)
     assert results == [200] * 6
     log = served.log_text()
-    assert "Waiting for connections to close" in log or "Shutting down" in log
+    # Every call was answered after the shutdown began.
+    answered = [m.start() for m in re.finditer("service call answered 200", log)]
+    assert len(answered) == 6 and log.index("Shutting down") < min(answered)
     assert "stopped: calls in flight answered, card log flushed, pools closed" in log
 
 
