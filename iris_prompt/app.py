@@ -32,7 +32,7 @@ from iris_prompt.codesets.live import (
     install_sighup_handler,
     readiness,
 )
-from iris_prompt.engine.service import Engine, build_registry
+from iris_prompt.engine.service import Engine, build_registry, card_settings
 from iris_prompt.ops import metrics, wiring
 from iris_prompt.ops.observe import CallObserver, observed_client
 from iris_prompt.ops.tracing import configure_tracing, shutdown_tracing
@@ -138,7 +138,7 @@ def create_app(
             settings.codesets_dir or default_codesets_dir(), checks=SERVICE_CHECKS
         )
     if store is None:
-        store = Store.open(store_config(settings), Engine.from_settings(codesets, settings).cards)
+        store = Store.open(store_config(settings), card_settings(settings))
     # One connection pool per kind of peer, so that no peer's slowness or volume can starve
     # another's: clients' FHIR servers (prefetch and household reads), clients' JWK Set hosts
     # (a caller JWT or a register client assertion cannot be checked without them), and the
