@@ -7,11 +7,13 @@ cache and feedback store, so tests can run several apps side by side.
 """
 
 import asyncio
+import functools
 import gc
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import httpx
 from fastapi import FastAPI
@@ -30,11 +32,10 @@ from iris_prompt.codesets.live import (
     install_sighup_handler,
     readiness,
 )
-from iris_prompt.engine.service import Engine, build_registry
+from iris_prompt.engine.service import Engine, build_registry, card_settings
 from iris_prompt.ops import metrics, wiring
 from iris_prompt.ops.observe import CallObserver, observed_client
 from iris_prompt.ops.tracing import configure_tracing, shutdown_tracing
-from iris_prompt.register.service import Register
 from iris_prompt.rules_page import rules_router
 from iris_prompt.settings import Settings, get_settings, is_secure_base
 from iris_prompt.store.admin import analytics_router
@@ -44,6 +45,9 @@ from iris_prompt.template.api import template_router
 from iris_prompt.template.launch_api import smart_router
 from iris_prompt.template.sessions import SessionStore
 from iris_prompt.template.smart import load_client
+
+if TYPE_CHECKING:
+    from iris_prompt.register.service import Register
 
 __all__ = ["create_app"]
 
@@ -92,6 +96,16 @@ def _refuse_unsafe_start(settings: Settings) -> None:
         )
 
 
+@functools.cache
+def _freeze_start_up() -> None:
+    """What start-up made (code sets, models, the app) lives as long as the process: freeze it
+    out of the garbage collector's full passes, which otherwise stall large calls. Once per
+    process: a process that starts another app (the tests start hundreds) does not walk its
+    whole heap again."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -100,7 +114,7 @@ def create_app(
     replay_cache: ReplayCache | None = None,
     codesets: CodeSetRegistry | None = None,
     store: Store | None = None,
-    register: Register | None = None,
+    register: "Register | None" = None,
 ) -> FastAPI:
     """The service. `registry` defaults to this product's services (tests pass their own).
 
@@ -124,7 +138,7 @@ def create_app(
             settings.codesets_dir or default_codesets_dir(), checks=SERVICE_CHECKS
         )
     if store is None:
-        store = Store.open(store_config(settings), Engine.from_settings(codesets, settings).cards)
+        store = Store.open(store_config(settings), card_settings(settings))
     # One connection pool per kind of peer, so that no peer's slowness or volume can starve
     # another's: clients' FHIR servers (prefetch and household reads), clients' JWK Set hosts
     # (a caller JWT or a register client assertion cannot be checked without them), and the
@@ -138,6 +152,9 @@ def create_app(
     if replay_cache is None:
         replay_cache, replay_checks = wiring.replay_store(settings)
     if register is None and settings.register_enabled:
+        # Imported only now: a service without the register never loads it.
+        from iris_prompt.register.service import Register
+
         base = settings.public_base_url or f"http://{settings.host}:{settings.port}"
         register = Register.open(
             store,
@@ -177,10 +194,7 @@ def create_app(
             sampler = asyncio.create_task(metrics.sample_workers_forever())
         uninstall_sighup = install_sighup_handler(codesets)
         await store.start()
-        # What start-up made (code sets, models, the app) lives as long as the process: freeze
-        # it out of the garbage collector's full passes, which otherwise stall large calls.
-        gc.collect()
-        gc.freeze()
+        _freeze_start_up()
         # A call parses a record into thousands of containers that reference counting frees
         # when the call ends. Python's default collects the youngest objects every 700 new
         # ones, walking the live record again and again within one call; every 10,000 saved

@@ -275,7 +275,9 @@ def new_database(request: pytest.FixtureRequest, kind: str, folder: Path) -> str
     if kind == "sqlite":
         return f"sqlite+pysqlite:///{folder / 'store.sqlite3'}"
     cluster: PostgresCluster = request.getfixturevalue("postgres")
-    return cluster.new_database()
+    url = cluster.new_database()
+    request.addfinalizer(lambda: cluster.give_back(url))
+    return url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

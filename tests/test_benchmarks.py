@@ -3,13 +3,13 @@ themselves belong to `make bench`, never to tests.)"""
 
 from pathlib import Path
 
-import httpx
 import orjson
 import pytest
 
 from benchmarks.engine import CLASSES, MIN_SAMPLES, _schedule, size_class
 from benchmarks.engine_parts import PATH, PATIENTS, reference_app, request_bodies
 from cds_hooks.request import parse_request
+from tests.support import web
 from tests.support.server import serve
 
 
@@ -37,7 +37,7 @@ def test_every_size_class_gets_its_samples(bodies: list[bytes]) -> None:
 
 def test_the_reference_app_parses_and_scans_codes(bodies: list[bytes]) -> None:
     with serve(reference_app()) as base:
-        answer = httpx.post(base + PATH, content=bodies[0]).json()
+        answer = web.post(base + PATH, content=bodies[0]).json()
     assert answer["cards"] == []
     assert answer["found"] >= 1  # the recent trigger every body carries in this pass
 
@@ -58,4 +58,4 @@ def test_the_benchmarks_quiet_service_starts_and_answers() -> None:
     from benchmarks.engine_parts import service
 
     with service() as (base_url, _pid):
-        assert httpx.get(base_url + "/healthz", timeout=10).status_code == 200
+        assert web.get(base_url + "/healthz", timeout=10).status_code == 200

@@ -58,6 +58,7 @@ __all__ = [
     "SERVICE_ID",
     "Engine",
     "build_registry",
+    "card_settings",
     "encounter_start_service",
     "patient_view_service",
 ]
@@ -132,6 +133,17 @@ def _require_patient(value: dict[str, Any] | None, patient_id: str) -> None:
         )
 
 
+def card_settings(settings: Settings) -> CardSettings:
+    """What the cards say of this practice: its contacts, and whether to offer the SMART launch."""
+    return CardSettings(
+        safeguarding_lead=settings.contact_safeguarding_lead,
+        mappa_contact=settings.contact_mappa,
+        domestic_abuse_service=settings.contact_domestic_abuse_service,
+        helpline=settings.contact_helpline,
+        smart_launch=settings.smart_client_id is not None,
+    )
+
+
 @dataclass
 class Engine:
     """What the service decides with: the live code sets and the deployment's settings."""
@@ -163,13 +175,7 @@ class Engine:
                     days=settings.known_abuse_enquiry_window_days
                 ),
             ),
-            cards=CardSettings(
-                safeguarding_lead=settings.contact_safeguarding_lead,
-                mappa_contact=settings.contact_mappa,
-                domestic_abuse_service=settings.contact_domestic_abuse_service,
-                helpline=settings.contact_helpline,
-                smart_launch=settings.smart_client_id is not None,
-            ),
+            cards=card_settings(settings),
             lookup=HouseholdLookup(
                 budget=settings.household_budget_seconds,
                 cache_seconds=settings.household_cache_seconds,

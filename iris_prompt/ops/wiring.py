@@ -13,7 +13,6 @@ from starlette.responses import Response
 
 from cds_hooks import AuthenticationFailed, CdsHooksError, InMemoryReplayCache, ReplayCache
 from iris_prompt.ops import metrics
-from iris_prompt.ops.redis_replay import RedisReplayCache
 from iris_prompt.settings import Settings
 
 __all__ = ["count_database_errors", "metrics_router", "observe_error", "replay_store"]
@@ -28,6 +27,9 @@ def replay_store(settings: Settings) -> tuple[ReplayCache, dict[str, Check]]:
     if settings.redis_url is None:
         log.info("jti replay store: in this process only (one worker, one instance)")
         return InMemoryReplayCache(settings.replay_cache_size), {}
+    # Imported only now: a service without Redis never loads its client (a tenth of start-up).
+    from iris_prompt.ops.redis_replay import RedisReplayCache
+
     log.info(
         "jti replay store: Redis, shared by every worker and instance (JWK Sets, household "
         "answers and code sets stay per process)"

@@ -21,6 +21,7 @@ from iris_prompt.register.service import Register
 from iris_prompt.store.service import Store
 from tests.api.engine_support import CONTACTS, NOW
 from tests.conftest import LiveService, bundled_codesets, live, make_settings
+from tests.support import web
 from tests.support.tokens import SigningKey, claims, generate_key, jwks
 
 AUDITOR = "auditor-token-0123456789abcdef"
@@ -171,7 +172,7 @@ def register_service(
             store,
             fhir_base=f"{base_url}/fhir",
             clients=clients,
-            http=httpx.AsyncClient(),
+            http=web.AsyncClient(),
             clock=clock,
         )
         made["register"] = register

@@ -8,6 +8,7 @@ import pytest
 from cds_hooks import InMemoryReplayCache
 from iris_prompt.app import create_app
 from tests.conftest import TEST_ISSUER, LiveService, make_registry, make_settings, patient_view
+from tests.support import web
 from tests.support.server import serve, serve_built
 from tests.support.services import EVERY_FEATURE_ID
 from tests.support.tokens import SigningKey, claims
@@ -70,7 +71,7 @@ def test_public_base_url_sets_the_expected_aud(es384_key: SigningKey) -> None:
 
         def call(aud: str) -> httpx.Response:
             token = es384_key.sign(claims(TEST_ISSUER, aud))
-            return httpx.post(
+            return web.post(
                 base_url + PATH, json=BODY, headers={"Authorization": f"Bearer {token}"}
             )
 
@@ -109,7 +110,7 @@ def test_a_full_replay_cache_answers_503_and_keeps_refusing_replays(es384_key: S
 
         def call(token: str) -> httpx.Response:
             headers = {"Authorization": f"Bearer {token}"}
-            return httpx.post(base_url + PATH, json=BODY, headers=headers)
+            return web.post(base_url + PATH, json=BODY, headers=headers)
 
         first = es384_key.sign(claims(TEST_ISSUER, base_url + PATH))
         assert call(first).status_code == 200

@@ -9,25 +9,22 @@ import shutil
 import signal
 from pathlib import Path
 
-import httpx
-
 from iris_prompt.codesets.files import default_codesets_dir
 from iris_prompt.engine.service import SERVICE_ID
+from tests.support import web
 from tests.support.process import serve_process
 
 ADMIN_TOKEN = "a-long-admin-token-for-tests"
 
 
 def trigger_version(base: str) -> str:
-    version: str = httpx.get(base + "/readyz").json()["codesets"]["iris-prompt-trigger"]
+    version: str = web.get(base + "/readyz").json()["codesets"]["iris-prompt-trigger"]
     return version
 
 
 def description(base: str) -> str:
     [service] = [
-        s
-        for s in httpx.get(base + "/cds-services").json()["services"]
-        if s["hook"] == "patient-view"
+        s for s in web.get(base + "/cds-services").json()["services"] if s["hook"] == "patient-view"
     ]
     assert service["id"] == SERVICE_ID
     text: str = service["description"]
@@ -61,11 +58,11 @@ def test_sighup_and_admin_reload_publish_good_edits_and_refuse_broken_ones(
             members.write("SNOMED CT,35489008,Depressive disorder,depression,a source,\n")
         manifest.write_text(old.replace('version = "1.0.0"', 'version = "1.0.2"'), "utf-8")
         url = base + "/admin/codesets/reload"
-        assert httpx.post(url).status_code == 401
-        refused = httpx.post(url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        assert web.post(url).status_code == 401
+        refused = web.post(url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
         assert refused.status_code == 422
         assert any("check digit" in p["message"] for p in refused.json()["problems"])
-        ready = httpx.get(base + "/readyz").json()
+        ready = web.get(base + "/readyz").json()
         assert ready["codesets"]["iris-prompt-trigger"] == "1.0.1"
         assert ready["codesetsLastReload"] == "rejected"
         assert "iris-prompt-trigger 1.0.1" in description(base)

@@ -18,6 +18,7 @@ from iris_prompt.app import create_app
 from iris_prompt.settings import Settings
 from tests.api.engine_support import SERVICE_PATH, engine_registry, request_body
 from tests.conftest import bundled_codesets
+from tests.support import web
 from tests.support.fhir_server import FhirTestServer
 from tests.support.records import (
     DEPRESSIVE_DISORDER,
@@ -64,7 +65,7 @@ def polling(url: str) -> Iterator[list[int]]:
     first = threading.Event()
 
     def poll() -> None:
-        with httpx.Client(timeout=10) as client:
+        with web.Client(timeout=10) as client:
             while not stop.is_set():
                 try:
                     statuses.append(client.get(url).status_code)
@@ -91,7 +92,7 @@ def test_a_large_group_is_too_large_healthz_answers_and_the_next_lookup_works(si
     with serve(fhir.app, access_log=False) as fhir_url, serve(app, access_log=False) as url:
         with polling(url + "/healthz") as statuses:
             # The Group is not prefetched: the lookup fetches it, as any FHIR server's answer.
-            answer = httpx.post(url + SERVICE_PATH, json=call_body(fhir_url, "t1"), timeout=60)
+            answer = web.post(url + SERVICE_PATH, json=call_body(fhir_url, "t1"), timeout=60)
         assert answer.status_code == 200, answer.text
         (card,) = answer.json()["cards"]
         assert "**The household is too large to check**" in card["detail"]
@@ -104,7 +105,7 @@ def test_a_large_group_is_too_large_healthz_answers_and_the_next_lookup_works(si
         fhir.requests.clear()
         normal = household_group(MUM, *(f"m{n}" for n in range(20)))
         body = call_body(fhir_url, "t2", household=bundle(normal))
-        after = httpx.post(url + SERVICE_PATH, json=body, timeout=60)
+        after = web.post(url + SERVICE_PATH, json=body, timeout=60)
         (card,) = after.json()["cards"]
         assert "20 household members checked: no MAPPA flag in force." in card["detail"]
         assert len(fhir.requests) == 40
@@ -130,7 +131,7 @@ def test_an_adult_with_nothing_else_to_show_is_told_the_household_was_too_large(
     body["prefetch"]["conditions"] = None
     with serve(fhir.app, access_log=False) as fhir_url, serve(app, access_log=False) as url:
         body["fhirServer"] = fhir_url
-        answer = httpx.post(url + SERVICE_PATH, json=body, timeout=60)
+        answer = web.post(url + SERVICE_PATH, json=body, timeout=60)
     assert answer.status_code == 200, answer.text
     (card,) = answer.json()["cards"]
     assert card["indicator"] == "info"

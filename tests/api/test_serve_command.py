@@ -5,17 +5,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
-
 from iris_prompt.engine.service import ENCOUNTER_START_SERVICE_ID, SERVICE_ID
 from tests.conftest import patient_view
+from tests.support import web
 from tests.support.process import free_port, serve_process
 
 
 def test_serve_local_answers_discovery_and_the_product_service(tmp_path: Path) -> None:
     with serve_process(tmp_path, "--local") as served:
         base = served.base_url
-        discovery = httpx.get(base + "/cds-services").json()
+        discovery = web.get(base + "/cds-services").json()
         assert [(s["id"], s["hook"]) for s in discovery["services"]] == [
             (SERVICE_ID, "patient-view"),
             (ENCOUNTER_START_SERVICE_ID, "encounter-start"),
@@ -25,9 +24,7 @@ def test_serve_local_answers_discovery_and_the_product_service(tmp_path: Path) -
             "conditions": None,
             "observations": None,
         }
-        answer = httpx.post(
-            f"{base}/cds-services/{SERVICE_ID}", json=patient_view(prefetch=prefetch)
-        )
+        answer = web.post(f"{base}/cds-services/{SERVICE_ID}", json=patient_view(prefetch=prefetch))
         assert answer.status_code == 200 and answer.json() == {"cards": []}
     assert "LOCAL MODE: CDS clients are NOT authenticated" in served.log_text()
 

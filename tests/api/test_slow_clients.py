@@ -5,8 +5,7 @@ import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
-
+from tests.support import web
 from tests.support.process import serve_process
 
 SLOW = {"IRIS_HEADER_TIMEOUT_SECONDS": "0.5", "IRIS_BODY_TIMEOUT_SECONDS": "0.5"}
@@ -46,7 +45,7 @@ def test_connections_trickling_headers_or_a_body_are_closed(tmp_path: Path) -> N
             for sock in headers + bodies:
                 sock.close()
         # Nobody else was kept waiting, and a normal call is answered.
-        assert httpx.get(served.base_url + "/healthz").status_code == 200
+        assert web.get(served.base_url + "/healthz").status_code == 200
     log = served.log_text()
     assert "closed a connection: request not received in time" in log
     assert "unhandled" not in log  # a body cut short is no fault of the service

@@ -14,6 +14,7 @@ import httpx
 from iris_prompt.store.database import SQLITE_FILE
 from tests.api.engine_support import SERVICE_PATH, fhir_with, patient_id_of, record, request_body
 from tests.api.engine_support import prefetch_for as prefetch_of
+from tests.support import web
 from tests.support.process import serve_process
 
 ACKNOWLEDGED_BEFORE_KILL = 40
@@ -28,7 +29,7 @@ def test_sigkill_during_writes_loses_nothing_acknowledged(tmp_path: Path) -> Non
     resources = record("seed-case")
     pid = patient_id_of(resources)
     with fhir_with("seed-case") as fhir, serve_process(tmp_path, "--local") as served:
-        client = httpx.Client(base_url=served.base_url, timeout=10)
+        client = web.Client(base_url=served.base_url, timeout=10)
         body = request_body(pid, prefetch=prefetch_of(resources, pid), fhir_server=fhir.url)
 
         def send_feedback(_n: int) -> None:

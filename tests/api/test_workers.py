@@ -11,17 +11,22 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from iris_prompt.engine.service import SERVICE_ID
 from tests.conftest import TEST_ISSUER, patient_view
+from tests.support import web
 from tests.support.fhir_server import FhirTestServer
 from tests.support.process import ServeProcess, free_port, serve_process
+from tests.support.redis import RedisServer
 from tests.support.server import serve
 from tests.support.tokens import SigningKey, claims, jwks
 
@@ -62,68 +67,109 @@ def sample(text: str, name: str, **labels: str) -> float:
     return total
 
 
-def test_two_workers_share_replay_protection_metrics_and_log_json(
-    tmp_path: Path, es384_key: SigningKey, redis_url: str
-) -> None:
+ADMIN_TOKEN = "admin-token-0123456789"
+
+
+@dataclass
+class TwoWorkers:
+    served: ServeProcess
+    metrics_port: int
+    codesets: Path
+
+
+@pytest.fixture(scope="module")
+def two_workers(
+    tmp_path_factory: pytest.TempPathFactory, es384_key: SigningKey, redis_server: RedisServer
+) -> Iterator[TwoWorkers]:
+    """One `serve --workers 2` for the tests below (two workers start in seconds): a shared
+    replay store in the run's Redis, JSON logs, metrics on their own port, the admin API, and
+    a copy of the bundled code sets to edit."""
+    if redis_server.process is None:
+        redis_server.start()
+    folder = tmp_path_factory.mktemp("two-workers")
+    codesets = folder / "codesets"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "codesets", codesets)
     metrics_port = free_port()
     env = environment(
         es384_key,
-        IRIS_REDIS_URL=redis_url,
+        IRIS_REDIS_URL=redis_server.url,
         IRIS_LOG_FORMAT="json",
         IRIS_METRICS_PORT=str(metrics_port),
+        IRIS_ADMIN_TOKEN=ADMIN_TOKEN,
+        IRIS_CODESETS_DIR=str(codesets),
     )
-    with serve_process(tmp_path, "--workers", "2", env=env) as served:
-        body = patient_view(prefetch=PREFETCH)
-        token = es384_key.sign(claims(TEST_ISSUER, served.base_url + PATH))
-        clients: list[httpx.Client] = []
-        try:
-            # First use on one connection; then the same token on fresh connections, which
-            # the kernel hands to either worker, until both have refused it.
-            first = httpx.Client()
-            clients.append(first)
-            accepted = first.post(
+    with serve_process(folder, "--workers", "2", env=env) as served:
+        served.wait_for_log("Application startup complete", count=2)
+        yield TwoWorkers(served, metrics_port, codesets)
+
+
+def test_two_workers_share_replay_protection_metrics_and_log_json(
+    two_workers: TwoWorkers, es384_key: SigningKey
+) -> None:
+    served = two_workers.served
+    metrics_url = f"http://127.0.0.1:{two_workers.metrics_port}/metrics"
+    before = web.get(metrics_url).text
+    log_before = len(served.log_text())
+    body = patient_view(prefetch=PREFETCH)
+    token = es384_key.sign(claims(TEST_ISSUER, served.base_url + PATH))
+    clients: list[httpx.Client] = []
+    try:
+        # First use on one connection; then the same token on fresh connections, which the
+        # kernel hands to either worker, until both have refused it.
+        first = web.Client()
+        clients.append(first)
+        accepted = first.post(
+            served.base_url + PATH, json=body, headers=bearer(served, es384_key, token)
+        )
+        assert accepted.status_code == 200
+        refused_by: dict[int, int] = {}
+        for _ in range(60):
+            client = web.Client()
+            clients.append(client)
+            again = client.post(
                 served.base_url + PATH, json=body, headers=bearer(served, es384_key, token)
             )
-            assert accepted.status_code == 200
-            refused_by: dict[int, int] = {}
-            for _ in range(60):
-                client = httpx.Client()
-                clients.append(client)
-                again = client.post(
-                    served.base_url + PATH, json=body, headers=bearer(served, es384_key, token)
-                )
-                assert again.status_code == 401, again.text  # a replay, whichever worker
-                pid = worker_answering(served, again)
-                refused_by[pid] = refused_by.get(pid, 0) + 1
-                if len(refused_by) == 2 and len(clients) > 6:
-                    break
-            assert len(refused_by) == 2, refused_by  # both workers refused the replay
-            fresh = [
-                httpx.post(served.base_url + PATH, json=body, headers=bearer(served, es384_key))
-                for _ in range(5)
-            ]
-            assert [r.status_code for r in fresh] == [200] * 5
-        finally:
-            for client in clients:
-                client.close()
-        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
-        replays = sum(refused_by.values())
-        labels = {"service": SERVICE_ID, "hook": "patient-view"}
-        assert sample(scraped, "iris_cds_calls_total", status="200", **labels) == 6
-        assert sample(scraped, "iris_cds_calls_total", status="401", **labels) == replays
-        assert sample(scraped, "iris_jwt_refusals_total", reason="replayed") == replays
-        assert sample(scraped, "iris_cds_call_duration_seconds_count", **labels) == 6 + replays
-        # Each worker's CPU and memory, by pid.
-        for pid in refused_by:
-            assert sample(scraped, "iris_worker_resident_memory_bytes", pid=str(pid)) > 0
-            assert sample(scraped, "iris_worker_cpu_seconds", pid=str(pid)) > 0
-        # The main process serves no calls: it reports no code sets and no worker gauges.
-        main = str(served.process.pid)
-        assert sample(scraped, "iris_codeset_info", pid=main) == 0
-        assert sample(scraped, "iris_worker_resident_memory_bytes", pid=main) == 0
-    lines = [line for line in served.log_text().splitlines() if line.strip()]
-    parsed = [json.loads(line) for line in lines]  # every line is one JSON object
-    answered = [p for p in parsed if p["message"].startswith("service call answered 200")]
+            assert again.status_code == 401, again.text  # a replay, whichever worker
+            pid = worker_answering(served, again)
+            refused_by[pid] = refused_by.get(pid, 0) + 1
+            if len(refused_by) == 2 and len(clients) > 6:
+                break
+        assert len(refused_by) == 2, refused_by  # both workers refused the replay
+        fresh = [
+            web.post(served.base_url + PATH, json=body, headers=bearer(served, es384_key))
+            for _ in range(5)
+        ]
+        assert [r.status_code for r in fresh] == [200] * 5
+    finally:
+        for client in clients:
+            client.close()
+    scraped = web.get(metrics_url).text
+
+    def added(name: str, **labels: str) -> float:
+        """What this test's calls added to a counter, summed over every worker."""
+        return sample(scraped, name, **labels) - sample(before, name, **labels)
+
+    replays = sum(refused_by.values())
+    labels = {"service": SERVICE_ID, "hook": "patient-view"}
+    assert added("iris_cds_calls_total", status="200", **labels) == 6
+    assert added("iris_cds_calls_total", status="401", **labels) == replays
+    assert added("iris_jwt_refusals_total", reason="replayed") == replays
+    assert added("iris_cds_call_duration_seconds_count", **labels) == 6 + replays
+    # Each worker's CPU and memory, by pid.
+    for pid in refused_by:
+        assert sample(scraped, "iris_worker_resident_memory_bytes", pid=str(pid)) > 0
+        assert sample(scraped, "iris_worker_cpu_seconds", pid=str(pid)) > 0
+    # The main process serves no calls: it reports no code sets and no worker gauges.
+    main = str(served.process.pid)
+    assert sample(scraped, "iris_codeset_info", pid=main) == 0
+    assert sample(scraped, "iris_worker_resident_memory_bytes", pid=main) == 0
+    # Every line the service wrote is one JSON object.
+    parsed = [json.loads(line) for line in served.log_text().splitlines() if line.strip()]
+    mine = [
+        json.loads(line) for line in served.log_text()[log_before:].splitlines() if line.strip()
+    ]
+    assert parsed and mine
+    answered = [p for p in mine if p["message"].startswith("service call answered 200")]
     assert len(answered) == 6
     assert {"time", "level", "logger", "hookInstance", "service", "status", "duration_ms"} <= set(
         answered[0]
@@ -133,7 +179,7 @@ def test_two_workers_share_replay_protection_metrics_and_log_json(
 
 def test_sigterm_answers_every_call_in_flight(tmp_path: Path, es384_key: SigningKey) -> None:
     fhir = FhirTestServer([{"resourceType": "Patient", "id": "p1", "gender": "female"}])
-    fhir.delay = 1.0
+    fhir.hold = threading.Event()  # every call waits on the FHIR server until released
     env = environment(
         es384_key, IRIS_FHIR_ALLOW_HTTP="true", IRIS_FHIR_ALLOW_PRIVATE_ADDRESSES="true"
     )
@@ -143,7 +189,7 @@ def test_sigterm_answers_every_call_in_flight(tmp_path: Path, es384_key: Signing
 
         def call() -> None:
             try:
-                response = httpx.post(
+                response = web.post(
                     served.base_url + PATH, json=body, headers=bearer(served, es384_key), timeout=30
                 )
                 results.append(response.status_code)
@@ -167,13 +213,18 @@ def test_sigterm_answers_every_call_in_flight(tmp_path: Path, es384_key: Signing
         ):
             threading.Event().wait(0.02)
         served.process.send_signal(signal.SIGTERM)
+        # The service is shutting down with every call still waiting: only now may they finish.
+        served.wait_for_log("Shutting down")
+        fhir.hold.set()
         for thread in burst:
             thread.join(timeout=30)
         # uvicorn re-raises the SIGTERM once shut down, as a process manager expects.
         assert served.process.wait(timeout=30) in (0, -signal.SIGTERM)
     assert results == [200] * 6
     log = served.log_text()
-    assert "Waiting for connections to close" in log or "Shutting down" in log
+    # Every call was answered after the shutdown began.
+    answered = [m.start() for m in re.finditer("service call answered 200", log)]
+    assert len(answered) == 6 and log.index("Shutting down") < min(answered)
     assert "stopped: calls in flight answered, card log flushed, pools closed" in log
 
 
@@ -203,40 +254,29 @@ def test_a_deployment_of_several_instances_without_redis_is_refused(tmp_path: Pa
     assert "3 instances need a shared replay store: set IRIS_REDIS_URL" in result.stderr
 
 
-def test_a_code_set_reload_reaches_every_worker(
-    tmp_path: Path, es384_key: SigningKey, redis_url: str
-) -> None:
+def test_a_code_set_reload_reaches_every_worker(two_workers: TwoWorkers) -> None:
     """POST /admin/codesets/reload lands in one worker; the others are replaced to serve the
     same checked folder, so no call is decided on the old sets once the reload has gone round."""
-    folder = tmp_path / "codesets"
-    shutil.copytree(Path(__file__).resolve().parents[2] / "codesets", folder)
-    token = "admin-token-0123456789"
-    env = environment(
-        es384_key,
-        IRIS_REDIS_URL=redis_url,
-        IRIS_ADMIN_TOKEN=token,
-        IRIS_CODESETS_DIR=str(folder),
-    )
-    manifest = folder / "known-abuse.toml"
+    served = two_workers.served
+    manifest = two_workers.codesets / "known-abuse.toml"
     old = re.search(r'^version = "([^"]+)"', manifest.read_text(), re.MULTILINE)
     assert old is not None
     major, minor, patch = old.group(1).split(".")
     new = f"{major}.{minor}.{int(patch) + 1}"
-    with serve_process(tmp_path, "--workers", "2", env=env) as served:
-        lines = served.wait_for_log("Application startup complete", count=2)
-        manifest.write_text(manifest.read_text().replace(old.group(0), f'version = "{new}"'))
-        admin = {"Authorization": f"Bearer {token}"}
-        answer = httpx.post(served.base_url + "/admin/codesets/reload", headers=admin)
-        assert answer.status_code == 200, answer.text
-        assert "replaced" in answer.json()["workers"]
-        # Both old workers retired, each after its replacement started.
-        served.wait_for_log("Finished server process", after=lines, count=2, timeout=60)
-        seen = set()
-        for _ in range(12):  # fresh connections, which the kernel hands to either worker
-            with httpx.Client() as client:
-                status = client.get(served.base_url + "/admin/codesets", headers=admin).json()
-                seen.add(status["versions"]["iris-prompt-known-abuse"])
-        assert seen == {new}
+    lines = served.wait_for_log("Application startup complete", count=2)
+    manifest.write_text(manifest.read_text().replace(old.group(0), f'version = "{new}"'))
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    answer = web.post(served.base_url + "/admin/codesets/reload", headers=admin)
+    assert answer.status_code == 200, answer.text
+    assert "replaced" in answer.json()["workers"]
+    # Both old workers retired, each after its replacement started.
+    served.wait_for_log("Finished server process", after=lines, count=2, timeout=60)
+    seen = set()
+    for _ in range(12):  # fresh connections, which the kernel hands to either worker
+        with web.Client() as client:
+            status = client.get(served.base_url + "/admin/codesets", headers=admin).json()
+            seen.add(status["versions"]["iris-prompt-known-abuse"])
+    assert seen == {new}
 
 
 def test_with_an_otlp_endpoint_the_service_exports_its_calls_spans(
@@ -266,7 +306,7 @@ def test_with_an_otlp_endpoint_the_service_exports_its_calls_spans(
     with serve(collector, access_log=False) as collector_url:
         env = environment(es384_key, OTEL_EXPORTER_OTLP_ENDPOINT=collector_url)
         with serve_process(tmp_path, env=env) as served:
-            answer = httpx.post(
+            answer = web.post(
                 served.base_url + PATH,
                 json=patient_view(prefetch=PREFETCH),
                 headers=bearer(served, es384_key),

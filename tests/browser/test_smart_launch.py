@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -22,6 +21,7 @@ from iris_prompt.settings import Settings
 from iris_prompt.template.filing import FILING_SYSTEM
 from tests.api.engine_support import prefetch_for, record, request_body
 from tests.browser.conftest import SmartEhr
+from tests.support import web
 from tests.support.server import serve
 from tests.support.smart_launcher import ehr_launch_url, fhir_base
 
@@ -59,7 +59,7 @@ def smart_link(service: str) -> dict[str, Any]:
     """The smart link of the enquiry card the service gives for the seed case."""
     resources = record("seed-case")
     body = request_body(PATIENT, prefetch=prefetch_for(resources, PATIENT), fhir_server=None)
-    answer = httpx.post(f"{service}/cds-services/iris-domestic-abuse-prompt", json=body)
+    answer = web.post(f"{service}/cds-services/iris-domestic-abuse-prompt", json=body)
     assert answer.status_code == 200
     links = [link for card in answer.json()["cards"] for link in card.get("links", ())]
     smart = [link for link in links if link["type"] == "smart"]
@@ -245,9 +245,9 @@ def test_the_page_without_a_launch_is_unchanged(page: Page, service: str) -> Non
 
 
 def test_a_form_post_without_the_session_csrf_token_is_refused(service: str) -> None:
-    answer = httpx.post(
+    answer = web.post(
         f"{service}/template/file", data={"csrf": "guess"}, cookies={"iris_template_session": "x"}
     )
     assert answer.status_code == 403
-    answer = httpx.post(f"{service}/template/record", data={"outcome": "declined"})
+    answer = web.post(f"{service}/template/record", data={"outcome": "declined"})
     assert answer.status_code == 403

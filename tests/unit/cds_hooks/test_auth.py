@@ -24,6 +24,7 @@ from cds_hooks.auth import (
     bearer_token,
 )
 from cds_hooks.errors import AuthenticationFailed
+from tests.support import web
 from tests.support.server import serve
 from tests.support.tokens import SigningKey, claims, generate_key, jwks
 
@@ -32,7 +33,7 @@ AUD = "https://iris.example/cds-services/iris-domestic-abuse-prompt"
 
 
 def verifier(*issuers: TrustedIssuer, **kwargs: Any) -> JwtVerifier:
-    return JwtVerifier(issuers, http=kwargs.pop("http", httpx.AsyncClient()), **kwargs)
+    return JwtVerifier(issuers, http=kwargs.pop("http", web.AsyncClient()), **kwargs)
 
 
 def verify(v: JwtVerifier, token: str, audience: str = AUD) -> CallerIdentity:
@@ -411,7 +412,7 @@ def test_jku_allow_listed_is_fetched_cached_and_refreshed_on_rotation(
     now = [time.time()]
 
     async def run() -> None:
-        async with httpx.AsyncClient() as http:
+        async with web.AsyncClient() as http:
             await scenario(http)
 
     async def scenario(http: httpx.AsyncClient) -> None:
@@ -447,7 +448,7 @@ def test_a_key_replaced_under_the_same_kid_is_used_once_the_set_is_refetched(
     now = [time.time()]
 
     async def run() -> None:
-        async with httpx.AsyncClient() as http:
+        async with web.AsyncClient() as http:
             v = jku_verifier(http, url, now, jwks_cache_ttl=100)
             await v.verify(old.sign(claims(ISS, AUD)), AUD)
             host.keys = [new]
@@ -470,7 +471,7 @@ def test_a_failing_key_server_is_asked_at_most_once_per_refresh_interval(
     key = generate_key("ES384")
 
     async def run() -> None:
-        async with httpx.AsyncClient() as http:
+        async with web.AsyncClient() as http:
             v = jku_verifier(http, url, now, jwks_refresh_interval=60)
             for _ in range(20):
                 with pytest.raises(AuthenticationFailed, match="not a known key"):
@@ -512,7 +513,7 @@ def test_the_spec_example_token_verifies_at_its_time(reference_dir: Path) -> Non
     iss, jku = "https://fhir-ehr.example.com/", "https://fhir-ehr.example.com/jwk_uri"
     v = verifier(
         TrustedIssuer(iss=iss, jku=(jku,)),
-        http=httpx.AsyncClient(transport=transport),
+        http=web.AsyncClient(transport=transport),
         policy=JwtPolicy(max_lifetime=10**9),
         clock=lambda: 1311280970 + 60,
     )

@@ -13,6 +13,7 @@ from cds_hooks.fhir import FhirClient, FhirLimits, resolve_prefetch
 from cds_hooks.prefetch import PrefetchTemplate, render_template
 from cds_hooks.transport import ReclaimingTransport, pooled_client, tls_context
 from tests.conftest import PATIENT_ID, RunningFhir
+from tests.support import web
 
 T = TypeVar("T")
 TOKENS = {"context.patientId": PATIENT_ID, "context.userId": "Practitioner/u1"}
@@ -21,7 +22,7 @@ LIMITS = FhirLimits(allow_http=True, allow_private=True, read_timeout=1.0, total
 
 def with_client(fhir: RunningFhir, work: Callable[[FhirClient], Awaitable[T]], **limits: Any) -> T:
     async def run() -> T:
-        async with httpx.AsyncClient() as http:
+        async with web.AsyncClient() as http:
             limits_ = FhirLimits(
                 **({"allow_http": True, "allow_private": True, "total_timeout": 2.0} | limits)
             )
@@ -62,7 +63,7 @@ def resolve(
     fhir: RunningFhir | None, given: dict[str, Any] | None, templates: Any = None
 ) -> dict[str, Any]:
     async def run() -> dict[str, Any]:
-        async with httpx.AsyncClient() as http:
+        async with web.AsyncClient() as http:
             client = FhirClient(http, fhir.base_url, "tok", LIMITS) if fhir else None
             data = await resolve_prefetch(templates or TEMPLATES, given, TOKENS, client)
             return {**data, "unavailable": sorted(data.unavailable)}
@@ -131,7 +132,7 @@ GIVEN = {"patient": {"resourceType": "Patient"}, "conditions": None}
 
 def deferred(fhir: RunningFhir | None, given: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
     async def run() -> tuple[dict[str, str], list[str]]:
-        async with httpx.AsyncClient() as http:
+        async with web.AsyncClient() as http:
             client = FhirClient(http, fhir.base_url, "tok", LIMITS) if fhir else None
             data = await resolve_prefetch(DEFERRED, given, TOKENS, client)
             return dict(data.deferred), sorted(data.unavailable)
@@ -152,7 +153,7 @@ def test_a_template_without_fallback_is_deferred_to_the_handler(fhir_server: Run
 
 def test_a_template_without_fallback_that_is_sent_is_used(fhir_server: RunningFhir) -> None:
     async def run() -> Any:
-        async with httpx.AsyncClient() as http:
+        async with web.AsyncClient() as http:
             client = FhirClient(http, fhir_server.base_url, "tok", LIMITS)
             return await resolve_prefetch(DEFERRED, GIVEN | {"household": None}, TOKENS, client)
 
@@ -227,7 +228,7 @@ def test_non_fhir_answers() -> None:
         transport = httpx.MockTransport(lambda request: httpx.Response(200, content=body))
 
         async def run() -> Any:
-            async with httpx.AsyncClient(transport=transport) as http:
+            async with web.AsyncClient(transport=transport) as http:
                 client = FhirClient(http, "https://fhir.example", "tok", LIMITS)
                 return await client.get("Patient/1")
 
@@ -244,7 +245,7 @@ def test_non_fhir_answers() -> None:
 
 def anonymous(fhir: RunningFhir, **limits: Any) -> Any:
     async def run() -> Any:
-        async with httpx.AsyncClient() as http:
+        async with web.AsyncClient() as http:
             client = FhirClient(http, fhir.base_url, None, FhirLimits(allow_http=True, **limits))
             return await client.get(f"Condition?patient={PATIENT_ID}")
 
@@ -262,7 +263,7 @@ def test_no_token_means_412_for_required_and_unavailable_for_optional(
     fhir_server: RunningFhir,
 ) -> None:
     async def run(given: dict[str, Any]) -> Any:
-        async with httpx.AsyncClient() as http:
+        async with web.AsyncClient() as http:
             client = FhirClient(http, fhir_server.base_url, None, LIMITS)
             return await resolve_prefetch(TEMPLATES, given, TOKENS, client)
 
@@ -339,7 +340,7 @@ def test_a_url_or_token_that_cannot_be_sent_is_unavailable(
     fhir_server: RunningFhir, server: str | None, token: str
 ) -> None:
     async def run() -> Any:
-        async with httpx.AsyncClient() as http:
+        async with web.AsyncClient() as http:
             client = FhirClient(http, server or fhir_server.base_url, token, LIMITS)
             return await client.get("Patient/p1")
 

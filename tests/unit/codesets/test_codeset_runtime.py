@@ -9,7 +9,6 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from fastapi import FastAPI
 
@@ -26,6 +25,7 @@ from iris_prompt.codesets.live import (
     readiness,
 )
 from iris_prompt.settings import Settings
+from tests.support import web
 from tests.support.server import serve
 
 NEW_CODE = "25501002"  # Social phobia: only in release B
@@ -253,7 +253,7 @@ def tiny_app(registry: CodeSetRegistry) -> FastAPI:
 def test_admin_endpoints_need_the_token(live: Path) -> None:
     registry = CodeSetRegistry(live)
     started = registry.last_reload
-    with serve(tiny_app(registry)) as base, httpx.Client(base_url=base) as client:
+    with serve(tiny_app(registry)) as base, web.Client(base_url=base) as client:
         for headers in (
             {},
             {"Authorization": "Bearer wrong-token-0123456789"},
@@ -279,14 +279,14 @@ def test_reload_over_http_under_concurrent_requests(live: Path, releases: dict[s
     with serve(tiny_app(registry)) as base:
 
         def client_loop() -> None:
-            with httpx.Client(base_url=base) as client:
+            with web.Client(base_url=base) as client:
                 while not stop.is_set():
                     answers.append(client.get("/probe").json())
 
         clients = [threading.Thread(target=client_loop) for _ in range(4)]
         for thread in clients:
             thread.start()
-        with httpx.Client(base_url=base) as admin:
+        with web.Client(base_url=base) as admin:
             for release in ["B", "C", "A", "C", "B"]:
                 point(live, releases[release])
                 response = admin.post("/admin/codesets/reload", headers=auth)

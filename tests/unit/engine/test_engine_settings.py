@@ -2,13 +2,13 @@
 
 import datetime
 
-import httpx
 import pytest
 
 from cds_hooks.fhir import FhirClient, FhirLimits
 from iris_prompt.engine.service import Engine
 from iris_prompt.settings import Settings
 from tests.conftest import bundled_codesets
+from tests.support import web
 
 
 def test_environment_settings_reach_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,7 +42,7 @@ def test_unusable_engine_settings_are_refused(
 
 def test_cache_scopes_differ_by_server_and_token_and_never_hold_the_token() -> None:
     def scope(server: str, token: str) -> tuple[str, str]:
-        return FhirClient(httpx.AsyncClient(), server, token, FhirLimits()).cache_scope
+        return FhirClient(web.AsyncClient(), server, token, FhirLimits()).cache_scope
 
     a = scope("https://gp-a.example/fhir/", "token-1")
     assert a == scope("https://gp-a.example/fhir", "token-1")

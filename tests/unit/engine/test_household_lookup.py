@@ -4,12 +4,11 @@ import asyncio
 import datetime
 from typing import Any
 
-import httpx
-
 from cds_hooks.fhir import FhirClient, FhirLimits
 from iris_prompt.engine.household import Household, essentials, household_from
 from iris_prompt.engine.lookup import HouseholdLookup
 from tests.api.engine_support import ROOMY_BUDGET, TIGHT_BUDGET, fhir_serving, record
+from tests.support import web
 
 TODAY = datetime.date(2026, 11, 26)
 SEED = record("seed-case")
@@ -19,7 +18,7 @@ RELATED = [r for r in SEED if r["resourceType"] == "RelatedPerson"]
 
 def look_up(lookup: HouseholdLookup, url: str, **kw: Any) -> Household:
     async def run() -> Household:
-        async with httpx.AsyncClient() as http:
+        async with web.AsyncClient() as http:
             fhir = FhirClient(http, url, "token", FhirLimits(allow_http=True, allow_private=True))
             arguments: dict[str, Any] = {
                 "groups": GROUPS,

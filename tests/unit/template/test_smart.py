@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import jwt
 import pytest
 from pydantic import ValidationError
@@ -28,6 +27,7 @@ from iris_prompt.template.smart import (
     pkce_pair,
     verify_id_token,
 )
+from tests.support import web
 from tests.support.server import serve
 from tests.support.tokens import SigningKey, claims, generate_key, jwks
 
@@ -49,7 +49,7 @@ def config(jwks_uri: str) -> SmartConfig:
 
 def check(jwks_uri: str, token: str, nonce: str = "n1") -> dict[str, Any]:
     async def run() -> dict[str, Any]:
-        async with httpx.AsyncClient() as http:
+        async with web.AsyncClient() as http:
             return await verify_id_token(
                 http, config(jwks_uri), token, client_id="iris", nonce=nonce
             )
