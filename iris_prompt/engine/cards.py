@@ -106,6 +106,8 @@ _SOURCES = {
             display="Subject of multi-agency public protection arrangements",
         ),
     ),
+    # The withheld card's: naming MAPPA, or its code, would itself say what is withheld.
+    "withheld": Source(label="IRIS prompt"),
 }
 
 
@@ -215,8 +217,9 @@ def withheld_card(
     new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
 ) -> Card:
     """In place of the MAPPA cards when their disclosure could not be audited (the store and
-    its spool both failed): no detail of the flag, the member or the risk, only that there is
-    household safeguarding information and whom to ask. Critical, as a MAPPA card whose risk
+    its spool both failed): no detail of the flag, the member or the risk, nor even that it is
+    a MAPPA flag (its source is the prompt's own), only that there is household safeguarding
+    information and whom to ask. Critical, as a MAPPA card whose risk
     cannot be read is: the risk is unknown to the clinician."""
     return Card(
         uuid=new_id(),
@@ -227,7 +230,7 @@ def withheld_card(
             f"lives with, contact {settings.safeguarding_lead}."
         ),
         indicator="critical",
-        source=_SOURCES["mappa"],
+        source=_SOURCES["withheld"],
         links=[Link(**rules_link(base_url, RULE_ANCHORS["withheld"]))],
     )
 

@@ -3,6 +3,7 @@ written before the response, read as AuditEvents by an auditor; feedback committ
 the call log without identifiers; and the faults (the database stopped mid-run, the spool
 unwritable)."""
 
+import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from iris_prompt.app import create_app
+from iris_prompt.engine.cards import MAPPA_GUIDANCE
 from iris_prompt.engine.lookup import HouseholdLookup
+from iris_prompt.engine.risk_flags import MAPPA_CODE
 from iris_prompt.engine.service import Engine as PromptEngine
 from iris_prompt.engine.service import build_registry
 from iris_prompt.store.database import make_engine, upgrade
@@ -194,6 +197,10 @@ def test_both_database_and_spool_failing_withhold_mappa_detail(
     summaries = [card["summary"] for card in cards]
     assert summaries[-1] == WITHHELD
     assert "partner" not in cards[-1]["detail"] and "risk" not in cards[-1]["detail"]
+    # Nothing of it, its source and links included, says that what is withheld is MAPPA's.
+    withheld = json.dumps(cards[-1])
+    assert "MAPPA" not in withheld and "multi-agency" not in withheld
+    assert MAPPA_CODE not in withheld and MAPPA_GUIDANCE not in withheld
     assert CONTACTS.safeguarding_lead in cards[-1]["detail"]
     assert kinds(cards[:-1]) == ["enquiry"]  # the enquiry prompt is still shown
     assert "MAPPA detail withheld" in caplog.text
