@@ -207,8 +207,9 @@ LEVELS = "\n".join(
 TESTS = """
 import pytest
 
-def test_passes():
-    pass
+def test_passes(pytestconfig):
+    # The run reads the project's own configuration (its markers, its warnings as errors).
+    assert "proof: a mark the project registers" in pytestconfig.getini("markers")
 
 @pytest.mark.parametrize("n", [1, 2])
 def test_param(n):
@@ -227,7 +228,9 @@ def test_the_safety_case_runs_the_named_tests_and_shows_which_controls_ran_green
 ) -> None:
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "test_x.py").write_text(TESTS, encoding="utf-8")
-    (tmp_path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\nmarkers =\n    proof: a mark the project registers\n", encoding="utf-8"
+    )
     (tmp_path / "use.md").write_text("For testing only.", encoding="utf-8")
     (tmp_path / "log.toml").write_text(SMALL_LOG.format(levels=LEVELS), encoding="utf-8")
     output = tmp_path / "out" / "case.md"

@@ -148,7 +148,11 @@ def run_tests(node_ids: Sequence[str], root: Path) -> dict[str, str]:
         named, out = Path(scratch, "named.json"), Path(scratch, "outcomes.json")
         named.write_text(json.dumps(list(node_ids)), encoding="utf-8")
         command = [sys.executable, "-m", "pytest", "-p", "iris_prompt.safety.outcomes"]
-        command += ["--safety-named", str(named), "--safety-outcomes", str(out)]
+        # As `--option=value`: pytest looks for the project's configuration from the paths on
+        # its command line before it knows these options, and would take a separate value (a
+        # file in the temporary folder) for a test path, miss the project's pytest settings
+        # and run the tests without its markers and warning filters.
+        command += [f"--safety-named={named}", f"--safety-outcomes={out}"]
         command += ["--rootdir", str(root), "--continue-on-collection-errors", "-q"]
         command += ["-p", "no:cacheprovider", *files]
         subprocess.run(command, cwd=root, check=False)
