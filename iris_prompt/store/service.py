@@ -259,6 +259,15 @@ class Store:
                 call.hook_instance,
             )
             return set()
+        except Exception as error:
+            # A fault of ours (a driver misused, a bug): the cards are still shown, as the
+            # rules say when the card log cannot be read, and it is logged as an error.
+            log.error(
+                "repeat check failed (%s): cards shown hookInstance=%s",
+                type(error).__name__,
+                call.hook_instance,
+            )
+            return set()
         if held:
             log.info(
                 "held back %d card(s) another hook gave in this consultation hookInstance=%s",

@@ -9,6 +9,8 @@ and after the writer has written it; the household on a real FHIR server.
 """
 
 import datetime
+import logging
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from iris_prompt.app import create_app
 from iris_prompt.engine.lookup import HouseholdLookup
@@ -166,3 +169,30 @@ def test_the_card_log_keeps_no_text_or_encounter_id(consultation: Consultation) 
     with consultation.store.engine.connect() as connection:
         keys = list(connection.execute(select(IssuedCard.content_key)).scalars())
     assert len(keys) == 3 and all(len(k) == 64 for k in keys)
+
+
+@pytest.mark.parametrize(
+    ("fault", "logged"),
+    [
+        (OperationalError("SELECT", {}, sqlite3.OperationalError("locked")), "not made"),
+        (sqlite3.InterfaceError("Error binding parameter 1"), "failed"),
+    ],
+    ids=["database", "bug"],
+)
+def test_a_card_log_that_cannot_be_read_holds_nothing_back(
+    consultation: Consultation,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    fault: Exception,
+    logged: str,
+) -> None:
+    """docs/rules.md: if the card log cannot be read, nothing is held back, whatever the fault."""
+    assert consultation.call("patient-view") == ["enquiry", "mappa"]
+
+    def unreadable(**_: object) -> set[str]:
+        raise fault
+
+    monkeypatch.setattr(consultation.store.calls, "shown_elsewhere", unreadable)
+    with caplog.at_level(logging.WARNING):
+        assert consultation.call("encounter-start", "enc1") == ["enquiry", "mappa"]
+    assert f"repeat check {logged} ({type(fault).__name__}): cards shown" in caplog.text
