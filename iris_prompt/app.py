@@ -180,6 +180,7 @@ def create_app(
             replay_cache=replay_cache,
         )
     wiring.count_database_errors(store.engine)
+    wiring.count_driver_fallbacks(store.calls)
     feedback = feedback_store if feedback_store is not None else store.feedback
 
     @asynccontextmanager

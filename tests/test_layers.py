@@ -7,9 +7,11 @@ interpreter), so that a leak through any chain of imports is caught, not just a 
 - the simulation never loads the web app; the settings load no domain module;
 - the engine never loads the register (it is handed the register's reads as a function), and
   the register's profile check is pure;
-- the command line loads no metrics library before `serve` says where several workers count.
+- the command line loads no metrics library before `serve` says where several workers count;
+- the store never imports operations code (read from its source, functions included).
 """
 
+import ast
 import json
 import os
 import subprocess
@@ -147,3 +149,23 @@ def test_the_command_line_loads_no_metrics_before_serve_sets_their_folder() -> N
     # prometheus-client fixes at import whether it counts per process or for several workers
     # (PROMETHEUS_MULTIPROC_DIR, which `serve` sets after the command line is loaded).
     assert "prometheus_client" not in tops(loaded_by("iris_prompt.cli"))
+
+
+def test_the_store_never_imports_operations_code_even_inside_a_function() -> None:
+    """The store knows nothing of metrics or wiring: operations hook into it from outside
+    (`iris_prompt.ops.wiring`). Read from the source, as an import made in a function only
+    when it runs is invisible to what importing a module loads."""
+    imported = {
+        name
+        for path in (ROOT / "iris_prompt" / "store").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        for name in (
+            [alias.name for alias in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom)
+            else []
+        )
+    }
+    assert "sqlalchemy" in imported  # the walk reads the imports
+    assert sorted(n for n in imported if n.startswith("iris_prompt.ops")) == []

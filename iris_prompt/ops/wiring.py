@@ -4,7 +4,7 @@ the metrics route and hooks, and the readiness of Redis.
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, Header
 from sqlalchemy import event
@@ -15,7 +15,16 @@ from cds_hooks import AuthenticationFailed, CdsHooksError, InMemoryReplayCache, 
 from iris_prompt.ops import metrics
 from iris_prompt.settings import Settings
 
-__all__ = ["count_database_errors", "metrics_router", "observe_error", "replay_store"]
+if TYPE_CHECKING:
+    from iris_prompt.store.cardlog import CardLog
+
+__all__ = [
+    "count_database_errors",
+    "count_driver_fallbacks",
+    "metrics_router",
+    "observe_error",
+    "replay_store",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +62,11 @@ def count_database_errors(engine: Engine) -> None:
         metrics.DATABASE_ERRORS.labels(type(context.original_exception).__name__).inc()
 
     event.listen(engine, "handle_error", counted)
+
+
+def count_driver_fallbacks(calls: "CardLog") -> None:
+    """Count every repeat read SQLite's driver failed and SQLAlchemy answered instead."""
+    calls.on_driver_fallback(lambda kind: metrics.SQLITE_DRIVER_FALLBACKS.labels(kind).inc())
 
 
 def metrics_router(admin_token: str, versions: Callable[[], dict[str, str]]) -> APIRouter:

@@ -26,6 +26,7 @@ import queue
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,6 +186,11 @@ class CardLog:
         self._thread: threading.Thread | None = None
         # SQLite: the repeat question through its driver (asked inline on every prompt).
         self._reads = DriverReads(engine, _REPEATS) if engine.dialect.name == "sqlite" else None
+
+    def on_driver_fallback(self, listener: Callable[[str], None]) -> None:
+        """Tell `listener` of each repeat read SQLite's driver failed (by the error's class)."""
+        if self._reads is not None:
+            self._reads.on_fallback = listener
 
     def start(self) -> None:
         if self._thread is None:

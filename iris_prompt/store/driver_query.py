@@ -13,14 +13,15 @@ on one pooled connection kept for these reads.
 Every statement is its own transaction (sqlite3 opens one implicitly only before a write), so
 each read sees what has been committed by then.
 
-A read the driver fails is logged and counted (`iris_sqlite_driver_fallbacks_total`), then asked
-through SQLAlchemy by the caller: a rising count means the fast path is not being taken.
+A read the driver fails is logged and told to `on_fallback` (the operations wiring counts it,
+`iris_sqlite_driver_fallbacks_total`), then asked through SQLAlchemy by the caller: a rising
+count means the fast path is not being taken.
 """
 
 import logging
 import sqlite3
 import threading
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Engine, Select
@@ -59,6 +60,8 @@ class DriverReads(Generic[Name]):
         self._queries = {name: _Compiled(query, engine) for name, query in queries.items()}
         self._connection: Any = None
         self._lock = threading.Lock()
+        # Told the sqlite3 error's class of each read handed back to SQLAlchemy.
+        self.on_fallback: Callable[[str], None] | None = None
 
     def rows(self, name: Name, values: Mapping[str, Any]) -> list[tuple[Any, ...]] | None:
         """The rows of query `name`; None when the driver failed (the connection is dropped,
@@ -84,7 +87,14 @@ class DriverReads(Generic[Name]):
             # connection are the caller's kind already: asking again would wait on it twice.
             except sqlite3.DatabaseError as error:
                 self._drop()
-                _fell_back(error)
+                kind = type(error).__name__
+                code = getattr(error, "sqlite_errorname", None) or "no code"
+                # The error's kind only, never its text or the read's parameters (a pseudonym).
+                log.warning(
+                    "read on SQLite's driver failed (%s, %s): asked through SQLAlchemy", kind, code
+                )
+                if self.on_fallback is not None:
+                    self.on_fallback(kind)
                 return None
 
     def close(self) -> None:
@@ -99,16 +109,3 @@ class DriverReads(Generic[Name]):
                 connection.close()
             except sqlite3.Error:  # pragma: no cover  # a broken connection: the pool drops it
                 pass
-
-
-def _fell_back(error: sqlite3.DatabaseError) -> None:
-    """Log and count a read handed back to SQLAlchemy: the error's kind only, never its text
-    or the read's parameters (a patient's pseudonym)."""
-    # Imported now, not with this module: the command line loads the store before `serve` sets
-    # PROMETHEUS_MULTIPROC_DIR, and prometheus-client fixed before then counts per process.
-    from iris_prompt.ops import metrics
-
-    kind = type(error).__name__
-    code = getattr(error, "sqlite_errorname", None) or "no code"
-    log.warning("read on SQLite's driver failed (%s, %s): asked through SQLAlchemy", kind, code)
-    metrics.SQLITE_DRIVER_FALLBACKS.labels(kind).inc()

@@ -15,6 +15,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, bindparam, insert, select
 
+from iris_prompt.ops.wiring import count_driver_fallbacks
 from iris_prompt.store.cardlog import CardLog
 from iris_prompt.store.database import make_engine, sqlite_url, upgrade
 from iris_prompt.store.driver_query import DriverReads
@@ -141,6 +142,7 @@ def test_a_read_the_driver_fails_gets_the_same_answer_through_sqlalchemy_logged_
     sqlite: Engine, caplog: pytest.LogCaptureFixture, fault: Any, error: str
 ) -> None:
     log = CardLog(sqlite)
+    count_driver_fallbacks(log)  # as the app wires it
     log.add(dataclasses.replace(given(5), patient_key=PATIENT_KEY))
     assert log.flush()
 
