@@ -128,7 +128,7 @@ def create_app(
     settings = settings or get_settings()
     _refuse_unsafe_start(settings)
     # Every card links to the rules page: without its document, stop before anything is made.
-    rules = rules_router()
+    rules = rules_router(frame_ancestors=settings.frame_policy())
     # httpx logs every request URL at INFO, and FHIR search URLs carry patient ids.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -249,7 +249,11 @@ def create_app(
             options=settings.protocol_options(),
         )
     )
-    app.include_router(template_router(public_base_url=settings.public_base_url))
+    app.include_router(
+        template_router(
+            public_base_url=settings.public_base_url, frame_ancestors=settings.frame_policy()
+        )
+    )
     app.include_router(rules)
     smart_client = load_client(settings.smart_client_id, settings.smart_private_key_file)
     if smart_client is not None:
@@ -260,6 +264,7 @@ def create_app(
                 public_base_url=settings.public_base_url,
                 sessions=SessionStore(settings.smart_session_idle_seconds),
                 http=smart_http,
+                frame_ancestors=settings.frame_policy(),
             )
         )
     wiring.install(app, settings, lambda: codesets.current.versions())

@@ -28,10 +28,10 @@ from markdown_it.token import Token
 from iris_prompt.urls import RULES_PATH
 
 __all__ = [
-    "RULES_HEADERS",
     "RulesDocumentMissing",
     "render_rules",
     "rules_document",
+    "rules_headers",
     "rules_router",
 ]
 
@@ -46,18 +46,23 @@ th, td { border: 1px solid #b1b4b6; padding: 0.3rem 0.5rem; vertical-align: top;
 code { background: #f3f2f1; padding: 0 0.2rem; }
 li[id]:target, h2:target, h3:target { background: #fff7bf; }
 """
-RULES_HEADERS = {
-    "Cache-Control": "no-cache",
-    # The document and its one style sheet, allowed by its hash: no script, nothing from elsewhere,
-    # and no page may frame it (no other site can overlay or disguise the rules).
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src "
-        f"'sha256-{base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()}'; "
-        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
+
+
+def rules_headers(frame_ancestors: str = "'none'") -> dict[str, str]:
+    """The page's headers. The document and its one style sheet, allowed by its hash: no
+    script, nothing from elsewhere; framed only by the pages `frame_ancestors` allows
+    (IRIS_FRAME_ANCESTORS; by default none, so that no other site can overlay the rules)."""
+    return {
+        "Cache-Control": "no-cache",
+        "Content-Security-Policy": (
+            "default-src 'none'; style-src "
+            f"'sha256-{base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()}'; "
+            f"base-uri 'none'; form-action 'none'; frame-ancestors {frame_ancestors}"
+        ),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
+
 
 PAGE = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(
     """<!doctype html>
@@ -147,13 +152,14 @@ def render_rules(markdown: str) -> str:
     return PAGE.render(title=titles[0] if titles else "The clinical rules", body=body, style=STYLE)
 
 
-def rules_router(document: Path | None = None) -> APIRouter:
+def rules_router(document: Path | None = None, *, frame_ancestors: str = "'none'") -> APIRouter:
     """`GET /rules`: the rules page, rendered now, once. No JWT: it holds no patient data."""
     page = render_rules((document or rules_document()).read_text(encoding="utf-8"))
+    headers = rules_headers(frame_ancestors)
     router = APIRouter()
 
     @router.get(RULES_PATH)
     def rules() -> Any:
-        return HTMLResponse(page, headers=RULES_HEADERS)
+        return HTMLResponse(page, headers=headers)
 
     return router

@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     fhir_allow_private_addresses: bool = False
 
     cors_allow_origins: list[str] = Field(default_factory=list)
+    # The origins of EHR pages that may show the rules and template pages inside a frame (the
+    # CSP's frame-ancestors). None by default: those pages then open only in a window or tab
+    # of their own, where no other site can overlay them.
+    frame_ancestors: list[str] = Field(default_factory=list)
 
     # Operations (docs/deployment.md). Worker processes of `iris-prompt serve`; more than one,
     # or a deployment of several instances, needs the shared replay store in Redis.
@@ -184,6 +188,22 @@ class Settings(BaseSettings):
         if "*" in value:
             raise ValueError("list the origins; a wildcard would let any web page call us")
         return value
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _origins_only(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            scheme, _, rest = origin.partition("://")
+            if scheme not in ("https", "http") or not rest or "/" in rest or "*" in rest:
+                raise ValueError(
+                    f"{origin!r} is not an origin: give each as https://host or "
+                    "https://host:port, with no path and no wildcard"
+                )
+        return value
+
+    def frame_policy(self) -> str:
+        """The CSP frame-ancestors sources of the pages a clinician opens from a card."""
+        return " ".join(self.frame_ancestors) or "'none'"
 
     @model_validator(mode="after")
     def _local_mode_only_on_loopback(self) -> "Settings":

@@ -54,30 +54,37 @@ from iris_prompt.template.questionnaire import (
 )
 from iris_prompt.template.recording import UNCODED
 
-__all__ = ["fields_for", "response_from_form", "summary_of", "template_router"]
+__all__ = ["fields_for", "page_headers", "response_from_form", "summary_of", "template_router"]
 
 log = logging.getLogger(__name__)
 
 FHIR_JSON = "application/fhir+json"
 MAX_BODY_BYTES = 256 * 1024  # a completed template is a few kilobytes
 NO_STORE = {"Cache-Control": "no-store"}
-PAGE_HEADERS = {
-    **NO_STORE,
-    # Everything the page needs comes from this service; clinical networks block the rest anyway.
-    # No page may frame it: it runs at the top of its window, as the SMART launch needs (its
-    # SameSite=Lax session cookie is never sent inside another site's frame), so no other site
-    # can overlay its form.
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
+
+
+def page_headers(frame_ancestors: str = "'none'") -> dict[str, str]:
+    """The template pages' headers. Everything a page needs comes from this service (clinical
+    networks block the rest anyway). Framed only by the EHR pages `frame_ancestors` allows
+    (IRIS_FRAME_ANCESTORS); by default none: the page runs in a window of its own, and no
+    other site can overlay its form."""
+    return {
+        **NO_STORE,
+        "Content-Security-Policy": (
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+            f"form-action 'self'; base-uri 'none'; frame-ancestors {frame_ancestors}"
+        ),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
+
+
 STATIC_TYPES = {"template.css": "text/css", "template.js": "text/javascript"}
 
 
-def template_router(*, public_base_url: str | None = None) -> APIRouter:
+def template_router(
+    *, public_base_url: str | None = None, frame_ancestors: str = "'none'"
+) -> APIRouter:
     """The template's routes; `public_base_url` is how callers reach this service (None: the
     address each request came to, as for the CDS routes)."""
 
@@ -89,6 +96,7 @@ def template_router(*, public_base_url: str | None = None) -> APIRouter:
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
+    headers = page_headers(frame_ancestors)
     static = {
         name: (files("iris_prompt.template") / "static" / name).read_bytes()
         for name in STATIC_TYPES
@@ -143,9 +151,8 @@ def template_router(*, public_base_url: str | None = None) -> APIRouter:
 
     @router.get(PAGE_PATH)
     def show_form() -> Response:
-        return _html(
-            pages, "form.html", fields=fields_for(questionnaire()["item"], {}), problems=[]
-        )
+        fields = fields_for(questionnaire()["item"], {})
+        return _html(pages, headers, "form.html", fields=fields, problems=[])
 
     @router.post(PAGE_PATH, max_body_size=MAX_BODY_BYTES)
     async def submit_form(request: Request) -> Response:
@@ -155,8 +162,8 @@ def template_router(*, public_base_url: str | None = None) -> APIRouter:
             bundle = extract(response)
         except ExtractError as error:
             fields = fields_for(questionnaire()["item"], form)
-            return _html(pages, "form.html", 400, fields=fields, problems=error.problems)
-        return _html(pages, "result.html", **summary_of(bundle))
+            return _html(pages, headers, "form.html", 400, fields=fields, problems=error.problems)
+        return _html(pages, headers, "result.html", **summary_of(bundle))
 
     @router.get(PAGE_PATH + "/static/{name}")
     def static_file(name: str) -> Response:
@@ -171,14 +178,20 @@ def _fhir(resource: Mapping[str, Any], status_code: int = 200) -> Response:
     return Response(orjson.dumps(resource), status_code, NO_STORE, media_type=FHIR_JSON)
 
 
-def _html(pages: jinja2.Environment, name: str, status_code: int = 200, **context: Any) -> Response:
+def _html(
+    pages: jinja2.Environment,
+    headers: dict[str, str],
+    name: str,
+    status_code: int = 200,
+    **context: Any,
+) -> Response:
     text = pages.get_template(name).render(
         # Relative links, so the page also works behind a path prefix.
         static=PAGE_PATH.lstrip("/") + "/static",
         page=PAGE_PATH.lstrip("/"),
         **context,
     )
-    return Response(text, status_code, PAGE_HEADERS, media_type="text/html")
+    return Response(text, status_code, headers, media_type="text/html")
 
 
 def _response_in(body: Mapping[str, Any]) -> Any:

@@ -59,6 +59,7 @@ def smart_router(
     public_base_url: str | None,
     http: httpx.AsyncClient,
     sessions: SessionStore,
+    frame_ancestors: str = "'none'",
 ) -> APIRouter:
     pages = jinja2.Environment(
         loader=jinja2.PackageLoader("iris_prompt.template", "templates"),
@@ -66,6 +67,7 @@ def smart_router(
         undefined=jinja2.StrictUndefined,
     )
     allowed = {iss.rstrip("/") for iss in issuers}
+    headers = api.page_headers(frame_ancestors)
     router = APIRouter()
 
     def redirect_uri(request: Request) -> str:
@@ -74,7 +76,7 @@ def smart_router(
     def page(name: str, status_code: int = 200, **context: Any) -> Response:
         # The SMART pages live under /template/: relative links from there.
         text = pages.get_template(name).render(static="static", page="record", **context)
-        return Response(text, status_code, api.PAGE_HEADERS, media_type="text/html")
+        return Response(text, status_code, headers, media_type="text/html")
 
     def problem(message: str, status_code: int, session: Session | None = None) -> Response:
         kept = session is not None and session.pending is not None

@@ -259,3 +259,15 @@ def test_without_the_document_the_service_refuses_to_start_naming_both_places(
     assert f"nor at {checkout} (a source checkout)" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "data").exists()  # refused before anything was made
+
+
+def test_the_ehr_origins_the_settings_name_may_frame_the_rules_and_the_template() -> None:
+    """IRIS_FRAME_ANCESTORS: an EHR that shows card links inside its own page lists its origin;
+    the two pages a card opens then allow that page, and only it, to frame them."""
+    ehr = ["https://ehr.trust.example.nhs.uk", "https://portal.example.nhs.uk:8443"]
+    app = create_app(Settings(local_mode=True, frame_ancestors=ehr), codesets=bundled_codesets())
+    with in_process(app) as client:
+        for path in ("/rules", "/template"):
+            policy = client.get(path).headers["content-security-policy"]
+            assert f"frame-ancestors {' '.join(ehr)}" in policy, path
+            assert "default-src 'none'" in policy  # the rest of the policy unchanged

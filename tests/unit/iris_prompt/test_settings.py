@@ -34,6 +34,9 @@ def test_trusted_issuers_from_json_in_the_environment(monkeypatch: pytest.Monkey
         ("IRIS_CORS_ALLOW_ORIGINS", '["*"]', "wildcard"),
         ("IRIS_PUBLIC_BASE_URL", "iris.example", "absolute URL"),
         ("IRIS_TRUSTED_ISSUERS", '[{"iss": "https://x.example"}]', "needs jwks"),
+        ("IRIS_FRAME_ANCESTORS", '["https://ehr.example/page"]', "is not an origin"),
+        ("IRIS_FRAME_ANCESTORS", '["https://*.example"]', "no wildcard"),
+        ("IRIS_FRAME_ANCESTORS", '["ehr.example"]', "is not an origin"),
     ],
 )
 def test_refused_settings(
