@@ -70,9 +70,12 @@ class PostgresCluster:
         return f"host=127.0.0.1 port={self.port} user=postgres dbname={database}"
 
     def new_database(self) -> str:
-        """An empty database: one a finished test gave back, else a new one."""
-        if self._spare:
-            return self.url(self._spare.pop())
+        """An empty database: one a finished test gave back (if nothing has used it since),
+        else a new one."""
+        while self._spare:
+            name = self._spare.pop()
+            if self._untouched(name):
+                return self.url(name)
         name = "t_" + uuid.uuid4().hex[:12]
         with psycopg.connect(self._dsn("postgres"), autocommit=True) as connection:
             connection.execute(f'CREATE DATABASE "{name}"')
@@ -83,11 +86,28 @@ class PostgresCluster:
         and made again. A third of the cost of CREATE DATABASE, which copies the template's
         catalogs (about 8 MB) each time. A database that cannot be emptied is not reused."""
         name = url.rsplit("/", 1)[1]
-        with psycopg.connect(self._dsn(name), autocommit=True) as connection:
-            connection.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-            connection.execute("DROP SCHEMA public CASCADE")
-            connection.execute("CREATE SCHEMA public")
+        try:
+            with psycopg.connect(self._dsn(name), autocommit=True) as connection:
+                connection.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+                connection.execute("DROP SCHEMA public CASCADE")
+                # As initdb makes it (PostgreSQL 15): owned by the database's owner, usable by all.
+                connection.execute("CREATE SCHEMA public AUTHORIZATION pg_database_owner")
+                connection.execute("GRANT USAGE ON SCHEMA public TO PUBLIC")
+        except psycopg.Error:
+            return  # the cluster stopped, say: that database is simply not used again
         self._spare.append(name)
+
+    def _untouched(self, name: str) -> bool:
+        """No session on it and nothing in it: a test that leaked a connection may have used it
+        after it was given back."""
+        with psycopg.connect(self._dsn(name), autocommit=True) as connection:
+            sessions, tables = connection.execute(
+                "SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid()),"
+                " (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = 'public')"
+            ).fetchone() or (1, 1)
+        return sessions == 0 and tables == 0
