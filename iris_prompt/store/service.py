@@ -252,18 +252,15 @@ class Store:
                 held = shown_elsewhere()
             else:
                 held = await run_in_threadpool(shown_elsewhere)
-        except SQLAlchemyError as error:
-            log.warning(
-                "repeat check not made (%s): cards shown hookInstance=%s",
-                type(error).__name__,
-                call.hook_instance,
-            )
-            return set()
         except Exception as error:
-            # A fault of ours (a driver misused, a bug): the cards are still shown, as the
-            # rules say when the card log cannot be read, and it is logged as an error.
-            log.error(
-                "repeat check failed (%s): cards shown hookInstance=%s",
+            # Whatever the fault, the cards are shown (rules: a card log that cannot be read
+            # holds nothing back). The database's is a warning; any other (a driver misused, a
+            # bug of ours) an error.
+            database = isinstance(error, SQLAlchemyError)
+            log.log(
+                logging.WARNING if database else logging.ERROR,
+                "repeat check %s (%s): cards shown hookInstance=%s",
+                "not made" if database else "failed",
                 type(error).__name__,
                 call.hook_instance,
             )
