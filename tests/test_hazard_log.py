@@ -262,6 +262,21 @@ def test_a_broken_log_names_each_problem() -> None:
     ]
 
 
+def test_a_field_the_log_does_not_know_is_named_not_lost() -> None:
+    """A deployment note put in a control's table, or a misspelt field, would otherwise vanish
+    from the safety case without a word."""
+    bad = SMALL_LOG.format(levels=LEVELS).replace(
+        'says = "proven"\n', 'says = "proven"\ndeployment = ["in the wrong table"]\n'
+    )
+    bad = bad.replace('causes = ["c"]', 'causes = ["c"]\ncauzes = ["typo"]')
+    with pytest.raises(HazardLogError) as raised:
+        log_from_toml(tomllib.loads(bad))
+    assert raised.value.problems == [
+        "hazard H-1: unknown field 'cauzes'",
+        "hazard H-1 control 1: unknown field 'deployment'",
+    ]
+
+
 def test_report_cells_cannot_break_the_table(log: HazardLog) -> None:
     report = render(log, Run({}, "now", "a | b"), "")
     assert "| commit | a \\| b |" in report

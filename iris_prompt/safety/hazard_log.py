@@ -135,6 +135,12 @@ class _Reader:
     def __init__(self) -> None:
         self.problems: list[str] = []
 
+    def only(self, table: dict[str, Any], keys: frozenset[str], where: str) -> None:
+        """A key the log does not know (a misspelling, a field in the wrong table) would be
+        silently lost from the safety case: name it."""
+        for key in sorted(set(table) - keys):
+            self.problems.append(f"{where}: unknown field {key!r}")
+
     def text(self, table: dict[str, Any], key: str, where: str, *, empty: bool = False) -> str:
         value = table.get(key)
         if not isinstance(value, str) or (not empty and not value.strip()):
@@ -225,10 +231,19 @@ def _matrix(data: dict[str, Any], read: _Reader) -> Matrix:
     )
 
 
+HAZARD_FIELDS = frozenset(
+    {"id", "area", "title", "topics", "causes", "effects", "initial", "residual", "controls"}
+    | {"deployment"}
+)
+CONTROL_FIELDS = frozenset({"says", "tests"})
+
+
 def _hazard(table: dict[str, Any], number: int, matrix: Matrix, read: _Reader) -> Hazard:
     where = f"hazard {table.get('id') or f'#{number}'}"
+    read.only(table, HAZARD_FIELDS, where)
     controls = []
     for n, control in enumerate(read.tables(table, "controls", where), start=1):
+        read.only(control, CONTROL_FIELDS, f"{where} control {n}")
         controls.append(
             Control(
                 says=read.text(control, "says", f"{where} control {n}"),
