@@ -127,8 +127,10 @@ def create_app(
     """
     settings = settings or get_settings()
     _refuse_unsafe_start(settings)
+    # The EHR pages that may frame what a card opens (the rules, the template).
+    framing = settings.frame_policy()
     # Every card links to the rules page: without its document, stop before anything is made.
-    rules = rules_router(frame_ancestors=settings.frame_policy())
+    rules = rules_router(frame_ancestors=framing)
     # httpx logs every request URL at INFO, and FHIR search URLs carry patient ids.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -250,9 +252,7 @@ def create_app(
         )
     )
     app.include_router(
-        template_router(
-            public_base_url=settings.public_base_url, frame_ancestors=settings.frame_policy()
-        )
+        template_router(public_base_url=settings.public_base_url, frame_ancestors=framing)
     )
     app.include_router(rules)
     smart_client = load_client(settings.smart_client_id, settings.smart_private_key_file)
@@ -264,7 +264,7 @@ def create_app(
                 public_base_url=settings.public_base_url,
                 sessions=SessionStore(settings.smart_session_idle_seconds),
                 http=smart_http,
-                frame_ancestors=settings.frame_policy(),
+                frame_ancestors=framing,
             )
         )
     wiring.install(app, settings, lambda: codesets.current.versions())

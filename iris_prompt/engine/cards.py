@@ -219,8 +219,8 @@ def withheld_card(
     """In place of the MAPPA cards when their disclosure could not be audited (the store and
     its spool both failed): no detail of the flag, the member or the risk, nor even that it is
     a MAPPA flag (its source is the prompt's own), only that there is household safeguarding
-    information and whom to ask. Critical, as a MAPPA card whose risk
-    cannot be read is: the risk is unknown to the clinician."""
+    information and whom to ask. Critical, as a MAPPA card whose risk cannot be read is: the
+    risk is unknown to the clinician."""
     return Card(
         uuid=new_id(),
         summary=SUMMARIES["withheld"],

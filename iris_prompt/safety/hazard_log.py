@@ -232,8 +232,7 @@ def _matrix(data: dict[str, Any], read: _Reader) -> Matrix:
 
 
 HAZARD_FIELDS = frozenset(
-    {"id", "area", "title", "topics", "causes", "effects", "initial", "residual", "controls"}
-    | {"deployment"}
+    "id area title topics causes effects initial residual controls deployment".split()
 )
 CONTROL_FIELDS = frozenset({"says", "tests"})
 
