@@ -1,11 +1,11 @@
 """The clinical rules, served to practice staff: `GET /rules` renders `docs/rules.md`, the one
 statement of what the service decides and what its cards say, as a page every card links to.
 
-The document is the source: nothing of its text is copied here. It is rendered once, when the
-app is built, with markdown-it-py (CommonMark, with tables, raw HTML disabled), and given stable
-anchors: each heading its GitHub-style slug (`#the-household`), and each numbered rule of "What
-the prompt does" `#rule-N` by its own number, which is where a card's rules link points
-(`iris_prompt.engine.cards.RULE_ANCHORS`).
+The document is the source: nothing of its text is copied here. It is rendered when the app is
+built (once for the same text in a process), with markdown-it-py (CommonMark, with tables, raw
+HTML disabled), and given stable anchors: each heading its GitHub-style slug
+(`#the-household`), and each numbered rule of "What the prompt does" `#rule-N` by its own
+number, which is where a card's rules link points (`iris_prompt.engine.cards.RULE_ANCHORS`).
 
 In a source checkout (and the editable install `make serve` uses) the document is the
 repository's `docs/rules.md`; a wheel installs it as data under `<prefix>/share/iris-prompt/docs`
@@ -16,6 +16,7 @@ import base64
 import hashlib
 import re
 import sys
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -140,8 +141,10 @@ def _anchor(tokens: list[Token]) -> None:
             token.attrSet("id", anchor)
 
 
+@lru_cache(maxsize=4)
 def render_rules(markdown: str) -> str:
-    """The page for `markdown` (the rules document), with its anchors."""
+    """The page for `markdown` (the rules document), with its anchors. Kept for the same text: a
+    process that builds the app more than once (the tests, a benchmark) parses it once."""
     parser = MarkdownIt("commonmark", {"html": False}).enable("table")
     tokens = parser.parse(markdown)
     _anchor(tokens)
