@@ -8,7 +8,8 @@ interpreter), so that a leak through any chain of imports is caught, not just a 
 - the engine never loads the register (it is handed the register's reads as a function), and
   the register's profile check is pure;
 - the command line loads no metrics library before `serve` says where several workers count;
-- the store never imports operations code (read from its source, functions included).
+- the store never imports operations code (read from its source, functions included);
+- a test module never imports another: shared helpers live in support modules.
 """
 
 import ast
@@ -151,13 +152,11 @@ def test_the_command_line_loads_no_metrics_before_serve_sets_their_folder() -> N
     assert "prometheus_client" not in tops(loaded_by("iris_prompt.cli"))
 
 
-def test_the_store_never_imports_operations_code_even_inside_a_function() -> None:
-    """The store knows nothing of metrics or wiring: operations hook into it from outside
-    (`iris_prompt.ops.wiring`). Read from the source, as an import made in a function only
-    when it runs is invisible to what importing a module loads."""
-    imported = {
+def imported_by(paths: list[Path]) -> set[str]:
+    """Every module these files import, read from their source (imports inside functions too)."""
+    return {
         name
-        for path in (ROOT / "iris_prompt" / "store").rglob("*.py")
+        for path in paths
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
         for name in (
             [alias.name for alias in node.names]
@@ -167,5 +166,21 @@ def test_the_store_never_imports_operations_code_even_inside_a_function() -> Non
             else []
         )
     }
+
+
+def test_the_store_never_imports_operations_code_even_inside_a_function() -> None:
+    """The store knows nothing of metrics or wiring: operations hook into it from outside
+    (`iris_prompt.ops.wiring`). Read from the source, as an import made in a function only
+    when it runs is invisible to what importing a module loads."""
+    imported = imported_by(list((ROOT / "iris_prompt" / "store").rglob("*.py")))
     assert "sqlalchemy" in imported  # the walk reads the imports
     assert sorted(n for n in imported if n.startswith("iris_prompt.ops")) == []
+
+
+def test_tests_share_helpers_through_support_modules_never_another_test_module() -> None:
+    """What tests share lives in a support module: a helper kept in a test module ties other
+    test files to it, so removing or reshaping that test breaks tests about something else."""
+    tests = ROOT / "tests"
+    imported = imported_by(list(tests.rglob("*.py")))
+    assert "tests.conftest" in imported  # the walk reads the imports
+    assert sorted(n for n in imported if n.rsplit(".", 1)[-1].startswith("test_")) == []

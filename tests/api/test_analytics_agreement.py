@@ -22,7 +22,7 @@ from iris_prompt.store.analytics import report
 from iris_prompt.store.service import Store
 from tests.api.engine_support import CONTACTS, SERVICE_PATH, fhir_serving, prefetch_for
 from tests.api.engine_support import request_body as engine_request
-from tests.api.test_store_api import ADMIN, AUDITOR, open_store
+from tests.api.store_support import ADMIN, AUDITOR, open_store
 from tests.conftest import LiveService, bundled_codesets, live, make_settings
 from tests.support.tokens import SigningKey
 

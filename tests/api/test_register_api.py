@@ -31,7 +31,7 @@ from tests.api.register_support import (
     publish,
     register_service,
 )
-from tests.api.test_store_api import open_store
+from tests.api.store_support import open_store
 from tests.conftest import new_database
 from tests.support.server import serve
 from tests.support.tokens import SigningKey, generate_key, jwks

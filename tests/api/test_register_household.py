@@ -29,7 +29,7 @@ from tests.api.register_support import (
     publish,
     register_service,
 )
-from tests.api.test_store_api import audit_rows, open_store
+from tests.api.store_support import audit_rows, open_store
 from tests.support.tokens import SigningKey
 
 

@@ -40,7 +40,7 @@ from tests.api.engine_support import (
     record,
     request_body,
 )
-from tests.api.test_store_api import open_store
+from tests.api.store_support import open_store
 from tests.conftest import LiveService, bundled_codesets, live, make_settings
 from tests.support.tokens import SigningKey
 

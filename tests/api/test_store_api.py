@@ -21,9 +21,9 @@ from iris_prompt.engine.lookup import HouseholdLookup
 from iris_prompt.engine.risk_flags import MAPPA_CODE
 from iris_prompt.engine.service import Engine as PromptEngine
 from iris_prompt.engine.service import build_registry
-from iris_prompt.store.database import make_engine, upgrade
+from iris_prompt.store.database import make_engine
 from iris_prompt.store.models import AuditEvent, CallLog, FeedbackItem
-from iris_prompt.store.service import Store, StoreConfig
+from iris_prompt.store.service import Store
 from tests.api.engine_support import (
     CONTACTS,
     NOW,
@@ -33,24 +33,13 @@ from tests.api.engine_support import (
     fhir_with,
     kinds,
 )
+from tests.api.store_support import ADMIN, AUDITOR, audit_rows, open_store
 from tests.conftest import TEST_ISSUER, LiveService, bundled_codesets, live, make_settings
 from tests.support.postgres import PostgresCluster
 from tests.support.tokens import SigningKey
 
-AUDITOR = "auditor-token-0123456789abcdef"
-ADMIN = "admin-token-0123456789abcdef"
 FEEDBACK_PATH = SERVICE_PATH + "/feedback"
 WITHHELD = "Household safeguarding information: contact the practice safeguarding lead"
-
-
-def open_store(url: str, data_dir: Path, **config: Any) -> Store:
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    store_config = StoreConfig(
-        data_dir=data_dir, database_url=url, pseudonym_key=b"k" * 32, **config
-    )
-    return Store.open(store_config, CONTACTS)
 
 
 @contextmanager
@@ -81,11 +70,6 @@ def store_service(key: SigningKey, store: Store) -> Iterator[LiveService]:
 @pytest.fixture
 def store(database_url: str, tmp_path: Path) -> Store:
     return open_store(database_url, tmp_path / "data")
-
-
-def audit_rows(engine: Engine) -> list[AuditEvent]:
-    with Session(engine) as session:
-        return list(session.scalars(select(AuditEvent)))
 
 
 def feedback(card: str, **extra: Any) -> dict[str, Any]:

@@ -10,34 +10,10 @@ from sqlalchemy import Engine, func, insert, select
 
 from iris_prompt.cli import main
 from iris_prompt.store.analytics import report
-from iris_prompt.store.cardlog import CallRecord, CardLog
+from iris_prompt.store.cardlog import CardLog
 from iris_prompt.store.models import AuditEvent, CallLog, FeedbackItem, IssuedCard
 from iris_prompt.store.retention import Retention, purge
-
-T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
-
-
-def call(
-    n: int,
-    patient: str,
-    cards: tuple[str, ...],
-    categories: tuple[str, ...] = (),
-    practice: str = "A",
-) -> CallRecord:
-    return CallRecord(
-        at=T0 + datetime.timedelta(days=n),
-        service_id="s",
-        hook="patient-view",
-        practice=practice,
-        codeset_versions="trigger=1.0.0",
-        patient_key=patient,
-        cards=cards,
-        card_uuids=tuple(f"card-{n}-{i}" for i in range(len(cards))),
-        categories=categories,
-        codes=tuple(f"http://snomed.info/sct|{c}" for c in categories),
-        suppressed=False,
-        household_checked=True,
-    )
+from tests.unit.store.card_records import T0, call
 
 
 def feedback_row(card: str, outcome: str, code: str | None = None) -> dict[str, object]:

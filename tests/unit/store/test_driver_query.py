@@ -20,10 +20,9 @@ from iris_prompt.store.cardlog import CardLog
 from iris_prompt.store.database import make_engine, sqlite_url, upgrade
 from iris_prompt.store.driver_query import DriverReads
 from iris_prompt.store.models import CallLog
-from tests.unit.store.test_repeat_query import given
+from tests.unit.store.card_records import NOW, given
 
 CALLS: Any = CallLog.__table__
-NOW = datetime.datetime(2026, 11, 3, 9, 30, tzinfo=datetime.UTC)
 SINCE = select(CALLS.c.call_uid).where(
     CALLS.c.patient_key == bindparam("patient"), CALLS.c.at >= bindparam("since")
 )

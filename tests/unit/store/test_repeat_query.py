@@ -3,16 +3,13 @@ PostgreSQL, for records still queued and for records written: which of these car
 service already given this patient in the same consultation?"""
 
 import dataclasses
-import datetime
 
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from iris_prompt.store.cardlog import CallRecord, CardLog
-from tests.unit.store.test_analytics_retention import call
-
-NOW = datetime.datetime(2026, 11, 3, 9, 30, tzinfo=datetime.UTC)
+from iris_prompt.store.cardlog import CardLog
+from tests.unit.store.card_records import NOW, given
 
 
 def shown(log: CardLog, *, encounter: str | None = None, service: str = "other") -> set[str]:
@@ -22,16 +19,6 @@ def shown(log: CardLog, *, encounter: str | None = None, service: str = "other")
         encounter_key=encounter,
         content_keys={"ask", "review"},
         now=NOW,
-    )
-
-
-def given(minutes_ago: int, encounter: str | None = None) -> CallRecord:
-    record = call(0, "p1", ("enquiry",), ("depression",))
-    return dataclasses.replace(
-        record,
-        at=NOW - datetime.timedelta(minutes=minutes_ago),
-        encounter_key=encounter,
-        content_keys=("ask",),
     )
 
 
