@@ -125,7 +125,9 @@ def test_settings_load_no_domain_module() -> None:
     assert [name for name in loaded if name.startswith(DOMAIN)] == []
 
 
-@pytest.mark.parametrize("module", PURE_ENGINE + ["iris_prompt.engine.lookup"])
+@pytest.mark.parametrize(
+    "module", PURE_ENGINE + ["iris_prompt.engine.lookup", "iris_prompt.engine.household_check"]
+)
 def test_the_engine_never_loads_the_register(module: str) -> None:
     # The household check is given the register as a function (`lookup.RegisterSource`).
     assert [m for m in loaded_by(module) if m.startswith("iris_prompt.register")] == []

@@ -6,7 +6,7 @@ URL of its service, and CDS clients key services by it.)
 One call, after the protocol layer has verified the caller and completed the prefetch:
 
     prefetch["patient"] (412 unless it is the patient in context) -> rules.refusal? (deceased:
-    no cards, logged without identifiers) -> household_lookup started (own time budget, for a
+    no cards, logged without identifiers) -> household_check started (own time budget, for a
     patient of any age) -> record.read_record (fast scan of the record's own keys) while the
     lookup's reads are answered (without a FHIR server, nothing to wait for: the record, then
     the household, in one go) -> rules.decide -> cards.cards_for -> store.after_decision
@@ -20,7 +20,6 @@ The clinical decision is `rules.decide`; everything here is wiring and I/O.
 import asyncio
 import datetime
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import chain
@@ -39,13 +38,12 @@ from cds_hooks import (
 from cds_hooks.errors import Issue
 from iris_prompt.codesets.live import CodeSetRegistry, describe_versions
 from iris_prompt.engine.cards import CardSettings, cards_for
-from iris_prompt.engine.fhir_values import PRACTICE_TIME_ZONE, local_date
-from iris_prompt.engine.household import Household
-from iris_prompt.engine.lookup import PARTS, HouseholdLookup, RegisterSource
+from iris_prompt.engine.fhir_values import PRACTICE_TIME_ZONE
+from iris_prompt.engine.household_check import check_household
+from iris_prompt.engine.lookup import HouseholdLookup, RegisterSource
 from iris_prompt.engine.record import read_record, resources_in
 from iris_prompt.engine.rules import RuleSettings, decide, refusal
 from iris_prompt.ops import metrics
-from iris_prompt.ops.observe import fhir_purpose
 from iris_prompt.ops.tracing import tracer
 from iris_prompt.settings import Settings
 from iris_prompt.store.service import Store
@@ -95,7 +93,6 @@ def prefetch_templates() -> dict[str, PrefetchTemplate]:
 
 
 PATIENT_VIEW_PREFETCH = prefetch_templates()
-HOUSEHOLD_KEYS = ("household", "relatedPersons")
 # The patient's own record. Coded entries are read from these keys only: a household search
 # may include other people's Patients and entries, which are never the patient's.
 RECORD_KEYS = ("patient", "conditions", "observations", "encounters", "procedures")
@@ -218,12 +215,14 @@ class Engine:
             # their bodies meanwhile, keeping several records alive at once for the garbage
             # collector to walk (measured: a third of the service's throughput with 8 clients).
             record = read_record(record_entries, codesets, patient_id=patient_id)
-            household = await self._household(prefetch, call, patient_id, now)
+            household = await check_household(self.lookup, prefetch, call, patient_id, now)
         else:
             # The household lookup starts first, and its first reads go out (sleep(0)) before
             # the record is read: the FHIR server answers while this call's CPU work is done,
             # and the household budget is not spent waiting behind it.
-            lookup = asyncio.create_task(self._household(prefetch, call, patient_id, now))
+            lookup = asyncio.create_task(
+                check_household(self.lookup, prefetch, call, patient_id, now)
+            )
             await asyncio.sleep(0)
             try:
                 record = read_record(record_entries, codesets, patient_id=patient_id)
@@ -292,76 +291,6 @@ class Engine:
                     now=now,
                 )
         return CdsResponse(cards=cards)
-
-    async def _household(
-        self,
-        prefetch: PrefetchData,
-        call: CallContext,
-        patient_id: str,
-        now: datetime.datetime,
-    ) -> Household | None:
-        """The household lookup, timed, counted by outcome and traced (its FHIR reads too)."""
-        purpose = fhir_purpose.set("household")  # its reads, not the call's (reset after)
-        started = time.perf_counter()
-        try:
-            with tracer.start_as_current_span("household lookup") as span:
-                household = await self._look_up(prefetch, call, patient_id, now)
-                outcome = household_outcome(household)
-                span.set_attribute("iris.household", outcome)
-        finally:
-            fhir_purpose.reset(purpose)
-        metrics.HOUSEHOLD_SECONDS.observe(time.perf_counter() - started)
-        metrics.bound(metrics.HOUSEHOLD_CHECKS, outcome).inc()
-        return household
-
-    async def _look_up(
-        self,
-        prefetch: PrefetchData,
-        call: CallContext,
-        patient_id: str,
-        now: datetime.datetime,
-    ) -> Household:
-        unavailable = [key for key in HOUSEHOLD_KEYS if key in prefetch.unavailable]
-        if unavailable:
-            log.warning(
-                "household %s: %s unavailable hookInstance=%s",
-                "not checked" if len(unavailable) == len(HOUSEHOLD_KEYS) else "part not checked",
-                " and ".join(unavailable),
-                call.hook_instance,
-            )
-            if len(unavailable) == len(HOUSEHOLD_KEYS):
-                return Household((), checked=False)
-        try:
-            return await self.lookup.household(
-                fhir=call.fhir,
-                patient_id=patient_id,
-                groups=resources_in(prefetch.get("household")),
-                related_persons=resources_in(prefetch.get("relatedPersons")),
-                today=local_date(now),
-                hook_instance=call.hook_instance,
-                now=now,
-                queries={k: prefetch.deferred[k] for k in HOUSEHOLD_KEYS if k in prefetch.deferred},
-                not_checked=[PARTS[k] for k in unavailable],
-            )
-        except Exception as error:
-            # Household data we could not make sense of must not cost the patient the enquiry
-            # prompt: the card says the household was not checked, and the fault is logged
-            # (its type only: a message could hold data from the record).
-            log.error(
-                "household not checked: unexpected %s hookInstance=%s",
-                type(error).__name__,
-                call.hook_instance,
-            )
-            return Household((), checked=False)
-
-
-def household_outcome(household: Household) -> str:
-    """checked, partly (a part not checked), not_checked, or timed_out (over the budget)."""
-    if household.timed_out:
-        return "timed_out"
-    if not household.checked:
-        return "not_checked"
-    return "partly" if household.not_checked else "checked"
 
 
 DESCRIPTION = (
