@@ -40,8 +40,8 @@ STATUS_REASON = "https://iris-prompt.invalid/fhir/StructureDefinition/status-rea
 
 
 @pytest.fixture
-def store(database_url: str, tmp_path: Path) -> Store:
-    return open_store(database_url, tmp_path / "data")
+def store(store_url: str, tmp_path: Path) -> Store:
+    return open_store(store_url, tmp_path / "data")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

@@ -34,8 +34,8 @@ from tests.support.tokens import SigningKey
 
 
 @pytest.fixture
-def store(database_url: str, tmp_path: Path) -> Store:
-    return open_store(database_url, tmp_path / "data")
+def store(store_url: str, tmp_path: Path) -> Store:
+    return open_store(store_url, tmp_path / "data")
 
 
 def without_gp_flag() -> list[dict[str, Any]]:

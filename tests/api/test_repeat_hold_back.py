@@ -78,11 +78,11 @@ class Consultation:
 
 @pytest.fixture(params=["queued", "written"])
 def consultation(
-    request: pytest.FixtureRequest, es384_key: SigningKey, database_url: str, tmp_path: Path
+    request: pytest.FixtureRequest, es384_key: SigningKey, store_url: str, tmp_path: Path
 ) -> Iterator[Consultation]:
     """`written`: the card log is flushed to the database after every call, so the hold-back
     reads it there; `queued`: nothing is written yet, and it reads the queue."""
-    store = open_store(database_url, tmp_path / "data")
+    store = open_store(store_url, tmp_path / "data")
     written = request.param == "written"
     if not written:
         store.calls.interval = 3600.0  # the writer waits: every record stays queued

@@ -68,8 +68,8 @@ def store_service(key: SigningKey, store: Store) -> Iterator[LiveService]:
 
 
 @pytest.fixture
-def store(database_url: str, tmp_path: Path) -> Store:
-    return open_store(database_url, tmp_path / "data")
+def store(store_url: str, tmp_path: Path) -> Store:
+    return open_store(store_url, tmp_path / "data")
 
 
 def feedback(card: str, **extra: Any) -> dict[str, Any]:

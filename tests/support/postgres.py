@@ -4,7 +4,9 @@
 as the `postgres` user when we are root (PostgreSQL refuses to run as root), listening on a free
 loopback port; `stop()`/`start()` stop and restart it on the same port (the fault tests), and
 `destroy()` stops it and removes the folder. `new_database()` gives each test its own empty
-database, and `give_back()` empties it for a later test.
+database, and `give_back()` empties it for a later test; `new_migrated_database(migrate)` and
+`give_back_migrated()` do the same for a database at the head of the store's migrations, kept
+migrated and only its tables emptied between tests.
 The package is installed by scripts/ensure-postgresql when missing (as `make test` does).
 """
 
@@ -14,7 +16,9 @@ import shutil
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -39,6 +43,8 @@ class PostgresCluster:
         self.port = free_port()
         self.as_postgres = os.geteuid() == 0
         self._spare: list[str] = []
+        self._spare_migrated: list[str] = []
+        self._migrated_shape: tuple[Any, ...] | None = None
         if self.as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
@@ -88,10 +94,7 @@ class PostgresCluster:
         name = url.rsplit("/", 1)[1]
         try:
             with psycopg.connect(self._dsn(name), autocommit=True) as connection:
-                connection.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
+                _end_other_sessions(connection)
                 connection.execute("DROP SCHEMA public CASCADE")
                 # As initdb makes it (PostgreSQL 15): owned by the database's owner, usable by all.
                 connection.execute("CREATE SCHEMA public AUTHORIZATION pg_database_owner")
@@ -111,3 +114,86 @@ class PostgresCluster:
                 " WHERE n.nspname = 'public')"
             ).fetchone() or (1, 1)
         return sessions == 0 and tables == 0
+
+    def new_migrated_database(self, migrate: Callable[[str], object]) -> str:
+        """A database whose schema `migrate` made: one a finished test gave back with that
+        schema, its tables emptied (if nothing has used it since), else a new one migrated now.
+        Migrating costs a test more than everything else it does to the database."""
+        while self._spare_migrated:
+            name = self._spare_migrated.pop()
+            if self._migrated_untouched(name):
+                return self.url(name)
+        url = self.new_database()
+        migrate(url)
+        if self._migrated_shape is None:
+            with psycopg.connect(self._dsn(url.rsplit("/", 1)[1])) as connection:
+                self._migrated_shape = _shape(connection)
+        return url
+
+    def give_back_migrated(self, url: str) -> None:
+        """Empty a finished test's migrated database for the next: its sessions ended and every
+        table but Alembic's truncated, when its schema is still the one the migrations made;
+        else it is emptied as any other."""
+        name = url.rsplit("/", 1)[1]
+        try:
+            with psycopg.connect(self._dsn(name), autocommit=True) as connection:
+                _end_other_sessions(connection)
+                if _shape(connection) == self._migrated_shape:
+                    tables = ", ".join(f'"{t}"' for t in _data_tables(connection))
+                    connection.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+                    self._spare_migrated.append(name)
+                    return
+        except psycopg.Error:
+            return  # the cluster stopped, say: that database is simply not used again
+        self.give_back(url)
+
+    def _migrated_untouched(self, name: str) -> bool:
+        """No session on it, its schema as migrated and every table empty."""
+        with psycopg.connect(self._dsn(name), autocommit=True) as connection:
+            sessions = _scalar(
+                connection,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid()",
+            )
+            if sessions or _shape(connection) != self._migrated_shape:
+                return False
+            counts = " + ".join(f'(SELECT count(*) FROM "{t}")' for t in _data_tables(connection))
+            return _scalar(connection, f"SELECT {counts or 0}") == 0
+
+
+def _end_other_sessions(connection: psycopg.Connection[Any]) -> None:
+    connection.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+
+
+def _scalar(connection: psycopg.Connection[Any], query: str) -> Any:
+    row = connection.execute(query).fetchone()
+    return None if row is None else row[0]
+
+
+def _data_tables(connection: psycopg.Connection[Any]) -> list[str]:
+    rows = connection.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        " AND tablename <> 'alembic_version' ORDER BY tablename"
+    )
+    return [row[0] for row in rows]
+
+
+def _shape(connection: psycopg.Connection[Any]) -> tuple[Any, ...]:
+    """The schema as the migrations leave it: the revision, every column and every index."""
+    return (
+        _scalar(connection, "SELECT string_agg(version_num, ',') FROM alembic_version"),
+        _scalar(
+            connection,
+            "SELECT string_agg(table_name || '.' || column_name || ' ' || data_type || ' '"
+            " || is_nullable, ',' ORDER BY table_name, column_name)"
+            " FROM information_schema.columns WHERE table_schema = 'public'",
+        ),
+        _scalar(
+            connection,
+            "SELECT string_agg(indexdef, ',' ORDER BY indexdef) FROM pg_indexes"
+            " WHERE schemaname = 'public'",
+        ),
+    )
