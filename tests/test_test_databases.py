@@ -49,29 +49,51 @@ def test_a_migrated_postgresql_database_comes_back_empty_and_at_head(
     engine.dispose()
     postgres.give_back_migrated(url)
 
+    migrated = postgres.migrations
     again = postgres.new_migrated_database(upgraded)
-    assert again == url  # reused, not made again
+    assert postgres.migrations == migrated  # reused, not migrated again
     engine = make_engine(again)
     assert rows(engine) == 0
     assert schema_state(engine).current == head()
+    with engine.begin() as connection:
+        first = connection.execute(insert(CallLog.__table__).values(**ROW)).inserted_primary_key
+    assert first is not None and first[0] == 1  # identities start again
     engine.dispose()
     postgres.give_back_migrated(again)
 
 
-def test_a_postgresql_database_whose_schema_a_test_changed_is_not_reused_as_migrated(
-    postgres: PostgresCluster,
+@pytest.mark.parametrize(
+    "change",
+    [
+        "ALTER TABLE call_log ADD COLUMN stray integer",
+        "ALTER TABLE call_log ADD CONSTRAINT stray CHECK (hook <> 'x')",
+        "ALTER TABLE call_log ALTER COLUMN hook SET DEFAULT 'patient-view'",
+        "CREATE SEQUENCE stray",
+        "CREATE SCHEMA stray",
+        "ALTER DATABASE {database} SET timezone TO 'Pacific/Auckland'",
+    ],
+)
+def test_a_postgresql_database_a_test_changed_is_not_handed_out_again(
+    postgres: PostgresCluster, change: str
 ) -> None:
     url = postgres.new_migrated_database(upgraded)
+    before = postgres.migrations
     engine = make_engine(url)
     with engine.begin() as connection:
-        connection.execute(text("ALTER TABLE call_log ADD COLUMN stray integer"))
+        connection.execute(text(change.format(database=url.rsplit("/", 1)[1])))
     engine.dispose()
     postgres.give_back_migrated(url)
 
     again = postgres.new_migrated_database(upgraded)
+    assert postgres.migrations == before + 1  # made afresh
     engine = make_engine(again)
-    columns = {c["name"] for c in inspect(engine).get_columns("call_log")}
-    assert "stray" not in columns
+    with engine.connect() as connection:
+        assert connection.execute(text("SHOW timezone")).scalar() != "Pacific/Auckland"
+        assert connection.execute(text("SELECT to_regclass('stray')")).scalar() is None
+        assert connection.execute(text("SELECT to_regnamespace('stray')")).scalar() is None
+    columns = {c["name"]: c for c in inspect(engine).get_columns("call_log")}
+    assert "stray" not in columns and columns["hook"]["default"] is None
+    assert [c["name"] for c in inspect(engine).get_check_constraints("call_log")] == []
     assert schema_state(engine).current == head()
     engine.dispose()
     postgres.give_back_migrated(again)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from tests.support.process import free_port
 
@@ -44,7 +45,11 @@ class PostgresCluster:
         self.as_postgres = os.geteuid() == 0
         self._spare: list[str] = []
         self._spare_migrated: list[str] = []
+        self._empty_shape: tuple[Any, ...] | None = None
         self._migrated_shape: tuple[Any, ...] | None = None
+        self._migrated_reusable = True
+        self._migrate: Callable[[str], object] | None = None
+        self.migrations = 0  # databases migrated so far (the rest were reused)
         if self.as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
@@ -80,11 +85,14 @@ class PostgresCluster:
         else a new one."""
         while self._spare:
             name = self._spare.pop()
-            if self._untouched(name):
+            if self._untouched(name, self._empty_shape):
                 return self.url(name)
         name = "t_" + uuid.uuid4().hex[:12]
         with psycopg.connect(self._dsn("postgres"), autocommit=True) as connection:
             connection.execute(f'CREATE DATABASE "{name}"')
+        if self._empty_shape is None:
+            with psycopg.connect(self._dsn(name), autocommit=True) as connection:
+                self._empty_shape = _shape(connection)
         return self.url(name)
 
     def give_back(self, url: str) -> None:
@@ -103,72 +111,116 @@ class PostgresCluster:
             return  # the cluster stopped, say: that database is simply not used again
         self._spare.append(name)
 
-    def _untouched(self, name: str) -> bool:
-        """No session on it and nothing in it: a test that leaked a connection may have used it
-        after it was given back."""
-        with psycopg.connect(self._dsn(name), autocommit=True) as connection:
-            sessions, tables = connection.execute(
-                "SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND pid <> pg_backend_pid()),"
-                " (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                " WHERE n.nspname = 'public')"
-            ).fetchone() or (1, 1)
-        return sessions == 0 and tables == 0
-
     def new_migrated_database(self, migrate: Callable[[str], object]) -> str:
-        """A database whose schema `migrate` made: one a finished test gave back with that
-        schema, its tables emptied (if nothing has used it since), else a new one migrated now.
-        Migrating costs a test more than everything else it does to the database."""
+        """A database at the head of the store's migrations (`migrate(url)` applies them; the
+        same function for the whole run): one a finished test gave back, its tables emptied, if
+        nothing has used it since, else a new one migrated now. Migrating costs a test more
+        than everything else it does to the database."""
+        if self._migrate is None:
+            self._migrate = migrate
+        elif migrate is not self._migrate:
+            raise ValueError("one cluster keeps databases migrated by one function only")
         while self._spare_migrated:
             name = self._spare_migrated.pop()
-            if self._migrated_untouched(name):
+            if self._untouched(name, self._migrated_shape, migrated=True):
                 return self.url(name)
         url = self.new_database()
         migrate(url)
+        self.migrations += 1
         if self._migrated_shape is None:
-            with psycopg.connect(self._dsn(url.rsplit("/", 1)[1])) as connection:
-                self._migrated_shape = _shape(connection)
+            with psycopg.connect(self._dsn(url.rsplit("/", 1)[1]), autocommit=True) as connection:
+                self._migrated_shape = _shape(connection) + (_revision(connection),)
+                # Emptying a database for reuse would also remove rows a migration put there.
+                self._migrated_reusable = _rows(connection) == 0
         return url
 
     def give_back_migrated(self, url: str) -> None:
         """Empty a finished test's migrated database for the next: its sessions ended and every
-        table but Alembic's truncated, when its schema is still the one the migrations made;
-        else it is emptied as any other."""
+        table but Alembic's truncated (identities restarted), when its schema is still as the
+        migrations made it; else it is emptied as any other."""
         name = url.rsplit("/", 1)[1]
         try:
             with psycopg.connect(self._dsn(name), autocommit=True) as connection:
                 _end_other_sessions(connection)
-                if _shape(connection) == self._migrated_shape:
-                    tables = ", ".join(f'"{t}"' for t in _data_tables(connection))
-                    connection.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+                shape = _shape(connection) + (_revision(connection),)
+                if self._migrated_reusable and shape == self._migrated_shape:
+                    tables = sql.SQL(", ").join(map(sql.Identifier, _data_tables(connection)))
+                    connection.execute(
+                        sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(tables)
+                    )
                     self._spare_migrated.append(name)
                     return
         except psycopg.Error:
             return  # the cluster stopped, say: that database is simply not used again
         self.give_back(url)
 
-    def _migrated_untouched(self, name: str) -> bool:
-        """No session on it, its schema as migrated and every table empty."""
+    def _untouched(
+        self, name: str, shape: tuple[Any, ...] | None, *, migrated: bool = False
+    ) -> bool:
+        """No session on it, its catalog as it was given back and no row in it: a test that
+        leaked a connection may have used it after it was given back."""
         with psycopg.connect(self._dsn(name), autocommit=True) as connection:
-            sessions = _scalar(
-                connection,
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND pid <> pg_backend_pid()",
-            )
-            if sessions or _shape(connection) != self._migrated_shape:
+            if _scalar(connection, SESSIONS):
                 return False
-            counts = " + ".join(f'(SELECT count(*) FROM "{t}")' for t in _data_tables(connection))
-            return _scalar(connection, f"SELECT {counts or 0}") == 0
+            now = _shape(connection) + ((_revision(connection),) if migrated else ())
+            return now == shape and _rows(connection) == 0
+
+
+SESSIONS = (
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+    " AND pid <> pg_backend_pid()"
+)
+
+# What a test could leave behind in a database's catalog, outside PostgreSQL's own schemas:
+# schemas, relations of every kind (tables, sequences, views), columns with their types and
+# defaults, constraints, indexes, triggers, functions, extensions, and the database's settings.
+OWN = "NOT LIKE 'pg\\_%' AND {0} <> 'information_schema'"
+SHAPE = f"""
+SELECT
+ (SELECT string_agg(nspname, ',' ORDER BY nspname) FROM pg_namespace
+   WHERE nspname {OWN.format("nspname")}),
+ (SELECT string_agg(n.nspname || '.' || c.relname || ':' || c.relkind::text, ','
+     ORDER BY n.nspname, c.relname)
+   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname {OWN.format("n.nspname")}),
+ (SELECT string_agg(concat_ws(' ', table_schema, table_name, column_name, data_type,
+     is_nullable, character_maximum_length, numeric_precision, column_default), ','
+     ORDER BY table_schema, table_name, column_name)
+   FROM information_schema.columns WHERE table_schema {OWN.format("table_schema")}),
+ (SELECT string_agg(concat_ws(' ', c.conrelid::regclass::text, c.conname,
+     pg_get_constraintdef(c.oid)), ',' ORDER BY c.conrelid::regclass::text, c.conname)
+   FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
+   WHERE n.nspname {OWN.format("n.nspname")}),
+ (SELECT string_agg(indexdef, ',' ORDER BY indexdef) FROM pg_indexes
+   WHERE schemaname {OWN.format("schemaname")}),
+ (SELECT string_agg(pg_get_triggerdef(oid), ',' ORDER BY tgname) FROM pg_trigger
+   WHERE NOT tgisinternal),
+ (SELECT string_agg(p.oid::regprocedure::text, ',' ORDER BY p.oid::regprocedure::text)
+   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+   WHERE n.nspname {OWN.format("n.nspname")}),
+ (SELECT string_agg(extname, ',' ORDER BY extname) FROM pg_extension),
+ (SELECT string_agg(array_to_string(setconfig, ';'), ',') FROM pg_db_role_setting
+   WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()))
+"""
+
+
+def _shape(connection: psycopg.Connection[Any]) -> tuple[Any, ...]:
+    return tuple(connection.execute(SHAPE).fetchone() or ())
+
+
+def _revision(connection: psycopg.Connection[Any]) -> Any:
+    return _scalar(connection, "SELECT string_agg(version_num, ',') FROM alembic_version")
 
 
 def _end_other_sessions(connection: psycopg.Connection[Any]) -> None:
+    # With a timeout, pg_terminate_backend waits for each to end (PostgreSQL 14 and later).
     connection.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
         " WHERE datname = current_database() AND pid <> pg_backend_pid()"
     )
 
 
-def _scalar(connection: psycopg.Connection[Any], query: str) -> Any:
+def _scalar(connection: psycopg.Connection[Any], query: Any) -> Any:
     row = connection.execute(query).fetchone()
     return None if row is None else row[0]
 
@@ -181,19 +233,12 @@ def _data_tables(connection: psycopg.Connection[Any]) -> list[str]:
     return [row[0] for row in rows]
 
 
-def _shape(connection: psycopg.Connection[Any]) -> tuple[Any, ...]:
-    """The schema as the migrations leave it: the revision, every column and every index."""
-    return (
-        _scalar(connection, "SELECT string_agg(version_num, ',') FROM alembic_version"),
-        _scalar(
-            connection,
-            "SELECT string_agg(table_name || '.' || column_name || ' ' || data_type || ' '"
-            " || is_nullable, ',' ORDER BY table_name, column_name)"
-            " FROM information_schema.columns WHERE table_schema = 'public'",
-        ),
-        _scalar(
-            connection,
-            "SELECT string_agg(indexdef, ',' ORDER BY indexdef) FROM pg_indexes"
-            " WHERE schemaname = 'public'",
-        ),
+def _rows(connection: psycopg.Connection[Any]) -> int:
+    """How many rows the public tables but Alembic's hold."""
+    tables = _data_tables(connection)
+    if not tables:
+        return 0
+    counts = sql.SQL(" + ").join(
+        sql.SQL("(SELECT count(*) FROM {})").format(sql.Identifier(t)) for t in tables
     )
+    return int(_scalar(connection, sql.SQL("SELECT {}").format(counts)))
