@@ -155,19 +155,26 @@ def test_the_command_line_loads_no_metrics_before_serve_sets_their_folder() -> N
 
 
 def imported_by(paths: list[Path]) -> set[str]:
-    """Every module these files import, read from their source (imports inside functions too)."""
-    return {
-        name
-        for path in paths
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-        for name in (
-            [alias.name for alias in node.names]
-            if isinstance(node, ast.Import)
-            else [node.module or ""]
-            if isinstance(node, ast.ImportFrom)
-            else []
-        )
-    }
+    """Every module these files import, read from their source (imports inside functions too).
+    `from package import name` counts both the package and `package.name`, which may be a
+    module; a relative import is resolved against the file's own package."""
+    return {name for path in paths for name in _imports(path)}
+
+
+def _imports(path: Path) -> set[str]:
+    package = ".".join(path.relative_to(ROOT).parent.parts)
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
 
 
 def test_the_store_never_imports_operations_code_even_inside_a_function() -> None:

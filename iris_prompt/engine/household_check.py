@@ -22,7 +22,9 @@ from iris_prompt.ops.tracing import tracer
 
 __all__ = ["HOUSEHOLD_KEYS", "check_household", "household_outcome"]
 
-log = logging.getLogger(__name__)
+# Its lines keep the logger name they had when the service handler made them: operators may
+# filter the household's warnings by it (`logger` in JSON logs).
+log = logging.getLogger("iris_prompt.engine.service")
 
 # The prefetch keys of the household; the service's own record is read from the others.
 HOUSEHOLD_KEYS = ("household", "relatedPersons")
