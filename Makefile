@@ -16,7 +16,7 @@ $(BIN)/python:
 
 $(BIN)/uv: | $(BIN)/python
 	$(PYTHON) -m pip --python $(BIN)/python install --quiet --disable-pip-version-check \
-		-c constraints.txt uv \
+		-c constraints.txt uv 2>/dev/null \
 	|| { $(BIN)/python -m ensurepip --default-pip >/dev/null \
 		&& $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt uv; }
 
