@@ -122,14 +122,14 @@ class PostgresCluster:
             raise ValueError("one cluster keeps databases migrated by one function only")
         while self._spare_migrated:
             name = self._spare_migrated.pop()
-            if self._untouched(name, self._migrated_shape, migrated=True):
+            if self._untouched(name, self._migrated_shape):
                 return self.url(name)
         url = self.new_database()
         migrate(url)
         self.migrations += 1
         if self._migrated_shape is None:
             with psycopg.connect(self._dsn(url.rsplit("/", 1)[1]), autocommit=True) as connection:
-                self._migrated_shape = _shape(connection) + (_revision(connection),)
+                self._migrated_shape = _shape(connection)
                 # Emptying a database for reuse would also remove rows a migration put there.
                 self._migrated_reusable = _rows(connection) == 0
         return url
@@ -142,8 +142,7 @@ class PostgresCluster:
         try:
             with psycopg.connect(self._dsn(name), autocommit=True) as connection:
                 _end_other_sessions(connection)
-                shape = _shape(connection) + (_revision(connection),)
-                if self._migrated_reusable and shape == self._migrated_shape:
+                if self._migrated_reusable and _shape(connection) == self._migrated_shape:
                     tables = sql.SQL(", ").join(map(sql.Identifier, _data_tables(connection)))
                     connection.execute(
                         sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(tables)
@@ -154,16 +153,13 @@ class PostgresCluster:
             return  # the cluster stopped, say: that database is simply not used again
         self.give_back(url)
 
-    def _untouched(
-        self, name: str, shape: tuple[Any, ...] | None, *, migrated: bool = False
-    ) -> bool:
+    def _untouched(self, name: str, shape: tuple[Any, ...] | None) -> bool:
         """No session on it, its catalog as it was given back and no row in it: a test that
         leaked a connection may have used it after it was given back."""
         with psycopg.connect(self._dsn(name), autocommit=True) as connection:
             if _scalar(connection, SESSIONS):
                 return False
-            now = _shape(connection) + ((_revision(connection),) if migrated else ())
-            return now == shape and _rows(connection) == 0
+            return _shape(connection) == shape and _rows(connection) == 0
 
 
 SESSIONS = (
@@ -205,10 +201,13 @@ SELECT
 
 
 def _shape(connection: psycopg.Connection[Any]) -> tuple[Any, ...]:
-    return tuple(connection.execute(SHAPE).fetchone() or ())
+    """The catalog (SHAPE) and the migrations' revision, if any."""
+    return (*(connection.execute(SHAPE).fetchone() or ()), _revision(connection))
 
 
 def _revision(connection: psycopg.Connection[Any]) -> Any:
+    if _scalar(connection, "SELECT to_regclass('public.alembic_version')") is None:
+        return None
     return _scalar(connection, "SELECT string_agg(version_num, ',') FROM alembic_version")
 
 
