@@ -9,9 +9,8 @@ sampler). Without it every span is one shared span that records nothing
 Spans: one per call (`iris_prompt.ops.observe.CallObserver`), with children for the prefetch
 (`cds_hooks.http`), each FHIR request (`ObservedTransport`), the household lookup
 (`iris_prompt.engine.household_check`), the rules, the cards and the store
-(`iris_prompt.engine.service`). Attributes are service ids, hooks,
-statuses, resource types, counts and outcomes: never a patient id, a name, a URL's query or a
-token.
+(`iris_prompt.engine.service`). Attributes are service ids, hooks, statuses, resource types,
+counts and outcomes: never a patient id, a name, a URL's query or a token.
 """
 
 import logging
