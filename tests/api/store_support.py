@@ -7,19 +7,17 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from iris_prompt.store.database import make_engine, upgrade
 from iris_prompt.store.models import AuditEvent
 from iris_prompt.store.service import Store, StoreConfig
 from tests.api.engine_support import CONTACTS
+from tests.conftest import upgraded
 
 AUDITOR = "auditor-token-0123456789abcdef"
 ADMIN = "admin-token-0123456789abcdef"
 
 
 def open_store(url: str, data_dir: Path, **config: Any) -> Store:
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
+    upgraded(url)
     store_config = StoreConfig(
         data_dir=data_dir, database_url=url, pseudonym_key=b"k" * 32, **config
     )
