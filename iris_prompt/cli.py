@@ -7,6 +7,9 @@ iris-prompt demo                  # send a realistic patient-view to a running s
 iris-prompt simulate POPULATION   # the prompts code sets would give (docs/simulation.md)
 iris-prompt store upgrade|purge   # the store's migrations and retention (docs/store.md)
 iris-prompt report                # analytics for leads from the store
+
+Each command loads what it needs when it runs: `--help`, and a `serve` whose settings are
+refused, answer without loading the service.
 """
 
 import argparse
@@ -14,8 +17,6 @@ import logging
 import logging.config
 import sys
 from typing import Any
-
-from pydantic import ValidationError
 
 from iris_prompt.codesets import cli as codeset_cli
 from iris_prompt.simulate import cli as simulate
@@ -25,9 +26,9 @@ __all__ = ["main"]
 
 
 def serve(args: argparse.Namespace) -> int:
-    from iris_prompt.ops.logs import logging_config
+    from pydantic import ValidationError
+
     from iris_prompt.settings import Settings
-    from iris_prompt.store.database import StoreError
 
     overrides: dict[str, Any] = {}
     if args.host is not None:
@@ -40,15 +41,26 @@ def serve(args: argparse.Namespace) -> int:
         overrides["local_mode"] = True
     try:
         settings = Settings(**overrides)
+    except (ValidationError, ValueError) as error:
+        return _cannot_start(error)
+    # Settings refused above cost no more than loading the settings; the service's own modules
+    # load from here on.
+    from iris_prompt.ops import workers
+    from iris_prompt.ops.logs import logging_config
+    from iris_prompt.store.database import StoreError
+
+    try:
         config = logging_config(settings.log_level, settings.log_format)
         logging.config.dictConfig(config)
-        from iris_prompt.ops import workers
-
         workers.run(settings, overrides, config)
     except (ValidationError, ValueError, StoreError) as error:
-        print(f"iris-prompt: cannot start: {error}", file=sys.stderr)  # noqa: T201
-        return 2
+        return _cannot_start(error)
     return 0
+
+
+def _cannot_start(error: Exception) -> int:
+    print(f"iris-prompt: cannot start: {error}", file=sys.stderr)  # noqa: T201
+    return 2
 
 
 def demo(args: argparse.Namespace) -> int:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 WEB = frozenset({"fastapi", "starlette", "httpx", "asyncio", "uvicorn"})
 DOMAIN = (
@@ -152,6 +154,13 @@ def test_the_command_line_loads_no_metrics_before_serve_sets_their_folder() -> N
     # prometheus-client fixes at import whether it counts per process or for several workers
     # (PROMETHEUS_MULTIPROC_DIR, which `serve` sets after the command line is loaded).
     assert "prometheus_client" not in tops(loaded_by("iris_prompt.cli"))
+
+
+def test_the_command_line_loads_no_service_until_a_command_needs_it() -> None:
+    """`iris-prompt --help`, a `serve` whose settings are refused and `codesets validate` start
+    without the web framework, the database toolkit, the FHIR models or pydantic."""
+    service = WEB | {"sqlalchemy", "alembic", "fhir", "pydantic", "redis", "opentelemetry"}
+    assert tops(loaded_by("iris_prompt.cli")) & service == set()
 
 
 def imported_by(paths: list[Path]) -> set[str]:

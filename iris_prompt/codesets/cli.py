@@ -11,7 +11,9 @@
 rules, so a folder they pass is one the service loads. `diff`, `stats` and `export` do not, so
 they also work on an older version written for an older template.
 
-`add_parser` registers the subcommand on the main parser; `run` carries it out.
+`add_parser` registers the subcommand on the main parser; `run` carries it out. The FHIR
+ValueSet models load only for `export` and `import valueset`, so that the other commands, and
+the `iris-prompt` command line as a whole, start without them.
 """
 
 import argparse
@@ -43,11 +45,7 @@ from iris_prompt.codesets.files import (
 from iris_prompt.codesets.importer import ImportOptions, import_codelist
 from iris_prompt.codesets.live import SERVICE_CHECKS
 from iris_prompt.codesets.model import PURPOSES, CodeSetError
-from iris_prompt.codesets.valueset import (
-    DEFAULT_BASE_URL,
-    codeset_from_valueset,
-    codeset_to_valueset,
-)
+from iris_prompt.urls import CANONICAL_BASE
 
 __all__ = ["add_parser", "run"]
 
@@ -79,7 +77,7 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
     export.add_argument("dir", nargs="?", type=Path)
     export.add_argument("--set", choices=PURPOSES, help="only this set (printed if no --out)")
     export.add_argument("--out", type=Path, help="folder for ValueSet-<id>.json files")
-    export.add_argument("--base-url", default=DEFAULT_BASE_URL, help="canonical FHIR base URL")
+    export.add_argument("--base-url", default=CANONICAL_BASE, help="canonical FHIR base URL")
 
     imports = commands.add_parser("import", help="add codes from a code list, or a ValueSet")
     kinds = imports.add_subparsers(dest="import_kind", required=True, metavar="KIND")
@@ -209,6 +207,8 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from iris_prompt.codesets.valueset import codeset_to_valueset
+
     report = _load_or_report(args.dir or default_codesets_dir())
     if report.codesets is None:
         return 1
@@ -253,6 +253,8 @@ def _import_csv(args: argparse.Namespace) -> int:
 
 
 def _import_valueset(args: argparse.Namespace) -> int:
+    from iris_prompt.codesets.valueset import codeset_from_valueset
+
     try:
         resource = json.loads(args.file.read_text(encoding="utf-8"))
         codeset = codeset_from_valueset(resource, file=str(args.file))

@@ -16,23 +16,13 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from iris_prompt.store.analytics import GROUPINGS, report
+from iris_prompt.store.analytics import report
 from iris_prompt.store.fhir_audit import bearer_check
+from iris_prompt.store.report_query import GROUPINGS, parse_day
 
-__all__ = ["analytics_router", "parse_day"]
+__all__ = ["analytics_router"]
 
 log = logging.getLogger(__name__)
-
-
-def parse_day(text: str) -> datetime.datetime:
-    """A date ("2026-01-05", midnight UTC) or a dateTime with a time zone."""
-    if len(text) == 10:
-        day = datetime.date.fromisoformat(text)
-        return datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.UTC)
-    value = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        raise ValueError("a time needs a time zone")
-    return value
 
 
 def _bad(name: str, message: str) -> JSONResponse:

@@ -25,10 +25,10 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from iris_prompt.store.models import CallLog, FeedbackItem, IssuedCard
+from iris_prompt.store.report_query import GROUPINGS
 
-__all__ = ["GROUPINGS", "report"]
+__all__ = ["report"]
 
-GROUPINGS = ("category", "code", "practice", "codeset-version")
 PROMPTS = ("enquiry", "known-abuse")
 KINDS = ("enquiry", "known-abuse", "mappa", "withheld", "unchecked")
 DAYS_PER_YEAR = 365.25

@@ -3,6 +3,9 @@
 iris-prompt store upgrade          # apply migrations (IRIS_DATABASE_URL, or the SQLite file)
 iris-prompt store purge            # delete what is past retention; says how much
 iris-prompt report --since 2026-01-01 --by category [--json | --csv]
+
+The store's modules load when a command runs, not with the command line: `iris-prompt serve`
+and the other commands start without the database toolkit.
 """
 
 import argparse
@@ -14,17 +17,15 @@ from typing import Any
 
 import orjson
 
-from iris_prompt.store.admin import parse_day
-from iris_prompt.store.analytics import GROUPINGS, report
-from iris_prompt.store.database import make_engine, sqlite_url, upgrade
-from iris_prompt.store.retention import purge
-from iris_prompt.store.service import store_config
+from iris_prompt.store.report_query import GROUPINGS, parse_day
 
 __all__ = ["add_parsers", "render_csv", "render_text"]
 
 
 def _engine() -> Any:
     from iris_prompt.settings import Settings
+    from iris_prompt.store.database import make_engine, sqlite_url
+    from iris_prompt.store.service import store_config
 
     config = store_config(Settings())
     if config.database_url is not None:
@@ -34,6 +35,8 @@ def _engine() -> Any:
 
 
 def run_upgrade(_args: argparse.Namespace) -> int:
+    from iris_prompt.store.database import upgrade
+
     engine, _config = _engine()
     try:
         state = upgrade(engine)
@@ -44,6 +47,8 @@ def run_upgrade(_args: argparse.Namespace) -> int:
 
 
 def run_purge(_args: argparse.Namespace) -> int:
+    from iris_prompt.store.retention import purge
+
     engine, config = _engine()
     try:
         counts = purge(engine, config.retention, datetime.datetime.now(datetime.UTC))
@@ -87,6 +92,8 @@ def render_csv(figures: dict[str, Any]) -> str:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from iris_prompt.store.analytics import report
+
     try:
         since = parse_day(args.since) if args.since else None
         until = parse_day(args.until) if args.until else None
