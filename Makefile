@@ -37,16 +37,17 @@ test safety-case bench: export PYTHONDONTWRITEBYTECODE =
 serve: $(VENV)/.base
 	$(BIN)/iris-prompt serve --local
 
-# Two workers, and a worker that runs out of tests takes some of the other's queue
-# (`--dist worksteal`): with xdist's default the slow server and browser tests could all land in
-# one worker's last batch while the other sat idle for half the run.
+# Two workers, each handed a whole module at a time (`--dist loadfile`): a module's processes (a
+# served service, a browser, the SMART launcher) start once, not once in each worker that runs
+# some of its tests. The modules marked `slow` are handed out first (tests/conftest.py), so the
+# quick ones fill the gaps at the end and the workers finish together.
 test: $(VENV)/.test
 	scripts/ensure-chromium
 	scripts/ensure-postgresql
 	scripts/ensure-redis
 	$(BIN)/ruff check .
 	$(BIN)/coverage erase
-	$(BIN)/coverage run -m pytest -n 2 --dist worksteal
+	$(BIN)/coverage run -m pytest -n 2 --dist loadfile
 	$(BIN)/coverage combine --quiet
 	$(BIN)/coverage report
 

@@ -12,6 +12,8 @@ from cds_hooks.request import parse_request
 from tests.support import web
 from tests.support.server import serve
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def bodies(reference_dir: Path) -> list[bytes]:

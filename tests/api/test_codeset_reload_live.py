@@ -9,10 +9,14 @@ import shutil
 import signal
 from pathlib import Path
 
+import pytest
+
 from iris_prompt.codesets.files import default_codesets_dir
 from iris_prompt.engine.service import SERVICE_ID
 from tests.support import web
 from tests.support.process import serve_process
+
+pytestmark = pytest.mark.slow
 
 ADMIN_TOKEN = "a-long-admin-token-for-tests"
 

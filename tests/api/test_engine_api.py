@@ -37,6 +37,8 @@ from tests.api.engine_support import (
 from tests.conftest import ACCESS_TOKEN, HOOK_INSTANCE, LiveService, bundled_codesets
 from tests.support.tokens import SigningKey
 
+pytestmark = pytest.mark.slow
+
 SERVICE = "/cds-services/iris-domestic-abuse-prompt"
 # Everything identifying in the seed-case record: none of it may reach a card.
 SEED_IDENTIFIERS = (

@@ -23,6 +23,8 @@ from tests.conftest import (
 from tests.support.services import EVERY_FEATURE_ID, SEARCHING_ID
 from tests.support.tokens import SigningKey, jwks
 
+pytestmark = pytest.mark.slow
+
 PATH = f"/cds-services/{EVERY_FEATURE_ID}"
 
 

@@ -36,6 +36,8 @@ from tests.conftest import new_database
 from tests.support.server import serve
 from tests.support.tokens import SigningKey, generate_key, jwks
 
+pytestmark = pytest.mark.slow
+
 STATUS_REASON = "https://iris-prompt.invalid/fhir/StructureDefinition/status-reason"
 
 

@@ -44,6 +44,8 @@ from tests.api.store_support import open_store
 from tests.conftest import LiveService, bundled_codesets, live, make_settings
 from tests.support.tokens import SigningKey
 
+pytestmark = pytest.mark.slow
+
 PID = "seed-mum"
 PATHS = {"patient-view": SERVICE_PATH, "encounter-start": ENCOUNTER_START_PATH}
 

@@ -5,10 +5,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from iris_prompt.engine.service import ENCOUNTER_START_SERVICE_ID, SERVICE_ID
 from tests.conftest import patient_view
 from tests.support import web
 from tests.support.process import free_port, serve_process
+
+pytestmark = pytest.mark.slow
 
 
 def test_serve_local_answers_discovery_and_the_product_service(tmp_path: Path) -> None:

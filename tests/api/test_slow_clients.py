@@ -5,8 +5,12 @@ import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
+
 from tests.support import web
 from tests.support.process import serve_process
+
+pytestmark = pytest.mark.slow
 
 SLOW = {"IRIS_HEADER_TIMEOUT_SECONDS": "0.5", "IRIS_BODY_TIMEOUT_SECONDS": "0.5"}
 

@@ -10,12 +10,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 
 from iris_prompt.store.database import SQLITE_FILE
 from tests.api.engine_support import SERVICE_PATH, fhir_with, patient_id_of, record, request_body
 from tests.api.engine_support import prefetch_for as prefetch_of
 from tests.support import web
 from tests.support.process import serve_process
+
+pytestmark = pytest.mark.slow
 
 ACKNOWLEDGED_BEFORE_KILL = 40
 

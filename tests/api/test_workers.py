@@ -30,6 +30,8 @@ from tests.support.redis import RedisServer
 from tests.support.server import serve
 from tests.support.tokens import SigningKey, claims, jwks
 
+pytestmark = pytest.mark.slow
+
 PATH = f"/cds-services/{SERVICE_ID}"
 PREFETCH = {
     "patient": {"resourceType": "Patient", "id": "p1", "gender": "female"},

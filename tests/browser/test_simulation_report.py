@@ -10,7 +10,7 @@ from iris_prompt.simulate.cli import simulate
 from iris_prompt.simulate.html import report_html
 from tests.unit.simulate.conftest import AS_OF, BUNDLES, codesets_without
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,8 @@ from cds_hooks.transport import ReclaimingTransport, pooled_client, tls_context
 from tests.conftest import PATIENT_ID, RunningFhir
 from tests.support import web
 
+pytestmark = pytest.mark.slow
+
 T = TypeVar("T")
 TOKENS = {"context.patientId": PATIENT_ID, "context.userId": "Practitioner/u1"}
 LIMITS = FhirLimits(allow_http=True, allow_private=True, read_timeout=1.0, total_timeout=2.0)

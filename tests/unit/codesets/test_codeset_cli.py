@@ -13,6 +13,8 @@ from iris_prompt.cli import main
 from iris_prompt.codesets.codes import SNOMED_CT
 from iris_prompt.codesets.files import default_codesets_dir, load_codesets
 
+pytestmark = pytest.mark.slow
+
 
 def copy_bundled(target: Path) -> Path:
     """A copy of the bundled sets with every version 1.0.0, whatever the bundled ones are."""

@@ -13,6 +13,8 @@ from iris_prompt.cli import main
 from iris_prompt.simulate.cli import Progress
 from tests.unit.simulate.conftest import BUNDLES
 
+pytestmark = pytest.mark.slow
+
 ARGS = [str(BUNDLES), "--as-of", "2026-12-01", "--workers", "1"]
 
 
