@@ -37,7 +37,7 @@ from iris_prompt.ops import metrics, wiring
 from iris_prompt.ops.observe import CallObserver, observed_client
 from iris_prompt.ops.tracing import configure_tracing, shutdown_tracing
 from iris_prompt.rules_page import rules_router
-from iris_prompt.settings import Settings, get_settings, is_secure_base
+from iris_prompt.settings import Settings, get_settings, refuse_unsafe_start
 from iris_prompt.store.admin import analytics_router
 from iris_prompt.store.fhir_audit import audit_router
 from iris_prompt.store.service import Store, store_config
@@ -66,34 +66,6 @@ LOCAL_MODE_WARNING = (
     "without fhirAuthorization is read anonymously (no access token). For development on this "
     "machine only; never expose this service."
 )
-
-
-def _refuse_unsafe_start(settings: Settings) -> None:
-    """Outside local mode: trusted callers, a public base URL, and that URL https."""
-    if settings.local_mode:
-        return
-    if not settings.trusted_issuers:
-        raise ValueError(
-            "no trusted CDS clients: set IRIS_TRUSTED_ISSUERS (see README, 'Connecting a GP "
-            "system'), or run `iris-prompt serve --local` for development"
-        )
-    if settings.public_base_url is None:
-        # The JWT `aud` must equal the URL the client called; taken from the Host header, any
-        # other CDS service the same client calls could replay its tokens to us.
-        raise ValueError(
-            "IRIS_PUBLIC_BASE_URL is not set: give the URL CDS clients call (for example "
-            "https://iris.example.nhs.uk), which caller JWTs must name as their audience"
-        )
-    if not is_secure_base(settings.public_base_url):
-        # CDS Hooks: "All data exchanged through the RESTful APIs MUST be transmitted over ...
-        # HTTPS". Caller JWTs, FHIR access tokens and records cross this channel.
-        raise ValueError(
-            f"IRIS_PUBLIC_BASE_URL must be https:// outside local mode, not "
-            f"{settings.public_base_url}: CDS Hooks requires TLS, since caller JWTs, FHIR "
-            "access tokens and patient records cross it. Terminate TLS in front of the service "
-            "(a reverse proxy or load balancer) and give its https URL; plain http is allowed "
-            "only on a loopback address"
-        )
 
 
 @functools.cache
@@ -126,7 +98,7 @@ def create_app(
     them, the rules page is rendered: without docs/rules.md start-up stops (RulesDocumentMissing).
     """
     settings = settings or get_settings()
-    _refuse_unsafe_start(settings)
+    refuse_unsafe_start(settings)
     # The EHR pages that may frame what a card opens (the rules, the template).
     framing = settings.frame_policy()
     # Every card links to the rules page: without its document, stop before anything is made.

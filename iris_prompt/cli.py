@@ -28,7 +28,7 @@ __all__ = ["main"]
 def serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from iris_prompt.settings import Settings
+    from iris_prompt.settings import Settings, refuse_unsafe_start
 
     overrides: dict[str, Any] = {}
     if args.host is not None:
@@ -41,6 +41,7 @@ def serve(args: argparse.Namespace) -> int:
         overrides["local_mode"] = True
     try:
         settings = Settings(**overrides)
+        refuse_unsafe_start(settings)
     except (ValidationError, ValueError) as error:
         return _cannot_start(error)
     # Settings refused above cost no more than loading the settings; the service's own modules

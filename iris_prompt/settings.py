@@ -21,7 +21,7 @@ from cds_hooks.fhir import FhirLimits
 from cds_hooks.http import ProtocolOptions
 from iris_prompt.register.clients import RegisterClient
 
-__all__ = ["Settings", "get_settings", "is_loopback", "is_secure_base"]
+__all__ = ["Settings", "get_settings", "is_loopback", "is_secure_base", "refuse_unsafe_start"]
 
 MiB = 1024 * 1024
 
@@ -280,6 +280,36 @@ class Settings(BaseSettings):
                 allow_anonymous=self.local_mode,
                 allow_private=self.fhir_allow_private_addresses or self.local_mode,
             ),
+        )
+
+
+def refuse_unsafe_start(settings: Settings) -> None:
+    """Outside local mode: trusted callers, a public base URL, and that URL https; a ValueError
+    saying what to set otherwise. `create_app` checks it, and `iris-prompt serve` before it
+    loads the service."""
+    if settings.local_mode:
+        return
+    if not settings.trusted_issuers:
+        raise ValueError(
+            "no trusted CDS clients: set IRIS_TRUSTED_ISSUERS (see README, 'Connecting a GP "
+            "system'), or run `iris-prompt serve --local` for development"
+        )
+    if settings.public_base_url is None:
+        # The JWT `aud` must equal the URL the client called; taken from the Host header, any
+        # other CDS service the same client calls could replay its tokens to us.
+        raise ValueError(
+            "IRIS_PUBLIC_BASE_URL is not set: give the URL CDS clients call (for example "
+            "https://iris.example.nhs.uk), which caller JWTs must name as their audience"
+        )
+    if not is_secure_base(settings.public_base_url):
+        # CDS Hooks: "All data exchanged through the RESTful APIs MUST be transmitted over ...
+        # HTTPS". Caller JWTs, FHIR access tokens and records cross this channel.
+        raise ValueError(
+            f"IRIS_PUBLIC_BASE_URL must be https:// outside local mode, not "
+            f"{settings.public_base_url}: CDS Hooks requires TLS, since caller JWTs, FHIR "
+            "access tokens and patient records cross it. Terminate TLS in front of the service "
+            "(a reverse proxy or load balancer) and give its https URL; plain http is allowed "
+            "only on a loopback address"
         )
 
 
