@@ -39,15 +39,17 @@ serve: $(VENV)/.base
 
 # Two workers, each handed a whole module at a time (`--dist loadfile`): a module's processes (a
 # served service, a browser, the SMART launcher) start once, not once in each worker that runs
-# some of its tests. The modules marked `slow` are handed out first (tests/conftest.py), so the
-# quick ones fill the gaps at the end and the workers finish together.
+# some of its tests. They are handed out in collection order (`--no-loadscope-reorder`; xdist
+# would otherwise put the modules with most tests first), where the modules marked `slow` come
+# first (tests/conftest.py), so the quick ones fill the gaps at the end and the workers finish
+# together.
 test: $(VENV)/.test
 	scripts/ensure-chromium
 	scripts/ensure-postgresql
 	scripts/ensure-redis
 	$(BIN)/ruff check .
 	$(BIN)/coverage erase
-	$(BIN)/coverage run -m pytest -n 2 --dist loadfile
+	$(BIN)/coverage run -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 	$(BIN)/coverage combine --quiet
 	$(BIN)/coverage report
 

@@ -335,9 +335,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Modules marked `slow` first, in collection order otherwise (the sort is stable).
 
     `make test` hands each worker a whole module at a time, in this order, as it becomes free
-    (`--dist loadfile`): a module's processes (a served service, a browser, the SMART launcher)
-    start in one worker only, and with the slow modules handed out first the quick ones fill
-    the gaps at the end, so the two workers finish together."""
+    (`--dist loadfile --no-loadscope-reorder`): a module's processes (a served service, a
+    browser, the SMART launcher) start in one worker only, and with the slow modules handed out
+    first the quick ones fill the gaps at the end, so the two workers finish together."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
