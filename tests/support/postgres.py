@@ -154,14 +154,18 @@ class PostgresCluster:
         self.give_back(url)
 
     def _untouched(self, name: str, shape: tuple[Any, ...] | None) -> bool:
-        """Its catalog as it was given back and no row in it, once any session still on it has
-        ended: a test that leaked a connection may have used it after it was given back (what
-        it committed shows; what it had not is gone with it, and it can do nothing more). The
-        session that emptied it may also still be ending, which is no reason to migrate another."""
+        """No session on it, its catalog as it was given back and no row in it: a test that
+        leaked a connection may have used it after it was given back."""
         with psycopg.connect(self._dsn(name), autocommit=True) as connection:
-            _end_other_sessions(connection)
+            if _scalar(connection, SESSIONS):
+                return False
             return _shape(connection) == shape and _rows(connection) == 0
 
+
+SESSIONS = (
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+    " AND pid <> pg_backend_pid()"
+)
 
 # What a test could leave behind in a database's catalog, outside PostgreSQL's own schemas:
 # schemas, relations of every kind (tables, sequences, views), columns with their types and
