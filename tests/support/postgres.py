@@ -45,6 +45,7 @@ class PostgresCluster:
         self.as_postgres = os.geteuid() == 0
         self._spare: list[str] = []
         self._spare_migrated: list[str] = []
+        self._emptied_by: dict[str, int] = {}
         self._empty_shape: tuple[Any, ...] | None = None
         self._migrated_shape: tuple[Any, ...] | None = None
         self._migrated_reusable = True
@@ -148,6 +149,7 @@ class PostgresCluster:
                         sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(tables)
                     )
                     self._spare_migrated.append(name)
+                    self._emptied_by[name] = connection.info.backend_pid
                     return
         except psycopg.Error:
             return  # the cluster stopped, say: that database is simply not used again
@@ -157,6 +159,11 @@ class PostgresCluster:
         """No session on it, its catalog as it was given back and no row in it: a test that
         leaked a connection may have used it after it was given back."""
         with psycopg.connect(self._dsn(name), autocommit=True) as connection:
+            # The session that emptied it may still be ending (PostgreSQL ends a backend after
+            # its client goes): wait for that one only; any other session refuses it.
+            emptied_by = self._emptied_by.pop(name, None)
+            if emptied_by is not None:
+                connection.execute("SELECT pg_terminate_backend(%s, 5000)", [emptied_by])
             if _scalar(connection, SESSIONS):
                 return False
             return _shape(connection) == shape and _rows(connection) == 0
