@@ -92,14 +92,14 @@ def render_csv(figures: dict[str, Any]) -> str:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from iris_prompt.store.analytics import report
-
     try:
         since = parse_day(args.since) if args.since else None
         until = parse_day(args.until) if args.until else None
     except ValueError as error:
         print(f"iris-prompt report: {error}", file=sys.stderr)  # noqa: T201
         return 2
+    from iris_prompt.store.analytics import report
+
     engine, _config = _engine()
     try:
         figures = report(engine, since=since, until=until, by=args.by)
