@@ -7,7 +7,8 @@ interpreter), so that a leak through any chain of imports is caught, not just a 
 - the simulation never loads the web app; the settings load no domain module;
 - the engine never loads the register (it is handed the register's reads as a function), and
   the register's profile check is pure;
-- the command line loads no metrics library before `serve` says where several workers count;
+- the command line loads no metrics library before `serve` says where several workers count,
+  and a `serve` whose settings are refused says so before it loads the service;
 - the store never imports operations code (read from its source, functions included);
 - a test module never imports another: shared helpers live in support modules.
 """
@@ -79,18 +80,26 @@ PROBE = (
 @cache
 def loaded_by(module: str) -> frozenset[str]:
     """The modules a fresh interpreter holds after importing `module` alone."""
+    return frozenset(json.loads(probe(PROBE, module)))
+
+
+def probe(code: str, *args: str, **env: str) -> str:
+    """What a fresh interpreter running `code` prints, with only `env` of the IRIS_ settings."""
     # Not measured for coverage (`make test` measures every Python process it starts): the probe
     # only imports, and a coverage start-up per module would cost more than the import.
-    env = {name: value for name, value in os.environ.items() if not name.startswith("COVERAGE_")}
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE, module],
+    clean = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("COVERAGE_", "IRIS_"))
+    }
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
         cwd=ROOT,
-        env=env,
+        env=clean | env,
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    return frozenset(json.loads(out))
 
 
 def tops(modules: frozenset[str]) -> set[str]:
@@ -157,10 +166,39 @@ def test_the_command_line_loads_no_metrics_before_serve_sets_their_folder() -> N
 
 
 def test_the_command_line_loads_no_service_until_a_command_needs_it() -> None:
-    """`iris-prompt --help`, a `serve` whose settings are refused and `codesets validate` start
-    without the web framework, the database toolkit, the FHIR models or pydantic."""
+    """`iris-prompt --help` and `codesets validate` load the command line alone: no web
+    framework, database toolkit, FHIR models or pydantic."""
     service = WEB | {"sqlalchemy", "alembic", "fhir", "pydantic", "redis", "opentelemetry"}
     assert tops(loaded_by("iris_prompt.cli")) & service == set()
+
+
+REFUSED_SERVE = (
+    "import json, sys\n"
+    "from iris_prompt.cli import main\n"
+    "status = main(['serve', '--workers', '2'])\n"
+    "print(json.dumps([status, sorted(sys.modules)]))\n"
+)
+
+
+def test_a_refused_serve_says_so_before_it_loads_the_service(tmp_path: Path) -> None:
+    """Two workers without a shared replay store are refused by the settings alone: neither the
+    app, the store, the server nor the operations code is loaded, and nothing is made."""
+    data = tmp_path / "data"
+    issuers = '[{"iss": "https://ehr.example", "jku": ["https://ehr.example/jwks"]}]'
+    out = probe(
+        REFUSED_SERVE,
+        IRIS_TRUSTED_ISSUERS=issuers,
+        IRIS_PUBLIC_BASE_URL="https://iris.example.nhs.uk",
+        IRIS_DATA_DIR=str(data),
+    )
+    status, modules = json.loads(out.splitlines()[-1])
+    assert status == 2
+    assert "pydantic_settings" in tops(frozenset(modules))  # the settings were read
+    heavy = {"sqlalchemy", "alembic", "uvicorn", "fhir", "redis", "prometheus_client", "psycopg"}
+    assert tops(frozenset(modules)) & heavy == set()
+    service = ("iris_prompt.app", "iris_prompt.ops", "iris_prompt.store.database")
+    assert [m for m in modules if m.startswith(service)] == []
+    assert not data.exists()
 
 
 def imported_by(paths: list[Path]) -> set[str]:
