@@ -21,23 +21,21 @@ from iris_prompt.codesets.model import CodeSet, CodeSetError, Member, Problem
 from iris_prompt.codesets.validation import check_codeset
 from iris_prompt.urls import CANONICAL_BASE, CODESET_EXTENSION_BASE
 
-__all__ = ["DEFAULT_BASE_URL", "EXTENSION_BASE", "codeset_from_valueset", "codeset_to_valueset"]
+__all__ = ["codeset_from_valueset", "codeset_to_valueset"]
 
-# The project's canonical base (a reserved ".invalid" domain until one is registered); an export
-# may name another FHIR base with --base-url. Extensions are the project's own definitions.
-DEFAULT_BASE_URL = CANONICAL_BASE
-EXTENSION_BASE = CODESET_EXTENSION_BASE
-_PURPOSE = EXTENSION_BASE + "codeset-purpose"
-_LAST_REVIEWED = EXTENSION_BASE + "codeset-last-reviewed"
-_NEXT_REVIEW = EXTENSION_BASE + "codeset-next-review-due"
-_CATEGORY = EXTENSION_BASE + "codeset-category"
-_MEMBER_CATEGORY = EXTENSION_BASE + "codeset-member-category"
-_MEMBER_SOURCE = EXTENSION_BASE + "codeset-member-source"
-_MEMBER_NOTE = EXTENSION_BASE + "codeset-member-note"
+# An export names its ValueSets under the project's canonical base unless given another FHIR
+# base (--base-url); the extensions are the project's own definitions, always under its base.
+_PURPOSE = CODESET_EXTENSION_BASE + "codeset-purpose"
+_LAST_REVIEWED = CODESET_EXTENSION_BASE + "codeset-last-reviewed"
+_NEXT_REVIEW = CODESET_EXTENSION_BASE + "codeset-next-review-due"
+_CATEGORY = CODESET_EXTENSION_BASE + "codeset-category"
+_MEMBER_CATEGORY = CODESET_EXTENSION_BASE + "codeset-member-category"
+_MEMBER_SOURCE = CODESET_EXTENSION_BASE + "codeset-member-source"
+_MEMBER_NOTE = CODESET_EXTENSION_BASE + "codeset-member-note"
 _SYSTEMS = (SNOMED_CT, READ_V2, CTV3)
 
 
-def codeset_to_valueset(codeset: CodeSet, *, base_url: str = DEFAULT_BASE_URL) -> dict[str, Any]:
+def codeset_to_valueset(codeset: CodeSet, *, base_url: str = CANONICAL_BASE) -> dict[str, Any]:
     """The set as a FHIR R4 ValueSet (a JSON-ready dict), validated before it is returned."""
     includes = []
     for system in _SYSTEMS:
