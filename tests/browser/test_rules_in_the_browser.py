@@ -11,7 +11,7 @@ from playwright.sync_api import ConsoleMessage, Page, expect
 from iris_prompt.rules_page import rules_router
 from tests.support.server import serve
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
