@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     retention_audit_days: int = Field(default=2922, ge=365)
     retention_feedback_days: int = Field(default=730, ge=1)
     retention_call_log_days: int = Field(default=730, ge=1)
+    # Unset, the register keeps every flag: the period for ended flags is for the MAPPA board
+    # and the data protection officer to agree (register/retention.py).
+    retention_register_days: int | None = Field(default=None, ge=365)
 
     # The prompt engine (README "Configuration").
     enquiry_window_days: int = Field(default=365, ge=0, le=3650)

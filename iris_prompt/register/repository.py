@@ -12,7 +12,8 @@ one wins and the other gets `VersionConflict` (412), on SQLite and PostgreSQL al
 through the API writes its access row in the same transaction as the read: a read that cannot
 be recorded is not answered.
 
-Nothing is deleted: a flag ends by `status` inactive or entered-in-error (a new version).
+Nothing is deleted here: a flag ends by `status` inactive or entered-in-error (a new version).
+Only a retention purge deletes, and only flags long ended (retention.py).
 """
 
 import datetime

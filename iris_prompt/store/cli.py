@@ -22,12 +22,20 @@ from iris_prompt.store.report_query import GROUPINGS, parse_day
 __all__ = ["add_parsers", "render_csv", "render_text"]
 
 
-def _engine() -> Any:
+def _engine(command: str) -> Any:
+    """The store's engine and configuration from the settings; None, said why on stderr, when
+    the settings are refused."""
+    from pydantic import ValidationError
+
     from iris_prompt.settings import Settings
     from iris_prompt.store.database import make_engine, sqlite_url
     from iris_prompt.store.service import store_config
 
-    config = store_config(Settings())
+    try:
+        config = store_config(Settings())
+    except ValidationError as error:
+        print(f"iris-prompt {command}: the settings are refused: {error}", file=sys.stderr)  # noqa: T201
+        return None
     if config.database_url is not None:
         return make_engine(config.database_url), config
     config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -37,7 +45,10 @@ def _engine() -> Any:
 def run_upgrade(_args: argparse.Namespace) -> int:
     from iris_prompt.store.database import upgrade
 
-    engine, _config = _engine()
+    opened = _engine("store upgrade")
+    if opened is None:
+        return 2
+    engine, _config = opened
     try:
         state = upgrade(engine)
     finally:
@@ -47,22 +58,42 @@ def run_upgrade(_args: argparse.Namespace) -> int:
 
 
 def run_purge(_args: argparse.Namespace) -> int:
+    from iris_prompt.register.retention import purge_ended
+    from iris_prompt.store.database import schema_state
     from iris_prompt.store.retention import purge
 
-    engine, config = _engine()
+    opened = _engine("store purge")
+    if opened is None:
+        return 2
+    engine, config = opened
+    policy = config.retention
+    now = datetime.datetime.now(datetime.UTC)
     try:
-        counts = purge(engine, config.retention, datetime.datetime.now(datetime.UTC))
+        state = schema_state(engine)
+        if not state.ok:
+            print(  # noqa: T201
+                f"iris-prompt store purge: the store's schema is at {state.current or 'nothing'}"
+                f", this release needs {state.head}: run `iris-prompt store upgrade` first",
+                file=sys.stderr,
+            )
+            return 2
+        counts = purge(engine, policy, now)
+        days = policy.register_days
+        ended = None if days is None else purge_ended(engine, days, now)
     finally:
         engine.dispose()
-    policy = config.retention
-    days = {
+    kept_for = {
         "audit": policy.audit_days,
         "feedback": policy.feedback_days,
         "call_log": policy.call_log_days,
         "issued_card": policy.call_log_days,
     }
     for kind, count in counts.items():
-        print(f"{kind}: {count} deleted (older than {days[kind]} days)")  # noqa: T201
+        print(f"{kind}: {count} deleted (older than {kept_for[kind]} days)")  # noqa: T201
+    if ended is None:
+        print("register: every flag kept (IRIS_RETENTION_REGISTER_DAYS is not set)")  # noqa: T201
+    else:
+        print(f"register: {ended} flags deleted (ended over {days} days ago)")  # noqa: T201
     return 0
 
 
@@ -100,7 +131,10 @@ def run_report(args: argparse.Namespace) -> int:
         return 2
     from iris_prompt.store.analytics import report
 
-    engine, _config = _engine()
+    opened = _engine("report")
+    if opened is None:
+        return 2
+    engine, _config = opened
     try:
         figures = report(engine, since=since, until=until, by=args.by)
     finally:

@@ -91,6 +91,7 @@ def store_config(settings: "Settings") -> StoreConfig:
             audit_days=settings.retention_audit_days,
             feedback_days=settings.retention_feedback_days,
             call_log_days=settings.retention_call_log_days,
+            register_days=settings.retention_register_days,
         ),
     )
 
