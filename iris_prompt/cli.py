@@ -60,7 +60,10 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def _cannot_start(error: Exception) -> int:
-    print(f"iris-prompt: cannot start: {error}", file=sys.stderr)  # noqa: T201
+    from iris_prompt.settings import refusal
+
+    said = refusal(error) if isinstance(error, ValueError) else str(error)
+    print(f"iris-prompt: cannot start: {said}", file=sys.stderr)  # noqa: T201
     return 2
 
 

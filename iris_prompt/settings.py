@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cds_hooks.auth import ALLOWED_ALGORITHMS, JwtPolicy, TrustedIssuer
@@ -21,9 +21,18 @@ from cds_hooks.fhir import FhirLimits
 from cds_hooks.http import ProtocolOptions
 from iris_prompt.register.clients import RegisterClient
 
-__all__ = ["Settings", "get_settings", "is_loopback", "is_secure_base", "refuse_unsafe_start"]
+__all__ = [
+    "Settings",
+    "get_settings",
+    "is_loopback",
+    "is_secure_base",
+    "refuse_unsafe_start",
+    "refusal",
+]
 
 MiB = 1024 * 1024
+# A century: a retention period beyond it is a slip, and no date can be computed from it.
+MAX_RETENTION_DAYS = 36525
 
 
 def is_loopback(host: str) -> bool:
@@ -123,12 +132,12 @@ class Settings(BaseSettings):
     # Bearer token for GET /fhir/AuditEvent; unset, the audit is not served. At least 16
     # characters, and not the admin token (an auditor is not a code-set administrator).
     auditor_token: SecretStr | None = None
-    retention_audit_days: int = Field(default=2922, ge=365)
-    retention_feedback_days: int = Field(default=730, ge=1)
-    retention_call_log_days: int = Field(default=730, ge=1)
+    retention_audit_days: int = Field(default=2922, ge=365, le=MAX_RETENTION_DAYS)
+    retention_feedback_days: int = Field(default=730, ge=1, le=MAX_RETENTION_DAYS)
+    retention_call_log_days: int = Field(default=730, ge=1, le=MAX_RETENTION_DAYS)
     # Unset, the register keeps every flag: the period for ended flags is for the MAPPA board
     # and the data protection officer to agree (register/retention.py).
-    retention_register_days: int | None = Field(default=None, ge=365)
+    retention_register_days: int | None = Field(default=None, ge=365, le=MAX_RETENTION_DAYS)
 
     # The prompt engine (README "Configuration").
     enquiry_window_days: int = Field(default=365, ge=0, le=3650)
@@ -320,3 +329,20 @@ def refuse_unsafe_start(settings: Settings) -> None:
 def get_settings() -> Settings:
     """The settings from the environment, read once per process."""
     return Settings()
+
+
+def refusal(error: ValueError) -> str:
+    """What to tell an operator about refused settings: each setting by its variable and what
+    is wrong with it, never the value given (it may be a password or a token)."""
+    if not isinstance(error, ValidationError):
+        return str(error)
+    said = []
+    for problem in error.errors(include_url=False, include_input=False):
+        message = problem["msg"].removeprefix("Value error, ")
+        where = problem["loc"]
+        if where:
+            path = ".".join(str(part) for part in where[1:])
+            name = f"IRIS_{str(where[0]).upper()}" + (f" ({path})" if path else "")
+            message = f"{name}: {message}"
+        said.append(message)
+    return "; ".join(said)

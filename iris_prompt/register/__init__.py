@@ -10,6 +10,6 @@ publish into with SMART Backend Services credentials, and that every household c
     api.py          the /fhir/Flag routes
     capability.py   the CapabilityStatement and SMART configuration
     access_log.py   a flag's access log for its owner
-    retention.py    deleting flags long ended, once a deployment sets the period
+    retention.py    deleting flags partners ended long ago, once a deployment sets the period
     service.py      the register as the app and the household check see it
 """

@@ -259,7 +259,9 @@ def register_router(
     @router.delete("/fhir/Flag/{flag_id}")
     async def delete(flag_id: str) -> Response:  # noqa: ARG001 (the path names it)
         problem = Problem(
-            "Flag", "flags are never deleted: end one with status inactive, or entered-in-error"
+            "Flag",
+            "flags are not deleted through the API: end one with status inactive, or "
+            "entered-in-error",
         )
         return outcome(405, [problem], "not-supported")
 

@@ -13,7 +13,7 @@ through the API writes its access row in the same transaction as the read: a rea
 be recorded is not answered.
 
 Nothing is deleted here: a flag ends by `status` inactive or entered-in-error (a new version).
-Only a retention purge deletes, and only flags long ended (retention.py).
+Only a retention purge deletes, and only flags partners ended long ago (retention.py).
 """
 
 import datetime

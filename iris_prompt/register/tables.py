@@ -2,7 +2,8 @@
 
 - `register_flag`: each flag's current version, with the columns searches and the household
   check use (NHS number, status, review date, author, last updated) beside the resource itself.
-- `register_flag_version`: every version ever stored, never updated or deleted (`_history`).
+- `register_flag_version`: every version ever stored, never updated (`_history`); deleted only
+  with its flag, by a retention purge (retention.py).
 - `register_access`: every read of a flag through the API (read, vread, history, search), by
   client and organisation, for the owner's access log. Disclosures in cards are in the store's
   `audit_event`, with the flag's register URL as the entity.

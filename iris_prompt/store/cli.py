@@ -27,14 +27,15 @@ def _engine(command: str) -> Any:
     the settings are refused."""
     from pydantic import ValidationError
 
-    from iris_prompt.settings import Settings
+    from iris_prompt.settings import Settings, refusal
     from iris_prompt.store.database import make_engine, sqlite_url
     from iris_prompt.store.service import store_config
 
     try:
         config = store_config(Settings())
-    except ValidationError as error:
-        print(f"iris-prompt {command}: the settings are refused: {error}", file=sys.stderr)  # noqa: T201
+    except (ValidationError, ValueError) as error:
+        said = refusal(error)
+        print(f"iris-prompt {command}: the settings are refused: {said}", file=sys.stderr)  # noqa: T201
         return None
     if config.database_url is not None:
         return make_engine(config.database_url), config
@@ -68,33 +69,36 @@ def run_purge(_args: argparse.Namespace) -> int:
     engine, config = opened
     policy = config.retention
     now = datetime.datetime.now(datetime.UTC)
-    try:
-        state = schema_state(engine)
-        if not state.ok:
-            print(  # noqa: T201
-                f"iris-prompt store purge: the store's schema is at {state.current or 'nothing'}"
-                f", this release needs {state.head}: run `iris-prompt store upgrade` first",
-                file=sys.stderr,
-            )
-            return 2
-        counts = purge(engine, policy, now)
-        days = policy.register_days
-        ended = None if days is None else purge_ended(engine, days, now)
-    finally:
-        engine.dispose()
     kept_for = {
         "audit": policy.audit_days,
         "feedback": policy.feedback_days,
         "call_log": policy.call_log_days,
         "issued_card": policy.call_log_days,
     }
-    for kind, count in counts.items():
-        print(f"{kind}: {count} deleted (older than {kept_for[kind]} days)")  # noqa: T201
-    if ended is None:
-        print("register: every flag kept (IRIS_RETENTION_REGISTER_DAYS is not set)")  # noqa: T201
-    else:
-        print(f"register: {ended} flags deleted (ended over {days} days ago)")  # noqa: T201
+    try:
+        state = schema_state(engine)
+        if not state.ok:
+            print(f"iris-prompt store purge: {_not_at_head(state)}", file=sys.stderr)  # noqa: T201
+            return 2
+        counts = purge(engine, policy, now)
+        for kind, count in counts.items():
+            print(f"{kind}: {count} deleted (older than {kept_for[kind]} days)")  # noqa: T201
+        days = policy.register_days
+        if days is None:
+            print("register: every flag kept (IRIS_RETENTION_REGISTER_DAYS is not set)")  # noqa: T201
+        else:
+            ended = purge_ended(engine, days, now)
+            print(f"register: {ended} ended flags deleted (unchanged for over {days} days)")  # noqa: T201
+    finally:
+        engine.dispose()
     return 0
+
+
+def _not_at_head(state: Any) -> str:
+    at = f"the store's schema is at {state.current or 'nothing'}"
+    if state.behind:
+        return f"{at}, this release needs {state.head}: run `iris-prompt store upgrade` first"
+    return f"{at}, newer than this release's {state.head}: run the release that migrated it"
 
 
 def render_text(figures: dict[str, Any]) -> str:

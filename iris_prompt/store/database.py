@@ -122,6 +122,17 @@ class SchemaState:
     def ok(self) -> bool:
         return self.current == self.head
 
+    @property
+    def behind(self) -> bool:
+        """Not at head, and at a revision this release knows (or none): an upgrade brings it
+        to head. Otherwise the schema is a newer release's."""
+        if self.ok:
+            return False
+        scripts = ScriptDirectory.from_config(_config())
+        return self.current is None or self.current in {
+            s.revision for s in scripts.walk_revisions()
+        }
+
 
 def schema_state(engine: Engine) -> SchemaState:
     with engine.connect() as connection:

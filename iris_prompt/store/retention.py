@@ -9,8 +9,8 @@ lead may change them with IRIS_RETENTION_*_DAYS):
   year-on-year comparison of override reasons.
 - call log and issued cards, 2 years (730): analytics compare a year with the year before;
   issued cards are kept as long, so feedback stays matched to its card.
-- the register's ended flags: kept unless a period is set (IRIS_RETENTION_REGISTER_DAYS, at
-  least a year), which the register deletes by (iris_prompt/register/retention.py).
+- the register's flags partners ended: kept unless a period is set (IRIS_RETENTION_REGISTER_DAYS,
+  at least a year), which the register deletes by (iris_prompt/register/retention.py).
 
 `purge(engine, policy, now)` deletes only rows older than their kind's retention and returns the
 count per kind; rows within retention are never touched.
