@@ -81,7 +81,7 @@ def dumped(value: Any) -> Any:
 
 def test_every_v2_example_is_classified(reference_dir: Path) -> None:
     names = {p.name.split("-")[1] for p in (reference_dir / "cds-hooks/examples").glob("v2.0.1-*")}
-    client_side_or_jwt = {"ex21", "ex22", "ex23", "ex24"}  # JWT header, claims, JWKS: test_auth
+    client_side_or_jwt = {"ex21", "ex22", "ex23", "ex24"}  # the JWT and its JWKS: test_auth_keys
     fragments = {"ex27", "ex28", "ex29"}  # not standalone JSON
     known_errata = {"ex07", "ex15", "ex17", "ex25"}
     assert names == set(SERVICE_SIDE) | client_side_or_jwt | fragments | known_errata
