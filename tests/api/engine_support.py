@@ -155,6 +155,23 @@ def fhir_with(*names: str) -> Iterator[Fhir]:
         yield fhir
 
 
+# Everything identifying in the seed-case record: none of it may reach a card.
+SEED_IDENTIFIERS = (
+    "Rowan",
+    "Fictional",
+    "Sam",
+    "Madeup",
+    "Toby",
+    "9990000018",
+    "9990000026",
+    "9990000034",
+    "seed-partner",
+    "seed-son",
+    "OFFENCE",
+    "NOTES ABOUT",
+)
+
+
 def seed_case() -> dict[str, dict[str, Any]]:
     """A fresh copy of the seed-case resources by id, for a scenario to change."""
     return {r["id"]: r for r in record("seed-case")}
