@@ -1,5 +1,6 @@
 """Shared by the register's tests: a partner client's keys and assertions, well-formed MAPPA
-flags, and the real service with the register (on the store under test) called in process."""
+flags, publishing and updating them and counting what is stored, and the real service with the
+register (on the store under test) called in process."""
 
 import datetime
 import urllib.parse
@@ -10,6 +11,8 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from iris_prompt.app import create_app
 from iris_prompt.engine.lookup import HouseholdLookup
@@ -18,6 +21,7 @@ from iris_prompt.engine.service import Engine as PromptEngine
 from iris_prompt.engine.service import build_registry
 from iris_prompt.register.clients import READ, WRITE, RegisterClient
 from iris_prompt.register.service import Register
+from iris_prompt.register.tables import RegisterFlag, RegisterFlagVersion
 from iris_prompt.store.service import Store
 from tests.api.engine_support import CONTACTS, NOW
 from tests.conftest import LiveService, bundled_codesets, live, make_settings
@@ -142,6 +146,20 @@ def publish(svc: RegisterService, partner: Partner, flag: dict[str, Any]) -> dic
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+def put(svc: RegisterService, partner: Partner, flag: dict[str, Any], version: str | None) -> Any:
+    """PUT `flag` as `partner`, naming `version` in If-Match (none when it is None)."""
+    headers = svc.auth(partner) | ({"If-Match": f'W/"{version}"'} if version else {})
+    return svc.client.request("PUT", f"/fhir/Flag/{flag['id']}", json=flag, headers=headers)
+
+
+def stored_counts(store: Store) -> tuple[int, int]:
+    """How many flags, and how many flag versions, the register holds."""
+    with Session(store.engine) as session:
+        flags = session.scalar(select(func.count()).select_from(RegisterFlag))
+        versions = session.scalar(select(func.count()).select_from(RegisterFlagVersion))
+    return int(flags or 0), int(versions or 0)
 
 
 # Two partner organisations: probation (publishes) and the police (another organisation).
