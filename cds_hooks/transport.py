@@ -7,8 +7,8 @@ lookup over its deadline cancels its queued reads) enough of them fill the pool,
 later request fails with PoolTimeout until the process restarts (encode/httpcore#1093, fixed
 upstream only in unmerged pull requests such as #1094). `pooled_client` gives an
 `httpx.AsyncClient` whose transport reclaims such orphans whenever a request fails or is
-cancelled: remove it once httpcore releases a fix (tests/unit/cds_hooks/test_fhir.py makes a
-thousand requests time out or be cancelled, then fetches normally).
+cancelled: remove it once httpcore releases a fix (tests/unit/cds_hooks/test_fhir_client.py
+makes a thousand requests time out or be cancelled, then fetches normally).
 """
 
 import ssl
