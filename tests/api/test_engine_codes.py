@@ -5,12 +5,11 @@ Each record is an adult with nothing else that would prompt, sent as a GP system
 at 26 November 2026, 10:00 in London.
 """
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.api.engine_support import call_with, cards_of, engine_service, fhir_serving, kinds
+from tests.api.engine_support import call_with, cards_of, fhir_serving, kinds
 from tests.conftest import LiveService
 from tests.support.records import (
     DEPRESSED_MOOD,
@@ -25,15 +24,8 @@ from tests.support.records import (
     patient,
     procedure,
 )
-from tests.support.tokens import SigningKey
 
 ADULT = patient("p1", "1990-03-01")
-
-
-@pytest.fixture(scope="module")
-def service(es384_key: SigningKey) -> Iterator[LiveService]:
-    with engine_service(es384_key) as running:
-        yield running
 
 
 def cards_for(service: LiveService, *entries: dict[str, Any]) -> list[dict[str, Any]]:

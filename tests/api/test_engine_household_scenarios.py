@@ -5,7 +5,6 @@ server, the service's clock fixed at 26 November 2026, 10:00 in London.
 """
 
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,7 +12,6 @@ import pytest
 from tests.api.engine_support import (
     SERVICE_PATH,
     cards_of,
-    engine_service,
     fhir_serving,
     kinds,
     prefetch_for,
@@ -22,15 +20,8 @@ from tests.api.engine_support import (
     seed_case,
 )
 from tests.conftest import LiveService
-from tests.support.tokens import SigningKey
 
 Resources = dict[str, dict[str, Any]]
-
-
-@pytest.fixture(scope="module")
-def service(es384_key: SigningKey) -> Iterator[LiveService]:
-    with engine_service(es384_key) as running:
-        yield running
 
 
 # --- flags and memberships in force: period ends at their precision ---------------------------

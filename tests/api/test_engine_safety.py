@@ -19,10 +19,8 @@ from starlette.responses import JSONResponse
 from tests.api.engine_support import (
     NOW,
     SERVICE_PATH,
-    TIGHT_BUDGET,
     Fhir,
     cards_of,
-    engine_service,
     kinds,
     prefetch_for,
     request_body,
@@ -40,7 +38,6 @@ from tests.support.records import (
     observation,
 )
 from tests.support.server import serve
-from tests.support.tokens import SigningKey
 
 Resources = dict[str, dict[str, Any]]
 TODAY = NOW.date()
@@ -48,19 +45,6 @@ TODAY = NOW.date()
 SUBJECT_OF_MARAC = ("http://snomed.info/sct", "758941000000108")
 AT_RISK_OF_DOMESTIC_VIOLENCE = ("http://snomed.info/sct", "707087005")
 ALREADY_KNOWN = "**Domestic abuse is already recorded** for this patient"
-
-
-@pytest.fixture(scope="module")
-def service(es384_key: SigningKey) -> Iterator[LiveService]:
-    with engine_service(es384_key) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def tight(es384_key: SigningKey) -> Iterator[LiveService]:
-    """The service with the product's household budget, for a household too slow for it."""
-    with engine_service(es384_key, budget=TIGHT_BUDGET) as running:
-        yield running
 
 
 def ago(days: int) -> str:

@@ -9,7 +9,6 @@ scenarios are in test_engine_household_scenarios.py.
 
 import copy
 import datetime
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,7 +19,6 @@ from tests.api.engine_support import (
     NOW,
     SERVICE_PATH,
     cards_of,
-    engine_service,
     fhir_serving,
     kinds,
     prefetch_for,
@@ -29,15 +27,7 @@ from tests.api.engine_support import (
     seed_case,
 )
 from tests.conftest import LiveService
-from tests.support.tokens import SigningKey
 from tests.unit.template.conftest import DISCLOSURE
-
-
-@pytest.fixture(scope="module")
-def service(es384_key: SigningKey) -> Iterator[LiveService]:
-    with engine_service(es384_key) as running:
-        yield running
-
 
 # --- dates: an entry's day is its day in England; old problems re-entered ---------------------
 

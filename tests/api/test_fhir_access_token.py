@@ -21,7 +21,6 @@ from tests.api.engine_support import (
     Fhir,
     cards_of,
     engine_registry,
-    engine_service,
     fhir_serving,
     kinds,
     prefetch_for,
@@ -32,17 +31,10 @@ from tests.conftest import ACCESS_TOKEN, LiveService, bundled_codesets
 from tests.support.fhir_server import FhirTestServer
 from tests.support.inprocess import in_process
 from tests.support.server import serve
-from tests.support.tokens import SigningKey
 
 PID = "seed-mum"
 # The seed case's household: a partner with a MAPPA flag in force, a son of 8.
 HOUSEHOLD_READS = {"/Group", "/Patient/seed-partner", "/Flag"}
-
-
-@pytest.fixture(scope="module")
-def service(es384_key: SigningKey) -> Iterator[LiveService]:
-    with engine_service(es384_key) as running:
-        yield running
 
 
 @pytest.fixture

@@ -4,10 +4,7 @@ ended or expired; a copy in the GP record counts once; the disclosure is audited
 and no other organisation, reads the flag's access log."""
 
 import datetime
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from iris_prompt.register.profile import FLAG_IDENTIFIER_SYSTEM
 from iris_prompt.store.service import Store
@@ -29,13 +26,8 @@ from tests.api.register_support import (
     publish,
     register_service,
 )
-from tests.api.store_support import audit_rows, open_store
+from tests.api.store_support import audit_rows
 from tests.support.tokens import SigningKey
-
-
-@pytest.fixture
-def store(store_url: str, tmp_path: Path) -> Store:
-    return open_store(store_url, tmp_path / "data")
 
 
 def without_gp_flag() -> list[dict[str, Any]]:

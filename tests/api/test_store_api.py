@@ -67,11 +67,6 @@ def store_service(key: SigningKey, store: Store) -> Iterator[LiveService]:
         yield service
 
 
-@pytest.fixture
-def store(store_url: str, tmp_path: Path) -> Store:
-    return open_store(store_url, tmp_path / "data")
-
-
 def feedback(card: str, **extra: Any) -> dict[str, Any]:
     item = {
         "card": card,

@@ -18,7 +18,6 @@ from iris_prompt.codesets.model import CodeSets
 from iris_prompt.engine.household import Household, HouseholdMember, essentials, household_from
 from iris_prompt.engine.record import read_record
 from iris_prompt.engine.risk_flags import MappaRisk
-from tests.conftest import bundled_codesets
 from tests.support.records import (
     DEPRESSIVE_DISORDER,
     ENQUIRY_MADE,
@@ -33,11 +32,6 @@ from tests.support.records import (
 
 TODAY = datetime.date(2026, 3, 1)
 WRONG = [5, 2.5, True, "x", None, [], {}, ["final"], {"code": "x"}, [5], [{"url": []}]]
-
-
-@pytest.fixture(scope="module")
-def sets() -> CodeSets:
-    return bundled_codesets().current
 
 
 def with_field(resource: dict[str, Any], path: str, value: object) -> dict[str, Any]:

@@ -7,7 +7,6 @@ import pytest
 
 from iris_prompt.codesets.model import CodeSets
 from iris_prompt.engine.record import read_record, resources_in
-from tests.conftest import bundled_codesets
 from tests.support.records import (
     ANXIETY_DISORDER,
     ANXIETY_STATE_READ,
@@ -24,11 +23,6 @@ from tests.support.records import (
     patient,
     procedure,
 )
-
-
-@pytest.fixture(scope="module")
-def sets() -> CodeSets:
-    return bundled_codesets().current
 
 
 def found(resources: list[dict], sets: CodeSets) -> list[tuple[str, str, str]]:
