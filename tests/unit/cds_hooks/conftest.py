@@ -1,4 +1,4 @@
-"""The caller JWT tests' signing keys (one per accepted algorithm, made once per module) and a
+"""The caller JWT tests' signing keys (one per accepted algorithm, made once per worker) and a
 verifier trusting them all."""
 
 import pytest
@@ -8,7 +8,7 @@ from tests.support.tokens import SigningKey, generate_key, jwks
 from tests.unit.cds_hooks.auth_support import ISS, verifier
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def keys() -> dict[str, SigningKey]:
     return {alg: generate_key(alg) for alg in ("ES384", "RS384", "ES256", "RS512")}
 

@@ -1,11 +1,11 @@
-"""The bundled code sets, checked as the service checks them (no errors), once per module."""
+"""The bundled code sets, checked as the service checks them (no errors), once per worker."""
 
 import pytest
 
 from iris_prompt.codesets.files import CodeSets, check_folder, default_codesets_dir
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def sets() -> CodeSets:
     report = check_folder(default_codesets_dir())
     assert report.errors == []
