@@ -23,7 +23,7 @@ the latest with the next purge.
 
 import datetime
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete, exists, select
 
 from iris_prompt.register.tables import RegisterAccess, RegisterFlag, RegisterFlagVersion
 
@@ -43,13 +43,13 @@ def purge_ended(engine: Engine, days: int, now: datetime.datetime) -> int:
         RegisterFlag.status.in_(_ENDED), RegisterFlag.last_updated < cutoff
     )
     with engine.begin() as connection:
-        connection.execute(ended.with_for_update())
+        # In one order, so that two purges overlapping cannot deadlock each other.
+        connection.execute(ended.order_by(RegisterFlag.id).with_for_update())
         connection.execute(delete(RegisterAccess).where(RegisterAccess.flag_id.in_(ended)))
         connection.execute(
             delete(RegisterFlagVersion).where(RegisterFlagVersion.flag_id.in_(ended))
         )
         deleted = connection.execute(delete(RegisterFlag).where(RegisterFlag.id.in_(ended)))
-        connection.execute(
-            delete(RegisterAccess).where(RegisterAccess.flag_id.not_in(select(RegisterFlag.id)))
-        )
+        flag_held = exists().where(RegisterFlag.id == RegisterAccess.flag_id)
+        connection.execute(delete(RegisterAccess).where(~flag_held))
     return deleted.rowcount

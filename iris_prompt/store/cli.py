@@ -22,10 +22,15 @@ from iris_prompt.store.report_query import GROUPINGS, parse_day
 __all__ = ["add_parsers", "render_csv", "render_text"]
 
 
+def _say(command: str, message: str) -> None:
+    print(f"iris-prompt {command}: {message}", file=sys.stderr)  # noqa: T201
+
+
 def _engine(command: str) -> Any:
     """The store's engine and configuration from the settings; None, said why on stderr, when
     the settings are refused."""
     from pydantic import ValidationError
+    from sqlalchemy.exc import SQLAlchemyError
 
     from iris_prompt.settings import Settings, refusal
     from iris_prompt.store.database import make_engine, sqlite_url
@@ -34,13 +39,16 @@ def _engine(command: str) -> Any:
     try:
         config = store_config(Settings())
     except (ValidationError, ValueError) as error:
-        said = refusal(error)
-        print(f"iris-prompt {command}: the settings are refused: {said}", file=sys.stderr)  # noqa: T201
+        _say(command, f"the settings are refused: {refusal(error)}")
         return None
-    if config.database_url is not None:
+    if config.database_url is None:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        return make_engine(sqlite_url(config.data_dir)), config
+    try:
         return make_engine(config.database_url), config
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    return make_engine(sqlite_url(config.data_dir)), config
+    except (SQLAlchemyError, ValueError) as error:  # a malformed URL, or an unknown driver
+        _say(command, f"IRIS_DATABASE_URL is not a usable database URL ({type(error).__name__})")
+        return None
 
 
 def run_upgrade(_args: argparse.Namespace) -> int:
@@ -59,6 +67,8 @@ def run_upgrade(_args: argparse.Namespace) -> int:
 
 
 def run_purge(_args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from iris_prompt.register.retention import purge_ended
     from iris_prompt.store.database import schema_state
     from iris_prompt.store.retention import purge
@@ -76,9 +86,13 @@ def run_purge(_args: argparse.Namespace) -> int:
         "issued_card": policy.call_log_days,
     }
     try:
-        state = schema_state(engine)
+        try:
+            state = schema_state(engine)
+        except SQLAlchemyError as error:
+            _say("store purge", f"the store's database cannot be reached ({type(error).__name__})")
+            return 2
         if not state.ok:
-            print(f"iris-prompt store purge: {_not_at_head(state)}", file=sys.stderr)  # noqa: T201
+            _say("store purge", _not_at_head(state))
             return 2
         counts = purge(engine, policy, now)
         for kind, count in counts.items():

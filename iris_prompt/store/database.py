@@ -170,9 +170,11 @@ def prepare(url: str | None, data_dir: Path) -> Engine:
         ) from None
     if not state.ok:
         engine.dispose()
+        at = f"the PostgreSQL store's schema is at {state.current or 'nothing'}"
+        if not state.behind:
+            raise SchemaBehind(f"{at}, newer than this release's {state.head}: run that release")
         raise SchemaBehind(
-            f"the PostgreSQL store's schema is at {state.current or 'nothing'}, this release "
-            f"needs {state.head}: run `iris-prompt store upgrade` (with the same "
-            "IRIS_DATABASE_URL) before starting the service"
+            f"{at}, this release needs {state.head}: run `iris-prompt store upgrade` (with the "
+            "same IRIS_DATABASE_URL) before starting the service"
         )
     return engine

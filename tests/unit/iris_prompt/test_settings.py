@@ -161,11 +161,9 @@ def test_the_defaults_the_issue_names_reach_the_engine() -> None:
 def test_a_refusal_names_each_setting_and_never_echoes_the_value() -> None:
     """What an operator reads when settings are refused (serve, store, report): the variable,
     the path inside it, what is wrong; the values given may be secrets and are left out."""
-    secret = "postgresql://iris:pa55word@db/iris"
     with pytest.raises(ValidationError) as refused:
         Settings(
             pseudonym_key="short-secret-value",
-            database_url=secret,
             trusted_issuers=[{"iss": "https://ehr.example", "jku": "not-a-list"}],
             retention_audit_days=40000,
         )
@@ -173,7 +171,7 @@ def test_a_refusal_names_each_setting_and_never_echoes_the_value() -> None:
     assert "IRIS_PSEUDONYM_KEY: Value should have at least 32" in said
     assert "IRIS_TRUSTED_ISSUERS (0.jku)" in said
     assert "IRIS_RETENTION_AUDIT_DAYS: Input should be less than or equal to 36525" in said
-    assert "short-secret-value" not in said and "pa55word" not in said
+    assert "short-secret-value" not in said
     assert "errors.pydantic.dev" not in said
     # A refusal from a model check reads as the check wrote it.
     with pytest.raises(ValidationError) as several:

@@ -122,7 +122,9 @@ def test_a_flag_reactivated_while_the_purge_runs_is_kept_whole(engine: Engine) -
             .values(status="active", last_updated=NOW)
         )  # not yet committed: the renewal holds the flag's row (PostgreSQL) or the database
         deleted: list[int] = []
-        purge = threading.Thread(target=lambda: deleted.append(purge_ended(engine, 365, NOW)))
+        purge = threading.Thread(
+            target=lambda: deleted.append(purge_ended(engine, 365, NOW)), daemon=True
+        )
         if engine.dialect.name == "postgresql":
             renewal_pid = renewal.execute(text("SELECT pg_backend_pid()")).scalar_one()
             purge.start()
@@ -155,7 +157,8 @@ def test_store_purge_keeps_the_register_unless_a_period_is_set(
 ) -> None:
     data = tmp_path / "data"
     monkeypatch.setenv("IRIS_DATA_DIR", str(data))
-    monkeypatch.delenv("IRIS_RETENTION_REGISTER_DAYS", raising=False)
+    for name in ("IRIS_DATABASE_URL", "IRIS_RETENTION_REGISTER_DAYS"):
+        monkeypatch.delenv(name, raising=False)
     # Before the store is made, purge deletes nothing and says what to run first.
     assert main(["store", "purge"]) == 2
     refused = capsys.readouterr()
@@ -205,6 +208,7 @@ def test_a_schema_newer_than_this_release_is_not_told_to_upgrade(
 ) -> None:
     data = tmp_path / "data"
     monkeypatch.setenv("IRIS_DATA_DIR", str(data))
+    monkeypatch.delenv("IRIS_DATABASE_URL", raising=False)
     assert main(["store", "upgrade"]) == 0
     engine = make_engine(sqlite_url(data))
     with engine.begin() as connection:
@@ -215,3 +219,23 @@ def test_a_schema_newer_than_this_release_is_not_told_to_upgrade(
     refused = capsys.readouterr().err
     assert "the store's schema is at 0099, newer than this release's" in refused
     assert "store upgrade" not in refused
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("not a url", "IRIS_DATABASE_URL is not a usable database URL (ArgumentError)"),
+        (
+            "postgresql+psycopg://iris:pa55word@127.0.0.1:1/iris",
+            "the store's database cannot be reached (OperationalError)",
+        ),
+    ],
+)
+def test_a_database_url_that_cannot_be_used_is_refused_without_its_password(
+    url: str, said: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("IRIS_DATABASE_URL", url)
+    assert main(["store", "purge"]) == 2
+    refused = capsys.readouterr()
+    assert refused.out == ""
+    assert refused.err == f"iris-prompt store purge: {said}\n"
