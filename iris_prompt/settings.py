@@ -8,6 +8,7 @@ Complex values are JSON, for example::
 """
 
 import ipaddress
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -335,7 +336,8 @@ def refusal(error: ValueError) -> str:
     """What to tell an operator about refused settings: each setting by its variable and what
     is wrong with it, never the value given (it may be a password or a token)."""
     if not isinstance(error, ValidationError):
-        return str(error)
+        # A value that cannot be parsed at all (pydantic-settings names it by its field).
+        return re.sub(r'field "(\w+)"', lambda m: f"IRIS_{m.group(1).upper()}", str(error))
     said = []
     for problem in error.errors(include_url=False, include_input=False):
         message = problem["msg"].removeprefix("Value error, ")

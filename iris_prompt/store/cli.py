@@ -51,6 +51,19 @@ def _engine(command: str) -> Any:
         return None
 
 
+def _reachable(command: str, engine: Any) -> bool:
+    """Whether the store's database answers; said why on stderr when not (the error's type
+    only: its text may hold the URL)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        with engine.connect():
+            return True
+    except SQLAlchemyError as error:
+        _say(command, f"the store's database cannot be reached ({type(error).__name__})")
+        return False
+
+
 def run_upgrade(_args: argparse.Namespace) -> int:
     from iris_prompt.store.database import upgrade
 
@@ -59,6 +72,8 @@ def run_upgrade(_args: argparse.Namespace) -> int:
         return 2
     engine, _config = opened
     try:
+        if not _reachable("store upgrade", engine):
+            return 2
         state = upgrade(engine)
     finally:
         engine.dispose()
@@ -67,8 +82,6 @@ def run_upgrade(_args: argparse.Namespace) -> int:
 
 
 def run_purge(_args: argparse.Namespace) -> int:
-    from sqlalchemy.exc import SQLAlchemyError
-
     from iris_prompt.register.retention import purge_ended
     from iris_prompt.store.database import schema_state
     from iris_prompt.store.retention import purge
@@ -86,11 +99,9 @@ def run_purge(_args: argparse.Namespace) -> int:
         "issued_card": policy.call_log_days,
     }
     try:
-        try:
-            state = schema_state(engine)
-        except SQLAlchemyError as error:
-            _say("store purge", f"the store's database cannot be reached ({type(error).__name__})")
+        if not _reachable("store purge", engine):
             return 2
+        state = schema_state(engine)
         if not state.ok:
             _say("store purge", _not_at_head(state))
             return 2
@@ -154,6 +165,8 @@ def run_report(args: argparse.Namespace) -> int:
         return 2
     engine, _config = opened
     try:
+        if not _reachable("report", engine):
+            return 2
         figures = report(engine, since=since, until=until, by=args.by)
     finally:
         engine.dispose()

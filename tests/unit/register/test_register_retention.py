@@ -199,7 +199,7 @@ def test_store_purge_keeps_the_register_unless_a_period_is_set(
     monkeypatch.setenv("IRIS_TRUSTED_ISSUERS", "not json")
     assert main(["store", "purge"]) == 2
     refused = capsys.readouterr()
-    assert "the settings are refused" in refused.err and "trusted_issuers" in refused.err
+    assert "the settings are refused" in refused.err and "IRIS_TRUSTED_ISSUERS" in refused.err
     assert "Traceback" not in refused.err
 
 
@@ -235,7 +235,8 @@ def test_a_database_url_that_cannot_be_used_is_refused_without_its_password(
     url: str, said: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("IRIS_DATABASE_URL", url)
-    assert main(["store", "purge"]) == 2
-    refused = capsys.readouterr()
-    assert refused.out == ""
-    assert refused.err == f"iris-prompt store purge: {said}\n"
+    for command in (["store", "purge"], ["store", "upgrade"], ["report"]):
+        assert main(command) == 2
+        refused = capsys.readouterr()
+        assert refused.out == ""
+        assert refused.err == f"iris-prompt {' '.join(command)}: {said}\n"
