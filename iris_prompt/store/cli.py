@@ -29,7 +29,6 @@ def _say(command: str, message: str) -> None:
 def _engine(command: str) -> Any:
     """The store's engine and configuration from the settings; None, said why on stderr, when
     the settings are refused."""
-    from pydantic import ValidationError
     from sqlalchemy.exc import SQLAlchemyError
 
     from iris_prompt.settings import Settings, refusal
@@ -38,7 +37,7 @@ def _engine(command: str) -> Any:
 
     try:
         config = store_config(Settings())
-    except (ValidationError, ValueError) as error:
+    except ValueError as error:  # pydantic's ValidationError is one
         _say(command, f"the settings are refused: {refusal(error)}")
         return None
     if config.database_url is None:
@@ -103,7 +102,7 @@ def run_purge(_args: argparse.Namespace) -> int:
             return 2
         state = schema_state(engine)
         if not state.ok:
-            _say("store purge", _not_at_head(state))
+            _say("store purge", state.mismatch() + (" first" if state.behind else ""))
             return 2
         counts = purge(engine, policy, now)
         for kind, count in counts.items():
@@ -117,13 +116,6 @@ def run_purge(_args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     return 0
-
-
-def _not_at_head(state: Any) -> str:
-    at = f"the store's schema is at {state.current or 'nothing'}"
-    if state.behind:
-        return f"{at}, this release needs {state.head}: run `iris-prompt store upgrade` first"
-    return f"{at}, newer than this release's {state.head}: run the release that migrated it"
 
 
 def render_text(figures: dict[str, Any]) -> str:

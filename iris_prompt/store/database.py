@@ -113,6 +113,12 @@ def head() -> str:
     return heads[0]
 
 
+@cache
+def _revisions() -> frozenset[str]:
+    """Every migration this release ships (read once, as `head`)."""
+    return frozenset(s.revision for s in ScriptDirectory.from_config(_config()).walk_revisions())
+
+
 @dataclass(frozen=True)
 class SchemaState:
     current: str | None
@@ -126,12 +132,14 @@ class SchemaState:
     def behind(self) -> bool:
         """Not at head, and at a revision this release knows (or none): an upgrade brings it
         to head. Otherwise the schema is a newer release's."""
-        if self.ok:
-            return False
-        scripts = ScriptDirectory.from_config(_config())
-        return self.current is None or self.current in {
-            s.revision for s in scripts.walk_revisions()
-        }
+        return not self.ok and (self.current is None or self.current in _revisions())
+
+    def mismatch(self, store: str = "the store") -> str:
+        """What to tell an operator when the schema is not at head, and what to run."""
+        at = f"{store}'s schema is at {self.current or 'nothing'}"
+        if self.behind:
+            return f"{at}, this release needs {self.head}: run `iris-prompt store upgrade`"
+        return f"{at}, newer than this release's {self.head}: run the release that migrated it"
 
 
 def schema_state(engine: Engine) -> SchemaState:
@@ -170,11 +178,8 @@ def prepare(url: str | None, data_dir: Path) -> Engine:
         ) from None
     if not state.ok:
         engine.dispose()
-        at = f"the PostgreSQL store's schema is at {state.current or 'nothing'}"
-        if not state.behind:
-            raise SchemaBehind(f"{at}, newer than this release's {state.head}: run that release")
-        raise SchemaBehind(
-            f"{at}, this release needs {state.head}: run `iris-prompt store upgrade` (with the "
-            "same IRIS_DATABASE_URL) before starting the service"
-        )
+        said = state.mismatch("the PostgreSQL store")
+        if state.behind:
+            said += " (with the same IRIS_DATABASE_URL) before starting the service"
+        raise SchemaBehind(said)
     return engine
