@@ -12,7 +12,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +27,7 @@ __all__ = [
     "get_settings",
     "is_loopback",
     "is_secure_base",
+    "redis_url_problem",
     "refuse_unsafe_start",
     "refusal",
 ]
@@ -45,6 +46,54 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+# A host name as DNS (and container networks, which allow `_`) spell it.
+LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?"
+HOST_NAME = re.compile(rf"{LABEL}(\.{LABEL})*")
+
+
+def redis_url_problem(url: str) -> str | None:
+    """What is wrong with a Redis URL, never repeating it (it may hold a password); None if
+    nothing. Redis's client accepts a host with a space and ignores a database that is not a
+    number, so without this the service would start and refuse every call with 503.
+
+    >>> redis_url_problem("rediss://:secret@redis.internal:6380/2") is None
+    True
+    >>> redis_url_problem("redis://redis:6379/zero")
+    'the database must be a number, such as /0'
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        return "must start redis://, rediss:// (TLS) or unix://"
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        return "the port must be a number from 1 to 65535"
+    db = [v for k, v in parse_qsl(parts.query) if k == "db"]
+    if parts.scheme == "unix":
+        if not parts.path:
+            return "unix:// needs the socket's path, such as unix:///run/redis/redis.sock"
+    else:
+        host = parts.hostname or ""
+        if not host:
+            return "has no host"
+        if not HOST_NAME.fullmatch(host) and not _ip_address(host):
+            return "the host is neither a host name nor an IP address"
+        db.append(parts.path.removeprefix("/"))
+    if any(value and not value.isdigit() for value in db):
+        return "the database must be a number, such as /0"
+    return None
+
+
+def _ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def is_secure_base(url: str) -> bool:
     """Whether CDS clients may be told to call `url`: https, or http on a loopback address
     (tests and development on one machine, where nothing crosses a network).
@@ -61,7 +110,11 @@ def is_secure_base(url: str) -> bool:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="IRIS_", extra="ignore", frozen=True)
+    # Inputs are left out of pydantic's own error text too: several settings are secrets (a
+    # database or Redis URL holds a password), and a traceback may reach a log.
+    model_config = SettingsConfigDict(
+        env_prefix="IRIS_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -194,6 +247,14 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("https://", "http://")):
             raise ValueError("must be an absolute URL such as https://iris.example.nhs.uk")
         return value.rstrip("/") if value else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _usable_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        problem = None if value is None else redis_url_problem(value.get_secret_value())
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @field_validator("cors_allow_origins")
     @classmethod

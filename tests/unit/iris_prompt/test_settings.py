@@ -1,6 +1,7 @@
 """Settings from IRIS_ environment variables, and the README's example configuration."""
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -177,3 +178,62 @@ def test_a_refusal_names_each_setting_and_never_echoes_the_value() -> None:
     with pytest.raises(ValidationError) as several:
         Settings(workers=2, redis_url=None)
     assert refusal(several.value).startswith("2 workers need a shared replay store")
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("redis://:s3cret-pw@redis host:6379/0", "the host is neither a host name nor an IP"),
+        ("redis://:s3cret-pw@redis:6379/O", "the database must be a number"),
+        ("redis://:s3cret-pw@redis:6379?db=one", "the database must be a number"),
+        ("redis://:s3cret-pw@redis:99999/0", "the port must be a number from 1 to 65535"),
+        ("redis://:s3cret-pw@/0", "has no host"),
+        ("https://:s3cret-pw@redis:6379", "must start redis://, rediss:// (TLS) or unix://"),
+        ("unix://", "unix:// needs the socket's path"),
+    ],
+)
+def test_an_unusable_redis_url_is_refused_without_repeating_it(url: str, problem: str) -> None:
+    """Redis's client would take these (a host with a space, a database that is not a number)
+    and the service would start only to answer every call 503: refused at start instead, named
+    by its variable, the URL (which holds the password) never repeated."""
+    with pytest.raises(ValidationError) as refused:
+        Settings(workers=2, redis_url=url)
+    said = refusal(refused.value)
+    assert said.startswith(f"IRIS_REDIS_URL: {problem}")
+    assert "s3cret" not in said and "s3cret" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://redis:6379/0",
+        "rediss://:s3cret-pw@redis.internal.example:6380/2",
+        "redis://my_redis",
+        "redis://10.0.0.5:6379/15",
+        "redis://[::1]:6379",
+        "unix:///run/redis/redis.sock?db=1",
+    ],
+)
+def test_the_redis_urls_a_deployment_uses_are_accepted(url: str) -> None:
+    assert Settings(workers=2, redis_url=url).redis_url is not None
+
+
+def test_serve_refuses_an_unusable_redis_url_before_it_starts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from iris_prompt.cli import main
+
+    for name in [name for name in os.environ if name.startswith("IRIS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv(
+        "IRIS_TRUSTED_ISSUERS", '[{"iss": "https://e.example", "jku": ["https://e.example/j"]}]'
+    )
+    monkeypatch.setenv("IRIS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("IRIS_REDIS_URL", "redis://:s3cret-pw@redis host:6379/0")
+    assert main(["serve", "--workers", "2"]) == 2
+    said = capsys.readouterr().err
+    assert said == (
+        "iris-prompt: cannot start: IRIS_REDIS_URL: the host is neither a host name nor an "
+        "IP address\n"
+    )
+    assert not (tmp_path / "data").exists()  # refused before anything was made
