@@ -4,8 +4,10 @@ iris-prompt store upgrade          # apply migrations (IRIS_DATABASE_URL, or the
 iris-prompt store purge            # delete what is past retention; says how much
 iris-prompt report --since 2026-01-01 --by category [--json | --csv]
 
-The store's modules load when a command runs, not with the command line: `iris-prompt serve`
-and the other commands start without the database toolkit.
+Purge and report run only on a store at this release's schema, and never make one; upgrade
+(and `serve`) make the embedded store. The store's modules load when a command runs, not with
+the command line: `iris-prompt serve` and the other commands start without the database
+toolkit.
 """
 
 import argparse
@@ -26,13 +28,14 @@ def _say(command: str, message: str) -> None:
     print(f"iris-prompt {command}: {message}", file=sys.stderr)  # noqa: T201
 
 
-def _engine(command: str) -> Any:
+def _engine(command: str, *, make: bool = False) -> Any:
     """The store's engine and configuration from the settings; None, said why on stderr, when
-    the settings are refused."""
+    the settings are refused, or when the embedded store does not exist and `make` is not set
+    (a command that only reads or deletes leaves no empty store behind)."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from iris_prompt.settings import Settings, refusal
-    from iris_prompt.store.database import make_engine, sqlite_url
+    from iris_prompt.store.database import SQLITE_FILE, SchemaState, head, make_engine, sqlite_url
     from iris_prompt.store.service import store_config
 
     try:
@@ -41,6 +44,9 @@ def _engine(command: str) -> Any:
         _say(command, f"the settings are refused: {refusal(error)}")
         return None
     if config.database_url is None:
+        if not make and not (config.data_dir / SQLITE_FILE).exists():
+            _say(command, SchemaState(None, head()).mismatch() + " first")
+            return None
         config.data_dir.mkdir(parents=True, exist_ok=True)
         return make_engine(sqlite_url(config.data_dir)), config
     try:
@@ -63,10 +69,23 @@ def _reachable(command: str, engine: Any) -> bool:
         return False
 
 
+def _ready(command: str, engine: Any) -> bool:
+    """Whether the store's database answers with the schema this release reads and writes;
+    said why on stderr when not, with what to run."""
+    from iris_prompt.store.database import schema_state
+
+    if not _reachable(command, engine):
+        return False
+    state = schema_state(engine)
+    if not state.ok:
+        _say(command, state.mismatch() + (" first" if state.behind else ""))
+    return state.ok
+
+
 def run_upgrade(_args: argparse.Namespace) -> int:
     from iris_prompt.store.database import upgrade
 
-    opened = _engine("store upgrade")
+    opened = _engine("store upgrade", make=True)
     if opened is None:
         return 2
     engine, _config = opened
@@ -82,7 +101,6 @@ def run_upgrade(_args: argparse.Namespace) -> int:
 
 def run_purge(_args: argparse.Namespace) -> int:
     from iris_prompt.register.retention import purge_ended
-    from iris_prompt.store.database import schema_state
     from iris_prompt.store.retention import purge
 
     opened = _engine("store purge")
@@ -98,11 +116,7 @@ def run_purge(_args: argparse.Namespace) -> int:
         "issued_card": policy.call_log_days,
     }
     try:
-        if not _reachable("store purge", engine):
-            return 2
-        state = schema_state(engine)
-        if not state.ok:
-            _say("store purge", state.mismatch() + (" first" if state.behind else ""))
+        if not _ready("store purge", engine):
             return 2
         counts = purge(engine, policy, now)
         for kind, count in counts.items():
@@ -157,7 +171,7 @@ def run_report(args: argparse.Namespace) -> int:
         return 2
     engine, _config = opened
     try:
-        if not _reachable("report", engine):
+        if not _ready("report", engine):
             return 2
         figures = report(engine, since=since, until=until, by=args.by)
     finally:

@@ -31,6 +31,7 @@ __all__ = [
     "StoreError",
     "StoreUnreachable",
     "default_data_dir",
+    "head",
     "make_engine",
     "prepare",
     "schema_state",
