@@ -15,6 +15,8 @@ import csv
 import datetime
 import io
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -28,73 +30,94 @@ def _say(command: str, message: str) -> None:
     print(f"iris-prompt {command}: {message}", file=sys.stderr)  # noqa: T201
 
 
-def _engine(command: str, *, make: bool = False) -> Any:
-    """The store's engine and configuration from the settings; None, said why on stderr, when
-    the settings are refused, or when the embedded store does not exist and `make` is not set
-    (a command that only reads or deletes leaves no empty store behind)."""
-    from sqlalchemy.exc import SQLAlchemyError
+class _Refused(Exception):
+    """The command cannot go on; why has been said on stderr."""
 
+
+def _engine(command: str, *, make: bool) -> Any:
+    """The store's engine and configuration from the settings. Refused, said why, when the
+    settings are, when IRIS_DATABASE_URL cannot be opened, or when the embedded store does not
+    exist and `make` is not set (a command that only reads or deletes leaves no store behind)."""
     from iris_prompt.settings import Settings, refusal
-    from iris_prompt.store.database import SQLITE_FILE, SchemaState, head, make_engine, sqlite_url
+    from iris_prompt.store.database import (
+        SQLITE_FILE,
+        SchemaState,
+        StoreError,
+        head,
+        make_engine,
+        open_engine,
+        sqlite_url,
+    )
     from iris_prompt.store.service import store_config
 
     try:
         config = store_config(Settings())
     except ValueError as error:  # pydantic's ValidationError is one
         _say(command, f"the settings are refused: {refusal(error)}")
-        return None
-    if config.database_url is None:
-        if not make and not (config.data_dir / SQLITE_FILE).exists():
-            _say(command, SchemaState(None, head()).mismatch() + " first")
-            return None
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-        return make_engine(sqlite_url(config.data_dir)), config
+        raise _Refused from None
+    if config.database_url is not None:
+        try:
+            return open_engine(config.database_url), config
+        except StoreError as error:
+            _say(command, str(error))
+            raise _Refused from None
+    if not make and not (config.data_dir / SQLITE_FILE).exists():
+        _say(
+            command, SchemaState(None, head()).mismatch() + f" first (looked in {config.data_dir})"
+        )
+        raise _Refused
     try:
-        return make_engine(config.database_url), config
-    except (SQLAlchemyError, ValueError) as error:  # a malformed URL, or an unknown driver
-        _say(command, f"IRIS_DATABASE_URL is not a usable database URL ({type(error).__name__})")
-        return None
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        _say(command, f"{config.data_dir} (IRIS_DATA_DIR) cannot be made: {error.strerror}")
+        raise _Refused from None
+    return make_engine(sqlite_url(config.data_dir)), config
 
 
-def _reachable(command: str, engine: Any) -> bool:
-    """Whether the store's database answers; said why on stderr when not (the error's type
-    only: its text may hold the URL)."""
+@contextmanager
+def _store(command: str, *, make: bool = False, ready: bool = True) -> Iterator[Any]:
+    """(engine, config) for a store command, the engine disposed of after. The database must
+    answer, and unless `ready` is off have this release's schema; a database or store error
+    on the way is said on stderr (the error, never the URL) and refuses the command."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from iris_prompt.store.database import StoreError, schema_state
+
+    engine, config = _engine(command, make=make)
     try:
-        with engine.connect():
-            return True
+        try:
+            with engine.connect():
+                pass
+        except SQLAlchemyError as error:
+            # The error's type only: a driver's connection error may name the server and user.
+            _say(command, f"the store's database cannot be reached ({type(error).__name__})")
+            raise _Refused from None
+        state = schema_state(engine)
+        if ready and not state.ok:
+            _say(command, state.mismatch() + (" first" if state.behind else ""))
+            raise _Refused
+        yield engine, config
     except SQLAlchemyError as error:
-        _say(command, f"the store's database cannot be reached ({type(error).__name__})")
-        return False
-
-
-def _ready(command: str, engine: Any) -> bool:
-    """Whether the store's database answers with the schema this release reads and writes;
-    said why on stderr when not, with what to run."""
-    from iris_prompt.store.database import schema_state
-
-    if not _reachable(command, engine):
-        return False
-    state = schema_state(engine)
-    if not state.ok:
-        _say(command, state.mismatch() + (" first" if state.behind else ""))
-    return state.ok
+        # The driver's own words (a permission, a read-only file) name no secret; the URL is
+        # left out by taking the original error, not SQLAlchemy's wrapper.
+        said = getattr(error, "orig", None) or type(error).__name__
+        _say(command, f"the store's database refused: {said}".strip())
+        raise _Refused from None
+    except StoreError as error:
+        _say(command, str(error))
+        raise _Refused from None
+    finally:
+        engine.dispose()
 
 
 def run_upgrade(_args: argparse.Namespace) -> int:
     from iris_prompt.store.database import upgrade
 
-    opened = _engine("store upgrade", make=True)
-    if opened is None:
-        return 2
-    engine, _config = opened
     try:
-        if not _reachable("store upgrade", engine):
-            return 2
-        state = upgrade(engine)
-    finally:
-        engine.dispose()
+        with _store("store upgrade", make=True, ready=False) as (engine, _config):
+            state = upgrade(engine)
+    except _Refused:
+        return 2
     print(f"store schema at {state.current} (head {state.head})")  # noqa: T201
     return 0
 
@@ -103,32 +126,27 @@ def run_purge(_args: argparse.Namespace) -> int:
     from iris_prompt.register.retention import purge_ended
     from iris_prompt.store.retention import purge
 
-    opened = _engine("store purge")
-    if opened is None:
-        return 2
-    engine, config = opened
-    policy = config.retention
     now = datetime.datetime.now(datetime.UTC)
-    kept_for = {
-        "audit": policy.audit_days,
-        "feedback": policy.feedback_days,
-        "call_log": policy.call_log_days,
-        "issued_card": policy.call_log_days,
-    }
     try:
-        if not _ready("store purge", engine):
-            return 2
-        counts = purge(engine, policy, now)
-        for kind, count in counts.items():
-            print(f"{kind}: {count} deleted (older than {kept_for[kind]} days)")  # noqa: T201
-        days = policy.register_days
-        if days is None:
-            print("register: every flag kept (IRIS_RETENTION_REGISTER_DAYS is not set)")  # noqa: T201
-        else:
-            ended = purge_ended(engine, days, now)
-            print(f"register: {ended} ended flags deleted (unchanged for over {days} days)")  # noqa: T201
-    finally:
-        engine.dispose()
+        with _store("store purge") as (engine, config):
+            policy = config.retention
+            kept_for = {
+                "audit": policy.audit_days,
+                "feedback": policy.feedback_days,
+                "call_log": policy.call_log_days,
+                "issued_card": policy.call_log_days,
+            }
+            counts = purge(engine, policy, now)
+            for kind, count in counts.items():
+                print(f"{kind}: {count} deleted (older than {kept_for[kind]} days)")  # noqa: T201
+            days = policy.register_days
+            if days is None:
+                print("register: every flag kept (IRIS_RETENTION_REGISTER_DAYS is not set)")  # noqa: T201
+            else:
+                ended = purge_ended(engine, days, now)
+                print(f"register: {ended} ended flags deleted (unchanged for over {days} days)")  # noqa: T201
+    except _Refused:
+        return 2
     return 0
 
 
@@ -166,16 +184,11 @@ def run_report(args: argparse.Namespace) -> int:
         return 2
     from iris_prompt.store.analytics import report
 
-    opened = _engine("report")
-    if opened is None:
-        return 2
-    engine, _config = opened
     try:
-        if not _ready("report", engine):
-            return 2
-        figures = report(engine, since=since, until=until, by=args.by)
-    finally:
-        engine.dispose()
+        with _store("report") as (engine, _config):
+            figures = report(engine, since=since, until=until, by=args.by)
+    except _Refused:
+        return 2
     if args.json:
         sys.stdout.write(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode() + "\n")
     elif args.csv:

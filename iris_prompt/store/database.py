@@ -22,17 +22,20 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
 
 __all__ = [
     "SQLITE_FILE",
     "SchemaBehind",
+    "SchemaNewer",
     "SchemaState",
     "StoreError",
     "StoreUnreachable",
+    "UnusableUrl",
     "default_data_dir",
     "head",
     "make_engine",
+    "open_engine",
     "prepare",
     "schema_state",
     "sqlite_url",
@@ -50,7 +53,9 @@ class StoreError(RuntimeError):
 
     StoreError
     +-- SchemaBehind        the PostgreSQL schema is older than this release's
-    +-- StoreUnreachable    the database cannot be reached at start-up
+    +-- SchemaNewer         the schema is a newer release's: this one must not touch it
+    +-- StoreUnreachable    the database cannot be reached, or the embedded store opened
+    +-- UnusableUrl         IRIS_DATABASE_URL is not a URL this release can open
     """
 
 
@@ -58,7 +63,15 @@ class SchemaBehind(StoreError):
     """The database's schema is older than this release's, and we may not migrate it."""
 
 
+class SchemaNewer(StoreError):
+    """Migrated by a newer release (a rollback): migrating it back is that release's job."""
+
+
 class StoreUnreachable(StoreError):
+    pass
+
+
+class UnusableUrl(StoreError):
     pass
 
 
@@ -81,6 +94,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+def open_engine(url: str) -> Engine:
+    """`make_engine` for IRIS_DATABASE_URL, refused as UnusableUrl when malformed or naming a
+    driver this release lacks; the message names the error's type, never the URL (it holds a
+    password)."""
+    try:
+        return make_engine(url)
+    except (SQLAlchemyError, ValueError, ImportError) as error:
+        said = f"IRIS_DATABASE_URL is not a usable database URL ({type(error).__name__})"
+        if isinstance(error, ImportError | NoSuchModuleError):
+            said += ": PostgreSQL is reached as postgresql+psycopg://user:password@host/database"
+        raise UnusableUrl(said) from None
 
 
 def make_engine(url: str, *, connect_timeout: int = 3) -> Engine:
@@ -152,6 +178,8 @@ def schema_state(engine: Engine) -> SchemaState:
 def upgrade(engine: Engine) -> SchemaState:
     """Apply every migration not yet applied (a no-op at head; safe to run twice)."""
     before = schema_state(engine)
+    if not before.ok and not before.behind:
+        raise SchemaNewer(before.mismatch())
     if not before.ok:
         config = _config()
         with engine.begin() as connection:
@@ -165,11 +193,8 @@ def prepare(url: str | None, data_dir: Path) -> Engine:
     """The engine the service runs on. SQLite (no `url`): the data directory is created and the
     schema upgraded. PostgreSQL: the schema must be at head already, else SchemaBehind."""
     if url is None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        engine = make_engine(sqlite_url(data_dir))
-        upgrade(engine)
-        return engine
-    engine = make_engine(url)
+        return _embedded(data_dir)
+    engine = open_engine(url)
     try:
         state = schema_state(engine)
     except SQLAlchemyError as error:
@@ -182,5 +207,30 @@ def prepare(url: str | None, data_dir: Path) -> Engine:
         said = state.mismatch("the PostgreSQL store")
         if state.behind:
             said += " (with the same IRIS_DATABASE_URL) before starting the service"
-        raise SchemaBehind(said)
+        raise (SchemaBehind if state.behind else SchemaNewer)(said)
+    return engine
+
+
+def _embedded(data_dir: Path) -> Engine:
+    """The embedded store in `data_dir`, made and upgraded; StoreUnreachable, saying what the
+    file system or SQLite said (a path, never a secret), when it cannot be."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StoreUnreachable(
+            f"the embedded store's folder {data_dir} (IRIS_DATA_DIR) cannot be made: "
+            f"{error.strerror or type(error).__name__}"
+        ) from None
+    engine = make_engine(sqlite_url(data_dir))
+    try:
+        upgrade(engine)
+    except SQLAlchemyError as error:
+        engine.dispose()
+        raise StoreUnreachable(
+            f"the embedded store {data_dir / SQLITE_FILE} (IRIS_DATA_DIR) cannot be opened: "
+            f"{getattr(error, 'orig', None) or type(error).__name__}"
+        ) from None
+    except StoreError:
+        engine.dispose()
+        raise
     return engine

@@ -1,5 +1,6 @@
-"""`iris-prompt store purge` and `iris-prompt report` on a store they cannot use: each says
-what to run and stops, with no traceback, and leaves no empty store behind."""
+"""The store commands (`store upgrade|purge`, `report`) and the service's start-up on a store
+they cannot use: each says what is wrong and what to run, with no traceback and no secret, and
+leaves no empty store behind."""
 
 from pathlib import Path
 
@@ -7,7 +8,16 @@ import pytest
 from sqlalchemy import text
 
 from iris_prompt.cli import main
-from iris_prompt.store.database import head, make_engine, sqlite_url
+from iris_prompt.store.database import (
+    SchemaNewer,
+    StoreUnreachable,
+    UnusableUrl,
+    head,
+    make_engine,
+    prepare,
+    schema_state,
+    sqlite_url,
+)
 
 COMMANDS = [["store", "purge"], ["report"], ["report", "--csv"]]
 
@@ -31,7 +41,7 @@ def test_with_no_store_yet_a_command_says_what_to_run_and_makes_nothing(
     name = " ".join(word for word in command if not word.startswith("--"))
     assert said.err == (
         f"iris-prompt {name}: the store's schema is at nothing, this release needs "
-        f"{head()}: run `iris-prompt store upgrade` first\n"
+        f"{head()}: run `iris-prompt store upgrade` first (looked in {data})\n"
     )
     assert not data.exists()  # a mistyped IRIS_DATA_DIR leaves no empty store to confuse
 
@@ -66,3 +76,75 @@ def test_a_store_behind_or_ahead_of_this_release_is_refused_not_read(
     # At head again, the command runs.
     set_schema(data, head())
     assert main(command) == 0
+
+
+UNUSABLE_URLS = [
+    # A driver this release does not ship: PostgreSQL is reached through psycopg 3.
+    "postgresql+psycopg2://iris:s3cret-pw@127.0.0.1:1/iris",
+    "postgres://iris:s3cret-pw@127.0.0.1:1/iris",
+    # The password where the port goes: the parser's error quotes it.
+    "postgresql+psycopg://iris@127.0.0.1:s3cret-pw/iris",
+    "not a url",
+]
+
+
+@pytest.mark.parametrize("url", UNUSABLE_URLS)
+def test_a_database_url_this_release_cannot_open_is_refused_without_a_traceback_or_secret(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Start-up (`prepare`, which `serve` runs) and the store commands say the same: the setting
+    and the error's type, with the driver to use when the driver is the problem."""
+    with pytest.raises(UnusableUrl) as refused:
+        prepare(url, tmp_path / "data")
+    said = str(refused.value)
+    assert said.startswith("IRIS_DATABASE_URL is not a usable database URL (")
+    assert "s3cret" not in said
+    if "psycopg2" in url or url.startswith("postgres:"):
+        assert said.endswith(
+            "PostgreSQL is reached as postgresql+psycopg://user:password@host/database"
+        )
+    monkeypatch.setenv("IRIS_DATABASE_URL", url)
+    monkeypatch.setenv("IRIS_PSEUDONYM_KEY", "k" * 40)
+    for command in (["store", "upgrade"], ["store", "purge"], ["report"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert err.endswith(said + "\n") and "s3cret" not in err and "Traceback" not in err
+
+
+def test_a_store_a_newer_release_migrated_is_never_migrated_back(
+    data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rollback to this release: neither `serve` nor `store upgrade` touches the schema, and
+    both say which release to run instead of failing inside the migration tool."""
+    assert main(["store", "upgrade"]) == 0
+    set_schema(data, "0099")
+    capsys.readouterr()
+    with pytest.raises(SchemaNewer, match="schema is at 0099, newer than this release's"):
+        prepare(None, data)
+    assert main(["store", "upgrade"]) == 2
+    said = capsys.readouterr().err
+    assert said == (
+        f"iris-prompt store upgrade: the store's schema is at 0099, newer than this release's "
+        f"{head()}: run the release that migrated it\n"
+    )
+    engine = make_engine(sqlite_url(data))
+    assert schema_state(engine).current == "0099"
+    engine.dispose()
+
+
+def test_a_data_folder_that_cannot_be_made_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    occupied = tmp_path / "data"
+    occupied.write_text("a file where the folder should be")
+    with pytest.raises(StoreUnreachable) as refused:
+        prepare(None, occupied)
+    assert str(refused.value) == (
+        f"the embedded store's folder {occupied} (IRIS_DATA_DIR) cannot be made: File exists"
+    )
+    monkeypatch.setenv("IRIS_DATA_DIR", str(occupied))
+    monkeypatch.delenv("IRIS_DATABASE_URL", raising=False)
+    assert main(["store", "upgrade"]) == 2
+    assert capsys.readouterr().err == (
+        f"iris-prompt store upgrade: {occupied} (IRIS_DATA_DIR) cannot be made: File exists\n"
+    )
