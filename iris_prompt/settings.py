@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cds_hooks.auth import ALLOWED_ALGORITHMS, JwtPolicy, TrustedIssuer
@@ -33,6 +40,9 @@ __all__ = [
 ]
 
 MiB = 1024 * 1024
+# The shortest each secret may be: the bearer tokens (compared whole, so guessable when short)
+# and the key the pseudonyms are made with.
+SECRET_LENGTHS = {"admin_token": 16, "auditor_token": 16, "pseudonym_key": 32}
 # A century: a retention period beyond it is a slip, and no date can be computed from it.
 MAX_RETENTION_DAYS = 36525
 
@@ -181,7 +191,7 @@ class Settings(BaseSettings):
     # in PostgreSQL instead.
     data_dir: Path | None = None
     database_url: SecretStr | None = None
-    pseudonym_key: SecretStr | None = Field(default=None, min_length=32)
+    pseudonym_key: SecretStr | None = None
     audit_spool: Path | None = None
     # Bearer token for GET /fhir/AuditEvent; unset, the audit is not served. At least 16
     # characters, and not the admin token (an auditor is not a code-set administrator).
@@ -247,6 +257,15 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("https://", "http://")):
             raise ValueError("must be an absolute URL such as https://iris.example.nhs.uk")
         return value.rstrip("/") if value else value
+
+    @field_validator("admin_token", "auditor_token", "pseudonym_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        # Said without the length given: even that is a hint about a secret.
+        least = SECRET_LENGTHS[info.field_name or ""]
+        if value is not None and len(value.get_secret_value()) < least:
+            raise ValueError(f"must be at least {least} characters")
+        return value
 
     @field_validator("redis_url")
     @classmethod

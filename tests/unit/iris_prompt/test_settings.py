@@ -169,7 +169,8 @@ def test_a_refusal_names_each_setting_and_never_echoes_the_value() -> None:
             retention_audit_days=40000,
         )
     said = refusal(refused.value)
-    assert "IRIS_PSEUDONYM_KEY: Value should have at least 32" in said
+    assert "IRIS_PSEUDONYM_KEY: must be at least 32 characters" in said
+    assert "18" not in said  # nor the length of the secret given
     assert "IRIS_TRUSTED_ISSUERS (0.jku)" in said
     assert "IRIS_RETENTION_AUDIT_DAYS: Input should be less than or equal to 36525" in said
     assert "short-secret-value" not in said
@@ -178,6 +179,16 @@ def test_a_refusal_names_each_setting_and_never_echoes_the_value() -> None:
     with pytest.raises(ValidationError) as several:
         Settings(workers=2, redis_url=None)
     assert refusal(several.value).startswith("2 workers need a shared replay store")
+
+
+def never_served(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should a refusal not come, the test fails rather than serve for ever in its worker."""
+    from iris_prompt.ops import workers
+
+    def refused_to_start(*_args: object) -> None:
+        pytest.fail("serve started: the settings were not refused")
+
+    monkeypatch.setattr(workers, "run", refused_to_start)
 
 
 @pytest.mark.parametrize(
@@ -230,6 +241,7 @@ def test_serve_refuses_an_unusable_redis_url_before_it_starts(
     )
     monkeypatch.setenv("IRIS_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("IRIS_REDIS_URL", "redis://:s3cret-pw@redis host:6379/0")
+    never_served(monkeypatch)
     assert main(["serve", "--workers", "2"]) == 2
     said = capsys.readouterr().err
     assert said == (
@@ -237,3 +249,29 @@ def test_serve_refuses_an_unusable_redis_url_before_it_starts(
         "IP address\n"
     )
     assert not (tmp_path / "data").exists()  # refused before anything was made
+
+
+@pytest.mark.parametrize(
+    ("variable", "least"),
+    [("IRIS_ADMIN_TOKEN", 16), ("IRIS_AUDITOR_TOKEN", 16), ("IRIS_PSEUDONYM_KEY", 32)],
+)
+def test_a_short_secret_is_refused_with_the_settings_before_anything_is_made(
+    variable: str,
+    least: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """A short token was refused only while the app was built, after the store was made; now
+    with the other settings, by its variable, and without its length."""
+    from iris_prompt.cli import main
+
+    for name in [name for name in os.environ if name.startswith("IRIS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("IRIS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv(variable, "s3cret-short")
+    never_served(monkeypatch)
+    assert main(["serve", "--local"]) == 2
+    said = capsys.readouterr().err
+    assert said == f"iris-prompt: cannot start: {variable}: must be at least {least} characters\n"
+    assert not (tmp_path / "data").exists()
