@@ -37,11 +37,15 @@ numbered rules lives here:
 import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from iris_prompt.codesets.model import KNOWN_ABUSE_FOR_PATIENT, CodeSet, CodeSets
 from iris_prompt.engine.fhir_values import local_date, years_old
 from iris_prompt.engine.household import Household, HouseholdMember
 from iris_prompt.engine.record import CodedEntry, PatientRecord
+
+if TYPE_CHECKING:  # the settings load the protocol layer, which the pure rules never do
+    from iris_prompt.settings import Settings
 
 __all__ = [
     "CHILD_AGE",
@@ -51,6 +55,7 @@ __all__ = [
     "RuleSettings",
     "decide",
     "refusal",
+    "rule_settings",
 ]
 
 CLINICIAN_USER_TYPES = frozenset({"Practitioner", "PractitionerRole"})
@@ -73,6 +78,18 @@ class RuleSettings:
     minimum_age: int = 16
     suppressing_categories: frozenset[str] = frozenset({"enquiry-made", "enquiry-declined"})
     clinician_user_types: frozenset[str] = CLINICIAN_USER_TYPES
+
+
+def rule_settings(settings: "Settings") -> RuleSettings:
+    """The rules' settings of a deployment, from its IRIS_ settings: the one place the service
+    and the simulation both take them from, so that the simulation decides as the service does.
+    """
+    return RuleSettings(
+        enquiry_window=datetime.timedelta(days=settings.enquiry_window_days),
+        known_abuse_enquiry_window=datetime.timedelta(
+            days=settings.known_abuse_enquiry_window_days
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,7 @@ from iris_prompt.engine.fhir_values import PRACTICE_TIME_ZONE
 from iris_prompt.engine.household_check import check_household
 from iris_prompt.engine.lookup import HouseholdLookup, RegisterSource
 from iris_prompt.engine.record import read_record, resources_in
-from iris_prompt.engine.rules import RuleSettings, decide, refusal
+from iris_prompt.engine.rules import RuleSettings, decide, refusal, rule_settings
 from iris_prompt.ops import metrics
 from iris_prompt.ops.tracing import tracer
 from iris_prompt.settings import Settings
@@ -166,12 +166,7 @@ class Engine:
     ) -> "Engine":
         return cls(
             codesets,
-            rules=RuleSettings(
-                enquiry_window=datetime.timedelta(days=settings.enquiry_window_days),
-                known_abuse_enquiry_window=datetime.timedelta(
-                    days=settings.known_abuse_enquiry_window_days
-                ),
-            ),
+            rules=rule_settings(settings),
             cards=card_settings(settings),
             lookup=HouseholdLookup(
                 budget=settings.household_budget_seconds,

@@ -23,7 +23,7 @@ from typing import TextIO
 from iris_prompt.codesets.files import default_codesets_dir, load_codesets
 from iris_prompt.codesets.model import CodeSetError, CodeSets
 from iris_prompt.engine.fhir_values import PRACTICE_TIME_ZONE
-from iris_prompt.engine.rules import RuleSettings
+from iris_prompt.engine.rules import RuleSettings, rule_settings
 from iris_prompt.simulate.html import report_html
 from iris_prompt.simulate.population import PopulationError, Skipped, open_population
 from iris_prompt.simulate.report import Report, report_csv, report_json_text, report_text
@@ -79,13 +79,7 @@ def simulate(
     day = as_of or datetime.datetime.now(PRACTICE_TIME_ZONE).date()
     # Midday at the practice: the service's clock, on the day of the simulated visit.
     now = datetime.datetime.combine(day, datetime.time(12), tzinfo=PRACTICE_TIME_ZONE)
-    settings = RunSettings(
-        codesets_dir,
-        compare_dir,
-        now,
-        rules
-        or RuleSettings(enquiry_window=datetime.timedelta(days=Settings().enquiry_window_days)),
-    )
+    settings = RunSettings(codesets_dir, compare_dir, now, rules or rule_settings(Settings()))
     processes = choose_workers(population_path, workers)
     with scanner(processes) as mapper:
         population = open_population(population_path, mapper)
