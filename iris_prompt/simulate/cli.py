@@ -154,20 +154,37 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
     parser.set_defaults(func=run)
 
 
+def _deployment_rules() -> RuleSettings | None:
+    """The rule settings as the service reads them; None, said why on stderr, when the settings
+    are refused (each by its variable, never its value)."""
+    from iris_prompt.settings import Settings, refusal
+
+    try:
+        return rule_settings(Settings())
+    except ValueError as error:  # pydantic's ValidationError is one
+        sys.stderr.write(f"iris-prompt simulate: the settings are refused: {refusal(error)}\n")
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
-    """Carry out `simulate`; the exit status (0 done, 1 unusable code sets or population)."""
+    """Carry out `simulate`; the exit status (0 done, 1 unusable code sets or population, 2
+    refused settings)."""
     bars: list[Progress] = []
 
     def start(total: int) -> Callable[[int], None]:
         bars.append(Progress(total))
         return bars[0]
 
+    rules = _deployment_rules()
+    if rules is None:
+        return 2
     try:
         report = simulate(
             args.population,
             args.codesets,
             compare_dir=args.compare,
             as_of=args.as_of,
+            rules=rules,
             workers=args.workers,
             progress=start,
         )

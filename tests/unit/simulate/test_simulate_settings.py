@@ -1,5 +1,5 @@
 """The simulation reads the deployment's settings as the service does, so it decides as the
-service decides."""
+service decides; settings it cannot use are refused before anything runs."""
 
 import datetime
 import json
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from iris_prompt.cli import main
 from iris_prompt.codesets.files import default_codesets_dir, load_codesets
 from iris_prompt.codesets.live import SERVICE_CHECKS, CodeSetRegistry
 from iris_prompt.engine.record import read_record
@@ -20,7 +21,7 @@ from tests.support.records import (
     observation,
     patient,
 )
-from tests.unit.simulate.conftest import AS_OF
+from tests.unit.simulate.conftest import AS_OF, BUNDLES
 
 pytestmark = pytest.mark.slow
 
@@ -58,3 +59,14 @@ def test_the_known_abuse_enquiry_window_is_the_services(
 
     report = simulate(tmp_path, as_of=AS_OF, workers=1)
     assert (report.new.known_abuse, report.new.suppressed) == (1, 0)
+
+
+def test_settings_it_cannot_use_are_refused_before_the_run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("IRIS_PORT", "70000")
+    assert main(["simulate", str(BUNDLES), "--as-of", "2026-12-01", "--workers", "1"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("iris-prompt simulate: the settings are refused: IRIS_PORT: ")
+    assert "Traceback" not in err and "70000" not in err
