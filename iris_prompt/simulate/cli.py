@@ -14,6 +14,7 @@ codes. docs/simulation.md explains how to read the report.
 
 import argparse
 import datetime
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -166,9 +167,25 @@ def _deployment_rules() -> RuleSettings | None:
         return None
 
 
+def _unwritable(file: Path) -> str | None:
+    """Why a report could not be written to `file`; None if it can. Checked before the run, so
+    that a slip in a path never costs the whole run."""
+    folder = file.parent
+    if file.is_dir():
+        return "is a folder; give the report's file name"
+    if not folder.is_dir():
+        return f"the folder {folder} does not exist"
+    if not os.access(folder, os.W_OK | os.X_OK) or (file.exists() and not os.access(file, os.W_OK)):
+        return "cannot be written (permission denied)"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """Carry out `simulate`; the exit status (0 done, 1 unusable code sets or population, 2
-    refused settings)."""
+    refused settings or an output file that cannot be written)."""
+    if args.html is not None and (problem := _unwritable(args.html)) is not None:
+        sys.stderr.write(f"iris-prompt simulate: --html {args.html}: {problem}\n")
+        return 2
     bars: list[Progress] = []
 
     def start(total: int) -> Callable[[int], None]:

@@ -48,6 +48,19 @@ def test_html_beside_the_table(
     assert "Change in who gets an enquiry prompt" in out and f"wrote {page}" in err
 
 
+@pytest.mark.parametrize("where", ["missing/report.html", "a-folder"])
+def test_an_html_report_that_cannot_be_written_is_refused_before_the_run(
+    tmp_path: Path, where: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a-folder").mkdir()
+    page = tmp_path / where
+    assert main(["simulate", *ARGS, "--html", str(page)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""  # refused before the run: no report
+    assert err.startswith(f"iris-prompt simulate: --html {page}: ") and "records in" not in err
+    assert not (tmp_path / "missing").exists()
+
+
 def test_unusable_code_sets_stop_the_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
