@@ -26,7 +26,12 @@ from iris_prompt.codesets.model import CodeSetError, CodeSets
 from iris_prompt.engine.fhir_values import PRACTICE_TIME_ZONE
 from iris_prompt.engine.rules import RuleSettings, rule_settings
 from iris_prompt.simulate.html import report_html
-from iris_prompt.simulate.population import PopulationError, Skipped, open_population
+from iris_prompt.simulate.population import (
+    PopulationError,
+    Skipped,
+    nobody_read,
+    open_population,
+)
 from iris_prompt.simulate.report import Report, report_csv, report_json_text, report_text
 from iris_prompt.simulate.run import (
     RunSettings,
@@ -62,7 +67,8 @@ def simulate(
     """Run the rules over a population and count what they decide.
 
     Raises `CodeSetError` when a code-set folder is not usable and `PopulationError` when the
-    population cannot be read at all; single bad records are skipped and listed in the report.
+    population cannot be read at all (an NDJSON file unreadable, no patient's record read);
+    single bad records are skipped and listed in the report.
     `rules`: the rule settings (default: the deployment's, from the IRIS_ environment variables
     as the service reads them). `workers`: processes to use (default: every core, for a
     population big enough to gain).
@@ -96,6 +102,8 @@ def simulate(
         if old is not None and comparison is not None and result.old is not None:
             old.add(result.old)
             comparison.add(result.patient_id, result.old, result.new)
+    if not new.records:
+        raise nobody_read(population, skipped)
     return Report(
         population=str(population_path),
         kind=population.kind,

@@ -23,6 +23,7 @@ from iris_prompt.simulate.population import (
     SHARED_TYPES,
     PatientResources,
     Population,
+    PopulationError,
     Shared,
     Skipped,
     reference_id,
@@ -66,32 +67,49 @@ class _NdjsonIndex:
     patients: dict[str, tuple[int, str]] = field(default_factory=dict)  # id -> (location, where)
 
     def scan(self) -> None:
+        """Index every file; raises PopulationError for a file that cannot be read at all
+        (the figures would silently miss everything in it), where a bad line is skipped."""
         for number, file in enumerate(self.files):
+            lines = resources = 0
             try:
                 with file.open("rb") as stream:
                     offset = 0
                     for line_number, line in enumerate(stream, start=1):
                         if line.strip():
                             where = f"{file.name} line {line_number}"
-                            self._line(line, _pack(number, offset), where)
+                            lines += 1
+                            resources += self._line(line, _pack(number, offset), where)
                         offset += len(line)
             except OSError as error:
-                self.skipped.append(Skipped(file.name, f"cannot be read ({error.strerror})"))
+                raise PopulationError(
+                    f"{file} cannot be read ({error.strerror}): the figures would miss "
+                    "every resource in it"
+                ) from None
+            if lines and not resources:
+                raise PopulationError(
+                    f"{file}: none of its {lines} lines is a FHIR resource (not NDJSON, "
+                    "or compressed?): the figures would miss every resource in it"
+                )
 
-    def _line(self, line: bytes, location: int, where: str) -> None:
+    def _line(self, line: bytes, location: int, where: str) -> bool:
+        """Index one line; whether it is a FHIR resource (even one skipped for what it lacks)."""
         leading = _LEADING_TYPE.match(line)
         if leading is not None:
             kind = leading.group(1).decode()
             if kind not in READ_TYPES and kind not in SHARED_TYPES:
-                return  # a type the service never reads is not even parsed
+                return True  # a type the service never reads is not even parsed
         try:
             resource = orjson.loads(line)
         except orjson.JSONDecodeError:
             self.skipped.append(Skipped(where, "not valid JSON"))
-            return
+            return False
         if not isinstance(resource, dict):
             self.skipped.append(Skipped(where, "not a FHIR resource (not a JSON object)"))
-            return
+            return False
+        self._resource(resource, location, where)
+        return True
+
+    def _resource(self, resource: dict[str, Any], location: int, where: str) -> None:
         kind = resource.get("resourceType")
         self.shared.add(resource)
         if kind not in READ_TYPES:

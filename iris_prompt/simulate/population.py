@@ -19,9 +19,11 @@ RelatedPerson points at another patient's NHS number. So reading has two passes:
    finds them), plus any file holding a household member's Patient.
 2. `PatientReader.read(unit)` reads one patient's resources, in whichever process runs it.
 
-Nothing holds more than one patient's record at a time. A file or line that cannot be used is
-skipped and listed (`Skipped`: where, and why); it never stops the run. Reasons name the file
-and line, never what the record holds.
+Nothing holds more than one patient's record at a time. A Bundle file or NDJSON line that
+cannot be used is skipped and listed (`Skipped`: where, and why); it does not stop the run. An
+NDJSON file that cannot be read at all, or a population of which no patient's record could be
+read, does (`PopulationError`): the figures would silently describe the wrong population.
+Reasons name the file and line, never what the record holds.
 """
 
 import re
@@ -48,6 +50,7 @@ __all__ = [
     "Skipped",
     "group_members",
     "member_patients_in",
+    "nobody_read",
     "open_population",
     "reference_id",
     "scan_bundle",
@@ -67,7 +70,8 @@ Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]]
 
 
 class PopulationError(Exception):
-    """The population as a whole cannot be read (no such folder, nothing in it)."""
+    """The population as a whole cannot be read (no such folder, nothing in it, an NDJSON file
+    unreadable, no patient's record read)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +159,8 @@ def open_population(path: Path, mapper: "Mapper" = map) -> Population:
     """
     if not path.is_dir():
         raise PopulationError(f"{path}: not a folder of FHIR Bundles or NDJSON files")
-    ndjson = sorted(p for p in path.iterdir() if p.suffix == ".ndjson" and p.is_file())
+    # Not only files: an export's Condition.ndjson that is not a file is refused, not ignored.
+    ndjson = sorted(p for p in path.iterdir() if p.suffix == ".ndjson")
     bundles = sorted(p for p in path.iterdir() if p.suffix == ".json" and p.is_file())
     if ndjson:
         # Imported here: the NDJSON reader builds on this module's types.
@@ -165,6 +170,23 @@ def open_population(path: Path, mapper: "Mapper" = map) -> Population:
     if bundles:
         return _open_bundles(path, bundles, mapper)
     raise PopulationError(f"{path}: holds no .json Bundles and no .ndjson files")
+
+
+def nobody_read(population: Population, skipped: list[Skipped]) -> PopulationError:
+    """The error for a population of which no patient's record could be read (`skipped`: every
+    file and line left out)."""
+    said = f"{population.path}: no patient's record could be read"
+    if not isinstance(population.reader, BundleReader) and not population.units:
+        said = (
+            f"{population.path}: no Patient resource could be read from the export (a Bulk Data "
+            "export has them in Patient.ndjson)"
+        )
+    elif not skipped:
+        said += " (its files hold household data only)"
+    if skipped:
+        first = min(skipped, key=lambda s: (s.where, s.reason))
+        said += f"; {len(skipped)} skipped, such as {first.where}: {first.reason}"
+    return PopulationError(said)
 
 
 def reference_id(reference: object, resource_type: str = "Patient") -> str | None:

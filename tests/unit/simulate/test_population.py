@@ -1,6 +1,7 @@
 """Reading populations: Bundle folders and Bulk Data NDJSON, one patient at a time; bad input
 skipped, counted and listed with where and why."""
 
+import gzip
 import json
 import shutil
 from pathlib import Path
@@ -8,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from iris_prompt.cli import main
 from iris_prompt.simulate import run as simulate_run
 from iris_prompt.simulate.cli import simulate
 from iris_prompt.simulate.population import (
@@ -234,3 +236,54 @@ def test_a_population_that_is_not_there_is_an_error(tmp_path: Path, make: str) -
         path.mkdir()
     with pytest.raises(PopulationError, match="population"):
         open_population(path)
+
+
+def refused(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """What `simulate` says when it refuses a population: exit 1, no report of any kind."""
+    page = tmp_path / "report.html"
+    argv = [str(folder), "--as-of", AS_OF.isoformat(), "--workers", "1", "--html", str(page)]
+    assert main(["simulate", *argv]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and not page.exists() and "records in" not in err
+    assert err.startswith("iris-prompt simulate: ")
+    return err
+
+
+def test_an_export_with_no_patients_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    by_type = bundle_resources(BUNDLES)
+    del by_type["Patient"]
+    err = refused(write_ndjson(tmp_path / "export", by_type), tmp_path, capsys)
+    assert "no Patient resource could be read" in err and "Patient.ndjson" in err
+
+
+def test_a_folder_whose_every_bundle_is_skipped_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "p"
+    folder.mkdir()
+    write(folder, "broken.json", '{"resourceType": "Bundle", "entry": [')
+    write(folder, "no-patient.json", bundle({"resourceType": "Condition", "id": "c"}))
+    err = refused(folder, tmp_path, capsys)
+    assert (
+        "no patient's record could be read; 2 skipped, such as broken.json: not valid JSON" in err
+    )
+
+
+@pytest.mark.parametrize("make", ["folder", "compressed"])
+def test_a_resource_file_that_cannot_be_read_at_all_is_refused(
+    tmp_path: Path, make: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not a line or two skipped: every Condition would be missing from the figures."""
+    folder = write_ndjson(tmp_path / "export", bundle_resources(BUNDLES))
+    conditions = folder / "Condition.ndjson"
+    if make == "folder":
+        conditions.unlink()
+        conditions.mkdir()
+    else:
+        conditions.write_bytes(gzip.compress(conditions.read_bytes()))
+    err = refused(folder, tmp_path, capsys)
+    assert "Condition.ndjson" in err
+    with pytest.raises(PopulationError, match="Condition.ndjson"):
+        simulate(folder, as_of=AS_OF, workers=1)
