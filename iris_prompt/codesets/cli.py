@@ -5,10 +5,11 @@
     iris-prompt codesets stats [DIR] [--json]      counts by category and system
     iris-prompt codesets export [DIR] --out OUT    each set as a FHIR R4 ValueSet (JSON)
     iris-prompt codesets import csv FILE --set trigger --category anxiety --source "..."
-    iris-prompt codesets import valueset FILE      a ValueSet back into NAME.toml + NAME.csv
+    iris-prompt codesets import valueset FILE...   ValueSets back into NAME.toml + NAME.csv
 
-`validate` and `import` apply the service's own checks (`SERVICE_CHECKS`) on top of the file
-rules, so a folder they pass is one the service loads. `diff`, `stats` and `export` do not, so
+`validate` and both imports apply the service's own checks (`SERVICE_CHECKS`) on top of the file
+rules, so a folder they pass is one the service loads: an import changes a trial copy of the
+folder, checks it, and writes nothing unless it passes. `diff`, `stats` and `export` do not, so
 they also work on an older version written for an older template.
 
 `add_parser` registers the subcommand on the main parser; `run` carries it out. The FHIR
@@ -17,7 +18,6 @@ the `iris-prompt` command line as a whole, start without them.
 """
 
 import argparse
-import datetime
 import io
 import json
 import subprocess
@@ -40,9 +40,14 @@ from iris_prompt.codesets.files import (
     FolderReport,
     check_folder,
     default_codesets_dir,
-    write_codeset,
 )
-from iris_prompt.codesets.importer import ImportOptions, import_codelist
+from iris_prompt.codesets.importer import (
+    SET_NAME,
+    ImportOptions,
+    Incoming,
+    import_codelist,
+    import_sets,
+)
 from iris_prompt.codesets.live import SERVICE_CHECKS
 from iris_prompt.codesets.model import PURPOSES, CodeSetError
 from iris_prompt.urls import CANONICAL_BASE
@@ -91,11 +96,23 @@ def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]"
     from_csv.add_argument("--term-column", default="term")
     from_csv.add_argument("--note", default="")
     from_csv.add_argument("--dir", type=Path, help="folder of code sets (default: bundled)")
-    from_valueset = kinds.add_parser("valueset", help="a ValueSet exported by this tool")
-    from_valueset.add_argument("file", type=Path)
+    from_valueset = kinds.add_parser(
+        "valueset",
+        help="ValueSets exported by this tool",
+        description="Write each ValueSet as NAME.toml and NAME.csv, all or none: only if the "
+        "folder with them passes the service's checks. A new folder needs all three sets in one "
+        "command. --replace does not keep the replaced manifest's comments.",
+    )
+    from_valueset.add_argument("file", type=Path, nargs="+")
     from_valueset.add_argument("--dir", type=Path, help="folder to write into")
-    from_valueset.add_argument("--name", help="file name (default: the set's purpose)")
-    from_valueset.add_argument("--replace", action="store_true", help="overwrite that set")
+    from_valueset.add_argument(
+        "--name",
+        help="set name, for one FILE: lower-case letters, digits, hyphens (default: "
+        "the set's purpose)",
+    )
+    from_valueset.add_argument(
+        "--replace", action="store_true", help="overwrite a set of that name (not its comments)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -255,26 +272,35 @@ def _import_csv(args: argparse.Namespace) -> int:
 def _import_valueset(args: argparse.Namespace) -> int:
     from iris_prompt.codesets.valueset import codeset_from_valueset
 
-    try:
-        resource = json.loads(args.file.read_text(encoding="utf-8"))
-        codeset = codeset_from_valueset(resource, file=str(args.file))
-    except (OSError, ValueError) as error:
-        problems = error.problems if isinstance(error, CodeSetError) else ()
-        for problem in problems:
-            _err(str(problem))
-        if not problems:
-            _err(f"{args.file}: cannot be read as JSON: {error}")
-        return 1
+    if args.name is not None and (len(args.file) != 1 or not SET_NAME.fullmatch(args.name)):
+        _err(
+            f"--name {args.name!r}: give one FILE, and a set name of lower-case letters, digits "
+            "and hyphens, such as trigger or known-abuse (the files go into --dir)"
+        )
+        return 2
+    incoming = []
+    for file in args.file:
+        try:
+            resource = json.loads(file.read_text(encoding="utf-8"))
+            codeset = codeset_from_valueset(resource, file=str(file))
+        except (OSError, ValueError) as error:
+            found = error.problems if isinstance(error, CodeSetError) else ()
+            for problem in found:
+                _err(str(problem))
+            if not found:
+                _err(f"{file}: cannot be read as JSON: {error}")
+            return 1
+        incoming.append(Incoming(codeset, args.name or codeset.purpose, file))
     directory = args.dir or default_codesets_dir()
-    name = args.name or codeset.purpose
-    existing = [p for p in (directory / f"{name}.toml", directory / f"{name}.csv") if p.exists()]
-    if existing and not args.replace:
-        _err(f"{existing[0]} exists: add --replace to overwrite that set")
+    problems = import_sets(directory, incoming, replace_existing=args.replace)
+    for problem in problems:
+        _err(str(problem))
+    if problems:
+        _err("nothing imported: fix the problems above first")
         return 1
-    comment = f"Imported from {args.file.name} on {datetime.date.today().isoformat()}."
-    write_codeset(codeset, directory, name, comment=comment)
-    _out(
-        f"wrote {directory / name}.toml and {directory / name}.csv ({len(codeset)} codes); "
-        f"check the whole folder with: iris-prompt codesets validate {directory}"
-    )
+    for item in incoming:
+        _out(
+            f"wrote {directory / item.name}.toml and {directory / item.name}.csv "
+            f"({len(item.codeset)} codes) from {item.file}"
+        )
     return 0

@@ -1,28 +1,62 @@
-"""Adding codes from a published code list (an OpenCodelists-style CSV) to one category of a set.
+"""Importing into a folder of code sets, all or nothing: codes from a published code list (an
+OpenCodelists-style CSV) into one category of a set, or whole sets read from FHIR ValueSets.
 
-`import_codelist` reads the lead's list, adds the codes the set does not have yet to a trial copy
-of the whole folder and checks it as the service would. Only if that passes is the set's members
-file written. Every problem names the lead's own list, line and column (or the command option
-that gave the value), not the trial copy: the trial file is the lead's file with the new rows
-appended, so its line numbers map back one to one.
+Both change a trial copy of the whole folder (`trial_copy`) and check it as the service does at
+start-up (`SERVICE_CHECKS`); only if that passes is the folder itself written. So an import never
+leaves a folder the service refuses to load.
+
+`import_codelist` names every problem by the lead's own list, line and column (or the command
+option that gave the value), not the trial copy: the trial file is the lead's file with the new
+rows appended, so its line numbers map back one to one. `import_sets` names the ValueSet file a
+set came from (no line: its files are made from the JSON).
 
     result = import_codelist(folder, Path("codelist.csv"), ImportOptions(...))
     result.problems   # empty when the codes went in
+    problems = import_sets(folder, [Incoming(codeset, "trigger", Path("ValueSet.json"))])
 """
 
 import csv
+import datetime
 import io
+import re
 import shutil
 import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from iris_prompt.codesets.codes import SYSTEM_NAMES, normalise_code
-from iris_prompt.codesets.files import check_folder, members_csv
+from iris_prompt.codesets.files import check_folder, members_csv, write_codeset
 from iris_prompt.codesets.live import SERVICE_CHECKS
-from iris_prompt.codesets.model import Member, Problem
+from iris_prompt.codesets.model import CodeSet, Member, Problem
 
-__all__ = ["ImportOptions", "ImportResult", "import_codelist"]
+__all__ = [
+    "SET_NAME",
+    "ImportOptions",
+    "ImportResult",
+    "Incoming",
+    "import_codelist",
+    "import_sets",
+    "trial_copy",
+]
+
+# The name of a set's two files (NAME.toml, NAME.csv), as the bundled ones are named (trigger,
+# known-abuse): lower-case letters, digits and hyphens. So a name never reaches another folder.
+SET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+
+
+@contextmanager
+def trial_copy(directory: Path) -> Iterator[Path]:
+    """A temporary copy of `directory` (empty when it does not exist yet) to change and check
+    before the folder itself is touched; removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="codesets-") as temporary:
+        trial = Path(temporary) / "codesets"
+        if directory.is_dir():
+            shutil.copytree(directory, trial)
+        else:
+            trial.mkdir()
+        yield trial
 
 
 @dataclass(frozen=True)
@@ -76,9 +110,7 @@ def import_codelist(directory: Path, codelist: Path, options: ImportOptions) -> 
         member = Member(system, code, term, options.category, options.source, options.note)
         added.append((member, line))
     members_file = Path(item.members_file)
-    with tempfile.TemporaryDirectory(prefix="codesets-") as temporary:
-        trial = Path(temporary) / "codesets"
-        shutil.copytree(directory, trial)
+    with trial_copy(directory) as trial:
         text = members_file.read_text(encoding="utf-8-sig")
         text += "" if text.endswith("\n") else "\n"
         first_new_line = text.count("\n") + 1
@@ -93,6 +125,84 @@ def import_codelist(directory: Path, codelist: Path, options: ImportOptions) -> 
         members_file.write_text(members_csv(new.members), encoding="utf-8")
         result.members_file, result.added = members_file, len(added)
     return result
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A set to import, the name of the files it goes into, and the ValueSet it was read from."""
+
+    codeset: CodeSet
+    name: str
+    file: Path
+
+
+def import_sets(
+    directory: Path,
+    incoming: Sequence[Incoming],
+    *,
+    replace_existing: bool = False,
+    today: datetime.date | None = None,
+) -> list[Problem]:
+    """Write each set as NAME.toml and NAME.csv in `directory` (made if missing), all or none:
+    only if the folder with them passes every check the service applies at start-up. The
+    problems, each naming the ValueSet file or the folder's file to fix; empty when written.
+
+    A set replaces one of the same name only with `replace_existing`; the replaced manifest's
+    comments are not kept (the new one starts with a line naming the ValueSet it came from).
+    """
+    today = today or datetime.date.today()
+    problems: list[Problem] = []
+    names: dict[str, Path] = {}
+    for item in incoming:
+        if not SET_NAME.fullmatch(item.name):
+            raise ValueError(f"{item.name!r} is not a set name: {SET_NAME.pattern}")
+        if item.name in names:
+            message = f"{names[item.name]} is also written as {item.name!r}: import one per set"
+            problems.append(Problem(str(item.file), message))
+        names[item.name] = item.file
+        files = [directory / f"{item.name}{suffix}" for suffix in (".toml", ".csv")]
+        existing = next((path for path in files if path.exists()), None)
+        if existing is not None and not replace_existing:
+            problems.append(Problem(str(existing), "exists: add --replace to overwrite that set"))
+    if problems:
+        return problems
+    with trial_copy(directory) as trial:
+        for item in incoming:
+            comment = f"Imported from {item.file.name} on {today.isoformat()}."
+            write_codeset(item.codeset, trial, item.name, comment=comment)
+        report = check_folder(trial, today=today, checks=SERVICE_CHECKS)
+        problems = [_from_valueset(p, trial, directory, incoming) for p in report.errors]
+        if report.codesets is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+            for item in incoming:  # the files checked, byte for byte
+                for name in (f"{item.name}.toml", f"{item.name}.csv"):
+                    shutil.copyfile(trial / name, directory / name)
+    return problems
+
+
+def _from_valueset(
+    found: Problem, trial: Path, directory: Path, incoming: Sequence[Incoming]
+) -> Problem:
+    """A problem in the trial copy, naming the ValueSet for a set made from one (without line or
+    column, which would point into files made from the JSON) and the folder for the others."""
+    file, message, own = found.file, found.message, False
+    for item in incoming:
+        for suffix in (".toml", ".csv"):
+            written = str(trial / f"{item.name}{suffix}")
+            own = own or file == written
+            file = file.replace(written, str(item.file))
+            message = re.sub(re.escape(written) + r" \(line [^,]*, ", f"{item.file} (", message)
+            message = message.replace(written, str(item.file))
+    file = _in_folder(file, trial, directory)
+    message = _in_folder(message, trial, directory)
+    if own:
+        return replace(found, file=file, message=message, line=None, column=None)
+    return replace(found, file=file, message=message)
+
+
+def _in_folder(text: str, trial: Path, directory: Path) -> str:
+    """`text` with the trial copy's paths as the paths of the folder it is a copy of."""
+    return text.replace(str(trial), str(directory))
 
 
 def _rows_in_order_of(members_text: str, members: list[Member]) -> str:
@@ -142,7 +252,7 @@ class _Relocation:
             message = message.replace(
                 f"{self.trial_members} (line {trial_line},", f"{self.codelist} (line {line},"
             )
-        message = message.replace(str(self.trial), str(self.directory))
+        message = _in_folder(message, self.trial, self.directory)
         if found.file == str(self.trial_members) and found.line in self.lines:
             column = self._column(found.column, options)
             return replace(
@@ -152,7 +262,7 @@ class _Relocation:
                 column=column,
                 message=message,
             )
-        file = found.file.replace(str(self.trial), str(self.directory))
+        file = _in_folder(found.file, self.trial, self.directory)
         return replace(found, file=file, message=message)
 
     def _column(self, column: str | None, options: ImportOptions) -> str | None:

@@ -268,30 +268,6 @@ def test_importing_a_code_another_set_has_names_the_list_in_that_problem(
     assert f"also in {codelist} (line 2, category 'victim')" in problem
 
 
-def test_export_then_import_through_the_command(
-    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    out = tmp_path / "valuesets"
-    assert main(["codesets", "export", str(folder), "--out", str(out)]) == 0
-    files = sorted(p.name for p in out.iterdir())
-    assert files == [
-        "ValueSet-iris-prompt-known-abuse.json",
-        "ValueSet-iris-prompt-recording.json",
-        "ValueSet-iris-prompt-trigger.json",
-    ]
-    rebuilt = tmp_path / "rebuilt"
-    for file in files:
-        assert main(["codesets", "import", "valueset", str(out / file), "--dir", str(rebuilt)]) == 0
-    for name in ("trigger", "recording", "known-abuse"):
-        assert (rebuilt / f"{name}.csv").read_bytes() == (folder / f"{name}.csv").read_bytes()
-    assert load_codesets(rebuilt) == load_codesets(folder)
-    capsys.readouterr()
-    again = ["codesets", "import", "valueset", str(out / files[0]), "--dir", str(rebuilt)]
-    assert main(again) == 1
-    assert "--replace" in capsys.readouterr().err
-    assert main([*again, "--replace"]) == 0
-
-
 def test_export_one_set_to_stdout(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["codesets", "export", str(folder), "--set", "recording"]) == 0
     assert json.loads(capsys.readouterr().out)["id"] == "iris-prompt-recording"

@@ -1,0 +1,141 @@
+"""`iris-prompt codesets import valueset`: sets back from ValueSets, all or nothing, and only into
+a folder the service would load (the same trial copy and checks as `import csv`)."""
+
+import copy
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from iris_prompt.cli import main
+from iris_prompt.codesets.codes import SNOMED_CT
+from iris_prompt.codesets.files import default_codesets_dir, load_codesets
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    return Path(shutil.copytree(default_codesets_dir(), tmp_path / "codesets"))
+
+
+def line_of(members: Path, code: str) -> int:
+    lines = members.read_text(encoding="utf-8").splitlines()
+    return next(n for n, line in enumerate(lines, start=1) if f",{code}," in line)
+
+
+def test_export_then_import_through_the_command(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "valuesets"
+    assert main(["codesets", "export", str(folder), "--out", str(out)]) == 0
+    files = sorted(p.name for p in out.iterdir())
+    assert files == [
+        "ValueSet-iris-prompt-known-abuse.json",
+        "ValueSet-iris-prompt-recording.json",
+        "ValueSet-iris-prompt-trigger.json",
+    ]
+    rebuilt = tmp_path / "rebuilt"
+    command = ["codesets", "import", "valueset", *(str(out / f) for f in files)]
+    assert main([*command, "--dir", str(rebuilt)]) == 0
+    for name in ("trigger", "recording", "known-abuse"):
+        assert (rebuilt / f"{name}.csv").read_bytes() == (folder / f"{name}.csv").read_bytes()
+    assert load_codesets(rebuilt) == load_codesets(folder)
+    capsys.readouterr()
+    again = ["codesets", "import", "valueset", str(out / files[0]), "--dir", str(rebuilt)]
+    assert main(again) == 1
+    assert "--replace" in capsys.readouterr().err
+    assert main([*again, "--replace"]) == 0
+
+
+def exported_trigger(folder: Path, tmp_path: Path) -> tuple[Path, dict[str, object]]:
+    """The folder's trigger set exported as a ValueSet: its file and its JSON, to edit."""
+    out = tmp_path / "valuesets"
+    assert main(["codesets", "export", str(folder), "--out", str(out)]) == 0
+    file = out / "ValueSet-iris-prompt-trigger.json"
+    return file, json.loads(file.read_text(encoding="utf-8"))
+
+
+def test_importing_a_valueset_the_service_could_not_load_changes_nothing(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trigger that is also a known-abuse code, and one that is also a recording code: the
+    folder would fail at start-up, so nothing is written and each conflict is named."""
+    file, resource = exported_trigger(folder, tmp_path)
+    snomed = resource["compose"]["include"][0]  # type: ignore[index]
+    assert snomed["system"] == SNOMED_CT
+    for code, term in (
+        ("895141000000105", "Police domestic incident report received"),
+        ("700410005", "Routine enquiry about domestic abuse"),
+    ):
+        extension = copy.deepcopy(snomed["concept"][0]["extension"])
+        snomed["concept"].append({"code": code, "display": term, "extension": extension})
+    file.write_text(json.dumps(resource), encoding="utf-8")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    capsys.readouterr()
+    command = ["codesets", "import", "valueset", str(file), "--dir", str(folder), "--replace"]
+    assert main(command) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"{file}: SNOMED CT 895141000000105 is also in ")
+    line = line_of(folder / "known-abuse.csv", "895141000000105")
+    assert f"{folder / 'known-abuse.csv'} (line {line}, category 'police-report')" in err[0]
+    assert err[1].startswith(f"{file}: SNOMED CT 700410005 is also in ")
+    assert (
+        f"{folder / 'recording.csv'} (line {line_of(folder / 'recording.csv', '700410005')}, "
+        in err[1]
+    )
+    assert err[2].startswith("nothing imported") and len(err) == 3
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert main(["codesets", "validate", str(folder)]) == 0
+
+
+def test_importing_a_second_set_of_one_purpose_changes_nothing(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file, _ = exported_trigger(folder, tmp_path)
+    before = sorted(p.name for p in folder.iterdir())
+    capsys.readouterr()
+    command = ["codesets", "import", "valueset", str(file), "--dir", str(folder)]
+    assert main([*command, "--name", "trigger2"]) == 1
+    err = capsys.readouterr().err
+    assert "2 sets have purpose 'trigger'; keep one" in err
+    assert str(tmp_path / "valuesets") not in err.replace(str(file), "")  # no trial copy named
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
+@pytest.mark.parametrize("name", ["../x", "sub/trigger", "ABSOLUTE", "..", "Trigger", "a b", ""])
+def test_import_valueset_refuses_a_name_that_is_not_a_plain_set_name(
+    name: str, folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file, _ = exported_trigger(folder, tmp_path)
+    inside = tmp_path / "inside" / "codesets"
+    shutil.copytree(folder, inside)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    capsys.readouterr()
+    command = ["codesets", "import", "valueset", str(file), "--dir", str(inside), "--replace"]
+    name = str(tmp_path / "x") if name == "ABSOLUTE" else name
+    assert main([*command, "--name", name]) == 2
+    assert "--name" in capsys.readouterr().err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_import_valueset_into_a_new_folder_needs_every_set(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One set alone is not a folder the service loads; the three together are."""
+    out = tmp_path / "valuesets"
+    assert main(["codesets", "export", str(folder), "--out", str(out)]) == 0
+    files = [str(p) for p in sorted(out.iterdir())]
+    rebuilt = tmp_path / "rebuilt"
+    capsys.readouterr()
+    assert main(["codesets", "import", "valueset", files[0], "--dir", str(rebuilt)]) == 1
+    assert "no code set has purpose 'recording'" in capsys.readouterr().err
+    assert not rebuilt.exists()
+    twice = ["codesets", "import", "valueset", *files, files[0], "--dir", str(rebuilt)]
+    assert main(twice) == 1
+    assert f"{files[0]} is also written as 'known-abuse'" in capsys.readouterr().err
+    assert not rebuilt.exists()
+    assert main(["codesets", "import", "valueset", *files, "--dir", str(rebuilt)]) == 0
+    assert load_codesets(rebuilt) == load_codesets(folder)
+    assert main(["codesets", "import", "valueset", *files, "--name", "x", "--dir", "d"]) == 2
