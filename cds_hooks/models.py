@@ -25,6 +25,7 @@ from pydantic.alias_generators import to_camel
 __all__ = [
     "FHIR_ID_PATTERN",
     "AbsoluteUrl",
+    "FhirBaseUrl",
     "FhirId",
     "OutboundModel",
     "Text",
@@ -50,6 +51,18 @@ def _absolute_url(value: str) -> str:
 
 
 AbsoluteUrl = Annotated[str, AfterValidator(_absolute_url)]
+
+
+def _no_userinfo(value: str) -> str:
+    # httpx turns a user name and password in the URL into Basic auth, sent instead of the
+    # caller's Bearer token, and the URL, password and all, would be kept in the audit.
+    if "@" in urlsplit(value).netloc:
+        raise ValueError("must not carry a user name or password (user:password@host)")
+    return value
+
+
+# A FHIR base URL the service is to read (`fhirServer`): absolute, and without credentials.
+FhirBaseUrl = Annotated[str, AfterValidator(_absolute_url), AfterValidator(_no_userinfo)]
 
 
 class WireModel(BaseModel):

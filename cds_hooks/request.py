@@ -33,7 +33,7 @@ from pydantic import (
 )
 
 from cds_hooks.errors import InvalidRequest, issues_from_validation
-from cds_hooks.models import AbsoluteUrl, FhirId, Text, WireModel
+from cds_hooks.models import FhirBaseUrl, FhirId, Text, WireModel
 
 __all__ = [
     "KNOWN_HOOKS",
@@ -172,7 +172,7 @@ PrefetchValue = dict[str, Any] | None
 class _RequestBase(WireModel):
     hook: Text
     hook_instance: Annotated[str, AfterValidator(_uuid)]
-    fhir_server: AbsoluteUrl | None = None
+    fhir_server: FhirBaseUrl | None = None
     fhir_authorization: FhirAuthorization | None = None
     prefetch: dict[str, PrefetchValue] | None = None
     extension: dict[str, Any] | None = None

@@ -32,6 +32,9 @@ from tests.api.engine_support import (
     cards_of,
     fhir_with,
     kinds,
+    prefetch_for,
+    record,
+    request_body,
 )
 from tests.api.store_support import ADMIN, AUDITOR, audit_rows, open_store
 from tests.conftest import TEST_ISSUER, LiveService, bundled_codesets, live, make_settings
@@ -122,6 +125,27 @@ def test_an_auditor_reads_audit_events_and_no_one_else_does(
     assert clinician.status_code == 401 and admin.status_code == 401
     assert bad.status_code == 400
     assert bad.json()["issue"][0]["expression"] == ["date"]
+
+
+def test_a_fhir_server_with_a_password_in_it_is_refused_and_nothing_kept(
+    es384_key: SigningKey, store: Store
+) -> None:
+    """Credentials in fhirServer would be sent as Basic auth in place of the caller's token,
+    and kept in the audit (and shown to auditors as source.site): 400 naming fhirServer."""
+    with store_service(es384_key, store) as service, fhir_with("seed-case") as fhir:
+        server = fhir.url.replace("://", "://fhiruser:S3cretPass@", 1)
+        prefetch = prefetch_for(record("seed-case"), "seed-mum")
+        prefetch["household"] = None  # the household is read from the server
+        body = request_body("seed-mum", prefetch=prefetch, fhir_server=server)
+        response = service.post(SERVICE_PATH, body)
+        auditor = {"Authorization": f"Bearer {AUDITOR}"}
+        events = service.client.get("/fhir/AuditEvent", headers=auditor).json()
+        asked = list(fhir.server.requests)
+    assert response.status_code == 400, response.text
+    assert [i["expression"] for i in response.json()["issue"]] == [["fhirServer"]]
+    assert "S3cretPass" not in response.text
+    assert asked == []
+    assert audit_rows(store.engine) == [] and events["total"] == 0
 
 
 def test_feedback_is_committed_matched_to_its_card_and_bounded(

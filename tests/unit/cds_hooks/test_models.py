@@ -140,6 +140,25 @@ def test_a_fhir_server_that_cannot_be_sent_is_refused(server: str) -> None:
     assert refused(request() | {"fhirServer": server}) == ["fhirServer"]
 
 
+@pytest.mark.parametrize(
+    "server",
+    [
+        "http://fhiruser:S3cretPass@ehr.example/fhir",
+        "https://fhiruser@ehr.example/fhir",
+        "https://:S3cretPass@ehr.example/fhir",
+        "https://@ehr.example/fhir",
+    ],
+)
+def test_a_fhir_server_with_credentials_in_it_is_refused(server: str) -> None:
+    """httpx would send them as Basic auth instead of the caller's Bearer token, and the URL,
+    password and all, would be kept in the disclosure audit."""
+    with pytest.raises(InvalidRequest) as error:
+        parse_request(request() | {"fhirServer": server})
+    (issue,) = error.value.issues
+    assert issue.expression == "fhirServer"
+    assert "S3cretPass" not in str(issue.diagnostics)
+
+
 @pytest.mark.parametrize("token", ["tökén", "two words", "tab\tbed", ""])
 def test_an_access_token_that_cannot_be_sent_is_refused(token: str) -> None:
     auth = {
