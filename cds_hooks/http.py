@@ -223,7 +223,7 @@ def build_router(
     """Routes for `registry`. `verifier=None` turns caller authentication off (local mode)."""
     opts = options or ProtocolOptions()
     store = feedback_store if feedback_store is not None else InMemoryFeedbackStore()
-    router = APIRouter()
+    router = APIRouter(redirect_slashes=False)
 
     def public_url(request: Request, path: str) -> tuple[str, str]:
         base = opts.public_base_url or str(request.base_url)

@@ -202,6 +202,9 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        # No 307 from `/path/` to `/path`: Starlette builds it from the Host header, an open
+        # redirect that a client following it answers with its JWT and the record over http.
+        redirect_slashes=False,
     )
     install_error_handlers(app, on_error=wiring.observe_error)
     app.add_middleware(CallObserver, registry=registry)

@@ -159,7 +159,7 @@ def rules_router(document: Path | None = None, *, frame_ancestors: str = "'none'
     """`GET /rules`: the rules page, rendered now, once. No JWT: it holds no patient data."""
     page = render_rules((document or rules_document()).read_text(encoding="utf-8"))
     headers = rules_headers(frame_ancestors)
-    router = APIRouter()
+    router = APIRouter(redirect_slashes=False)
 
     @router.get(RULES_PATH)
     def rules() -> Any:

@@ -45,7 +45,7 @@ def admin_router(
     if len(secret) < MIN_TOKEN_LENGTH:
         raise ValueError(f"the code-set admin token must be at least {MIN_TOKEN_LENGTH} characters")
     expected = hashlib.sha256(secret.encode()).digest()
-    router = APIRouter(prefix=prefix, tags=["admin"])
+    router = APIRouter(prefix=prefix, tags=["admin"], redirect_slashes=False)
 
     def authorised(authorization: str | None) -> bool:
         scheme, _, presented = (authorization or "").partition(" ")

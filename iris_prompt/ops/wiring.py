@@ -71,7 +71,7 @@ def count_driver_fallbacks(calls: "CardLog") -> None:
 
 def metrics_router(admin_token: str, versions: Callable[[], dict[str, str]]) -> APIRouter:
     """GET /metrics behind the admin token (when IRIS_METRICS_PORT does not give it a port)."""
-    router = APIRouter()
+    router = APIRouter(redirect_slashes=False)
 
     @router.get("/metrics")
     def scrape(authorization: str | None = Header(default=None)) -> Response:

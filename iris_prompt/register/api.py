@@ -149,7 +149,7 @@ def register_router(
     public_base_url: str | None,
     clock: Clock,
 ) -> APIRouter:
-    router = APIRouter(tags=["register"])
+    router = APIRouter(tags=["register"], redirect_slashes=False)
 
     def base(request: Request) -> str:
         return (public_base_url or str(request.base_url)).rstrip("/")

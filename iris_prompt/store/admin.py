@@ -44,7 +44,7 @@ def _bad(name: str, message: str) -> JSONResponse:
 
 def analytics_router(engine: Engine, admin_token: str | SecretStr) -> APIRouter:
     authorised = bearer_check(admin_token, "admin")
-    router = APIRouter(tags=["admin"])
+    router = APIRouter(tags=["admin"], redirect_slashes=False)
 
     @router.get("/admin/analytics")
     async def analytics(

@@ -231,7 +231,7 @@ def audit_router(
     """`GET /fhir/AuditEvent` for the auditor token (every record), and for `other`'s own
     credential (what it answers) when the auditor token is not the one presented."""
     authorised = bearer_check(auditor_token, "auditor") if auditor_token else lambda _: False
-    router = APIRouter(tags=["audit"])
+    router = APIRouter(tags=["audit"], redirect_slashes=False)
 
     @router.get("/fhir/AuditEvent")
     async def search(

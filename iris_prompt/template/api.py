@@ -101,7 +101,7 @@ def template_router(
         name: (files("iris_prompt.template") / "static" / name).read_bytes()
         for name in STATIC_TYPES
     }
-    router = APIRouter()
+    router = APIRouter(redirect_slashes=False)
 
     @router.get("/fhir/Questionnaire")
     def search_questionnaires(request: Request) -> Response:

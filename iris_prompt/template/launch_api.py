@@ -68,7 +68,7 @@ def smart_router(
     )
     allowed = {iss.rstrip("/") for iss in issuers}
     headers = api.page_headers(frame_ancestors)
-    router = APIRouter()
+    router = APIRouter(redirect_slashes=False)
 
     def redirect_uri(request: Request) -> str:
         return (public_base_url or str(request.base_url)).rstrip("/") + CALLBACK_PATH
