@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import ipaddress
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -174,7 +175,8 @@ class FhirClient:
             if status != 200:
                 raise FhirUnavailable(f"the FHIR server answered HTTP {status}")
             declared = response.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > budget:
+            # ASCII digits only: str.isdigit() is true of '¹', which int() refuses.
+            if declared and re.fullmatch(r"[0-9]+", declared) and int(declared) > budget:
                 raise FhirUnavailable("the FHIR server's answer is over the size limit")
             chunks, size = [], 0
             async for chunk in response.aiter_bytes():

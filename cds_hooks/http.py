@@ -20,6 +20,7 @@ Spec: https://cds-hooks.hl7.org/2.0/#discovery, #calling-a-cds-service, #feedbac
 """
 
 import logging
+import re
 import time
 import traceback
 from collections.abc import Callable
@@ -186,7 +187,8 @@ class ProtocolOptions:
 async def read_json(request: Request, limit: int) -> dict[str, Any]:
     """The body as a JSON object, read once and parsed with orjson."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    # ASCII digits only: str.isdigit() is true of '¹', which int() refuses.
+    if re.fullmatch(r"[0-9]+", declared) and int(declared) > limit:
         raise PayloadTooLarge(f"the body is over the {limit}-byte limit")
     body = bytearray()
     try:

@@ -132,7 +132,9 @@ def _anchor(tokens: list[Token]) -> None:
             in_rules
             and token.type == "list_item_open"
             and token.level == 1  # an item of a list at the top of the document
-            and token.info.isdigit()  # an ordered list's item, by its number as written
+            and re.fullmatch(
+                r"[0-9]+", token.info
+            )  # an ordered list's item, by its number as written
         ):
             anchor = f"rule-{int(token.info)}"
             if anchor in numbered:

@@ -15,6 +15,7 @@ not ours or has expired: 401; a token without the scope the call needs: 403.
 
 import datetime
 import logging
+import re
 from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
@@ -57,6 +58,8 @@ FHIR_JSON = "application/fhir+json"
 MAX_FLAG_BYTES = 64 * 1024
 STATUSES = ("active", "inactive", "entered-in-error")
 Clock = Callable[[], datetime.datetime]
+# ASCII digits only: str.isdigit() is true of '¹' and '١' too, which int() refuses or takes.
+DIGITS = re.compile(r"[0-9]{1,9}")
 
 
 def outcome(status: int, problems: list[Problem], code: str = "invalid") -> JSONResponse:
@@ -107,7 +110,7 @@ def parse_search(params: list[tuple[str, str]]) -> Search:
     updated_since, updated_until = date_bounds(values("_lastUpdated"), "_lastUpdated")
     review_since, review_until = date_bounds(values("review-date"), "review-date")
     count_text = one("_count") or "100"
-    if not count_text.isdigit() or not 1 <= int(count_text) <= 1000:
+    if not DIGITS.fullmatch(count_text) or not 1 <= int(count_text) <= 1000:
         raise BadParameter("_count", "_count: a whole number from 1 to 1000")
     return Search(
         nhs_number=_token(subject, NHS_NUMBER_SYSTEM, "subject:identifier") if subject else None,
@@ -126,7 +129,7 @@ def parse_search(params: list[tuple[str, str]]) -> Search:
 def _version(if_match: str) -> int | None:
     """The version an If-Match header names (`W/"3"` or `"3"`), or None if malformed."""
     text = if_match.strip().removeprefix("W/").strip('"')
-    return int(text) if text.isdigit() and len(text) < 10 else None
+    return int(text) if DIGITS.fullmatch(text) else None
 
 
 def _refused(error: RegisterError) -> JSONResponse:
@@ -296,7 +299,7 @@ def register_router(
         grant = granted(authorization, READ)
         if isinstance(grant, Response):
             return grant
-        if not version.isdigit() or len(version) > 9:
+        if not DIGITS.fullmatch(version):
             return _refused(NotFound(flag_id))
         try:
             [flag] = await run_in_threadpool(
@@ -304,7 +307,9 @@ def register_router(
             )
         except RegisterError as error:
             return _refused(error)
-        return _resource(flag, ETag=f'W/"{version}"')
+        # The stored version, never the path's text: the read is recorded by now, so what
+        # answers it must not fail.
+        return _resource(flag, ETag=f'W/"{flag["meta"]["versionId"]}"')
 
     @router.get("/fhir/Flag")
     async def search(

@@ -15,6 +15,7 @@ codes. docs/simulation.md explains how to read the report.
 import argparse
 import datetime
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -128,7 +129,7 @@ def _date(text: str) -> datetime.date:
 
 
 def _workers(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    if not re.fullmatch(r"[0-9]+", text) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes (1 or more)")
     return int(text)
 

@@ -15,6 +15,7 @@ import datetime
 import hashlib
 import hmac
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -45,6 +46,8 @@ OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
 ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 MIN_TOKEN_LENGTH = 16
 OBSERVER = "iris-prompt"
+# ASCII digits only: int() takes '١٠' (Arabic-Indic) as 10.
+DIGITS = re.compile(r"[0-9]{1,9}")
 
 
 def bearer_check(token: str | SecretStr, what: str) -> Any:
@@ -249,13 +252,14 @@ def audit_router(
             return outcome(400, f"unknown search parameter(s): {', '.join(unknown)}", unknown[0])
         try:
             since, until = date_bounds(params.getlist("date"))
-            count = int(params.get("_count", "1000"))
+            count_text = params.get("_count", "1000")
+            if not DIGITS.fullmatch(count_text):
+                raise BadParameter("_count", "_count must be a whole number")
+            count = int(count_text)
             if not 1 <= count <= 5000:
                 raise BadParameter("_count", "_count must be between 1 and 5000")
         except BadParameter as error:
             return outcome(400, str(error), error.name)
-        except ValueError:
-            return outcome(400, "_count must be a whole number", "_count")
         rows = await run_in_threadpool(
             audit.search,
             entity=params.get("entity"),

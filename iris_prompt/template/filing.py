@@ -12,6 +12,7 @@ Every entry keeps the security labels `extract` gave it. Nothing here logs.
 """
 
 import copy
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ def patient_banner(patient: Mapping[str, Any]) -> dict[str, str]:
         (i.get("value") for i in patient.get("identifier") or () if i.get("system") == NHS_NUMBER),
         None,
     )
-    if nhs and len(nhs) == 10 and nhs.isdigit():
+    if isinstance(nhs, str) and re.fullmatch(r"[0-9]{10}", nhs):
         nhs = f"{nhs[:3]} {nhs[3:6]} {nhs[6:]}"
     return {
         "name": text or "(no name recorded)",

@@ -137,6 +137,18 @@ def test_fhir_authorization_without_fhir_server_is_400(live_service: LiveService
     assert "cds-r-1" in outcome(response)[0]
 
 
+def test_a_content_length_in_digits_that_are_not_ascii_is_no_500(
+    live_service: LiveService,
+) -> None:
+    """'¹' (Latin-1 0xB9) passes str.isdigit() and int() refuses it: the declared length is
+    not a number, so the body itself is read (and counted against the limit)."""
+    body = orjson.dumps(patient_view(prefetch=COMPLETE))
+    path = f"/cds-services/{EVERY_FEATURE_ID}"
+    headers = live_service.headers(path) | {"Content-Length": b"\xb9"}  # type: ignore[dict-item]
+    response = live_service.client.post(path, content=body, headers=headers)
+    assert response.status_code == 200, response.text
+
+
 def test_body_over_the_limit_is_413(live_service: LiveService) -> None:
     big = orjson.dumps(
         patient_view(

@@ -142,6 +142,22 @@ def test_non_fhir_answers() -> None:
         answer(b'{"resourceType": "OperationOutcome"}')
 
 
+def test_a_content_length_in_digits_that_are_not_ascii_is_not_trusted() -> None:
+    """'¹' passes str.isdigit() and int() refuses it: the declared length is ignored (the body
+    is still counted against the limit), never an unhandled ValueError."""
+    body = b'{"resourceType": "Patient", "id": "1"}'
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"Content-Length": b"\xb9"})
+
+    async def run() -> Any:
+        async with web.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+            client = FhirClient(http, "https://fhir.example", "tok", LIMITS)
+            return await client.get("Patient/1")
+
+    assert asyncio.run(run())["id"] == "1"
+
+
 def anonymous(fhir: RunningFhir, **limits: Any) -> Any:
     async def run() -> Any:
         async with web.AsyncClient() as http:

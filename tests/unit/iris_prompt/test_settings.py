@@ -197,6 +197,7 @@ def never_served(monkeypatch: pytest.MonkeyPatch) -> None:
         ("redis://:s3cret-pw@redis host:6379/0", "the host is neither a host name nor an IP"),
         ("redis://:s3cret-pw@redis:6379/O", "the database must be a number"),
         ("redis://:s3cret-pw@redis:6379?db=one", "the database must be a number"),
+        ("redis://:s3cret-pw@redis:6379/\u00b9", "the database must be a number"),
         ("redis://:s3cret-pw@redis:99999/0", "the port must be a number from 1 to 65535"),
         ("redis://:s3cret-pw@/0", "has no host"),
         ("https://:s3cret-pw@redis:6379", "must start redis://, rediss:// (TLS) or unix://"),

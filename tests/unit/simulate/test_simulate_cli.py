@@ -76,7 +76,10 @@ def test_a_missing_population_stops_the_run(
     assert "not a folder" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("extra", [["--as-of", "1 April"], ["--json", "--csv"], ["--workers", "0"]])
+@pytest.mark.parametrize(
+    "extra",
+    [["--as-of", "1 April"], ["--json", "--csv"], ["--workers", "0"], ["--workers", "\u00b9"]],
+)
 def test_bad_arguments_are_refused(extra: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as stopped:
         main(["simulate", str(BUNDLES), *extra])

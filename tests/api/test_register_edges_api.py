@@ -1,0 +1,69 @@
+"""The register's FHIR API at the edges of its input, over HTTP: digits that are not ASCII
+('¹', Arabic-Indic '١', which `str.isdigit()` accepts) and dates at the calendar's end. Each is
+refused (400 or 404, the parameter named) or answered, never a 500, and nothing is half stored:
+no access row for a read that was not answered.
+
+The register runs in the real app, called in process, on SQLite and on a real PostgreSQL.
+"""
+
+import pytest
+
+from iris_prompt.store.service import Store
+from tests.api.register_support import (
+    AUDITOR,
+    mappa_flag,
+    probation,
+    publish,
+    register_service,
+    stored_counts,
+)
+from tests.support.tokens import SigningKey
+
+pytestmark = pytest.mark.slow
+
+NOT_ASCII = ["%C2%B9", "%D9%A1", "%EF%BC%91"]  # superscript one, Arabic-Indic one, fullwidth one
+
+
+def expressions(response: object) -> list[str]:
+    return [e for issue in response.json()["issue"] for e in issue["expression"]]  # type: ignore[attr-defined]
+
+
+def test_digits_that_are_not_ascii_are_refused_and_leave_no_access_row(
+    es384_key: SigningKey, store: Store
+) -> None:
+    with register_service(es384_key, store, probation) as svc:
+        auth = svc.auth(probation)
+        created = publish(svc, probation, mappa_flag())
+        flag_id = created["id"]
+        vreads = [
+            svc.client.get(f"/fhir/Flag/{flag_id}/_history/{digit}", headers=auth)
+            for digit in NOT_ASCII
+        ]
+        counts = [svc.client.get(f"/fhir/Flag?_count={d}", headers=auth) for d in NOT_ASCII]
+        audit_counts = [
+            svc.client.get(
+                f"/fhir/AuditEvent?_count={d}", headers={"Authorization": f"Bearer {AUDITOR}"}
+            )
+            for d in ["%D9%A1%D9%A0", "%C2%B9"]
+        ]
+        # Header values are Latin-1 on the wire: '¹' (0xB9) and '²' are the digits it can carry.
+        updates = [
+            svc.client.request(
+                "PUT",
+                f"/fhir/Flag/{flag_id}",
+                json=created,
+                headers={**auth, "If-Match": b'W/"' + digit + b'"'},
+            )
+            for digit in (b"\xb9", b"\xb2")
+        ]
+        reads = svc.register.flags.reads_of(flag_id)
+    assert [r.status_code for r in vreads] == [404] * len(NOT_ASCII)
+    assert all(expressions(r) == ["Flag.id"] for r in vreads)
+    assert reads == []  # not one read was answered
+    assert [r.status_code for r in counts] == [400] * len(NOT_ASCII)
+    assert all(expressions(r) == ["_count"] for r in counts)
+    assert [r.status_code for r in audit_counts] == [400, 400]
+    assert all(expressions(r) == ["_count"] for r in audit_counts)
+    assert [r.status_code for r in updates] == [400, 400]
+    assert all(expressions(r) == ["If-Match"] for r in updates)
+    assert stored_counts(store) == (1, 1)
