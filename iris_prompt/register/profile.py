@@ -110,7 +110,15 @@ def author_ods(flag: Mapping[str, Any]) -> str | None:
 
 def fhir_instant(text: str, *, end: bool) -> datetime.datetime:
     """A FHIR date or dateTime as an instant (UTC): a date's end is the end of that day in
-    England, as the engine reads it (an end is inclusive at its precision)."""
+    England, as the engine reads it (an end is inclusive at its precision). ValueError also
+    for an instant a datetime cannot hold (the end of 9999-12-31, a time before year 1 UTC)."""
+    try:
+        return _instant(text, end=end)
+    except OverflowError:
+        raise ValueError("beyond the dates the register can hold") from None
+
+
+def _instant(text: str, *, end: bool) -> datetime.datetime:
     if len(text) in (4, 7, 10):
         parts = [int(p) for p in text.split("-")]
         year, month, day = (parts + [1, 1])[:3]
@@ -167,8 +175,14 @@ def _period(flag: Mapping[str, Any], now: datetime.datetime) -> list[Problem]:
         return [Problem("Flag.period.start", "period.start is required")]
     if not isinstance(period.get("end"), str):
         return [Problem("Flag.period.end", "period.end, the review date, is required")]
-    start = fhir_instant(period["start"], end=False)
-    end = fhir_instant(period["end"], end=True)
+    instants = []
+    for key, is_end in (("start", False), ("end", True)):
+        try:
+            instants.append(fhir_instant(period[key], end=is_end))
+        except ValueError:  # its message may quote the value: never echoed
+            message = f"period.{key}: not a FHIR date or dateTime between years 1 and 9999"
+            return [Problem(f"Flag.period.{key}", message)]
+    start, end = instants
     found = []
     if end <= start:
         found.append(Problem("Flag.period.end", "period.end is before period.start"))

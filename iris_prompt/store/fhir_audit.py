@@ -172,11 +172,27 @@ class BadParameter(ValueError):
         self.name = name
 
 
+# After every instant a datetime can hold: `gt` the last one leaves nothing to match.
+END_OF_TIME = datetime.datetime.max.replace(tzinfo=datetime.UTC)
+
+
+def _after(moment: datetime.datetime, step: datetime.timedelta) -> datetime.datetime | None:
+    """`moment + step`, or None past the last instant a datetime can hold (9999-12-31)."""
+    try:
+        return moment + step
+    except OverflowError:
+        return None
+
+
 def date_bounds(
     values: list[str], name: str = "date"
 ) -> tuple[datetime.datetime | None, datetime.datetime | None]:
     """FHIR date search: `date=2026-01-05` (that day), `ge`/`gt`/`le`/`lt` prefixes; the
-    bounds as instants, `until` exclusive. BadParameter names the parameter `name`."""
+    bounds as instants, `until` exclusive. BadParameter names the parameter `name`.
+
+    A FHIR date may be 9999-12-31, whose end (the next day) no datetime holds: an upper bound
+    there is no bound (everything is before it), and `gt` it leaves nothing after it. The
+    search is answered, as a FHIR server answers any valid date, rather than refused."""
     since: datetime.datetime | None = None
     until: datetime.datetime | None = None
     for raw in values:
@@ -187,19 +203,20 @@ def date_bounds(
             if len(text) == 10:
                 day = datetime.date.fromisoformat(text)
                 start = datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.UTC)
-                end = start + datetime.timedelta(days=1)
+                end = _after(start, datetime.timedelta(days=1))
             else:
                 start = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
                 if start.tzinfo is None:
                     raise ValueError("a time needs a time zone")
-                end = start + datetime.timedelta(microseconds=1)
+                end = _after(start, datetime.timedelta(microseconds=1))
         except ValueError:
             raise BadParameter(name, f"{name}: {raw!r} is not a FHIR date or dateTime") from None
         if prefix in ("ge", "eq"):
             since = max(since, start) if since else start
         if prefix == "gt":
-            since = max(since, end) if since else end
-        if prefix in ("le", "eq"):
+            after = end or END_OF_TIME
+            since = max(since, after) if since else after
+        if prefix in ("le", "eq") and end is not None:
             until = min(until, end) if until else end
         if prefix == "lt":
             until = min(until, start) if until else start

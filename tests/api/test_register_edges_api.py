@@ -67,3 +67,63 @@ def test_digits_that_are_not_ascii_are_refused_and_leave_no_access_row(
     assert [r.status_code for r in updates] == [400, 400]
     assert all(expressions(r) == ["If-Match"] for r in updates)
     assert stored_counts(store) == (1, 1)
+
+
+LAST_INSTANT = "9999-12-31T23:59:59.999999%2B00:00"
+
+
+def test_dates_at_the_calendars_end_are_searched_not_a_500(
+    es384_key: SigningKey, store: Store
+) -> None:
+    """The day after 9999-12-31 (or the microsecond after its last) cannot be represented: an
+    upper bound there is no bound, a lower bound there leaves nothing after it."""
+    with register_service(es384_key, store, probation) as svc:
+        auth = svc.auth(probation)
+        publish(svc, probation, mappa_flag())
+        searches = {
+            query: svc.client.get(f"/fhir/Flag?{query}", headers=auth)
+            for query in [
+                "date=9999-12-31",
+                "_lastUpdated=9999-12-31",
+                "review-date=le9999-12-31",
+                f"date=le{LAST_INSTANT}",
+                f"date=gt{LAST_INSTANT}",
+                "_lastUpdated=gt9999-12-31",
+            ]
+        }
+        auditor = {"Authorization": f"Bearer {AUDITOR}"}
+        audits = [
+            svc.client.get(f"/fhir/AuditEvent?date={value}", headers=auditor)
+            for value in ["9999-12-31", f"gt{LAST_INSTANT}", f"le{LAST_INSTANT}"]
+        ]
+    found = {query: (r.status_code, r.json().get("total")) for query, r in searches.items()}
+    assert found == {
+        "date=9999-12-31": (200, 0),  # the flag's period ends in 2027
+        "_lastUpdated=9999-12-31": (200, 0),
+        "review-date=le9999-12-31": (200, 1),
+        f"date=le{LAST_INSTANT}": (200, 1),
+        f"date=gt{LAST_INSTANT}": (200, 0),
+        "_lastUpdated=gt9999-12-31": (200, 0),
+    }
+    assert [r.status_code for r in audits] == [200, 200, 200]
+
+
+@pytest.mark.parametrize(
+    ("period", "field"),
+    [
+        ({"start": "2026-10-01", "end": "9999-12-31"}, "Flag.period.end"),
+        ({"start": "2026-10-01", "end": "9999-12-31T23:30:00-05:00"}, "Flag.period.end"),
+        ({"start": "0001-01-01T00:00:00+01:00", "end": "2027-01-01"}, "Flag.period.start"),
+    ],
+)
+def test_a_period_at_the_calendars_edge_is_422_naming_it_and_not_stored(
+    es384_key: SigningKey, store: Store, period: dict[str, str], field: str
+) -> None:
+    """An ended flag has no 12-month review limit, so nothing else stops these dates: one the
+    register cannot hold as an instant is refused by name, not a 500."""
+    flag = mappa_flag(status="inactive") | {"period": period}
+    with register_service(es384_key, store, probation) as svc:
+        response = svc.client.post("/fhir/Flag", json=flag, headers=svc.auth(probation))
+    assert response.status_code == 422, response.text
+    assert expressions(response) == [field]
+    assert stored_counts(store) == (0, 0)

@@ -59,6 +59,15 @@ def test_a_date_review_ends_at_the_end_of_that_day_in_england() -> None:
     assert end == datetime.datetime(2027, 6, 1, 23, 0, tzinfo=datetime.UTC)  # BST midnight
 
 
+def test_a_period_a_datetime_cannot_hold_is_named_not_raised() -> None:
+    """The end of 9999-12-31 is the next day, which no datetime holds (OverflowError)."""
+    flag = mappa_flag(status="inactive", start="2024-06-01", end="9999-12-31")
+    [problem] = check_flag(flag, now=NOW)
+    assert problem.expression == "Flag.period.end"
+    assert "9999-12-31" not in problem.message
+    assert period_end_instant(flag) is None
+
+
 def test_the_published_profile_is_a_valid_r4_structure_definition() -> None:
     definition = StructureDefinition.model_validate(structure_definition())
     assert definition.url == PROFILE_URL and definition.type == "Flag"

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, func, select
 
 from iris_prompt.store.audit import AuditLog, Disclosure, Spool
 from iris_prompt.store.database import make_engine
-from iris_prompt.store.fhir_audit import audit_event
+from iris_prompt.store.fhir_audit import END_OF_TIME, audit_event, date_bounds
 from iris_prompt.store.models import AuditEvent
 
 WHEN = datetime.datetime(2026, 3, 4, 10, 30, tzinfo=datetime.UTC)
@@ -128,3 +128,14 @@ def test_an_audit_record_is_a_valid_r4_audit_event(engine: Engine, tmp_path: Pat
     assert whats[:2] == ["Patient/p1", "Flag/f1"]
     assert resource["agent"][0]["who"]["reference"] == "Practitioner/u1"
     assert resource["agent"][0]["requestor"] is True
+
+
+def test_date_bounds_at_the_calendars_end() -> None:
+    """The day after 9999-12-31 cannot be held: no upper bound, and nothing after it."""
+    last_day = datetime.datetime(9999, 12, 31, tzinfo=datetime.UTC)
+    assert date_bounds(["9999-12-31"]) == (last_day, None)
+    assert date_bounds(["le9999-12-31", "lt2026-01-01"])[1] == datetime.datetime(
+        2026, 1, 1, tzinfo=datetime.UTC
+    )
+    assert date_bounds(["gt9999-12-31T23:59:59.999999+00:00"]) == (END_OF_TIME, None)
+    assert date_bounds(["gt9999-12-31"], "_lastUpdated") == (END_OF_TIME, None)
