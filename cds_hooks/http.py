@@ -3,8 +3,9 @@ discovery, invocation and feedback routes for a registry of services, and the on
 errors become HTTP responses.
 
 One call, in order: caller JWT (401) -> service id (404) -> body within the size limit (413)
--> JSON (400) -> the service's hook (400) -> the request model for that hook (400) -> prefetch
-completed from the FHIR server (412) -> the service's handler -> spec-clean JSON.
+-> JSON nested at most `MAX_JSON_DEPTH` levels (400) -> the service's hook (400) -> the request
+model for that hook (400) -> prefetch completed from the FHIR server (412) -> the service's
+handler -> spec-clean JSON.
 
 Errors: `install_error_handlers(app)` registers, once per app, a handler that answers every
 `CdsHooksError` (`error_response`: the only place statuses are chosen) and a fault barrier that
@@ -56,12 +57,14 @@ from cds_hooks.tracing import Tracer
 
 __all__ = [
     "FHIR_JSON",
+    "MAX_JSON_DEPTH",
     "ProtocolOptions",
     "build_router",
     "describe_call",
     "error_response",
     "install_error_handlers",
     "internal_error_response",
+    "read_body",
     "read_json",
 ]
 
@@ -184,8 +187,17 @@ class ProtocolOptions:
     fhir_limits: FhirLimits = field(default_factory=FhirLimits)
 
 
-async def read_json(request: Request, limit: int) -> dict[str, Any]:
-    """The body as a JSON object, read once and parsed with orjson."""
+# How deep objects and arrays may nest in a JSON body. A FHIR resource or CDS request nests a
+# few dozen levels at most; past this, validators that recurse (pydantic models, fhir.resources,
+# our own walks over items and extensions) could exhaust Python's recursion limit, a 500 logging
+# hundreds of stack frames per request. Far below orjson's own limit of 1024.
+MAX_JSON_DEPTH = 64
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, read once as it streams in and no further than `limit` bytes: a longer one is
+    refused (PayloadTooLarge) without reading the rest, a declared Content-Length over the limit
+    without reading any. A body cut short is InvalidRequest (nobody is left to answer)."""
     declared = request.headers.get("content-length", "")
     # ASCII digits only: str.isdigit() is true of '¹', which int() refuses.
     if re.fullmatch(r"[0-9]+", declared) and int(declared) > limit:
@@ -199,6 +211,13 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
     except ClientDisconnect:
         # The client went, or the server cut a body that came too slowly: nobody to answer.
         raise InvalidRequest("the body was not received in full") from None
+    return bytes(body)
+
+
+async def read_json(request: Request, limit: int) -> dict[str, Any]:
+    """The body as a JSON object, read once (`read_body`) and parsed with orjson, its objects
+    and arrays nested no deeper than `MAX_JSON_DEPTH`."""
+    body = await read_body(request, limit)
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as error:
@@ -211,7 +230,27 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
             "the body must be a JSON object",
             [Issue("the body must be a JSON object", code="structure")],
         )
+    if _nested_deeper(body, data, MAX_JSON_DEPTH):
+        why = f"the body is nested too deeply: objects and arrays over {MAX_JSON_DEPTH} levels"
+        raise InvalidRequest(why, [Issue(why, code="structure")])
     return data
+
+
+def _nested_deeper(body: bytes, data: dict[str, Any], limit: int) -> bool:
+    """Whether objects and arrays in `data` nest more than `limit` levels (the top is level 1).
+    Iterative, so that the check itself cannot recurse out; skipped when `body` has too few
+    brackets to nest that deep (counting them is cheap, walking a large body is not)."""
+    if body.count(b"{") + body.count(b"[") <= limit:
+        return False
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        for child in value.values() if isinstance(value, dict) else value:
+            if isinstance(child, dict | list):
+                if depth >= limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def build_router(

@@ -4,6 +4,7 @@ The router is mounted on a small FastAPI app of its own here; the service's app 
 router (`template_router`).
 """
 
+import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -178,6 +179,26 @@ def test_an_oversized_body_is_refused_with_an_operation_outcome(client: SyncClie
     assert reply.status_code == 413
     assert reply.headers["content-type"] == "application/fhir+json"
     assert OperationOutcome.model_validate(reply.json()).issue[0].code == "too-costly"
+
+
+@pytest.mark.parametrize("levels", [100, 150])
+def test_items_nested_too_deeply_are_a_400_not_a_fault(
+    client: SyncClient, levels: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nested 150 deep (a 4 KB body), validation used to recurse out: a 500 logging hundreds
+    of stack frames per request. The nesting is refused before anything walks it."""
+    item: dict[str, Any] = {"linkId": "safety.alone", "answer": [{"valueBoolean": True}]}
+    for _ in range(levels):
+        item = {"linkId": "safety", "item": [item]}
+    response = a_response() | {"item": [item]}
+    with caplog.at_level(logging.INFO, logger="cds_hooks.http"):
+        reply = client.post(EXTRACT, content=json.dumps(response))
+    assert reply.status_code == 400
+    assert reply.headers["content-type"] == "application/fhir+json"
+    (issue,) = OperationOutcome.model_validate(reply.json()).issue
+    assert issue.code == "structure"
+    assert "nested too deeply" in (issue.diagnostics or "")
+    assert "Traceback" not in caplog.text and len(caplog.text.splitlines()) <= 2
 
 
 def test_a_bug_is_a_500_operation_outcome_without_trace_or_request_values(
