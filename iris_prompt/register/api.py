@@ -25,6 +25,8 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from cds_hooks.errors import CdsHooksError
+from cds_hooks.http import read_json
 from iris_prompt.register.auth import Granted, TokenError, TokenService
 from iris_prompt.register.capability import (
     SEARCH_PARAMETERS,
@@ -167,13 +169,13 @@ def register_router(
         return grant
 
     async def flag_body(request: Request) -> dict[str, Any] | Response:
-        body = await request.body()
-        if len(body) > MAX_FLAG_BYTES:
-            return outcome(413, [Problem("Flag", f"over {MAX_FLAG_BYTES} bytes")], "too-costly")
+        # The protocol layer's reader: no further than MAX_FLAG_BYTES as the body streams in
+        # (413), a JSON object (400), nested no deeper than the validators can walk (400).
         try:
-            flag = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return outcome(400, [Problem("Flag", "the body is not JSON")], "structure")
+            flag = await read_json(request, MAX_FLAG_BYTES)
+        except CdsHooksError as error:
+            problems = [Problem("Flag", issue.diagnostics) for issue in error.issues]
+            return outcome(error.status, problems, error.issues[0].code)
         problems = check_flag(flag, now=clock())
         if problems:
             status = 400 if problems[0].expression == "Flag" else 422

@@ -5,11 +5,14 @@ The register runs in the real app, called in process, on SQLite and on a real Po
 one service per database (`refusing`) for all the cases, as they store nothing.
 """
 
-from collections.abc import Iterator
+import json
+import logging
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
+from iris_prompt.register.api import MAX_FLAG_BYTES
 from tests.api.register_support import (
     RegisterService,
     mappa_flag,
@@ -165,4 +168,43 @@ def test_a_body_that_is_not_a_flag_gets_400(refusing: RegisterService, body: byt
     response = refusing.client.post("/fhir/Flag", content=body, headers=headers)
     assert response.status_code == 400
     assert response.json()["issue"][0]["expression"] == ["Flag"]
+    assert stored_counts(refusing.register.store) == (0, 0)
+
+
+def test_a_flag_nested_too_deeply_gets_400_and_nothing_is_stored(
+    refusing: RegisterService, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A modifierExtension nested 150 deep (6 KB) used to make validation recurse out of the
+    stack: a 500 logging hundreds of stack frames. It is refused before anything walks it."""
+    extension: dict[str, Any] = {"url": "https://example.org/x", "valueString": "x"}
+    for _ in range(150):
+        extension = {"url": "https://example.org/x", "extension": [extension]}
+    flag = mappa_flag(modifierExtension=[extension])
+    headers = refusing.auth(probation) | {"Content-Type": "application/fhir+json"}
+    with caplog.at_level(logging.INFO):
+        response = refusing.client.post("/fhir/Flag", content=json.dumps(flag), headers=headers)
+    assert response.status_code == 400
+    (issue,) = response.json()["issue"]
+    assert issue["expression"] == ["Flag"] and "nested too deeply" in issue["diagnostics"]
+    assert "Traceback" not in caplog.text and "RecursionError" not in caplog.text
+    assert stored_counts(refusing.register.store) == (0, 0)
+
+
+def test_an_oversized_flag_is_refused_as_it_streams_in(refusing: RegisterService) -> None:
+    """No Content-Length, 10 MiB sent in 16 KiB chunks: the register stops reading just past
+    its 64 KiB limit and answers 413, rather than reading it all first."""
+    sent = 0
+
+    async def chunks() -> AsyncIterator[bytes]:
+        nonlocal sent
+        for _ in range(640):
+            sent += 1
+            yield b" " * (16 * 1024)
+
+    headers = refusing.auth(probation) | {"Content-Type": "application/fhir+json"}
+    response = refusing.client.post("/fhir/Flag", content=chunks(), headers=headers)
+    assert response.status_code == 413
+    (issue,) = response.json()["issue"]
+    assert issue["code"] == "too-costly" and issue["expression"] == ["Flag"]
+    assert sent <= MAX_FLAG_BYTES // (16 * 1024) + 2, sent
     assert stored_counts(refusing.register.store) == (0, 0)
