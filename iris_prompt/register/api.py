@@ -1,6 +1,6 @@
 """The register's HTTP API: FHIR R4 Flag under /fhir, and the OAuth token endpoint.
 
-    POST /oauth/token                         client credentials (auth.py)
+    POST /oauth/token                         client credentials (auth.py), at most 16 KiB
     GET  /fhir/metadata                       CapabilityStatement (capability.py)
     GET  /fhir/StructureDefinition/mappa-register-flag   the profile (profile.py)
     POST /fhir/Flag                           201, version 1          system/Flag.write
@@ -25,8 +25,8 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from cds_hooks.errors import CdsHooksError
-from cds_hooks.http import read_json
+from cds_hooks.errors import CdsHooksError, InvalidRequest, PayloadTooLarge
+from cds_hooks.http import read_body, read_json
 from iris_prompt.register.auth import Granted, TokenError, TokenService
 from iris_prompt.register.capability import (
     SEARCH_PARAMETERS,
@@ -52,12 +52,22 @@ from iris_prompt.register.repository import (
 )
 from iris_prompt.store.fhir_audit import BadParameter, date_bounds
 
-__all__ = ["FHIR_JSON", "MAX_FLAG_BYTES", "outcome", "parse_search", "register_router"]
+__all__ = [
+    "FHIR_JSON",
+    "MAX_FLAG_BYTES",
+    "MAX_TOKEN_BYTES",
+    "outcome",
+    "parse_search",
+    "register_router",
+]
 
 log = logging.getLogger(__name__)
 
 FHIR_JSON = "application/fhir+json"
 MAX_FLAG_BYTES = 64 * 1024
+# A token request is a short form around one client assertion JWT (a few hundred bytes to a few
+# KiB, with a certificate chain in its header).
+MAX_TOKEN_BYTES = 16 * 1024
 STATUSES = ("active", "inactive", "entered-in-error")
 Clock = Callable[[], datetime.datetime]
 # ASCII digits only: str.isdigit() is true of '¹' and '١' too, which int() refuses or takes.
@@ -184,10 +194,15 @@ def register_router(
 
     @router.post("/oauth/token")
     async def token(request: Request) -> Response:
+        # Anyone may call: the form is read no further than MAX_TOKEN_BYTES as it streams in.
         try:
-            form = dict(parse_qsl((await request.body()).decode(), strict_parsing=True))
+            body = await read_body(request, MAX_TOKEN_BYTES)
+            form = dict(parse_qsl(body.decode(), strict_parsing=True))
             answer = await tokens.issue(form, f"{base(request)}/oauth/token")
-        except (UnicodeDecodeError, ValueError):
+        except PayloadTooLarge:
+            answer = None
+            error = TokenError("invalid_request", f"over {MAX_TOKEN_BYTES} bytes", 413)
+        except (InvalidRequest, UnicodeDecodeError, ValueError):
             answer = None
             error = TokenError("invalid_request", "an application/x-www-form-urlencoded body")
         except TokenError as refused:

@@ -9,10 +9,13 @@ assertions (tests/api/register_support.py).
 """
 
 import time
+import urllib.parse
+from collections.abc import AsyncIterator
 
 import pytest
 from fastapi import FastAPI
 
+from iris_prompt.register.api import MAX_TOKEN_BYTES
 from iris_prompt.register.clients import READ, WRITE
 from iris_prompt.store.service import Store
 from tests.api.register_support import (
@@ -95,6 +98,38 @@ def test_expired_replayed_and_wrongly_signed_assertions_are_refused(
         assert refused.json()["error"] == "invalid_client"
         assert "access_token" not in refused.json()
     assert grant.status_code == 400 and grant.json()["error"] == "unsupported_grant_type"
+
+
+def test_an_oversized_token_request_is_refused_as_it_streams_in(
+    es384_key: SigningKey, store: Store
+) -> None:
+    """Anyone may post to /oauth/token, which used to read a body of any size (300 MiB took the
+    process from 366 MB to 1.6 GB). A streamed body (no Content-Length) is read no further than
+    just past MAX_TOKEN_BYTES, and refused as an OAuth error."""
+    sent = 0
+
+    async def chunks() -> AsyncIterator[bytes]:
+        nonlocal sent
+        for _ in range(1024):  # 16 MiB
+            sent += 1
+            yield b"a" * (16 * 1024)
+
+    with register_service(es384_key, store, probation) as svc:
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        refused = svc.client.post("/oauth/token", content=chunks(), headers=headers)
+        declared = svc.client.post("/oauth/token", content=b"a" * (MAX_TOKEN_BYTES + 1))
+        form = svc.form(probation)
+        assert len(urllib.parse.urlencode(form)) < MAX_TOKEN_BYTES // 8
+        granted = svc.token_response(form)
+    for response in (refused, declared):
+        assert response.status_code == 413
+        assert response.json() == {
+            "error": "invalid_request",
+            "error_description": f"over {MAX_TOKEN_BYTES} bytes",
+        }
+        assert response.headers["cache-control"] == "no-store"
+    assert sent <= MAX_TOKEN_BYTES // (16 * 1024) + 2, sent
+    assert granted.status_code == 200
 
 
 def test_a_client_whose_keys_are_at_an_allow_listed_jwks_url_gets_a_token(
