@@ -7,12 +7,10 @@ Complex values are JSON, for example::
     IRIS_CORS_ALLOW_ORIGINS='["https://sandbox.cds-hooks.org"]'
 """
 
-import ipaddress
 import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
-from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import (
     Field,
@@ -27,14 +25,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from cds_hooks.auth import ALLOWED_ALGORITHMS, JwtPolicy, TrustedIssuer
 from cds_hooks.fhir import FhirLimits
 from cds_hooks.http import ProtocolOptions
+from iris_prompt.addresses import is_loopback, is_secure_base, redis_url_problem
 from iris_prompt.register.clients import RegisterClient
 
 __all__ = [
     "Settings",
     "get_settings",
-    "is_loopback",
-    "is_secure_base",
-    "redis_url_problem",
     "refuse_unsafe_start",
     "refusal",
 ]
@@ -45,78 +41,6 @@ MiB = 1024 * 1024
 SECRET_LENGTHS = {"admin_token": 16, "auditor_token": 16, "pseudonym_key": 32}
 # A century: a retention period beyond it is a slip, and no date can be computed from it.
 MAX_RETENTION_DAYS = 36525
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-# A host name as DNS (and container networks, which allow `_`) spell it.
-LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?"
-HOST_NAME = re.compile(rf"{LABEL}(\.{LABEL})*")
-
-
-def redis_url_problem(url: str) -> str | None:
-    """What is wrong with a Redis URL, never repeating it (it may hold a password); None if
-    nothing. Redis's client accepts a host with a space and ignores a database that is not a
-    number, so without this the service would start and refuse every call with 503.
-
-    >>> redis_url_problem("rediss://:secret@redis.internal:6380/2") is None
-    True
-    >>> redis_url_problem("redis://redis:6379/zero")
-    'the database must be a number, such as /0'
-    """
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss", "unix"):
-        return "must start redis://, rediss:// (TLS) or unix://"
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    if port is not None and not 1 <= port <= 65535:
-        return "the port must be a number from 1 to 65535"
-    db = [v for k, v in parse_qsl(parts.query) if k == "db"]
-    if parts.scheme == "unix":
-        if not parts.path:
-            return "unix:// needs the socket's path, such as unix:///run/redis/redis.sock"
-    else:
-        host = parts.hostname or ""
-        if not host:
-            return "has no host"
-        if not HOST_NAME.fullmatch(host) and not _ip_address(host):
-            return "the host is neither a host name nor an IP address"
-        db.append(parts.path.removeprefix("/"))
-    if any(value and not re.fullmatch(r"[0-9]+", value) for value in db):
-        return "the database must be a number, such as /0"
-    return None
-
-
-def _ip_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def is_secure_base(url: str) -> bool:
-    """Whether CDS clients may be told to call `url`: https, or http on a loopback address
-    (tests and development on one machine, where nothing crosses a network).
-
-    >>> is_secure_base("https://iris.example.nhs.uk"), is_secure_base("http://127.0.0.1:8000")
-    (True, True)
-    >>> is_secure_base("http://iris.example.nhs.uk")
-    False
-    """
-    parts = urlsplit(url)
-    if parts.scheme == "https":
-        return True
-    return parts.scheme == "http" and is_loopback(parts.hostname or "")
 
 
 class Settings(BaseSettings):

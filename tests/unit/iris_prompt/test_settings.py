@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from iris_prompt.addresses import is_loopback, is_secure_base
 from iris_prompt.app import create_app
-from iris_prompt.settings import Settings, is_loopback, is_secure_base, refusal
+from iris_prompt.settings import Settings, refusal
 from tests.conftest import make_settings
 from tests.support.tokens import SigningKey
 
