@@ -110,3 +110,17 @@ def test_the_deployment_metrics_table_lists_every_metric_and_no_other() -> None:
             defined.add(name + "_total" if value._type == "counter" else name)
     assert sorted(defined - rows) == [], "metrics missing from docs/deployment.md's table"
     assert sorted(rows - defined) == [], "docs/deployment.md rows for metrics that do not exist"
+
+
+def test_the_readme_states_the_feedback_limits_the_store_applies() -> None:
+    """An EHR vendor sizes its comment box from the README: it must give the limits a post is
+    refused over, not looser ones."""
+    from iris_prompt.store.feedback import LIMITS
+
+    readme = (ROOT / "README.md").read_text()
+    assert f"`userComment` of at most {LIMITS['overrideReason.userComment']:,} characters" in readme
+    assert f"card and suggestion ids and a reason's system at most {LIMITS['card']}" in readme
+    assert (
+        LIMITS["card"] == LIMITS["acceptedSuggestions.id"] == LIMITS["overrideReason.reason.system"]
+    )
+    assert f"its code at most {LIMITS['overrideReason.reason.code']}," in readme
