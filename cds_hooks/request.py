@@ -125,10 +125,10 @@ class HookContext(WireModel):
 
 
 def _user_reference(allowed: tuple[str, ...]) -> Any:
-    pattern = re.compile(rf"^({'|'.join(allowed)})/[A-Za-z0-9\-.]{{1,64}}$")
+    pattern = re.compile(rf"({'|'.join(allowed)})/[A-Za-z0-9\-.]{{1,64}}")
 
     def check(value: str) -> str:
-        if not pattern.match(value):
+        if not pattern.fullmatch(value):  # not `$`, which a final line break satisfies
             raise ValueError(f"must be a reference of type {', '.join(allowed)} ([type]/[id])")
         return value
 

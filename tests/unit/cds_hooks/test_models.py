@@ -44,6 +44,7 @@ def test_patient_view_accepts_each_user_type(user: str) -> None:
     [
         ({"userId": "Organization/1"}, "context.userId"),  # not a user type of patient-view
         ({"userId": "example"}, "context.userId"),  # not [type]/[id]
+        ({"userId": "Practitioner/1\n"}, "context.userId"),  # a line break would reach URLs
         ({"patientId": "1&_include=*"}, "context.patientId"),  # not a FHIR id: would inject
         ({"encounterId": ""}, "context.encounterId"),  # empty is not a FHIR id
     ],
