@@ -32,6 +32,7 @@ from cds_hooks.prefetch import (
     PrefetchTemplate,
     is_operation_outcome,
     render_template,
+    shape_problem,
 )
 
 __all__ = ["FhirClient", "FhirLimits", "resolve_prefetch"]
@@ -245,13 +246,20 @@ async def resolve_prefetch(
 
     def cannot_have(key: str, why: str) -> None:
         if templates[key].required:
-            problems.append(Issue(f"prefetch {key!r}: {why}", code="incomplete"))
+            problems.append(
+                Issue(f"prefetch {key!r}: {why}", code="incomplete", expression=f"prefetch.{key}")
+            )
         else:
             unavailable.add(key)
 
     for key, template in templates.items():
         if key in given and not is_operation_outcome(given[key]):
-            values[key] = given[key]
+            sent = given[key]
+            wrong = None if sent is None else shape_problem(template, sent)
+            if wrong is None:
+                values[key] = sent
+            else:
+                cannot_have(key, wrong)
             continue
         try:
             query = render_template(template.query, tokens)

@@ -32,6 +32,7 @@ __all__ = [
     "PrefetchTemplate",
     "is_operation_outcome",
     "render_template",
+    "shape_problem",
     "template_tokens",
 ]
 
@@ -69,6 +70,33 @@ class PrefetchTemplate:
                 raise ValueError(f"prefetch token {{{{{token}}}}} is not allowed by the spec")
         if self.query.startswith(("/", "http:", "https:")):
             raise ValueError("a prefetch template is relative to the FHIR server base")
+
+    @property
+    def answer_type(self) -> str:
+        """The resourceType a FHIR server answers this query with: a search's Bundle, or the
+        resource a read names.
+
+        >>> PrefetchTemplate("Condition?patient={{context.patientId}}").answer_type
+        'Bundle'
+        >>> PrefetchTemplate("Patient/{{context.patientId}}").answer_type
+        'Patient'
+        """
+        if "?" in self.query or "/" not in self.query:
+            return "Bundle"
+        return self.query.split("/", 1)[0]
+
+
+def shape_problem(template: PrefetchTemplate, value: dict[str, Any]) -> str | None:
+    """Why a prefetch value the client sent cannot be the answer to `template`, or None. A
+    value of the wrong shape would otherwise read as a record with nothing in it: a prompt
+    missed in silence rather than an error the client's developers see."""
+    kind = value.get("resourceType")
+    # A read's answer may come wrapped in a Bundle too; a search's only as a Bundle.
+    if kind not in (template.answer_type, "Bundle"):
+        return f"is {kind!r}, not the {template.answer_type} its query answers with"
+    if kind == "Bundle" and not isinstance(value.get("entry", []), list):
+        return "is a Bundle whose entry is not a list"
+    return None
 
 
 class MissingToken(KeyError):

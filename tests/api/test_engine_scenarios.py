@@ -202,7 +202,7 @@ def outcome_of(response: Any) -> list[str]:
         (None, "no Patient resource"),
         ({"resourceType": "Patient", "id": "seed-son", "birthDate": "2018-03-01"}, "not the"),
         ({"resourceType": "Patient", "birthDate": "1992-05-14"}, "not the"),
-        ({"resourceType": "Observation", "id": "seed-mum"}, "no Patient resource"),
+        ({"resourceType": "Observation", "id": "seed-mum"}, "not the Patient its query answers"),
     ],
 )
 def test_the_patient_resource_must_be_the_patient_in_context(

@@ -177,3 +177,41 @@ def test_no_token_means_412_for_required_and_unavailable_for_optional(
     got = asyncio.run(run({"patient": {"resourceType": "Patient"}, "conditions": None}))
     assert got.unavailable == {"household"}
     assert fhir_server.server.requests == []
+
+
+@pytest.mark.parametrize(
+    ("conditions", "said"),
+    [
+        ({"resourceType": "Patient", "id": "p1"}, "is 'Patient', not the Bundle its query"),
+        ({"resourceType": "Bundle", "entry": "x"}, "is a Bundle whose entry is not a list"),
+        ({"entry": []}, "is None, not the Bundle its query answers with"),
+    ],
+)
+def test_a_prefetch_value_of_the_wrong_shape_is_412_naming_its_key(
+    conditions: dict[str, Any], said: str
+) -> None:
+    """Read as given, the wrong shape would be a record with no conditions in it: the enquiry
+    prompt missed in silence. Said instead, as for any required data that cannot be had; never
+    fetched in its place (the client said what it has)."""
+    given = {"patient": {"resourceType": "Patient"}, "conditions": conditions, "household": None}
+    with pytest.raises(PreconditionFailed) as error:
+        resolve(None, given)
+    (issue,) = error.value.issues
+    assert issue.expression == "prefetch.conditions"
+    assert issue.diagnostics is not None and issue.diagnostics.startswith(
+        f"prefetch 'conditions': {said}"
+    )
+
+
+def test_an_optional_value_of_the_wrong_shape_is_unavailable_and_a_read_may_come_as_a_bundle() -> (
+    None
+):
+    patient = {"resourceType": "Patient", "id": "p1"}
+    given = {
+        "patient": {"resourceType": "Bundle", "entry": [{"resource": patient}]},
+        "conditions": {"resourceType": "Bundle"},  # no entry: an empty search
+        "household": {"resourceType": "Patient"},
+    }
+    got = resolve(None, given)
+    assert got["unavailable"] == ["household"]  # the household check says it could not be done
+    assert got["patient"]["entry"][0]["resource"] == patient
