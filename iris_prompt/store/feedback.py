@@ -120,7 +120,8 @@ class StoreFeedback:
             "card_uuid": item.card,
             "matched": matched,
             "outcome": item.outcome,
-            "outcome_timestamp": item.outcome_timestamp,
+            # In UTC: SQLite keeps no offset, and would read 10:05+05:00 back as 10:05 UTC.
+            "outcome_timestamp": item.outcome_timestamp.astimezone(datetime.UTC),
             "accepted_suggestions": [s.id for s in item.accepted_suggestions or []],
             "override_system": coding.system if coding else None,
             "override_code": coding.code if coding else None,

@@ -3,6 +3,7 @@ written before the response, read as AuditEvents by an auditor; feedback committ
 the call log without identifiers; and the faults (the database stopped mid-run, the spool
 unwritable)."""
 
+import datetime
 import json
 import logging
 from collections.abc import Iterator
@@ -241,3 +242,18 @@ def test_postgresql_stopped_mid_run_spools_and_replays_exactly_once(
     expected = sorted(c[-1]["uuid"] for c in (before, during, after))
     assert uuids == expected  # none lost, none doubled
     assert {row.via for row in rows} == {"database", "spool"}
+
+
+def test_a_feedback_time_with_an_offset_is_kept_as_the_same_instant(
+    es384_key: SigningKey, store: Store
+) -> None:
+    """SQLite keeps no offset: 10:05 at +05:00 was kept as 10:05, read back as UTC five hours
+    late. Every time is kept in UTC, so both databases hold the instant the clinician acted."""
+    with store_service(es384_key, store) as service:
+        sent = feedback("a-card", outcomeTimestamp="2026-11-26T10:05:00+05:00")
+        assert service.post(FEEDBACK_PATH, sent).status_code == 200
+        with Session(store.engine) as session:
+            (kept,) = session.scalars(select(FeedbackItem.outcome_timestamp))
+    if kept.tzinfo is None:  # SQLite: what is kept is read as UTC
+        kept = kept.replace(tzinfo=datetime.UTC)
+    assert kept == datetime.datetime(2026, 11, 26, 5, 5, tzinfo=datetime.UTC)
