@@ -2,8 +2,8 @@
 
     GET /admin/analytics?since=2026-01-01&until=2026-04-01&by=category
 
-Answers `analytics.report(...)` as JSON; a bad parameter gets 400 with an OperationOutcome
-naming it; a missing or wrong token 401 with an empty body.
+Answers `analytics.report(...)` as JSON; a bad, unknown or repeated parameter gets 400 with an
+OperationOutcome naming it; a missing or wrong token 401 with an empty body.
 """
 
 import datetime
@@ -23,6 +23,8 @@ from iris_prompt.store.report_query import GROUPINGS, parse_day
 __all__ = ["analytics_router"]
 
 log = logging.getLogger(__name__)
+
+PARAMETERS = ("since", "until", "by")
 
 
 def _bad(name: str, message: str) -> JSONResponse:
@@ -54,6 +56,12 @@ def analytics_router(engine: Engine, admin_token: str | SecretStr) -> APIRouter:
             log.warning("analytics: request refused (missing or wrong token)")
             return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
         params = request.query_params
+        # A misspelt parameter ("sinse") would otherwise answer all-time figures as if asked.
+        for name in params:
+            if name not in PARAMETERS:
+                return _bad(name, f"{name}: not a parameter ({', '.join(PARAMETERS)})")
+            if len(params.getlist(name)) > 1:
+                return _bad(name, f"{name}: given more than once")
         bounds: dict[str, datetime.datetime | None] = {"since": None, "until": None}
         for name in bounds:
             if name in params:

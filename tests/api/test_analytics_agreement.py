@@ -119,6 +119,9 @@ def test_the_analytics_period_and_grouping_are_checked_naming_the_parameter(
         ("until=2026-13-01", "until"),
         ("since=2026-01-05T10:00:00", "since"),  # a time without a zone is ambiguous
         ("by=patient", "by"),
+        # A misspelt or repeated parameter would be answered with all-time or other figures.
+        ("sinse=2026-01-01", "sinse"),
+        ("since=2026-01-01&since=2026-06-01", "since"),
     ]:
         answer = get(query)
         assert answer.status_code == 400, query
