@@ -32,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
 
+from iris_prompt.store.database import StoreUnreachable
 from iris_prompt.store.models import AuditEvent
 
 __all__ = ["AuditLog", "AuditOutcome", "Disclosure", "Spool", "insert_ignoring_duplicates"]
@@ -102,6 +103,18 @@ class Spool:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+    def check(self) -> None:
+        """StoreUnreachable unless the spool can be appended to. A spool in a folder that does
+        not exist or cannot be written, or that is a folder, fails only when the database has
+        failed too: too late to find out, with a disclosure then kept nowhere."""
+        try:
+            os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+        except OSError as error:
+            raise StoreUnreachable(
+                f"the audit spool {self.path} (IRIS_AUDIT_SPOOL, or in IRIS_DATA_DIR) cannot be "
+                f"written: {error.strerror or type(error).__name__}"
+            ) from None
 
     def pending(self) -> int:
         """Records waiting to be replayed (0 unless the spool is a regular file)."""

@@ -30,7 +30,7 @@ from iris_prompt.engine.cards import CardSettings, withheld_card
 from iris_prompt.engine.rules import Decision
 from iris_prompt.store.audit import AuditLog, AuditOutcome, Disclosure, Spool
 from iris_prompt.store.cardlog import CallRecord, CardLog, content_key, pseudonym
-from iris_prompt.store.database import default_data_dir, prepare
+from iris_prompt.store.database import StoreError, default_data_dir, prepare
 from iris_prompt.store.feedback import StoreFeedback
 from iris_prompt.store.retention import Retention
 
@@ -103,6 +103,7 @@ class Store:
         self.card_settings = card_settings
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.audit = AuditLog(engine, Spool(config.spool_path or config.data_dir / SPOOL_FILE))
+        self.audit.spool.check()
         self.calls = CardLog(engine)
         self.feedback = StoreFeedback(engine, self.calls)
         self.key = _pseudonym_key(config)
@@ -112,7 +113,11 @@ class Store:
     @classmethod
     def open(cls, config: StoreConfig, card_settings: CardSettings | None = None) -> "Store":
         engine = prepare(config.database_url, config.data_dir)
-        return cls(engine, config, card_settings or CardSettings())
+        try:
+            return cls(engine, config, card_settings or CardSettings())
+        except StoreError:
+            engine.dispose()
+            raise
 
     # --- lifecycle -------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from iris_prompt.engine.lookup import HouseholdLookup
 from iris_prompt.engine.risk_flags import MAPPA_CODE
 from iris_prompt.engine.service import Engine as PromptEngine
 from iris_prompt.engine.service import build_registry
-from iris_prompt.store.database import make_engine
+from iris_prompt.store.database import StoreUnreachable, make_engine
 from iris_prompt.store.models import AuditEvent, CallLog, FeedbackItem
 from iris_prompt.store.service import Store
 from tests.api.engine_support import (
@@ -257,3 +257,12 @@ def test_a_feedback_time_with_an_offset_is_kept_as_the_same_instant(
     if kept.tzinfo is None:  # SQLite: what is kept is read as UTC
         kept = kept.replace(tzinfo=datetime.UTC)
     assert kept == datetime.datetime(2026, 11, 26, 5, 5, tzinfo=datetime.UTC)
+
+
+@pytest.mark.parametrize("where", ["a folder", "in a missing folder"])
+def test_an_audit_spool_that_cannot_be_written_stops_start_up(tmp_path: Path, where: str) -> None:
+    """The spool keeps a disclosure when the database cannot; found unwritable only then, the
+    disclosure would be kept nowhere. So the service does not start with one."""
+    spool = tmp_path if where == "a folder" else tmp_path / "missing" / "audit-spool.jsonl"
+    with pytest.raises(StoreUnreachable, match=r"the audit spool .* cannot be written: "):
+        open_store(f"sqlite+pysqlite:///{tmp_path / 'store.sqlite3'}", tmp_path, spool_path=spool)
