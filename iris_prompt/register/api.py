@@ -15,7 +15,6 @@ not ours or has expired: 401; a token without the scope the call needs: 403.
 
 import datetime
 import logging
-import re
 from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
@@ -50,7 +49,7 @@ from iris_prompt.register.repository import (
     VersionConflict,
     WrongOrganisation,
 )
-from iris_prompt.store.fhir_audit import BadParameter, date_bounds
+from iris_prompt.store.fhir_audit import DIGITS, BadParameter, date_bounds
 
 __all__ = [
     "FHIR_JSON",
@@ -70,8 +69,6 @@ MAX_FLAG_BYTES = 64 * 1024
 MAX_TOKEN_BYTES = 16 * 1024
 STATUSES = ("active", "inactive", "entered-in-error")
 Clock = Callable[[], datetime.datetime]
-# ASCII digits only: str.isdigit() is true of '¹' and '١' too, which int() refuses or takes.
-DIGITS = re.compile(r"[0-9]{1,9}")
 
 
 def outcome(status: int, problems: list[Problem], code: str = "invalid") -> JSONResponse:

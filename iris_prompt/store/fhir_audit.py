@@ -28,6 +28,7 @@ from iris_prompt.store.audit import AuditLog
 from iris_prompt.store.models import AuditEvent
 
 __all__ = [
+    "DIGITS",
     "BadParameter",
     "OtherReader",
     "audit_event",
