@@ -176,17 +176,20 @@ def render_csv(figures: dict[str, Any]) -> str:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    try:
-        since = parse_day(args.since) if args.since else None
-        until = parse_day(args.until) if args.until else None
-    except ValueError as error:
-        print(f"iris-prompt report: {error}", file=sys.stderr)  # noqa: T201
-        return 2
+    bounds: dict[str, datetime.datetime | None] = {}
+    for option in ("since", "until"):
+        given = getattr(args, option)
+        try:
+            bounds[option] = parse_day(given) if given else None
+        except ValueError as error:
+            said = f"--{option} {given!r} is not a date (YYYY-MM-DD) or a dateTime with a time zone"
+            print(f"iris-prompt report: {said}: {error}", file=sys.stderr)  # noqa: T201
+            return 2
     from iris_prompt.store.analytics import report
 
     try:
         with _store("report") as (engine, _config):
-            figures = report(engine, since=since, until=until, by=args.by)
+            figures = report(engine, since=bounds["since"], until=bounds["until"], by=args.by)
     except _Refused:
         return 2
     if args.json:

@@ -133,8 +133,17 @@ def test_store_commands(
     assert json.loads(capsys.readouterr().out)["groups"]["all"]["calls"] == 0
     assert main(["report", "--csv", "--by", "practice"]) == 0
     assert capsys.readouterr().out.startswith("group,figure,value")
-    assert main(["report", "--since", "soon"]) == 2
-    capsys.readouterr()
+    # A bound that is not a date is named, with the form it should take.
+    for option, given in (
+        ("--since", "soon"),
+        ("--until", "2026-13-01"),
+        ("--until", "2026-01-01T09:00"),
+    ):
+        assert main(["report", option, given]) == 2
+        assert capsys.readouterr().err.startswith(
+            f"iris-prompt report: {option} {given!r} is not a date (YYYY-MM-DD) or a dateTime "
+            "with a time zone: "
+        )
     # The text a lead reads, and CSV with each figure of a breakdown on its own row.
     assert main(["report", "--since", "2026-01-01", "--until", "2027-01-01"]) == 0
     text = capsys.readouterr().out
