@@ -111,8 +111,6 @@ def create_app(
         codesets = CodeSetRegistry(
             settings.codesets_dir or default_codesets_dir(), checks=SERVICE_CHECKS
         )
-    if store is None:
-        store = Store.open(store_config(settings), card_settings(settings))
     # One connection pool per kind of peer, so that no peer's slowness or volume can starve
     # another's: clients' FHIR servers (prefetch and household reads), clients' JWK Set hosts
     # (a caller JWT or a register client assertion cannot be checked without them), and the
@@ -125,6 +123,18 @@ def create_app(
     replay_checks: dict[str, ReadinessCheck] = {}
     if replay_cache is None:
         replay_cache, replay_checks = wiring.replay_store(settings)
+    verifier = None
+    if not settings.local_mode:
+        verifier = JwtVerifier(
+            settings.trusted_issuers,
+            http=jwks_http,
+            policy=settings.jwt_policy(),
+            replay_cache=replay_cache,
+        )
+    smart_client = load_client(settings.smart_client_id, settings.smart_private_key_file)
+    # The store last: a start refused for a key file or a Redis URL makes no embedded store.
+    if store is None:
+        store = Store.open(store_config(settings), card_settings(settings))
     if register is None and settings.register_enabled:
         # Imported only now: a service without the register never loads it.
         from iris_prompt.register.service import Register
@@ -144,14 +154,6 @@ def create_app(
             Engine.from_settings(
                 codesets, settings, store, register.in_force if register is not None else None
             ),
-        )
-    verifier = None
-    if not settings.local_mode:
-        verifier = JwtVerifier(
-            settings.trusted_issuers,
-            http=jwks_http,
-            policy=settings.jwt_policy(),
-            replay_cache=replay_cache,
         )
     wiring.count_database_errors(store.engine)
     wiring.count_driver_fallbacks(store.calls)
@@ -230,7 +232,6 @@ def create_app(
         template_router(public_base_url=settings.public_base_url, frame_ancestors=framing)
     )
     app.include_router(rules)
-    smart_client = load_client(settings.smart_client_id, settings.smart_private_key_file)
     if smart_client is not None:
         app.include_router(
             smart_router(

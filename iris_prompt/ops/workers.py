@@ -54,12 +54,13 @@ def run(settings: Settings, overrides: dict[str, Any], log_config: dict[str, Any
 
 
 def _run(settings: Settings, overrides: dict[str, Any], log_config: dict[str, Any]) -> None:
+    # First: a port in use refuses the start before the app makes the store.
+    if settings.metrics_port is not None:
+        _serve_metrics(settings)
     # Imported only now: a metric made before PROMETHEUS_MULTIPROC_DIR is set is per process.
     from iris_prompt.app import create_app
 
     app = create_app(settings)
-    if settings.metrics_port is not None:
-        _serve_metrics(settings)
     if settings.workers == 1:
         uvicorn.run(app, log_config=log_config, **uvicorn_options(settings))
         return
@@ -117,8 +118,12 @@ def _serve_metrics(settings: Settings) -> None:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     port = settings.metrics_port
     assert port is not None
-    if registry is None:
-        start_http_server(port, addr=settings.host)
-    else:
-        start_http_server(port, addr=settings.host, registry=registry)
+    try:
+        if registry is None:
+            start_http_server(port, addr=settings.host)
+        else:
+            start_http_server(port, addr=settings.host, registry=registry)
+    except OSError as error:
+        said = error.strerror or type(error).__name__
+        raise ValueError(f"IRIS_METRICS_PORT {port} cannot be served: {said}") from None
     log.info("metrics on http://%s:%d/metrics", settings.host, port)

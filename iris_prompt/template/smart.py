@@ -84,7 +84,12 @@ def load_client(client_id: str | None, private_key_file: Path | None) -> SmartCl
         return None
     key = None
     if private_key_file is not None:
-        key = json.loads(private_key_file.read_text(encoding="utf-8"))
+        try:
+            key = json.loads(private_key_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            # Never the parser's text: it may quote the private key.
+            said = getattr(error, "strerror", None) or type(error).__name__
+            raise ValueError(f"IRIS_SMART_PRIVATE_KEY_FILE cannot be read: {said}") from None
         if not isinstance(key, dict) or not {"kid", "alg", "d"} <= key.keys():
             raise ValueError("IRIS_SMART_PRIVATE_KEY_FILE must hold a private JWK with kid and alg")
     return SmartClient(client_id, private_jwk=key)
