@@ -15,12 +15,20 @@ same feedback more than once, so an identical item is accepted and stored once.
 Spec: https://cds-hooks.hl7.org/2.0/#feedback (invariants cds-fb-1..3).
 """
 
+import datetime
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Literal, Protocol
 
-from pydantic import AwareDatetime, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    AwareDatetime,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from cds_hooks.errors import InvalidRequest, issues_from_validation
 from cds_hooks.models import WireModel, dump_json
@@ -80,6 +88,16 @@ class Feedback(WireModel):
     )
     override_reason: OverrideReason | None = None
     outcome_timestamp: AwareDatetime
+
+    @field_validator("outcome_timestamp")
+    @classmethod
+    def _in_utc(cls, value: datetime.datetime) -> datetime.datetime:
+        """The instant in UTC, as a store keeps it (SQLite keeps no offset). A time at the
+        calendar's edge whose offset takes it past the edge names no instant: refused."""
+        try:
+            return value.astimezone(datetime.UTC)
+        except OverflowError:
+            raise ValueError("the time with its offset is outside the calendar") from None
 
     @model_validator(mode="after")
     def _cds_fb_2(self) -> "Feedback":

@@ -259,6 +259,22 @@ def test_a_feedback_time_with_an_offset_is_kept_as_the_same_instant(
     assert kept == datetime.datetime(2026, 11, 26, 5, 5, tzinfo=datetime.UTC)
 
 
+def test_a_feedback_time_past_the_calendars_edge_is_refused_naming_it(
+    es384_key: SigningKey, store: Store
+) -> None:
+    """0001-01-01T00:00+05:00 is before the first instant a store can hold: a 400 naming the
+    field, and nothing of the post kept (it was a 500 when converted in the store)."""
+    with store_service(es384_key, store) as service:
+        fine = feedback("a-card")["feedback"][0]
+        edge = fine | {"card": "b-card", "outcomeTimestamp": "0001-01-01T00:00:00+05:00"}
+        answer = service.post(FEEDBACK_PATH, {"feedback": [fine, edge]})
+        with Session(store.engine) as session:
+            kept = list(session.scalars(select(FeedbackItem.card_uuid)))
+    assert answer.status_code == 400, answer.text
+    assert [i["expression"] for i in answer.json()["issue"]] == [["feedback.1.outcomeTimestamp"]]
+    assert kept == []
+
+
 @pytest.mark.parametrize("where", ["a folder", "in a missing folder"])
 def test_an_audit_spool_that_cannot_be_written_stops_start_up(tmp_path: Path, where: str) -> None:
     """The spool keeps a disclosure when the database cannot; found unwritable only then, the

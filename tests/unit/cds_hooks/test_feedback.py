@@ -1,6 +1,7 @@
 """Feedback models (cds-fb-1..3) and the in-memory store."""
 
 import asyncio
+import datetime
 from typing import Any
 
 import pytest
@@ -30,10 +31,28 @@ def refused(*items: dict[str, Any]) -> list[str]:
         ({"outcomeTimestamp": "2021-12-11T10:05:31"}, "timezone"),  # RFC 3339 needs an offset
         ({"outcomeTimestamp": "yesterday"}, "feedback.0.outcomeTimestamp"),
         ({"card": ""}, "feedback.0.card"),
+        # An offset that takes a time at the calendar's edge past it names no instant.
+        ({"outcomeTimestamp": "0001-01-01T00:00:00+05:00"}, "outside the calendar"),
+        ({"outcomeTimestamp": "9999-12-31T23:59:59-01:00"}, "outside the calendar"),
     ],
 )
 def test_refusals(fields: dict[str, Any], reason: str) -> None:
     assert any(reason in message for message in refused(item(**fields)))
+
+
+@pytest.mark.parametrize(
+    ("sent", "instant"),
+    [
+        ("2026-11-26T10:05:00+05:00", datetime.datetime(2026, 11, 26, 5, 5, tzinfo=datetime.UTC)),
+        ("2026-11-26T10:05:00-08:00", datetime.datetime(2026, 11, 26, 18, 5, tzinfo=datetime.UTC)),
+        ("0001-01-01T05:00:00+05:00", datetime.datetime(1, 1, 1, tzinfo=datetime.UTC)),
+        ("9999-12-31T23:59:59Z", datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC)),
+    ],
+)
+def test_an_outcome_time_is_the_same_instant_in_utc(sent: str, instant: datetime.datetime) -> None:
+    (parsed,) = parse_feedback({"feedback": [item(outcomeTimestamp=sent)]}).feedback
+    assert parsed.outcome_timestamp == instant
+    assert parsed.outcome_timestamp.utcoffset() == datetime.timedelta(0)
 
 
 def test_empty_feedback_list_is_refused() -> None:
