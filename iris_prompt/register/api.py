@@ -38,7 +38,6 @@ from iris_prompt.register.profile import (
     ODS_SYSTEM,
     Problem,
     check_flag,
-    structure_definition,
 )
 from iris_prompt.register.repository import (
     FlagRegister,
@@ -49,6 +48,7 @@ from iris_prompt.register.repository import (
     VersionConflict,
     WrongOrganisation,
 )
+from iris_prompt.register.structure import structure_definition
 from iris_prompt.store.fhir_audit import DIGITS, BadParameter, date_bounds
 
 __all__ = [

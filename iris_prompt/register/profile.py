@@ -1,7 +1,7 @@
 """The register's MAPPA flag profile: which Flags it accepts, as a pure check over plain data.
 
     problems = check_flag(resource, now=now)   # [] when the Flag may be stored
-    structure_definition()                      # the profile, at /fhir/StructureDefinition
+    (its StructureDefinition, at /fhir/StructureDefinition: register/structure.py)
 
 A register flag is the engine's MAPPA flag (`engine.risk_flags`, README "The MAPPA risk flag")
 with what a shared register needs to be safe:
@@ -18,7 +18,9 @@ with what a shared register needs to be safe:
 - `author` is the publishing organisation by ODS code
   (`https://fhir.nhs.uk/Id/ods-organization-code`);
 - `status` active, inactive or entered-in-error; entered-in-error needs a reason
-  (`STATUS_REASON_EXTENSION`, a string), so the owner's record says why.
+  (`STATUS_REASON_EXTENSION`, a string), so the owner's record says why;
+- no `modifierExtension` or `implicitRules` anywhere: the register understands none, and a
+  modifier it ignored could reverse what the flag says.
 
 Every problem is named by its FHIRPath (`Flag.subject.identifier.value`), so the publisher's
 OperationOutcome says what to fix. Structure is checked with fhir.resources (R4B, which is R4
@@ -50,7 +52,6 @@ __all__ = [
     "fhir_instant",
     "nhs_number_valid",
     "period_end_instant",
-    "structure_definition",
     "subject_nhs_number",
 ]
 
@@ -228,6 +229,23 @@ def _risk(flag: Mapping[str, Any]) -> list[Problem]:
     return found
 
 
+def _modifiers(value: object, path: str = "Flag") -> list[Problem]:
+    """Every modifier this register does not understand, at any depth: a modifierExtension or
+    implicitRules may change what the flag means (negate it, for one), and FHIR forbids
+    processing a resource as if an unknown modifier were absent. The register knows none."""
+    found = []
+    if isinstance(value, Mapping):
+        for key in ("modifierExtension", "implicitRules"):
+            if key in value:
+                found.append(Problem(f"{path}.{key}", f"{key} is not understood here: remove it"))
+        for key, item in value.items():
+            found += _modifiers(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found += _modifiers(item, f"{path}[{i}]")
+    return found
+
+
 def _status(flag: Mapping[str, Any]) -> list[Problem]:
     status = flag.get("status")
     if status not in STATUSES:
@@ -302,90 +320,10 @@ def check_flag(flag: object, *, now: datetime.datetime) -> list[Problem]:
     structural = _structure(flag)
     if structural:
         return structural  # the profile's rules assume well-typed elements
-    found = [*_status(flag), *_code(flag), *_subject(flag), *_author(flag), *_risk(flag)]
+    found = [*_modifiers(flag), *_status(flag), *_code(flag), *_subject(flag), *_author(flag)]
+    found += _risk(flag)
     try:
         found += _period(flag, now)
     except ValueError:
         found.append(Problem("Flag.period", "period: not a FHIR date or dateTime"))
     return found
-
-
-def _element(path: str, **rules: Any) -> dict[str, Any]:
-    return {"id": path, "path": path.split(":")[0]} | rules
-
-
-def structure_definition() -> dict[str, Any]:
-    """The profile as an R4 StructureDefinition (a differential on Flag)."""
-    return {
-        "resourceType": "StructureDefinition",
-        "id": "mappa-register-flag",
-        "url": PROFILE_URL,
-        "name": "MappaRegisterFlag",
-        "title": "MAPPA flag in the shared register",
-        "status": "draft",
-        "fhirVersion": "4.0.1",
-        "kind": "resource",
-        "abstract": False,
-        "type": "Flag",
-        "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Flag",
-        "derivation": "constraint",
-        "description": (
-            "A MAPPA flag as published by a MAPPA partner: SNOMED CT 495021000000105, the "
-            "subject's NHS number (modulus 11 checked), period.start and a review date "
-            "(period.end) at most 12 months after publication, risk of serious harm per group, "
-            "and the publishing organisation's ODS code. entered-in-error needs a reason."
-        ),
-        "differential": {
-            "element": [
-                _element("Flag"),
-                _element("Flag.extension", min=1),
-                _element(
-                    "Flag.extension:riskOfSeriousHarm",
-                    sliceName="riskOfSeriousHarm",
-                    min=1,
-                    max="*",
-                    type=[{"code": "Extension", "profile": [RISK_EXTENSION]}],
-                ),
-                _element(
-                    "Flag.extension:statusReason",
-                    sliceName="statusReason",
-                    min=0,
-                    max="1",
-                    type=[{"code": "Extension", "profile": [STATUS_REASON_EXTENSION]}],
-                ),
-                _element("Flag.code.coding", min=1),
-                _element("Flag.code.coding.system", fixedUri=SNOMED_CT),
-                _element("Flag.code.coding.code", fixedCode=MAPPA_CODE),
-                _element(
-                    "Flag.subject",
-                    type=[
-                        {
-                            "code": "Reference",
-                            "targetProfile": ["http://hl7.org/fhir/StructureDefinition/Patient"],
-                        }
-                    ],
-                ),
-                _element("Flag.subject.identifier", min=1),
-                _element("Flag.subject.identifier.system", min=1, fixedUri=NHS_NUMBER_SYSTEM),
-                _element("Flag.subject.identifier.value", min=1),
-                _element("Flag.period", min=1),
-                _element("Flag.period.start", min=1),
-                _element("Flag.period.end", min=1),
-                _element(
-                    "Flag.author",
-                    min=1,
-                    type=[
-                        {
-                            "code": "Reference",
-                            "targetProfile": [
-                                "http://hl7.org/fhir/StructureDefinition/Organization"
-                            ],
-                        }
-                    ],
-                ),
-                _element("Flag.author.identifier", min=1),
-                _element("Flag.author.identifier.system", min=1, fixedUri=ODS_SYSTEM),
-                _element("Flag.author.identifier.value", min=1),
-            ]
-        },
-    }

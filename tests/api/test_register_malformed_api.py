@@ -139,6 +139,27 @@ BAD_FLAGS = [
     ),
     ("unknown status", {"status": "suspended"}, "Flag.status"),
     ("period not a date", {"period": {"start": "soon", "end": "2027-01-01"}}, "Flag.period.start"),
+    # Modifiers the register does not understand could reverse the flag's meaning.
+    (
+        "a modifier extension",
+        {
+            "modifierExtension": [
+                {"url": "https://partner.example/not-current", "valueBoolean": True}
+            ]
+        },
+        "Flag.modifierExtension",
+    ),
+    (
+        "a modifier extension on an extension",
+        {
+            "extension": [
+                mappa_flag()["extension"][0]
+                | {"modifierExtension": [{"url": "https://partner.example/x", "valueCode": "no"}]}
+            ]
+        },
+        "Flag.extension[0].modifierExtension",
+    ),
+    ("implicit rules", {"implicitRules": "https://partner.example/rules"}, "Flag.implicitRules"),
 ]
 
 

@@ -11,8 +11,8 @@ from iris_prompt.register.profile import (
     check_flag,
     nhs_number_valid,
     period_end_instant,
-    structure_definition,
 )
+from iris_prompt.register.structure import structure_definition
 from tests.api.register_support import mappa_flag
 
 NOW = datetime.datetime(2026, 11, 26, 10, 0, tzinfo=datetime.UTC)
