@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 import orjson
 from fastapi import APIRouter, FastAPI, Request
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -126,6 +127,22 @@ async def _protocol_error(request: Request, error: Exception) -> Response:
     return error_response(error)
 
 
+async def _routing_error(request: Request, error: Exception) -> Response:
+    """The router's own refusals, as the OperationOutcome every other error is: 404 for a path
+    nothing serves, 405 (with its Allow header) for a method the path does not take."""
+    if not isinstance(error, HTTPException):  # pragma: no cover  # registered for it alone
+        raise error
+    if error.status_code == 404:
+        issue = Issue("nothing is served at this path", code="not-found")
+    elif error.status_code == 405:
+        issue = Issue(f"{request.method} is not allowed here (see Allow)", code="not-supported")
+    else:
+        issue = Issue(str(error.detail), code="invalid" if error.status_code < 500 else "exception")
+    body = orjson.dumps(operation_outcome([issue]))
+    headers = NO_STORE | dict(error.headers or {})
+    return Response(body, status_code=error.status_code, media_type=FHIR_JSON, headers=headers)
+
+
 def _call_fields(note: dict[str, str], status: int, ms: float | None = None) -> dict[str, Any]:
     """A call's log fields for structured formats (`extra` of its log record)."""
     fields: dict[str, Any] = {"status": status}
@@ -170,10 +187,12 @@ class FaultBarrier:
 def install_error_handlers(
     app: FastAPI, on_error: Callable[[CdsHooksError], None] | None = None
 ) -> None:
-    """Register the protocol-error handler and the fault barrier on `app` (once). `on_error`
+    """Register the protocol-error and routing-error handlers and the fault barrier on `app`
+    (once). `on_error`
     sees each protocol error answered (for metrics: refusals by reason)."""
     setattr(app.state, ON_ERROR, on_error)
     app.add_exception_handler(CdsHooksError, _protocol_error)
+    app.add_exception_handler(HTTPException, _routing_error)
     app.add_middleware(FaultBarrier)
 
 

@@ -66,6 +66,33 @@ def test_no_route_redirects_to_the_host_header(es384_key: SigningKey, store: Sto
     }
     assert redirected == {}
     assert {r.status_code for r in answers.values()} <= {404, 405}
+    # Each refusal is an OperationOutcome, as every other error of the service is.
+    assert {r.json()["resourceType"] for r in answers.values()} == {"OperationOutcome"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/no-such-path", 404, "not-found"),
+        ("POST", "/cds-services/no/such/service/path", 404, "not-found"),
+        ("DELETE", f"/cds-services/{SERVICE_ID}", 405, "not-supported"),
+        ("GET", f"/cds-services/{SERVICE_ID}", 405, "not-supported"),
+    ],
+)
+def test_an_unknown_path_or_method_gets_an_operation_outcome(
+    live_service: LiveService, method: str, path: str, status: int, code: str
+) -> None:
+    """Not the web framework's own `{"detail": "Not Found"}`: a client's error handling reads
+    one shape of error from the service."""
+    response = live_service.client.request(method, path)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/fhir+json"
+    assert response.headers["cache-control"] == "no-store"
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert [issue["code"] for issue in outcome["issue"]] == [code]
+    if status == 405:
+        assert response.headers["allow"] == "POST"
 
 
 @pytest.mark.parametrize(
