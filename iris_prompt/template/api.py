@@ -33,8 +33,8 @@ import jinja2
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from cds_hooks.errors import Issue, operation_outcome
-from cds_hooks.http import describe_call, read_json
+from cds_hooks.errors import Issue, PayloadTooLarge, operation_outcome
+from cds_hooks.http import describe_call, read_body, read_json
 from iris_prompt.template.dash import (
     DASH_COUNT_ITEM,
     DASH_ITEMS,
@@ -154,9 +154,12 @@ def template_router(
         fields = fields_for(questionnaire()["item"], {})
         return _html(pages, headers, "form.html", fields=fields, problems=[])
 
-    @router.post(PAGE_PATH, max_body_size=MAX_BODY_BYTES)
+    @router.post(PAGE_PATH)
     async def submit_form(request: Request) -> Response:
-        form = urllib.parse.parse_qs((await request.body()).decode("utf-8", errors="replace"))
+        try:
+            form = await posted_form(request, MAX_BODY_BYTES)
+        except PayloadTooLarge:
+            return _html(pages, headers, "smart_problem.html", 413, message=TOO_LONG, kept=False)
         response = response_from_form(form, authored=datetime.now(UTC))
         try:
             bundle = extract(response)
@@ -176,6 +179,19 @@ def template_router(
 
 def _fhir(resource: Mapping[str, Any], status_code: int = 200) -> Response:
     return Response(orjson.dumps(resource), status_code, NO_STORE, media_type=FHIR_JSON)
+
+
+TOO_LONG = (
+    "The answers are too long to send, and nothing was kept. Go back (the browser keeps what "
+    "you typed), shorten the free text, and send them again."
+)
+
+
+async def posted_form(request: Request, limit: int) -> dict[str, list[str]]:
+    """The posted form; PayloadTooLarge once it passes `limit` bytes (the rest is not read),
+    for the page to answer in words rather than the server's plain-text 413."""
+    raw = await read_body(request, limit)
+    return urllib.parse.parse_qs(raw.decode("utf-8", errors="replace"))
 
 
 def _html(

@@ -28,6 +28,7 @@ import jinja2
 from fastapi import APIRouter, Request, Response
 from starlette.responses import RedirectResponse
 
+from cds_hooks.errors import PayloadTooLarge
 from iris_prompt.template import api
 from iris_prompt.template.extract import ExtractError, extract
 from iris_prompt.template.filing import file_bundle, for_patient, patient_banner
@@ -49,6 +50,8 @@ __all__ = ["smart_router"]
 log = logging.getLogger(__name__)
 
 CALLBACK_PATH = PAGE_PATH + "/callback"
+# The filing form carries only its CSRF token.
+FILE_FORM_BYTES = 4096
 RELAUNCH = "Open the template again from the card in the patient's record to sign in again."
 
 
@@ -86,10 +89,12 @@ def smart_router(
     def session_of(request: Request) -> Session | None:
         return sessions.get(request.cookies.get(COOKIE))
 
-    async def checked_form(request: Request) -> tuple[Session | None, dict[str, list[str]]]:
-        """The session and the posted form, if its CSRF token is this session's."""
-        body = (await request.body()).decode("utf-8", errors="replace")
-        form = urllib.parse.parse_qs(body)
+    async def checked_form(
+        request: Request, limit: int
+    ) -> tuple[Session | None, dict[str, list[str]]]:
+        """The session and the posted form, if its CSRF token is this session's;
+        PayloadTooLarge for a form over `limit` bytes."""
+        form = await api.posted_form(request, limit)
         session = session_of(request)
         sent = (form.pop("csrf", None) or [""])[0]
         if session is None or not secrets.compare_digest(sent, session.csrf):
@@ -187,9 +192,12 @@ def smart_router(
             "form.html", fields=fields, problems=[], smart=_smart(session), patient=session.banner
         )
 
-    @router.post(PAGE_PATH + "/record", max_body_size=api.MAX_BODY_BYTES)
+    @router.post(PAGE_PATH + "/record")
     async def submit_form(request: Request) -> Response:
-        session, form = await checked_form(request)
+        try:
+            session, form = await checked_form(request, api.MAX_BODY_BYTES)
+        except PayloadTooLarge:
+            return problem(api.TOO_LONG, 413, session_of(request))
         if session is None:
             return problem("This form has expired or was not sent from this page. " + RELAUNCH, 403)
         if session.patient_id is None:
@@ -224,9 +232,12 @@ def smart_router(
             return problem("There are no entries waiting to be filed. " + RELAUNCH, 404, session)
         return review_page(session)
 
-    @router.post(PAGE_PATH + "/file", max_body_size=4096)
+    @router.post(PAGE_PATH + "/file")
     async def file(request: Request) -> Response:
-        session, _ = await checked_form(request)
+        try:
+            session, _ = await checked_form(request, FILE_FORM_BYTES)
+        except PayloadTooLarge:
+            return problem("Nothing was filed: this request is not one this page sends.", 413)
         if session is None:
             return problem(
                 "This session has ended (filed, timed out or not sent from this page): "

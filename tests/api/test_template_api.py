@@ -284,6 +284,24 @@ def test_static_files_have_their_types_and_nothing_else_is_served(client: SyncCl
     assert client.get("/template/static/secrets.txt").status_code == 404
 
 
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "streamed"])
+def test_answers_too_long_to_send_get_a_page_saying_so(client: SyncClient, declared: bool) -> None:
+    """A browser showed the server's plain-text 'Content Too Large'; the page now says nothing
+    was kept and that going back keeps what was typed."""
+    body = b"comments=" + b"x" * template_api.MAX_BODY_BYTES
+
+    async def chunks() -> Any:
+        for start in range(0, len(body), 16 * 1024):
+            yield body[start : start + 16 * 1024]
+
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    reply = client.post("/template", content=body if declared else chunks(), headers=form)
+    assert reply.status_code == 413
+    assert reply.headers["content-type"].startswith("text/html")
+    assert reply.headers["cache-control"] == "no-store"
+    assert "too long to send, and nothing was kept. Go back" in reply.text
+
+
 def form_post(client: SyncClient, form: dict[str, list[str]]) -> httpx.Response:
     return client.post("/template", data=form)
 
