@@ -37,6 +37,8 @@ __all__ = [
 ]
 
 TOKEN = re.compile(r"\{\{\s*([^{}\s]+)\s*\}\}")
+# A FHIR resource type as a path segment (a read or search); lower case is `metadata` or a token.
+RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]+")
 USER_TOKENS = frozenset(
     {"userPractitionerId", "userPractitionerRoleId", "userPatientId", "userRelatedPersonId"}
 )
@@ -72,18 +74,27 @@ class PrefetchTemplate:
             raise ValueError("a prefetch template is relative to the FHIR server base")
 
     @property
-    def answer_type(self) -> str:
+    def answer_type(self) -> str | None:
         """The resourceType a FHIR server answers this query with: a search's Bundle, or the
-        resource a read names.
+        resource a read (or a version read) names; None when the template alone does not say
+        (an operation, `metadata`, a whole reference from a token such as `{{userId}}`).
 
         >>> PrefetchTemplate("Condition?patient={{context.patientId}}").answer_type
         'Bundle'
         >>> PrefetchTemplate("Patient/{{context.patientId}}").answer_type
         'Patient'
+        >>> PrefetchTemplate("Patient/{{context.patientId}}/$everything").answer_type is None
+        True
         """
-        if "?" in self.query or "/" not in self.query:
+        path, _, _ = self.query.partition("?")
+        parts = path.split("/")
+        if not RESOURCE_TYPE.fullmatch(parts[0]) or any(p.startswith("$") for p in parts):
+            return None
+        if len(parts) == 1 or (parts[-1] == "_history" and len(parts) <= 3):
             return "Bundle"
-        return self.query.split("/", 1)[0]
+        if len(parts) == 2 or (len(parts) == 4 and parts[2] == "_history"):
+            return parts[0]
+        return None
 
 
 def shape_problem(template: PrefetchTemplate, value: dict[str, Any]) -> str | None:
@@ -91,9 +102,12 @@ def shape_problem(template: PrefetchTemplate, value: dict[str, Any]) -> str | No
     value of the wrong shape would otherwise read as a record with nothing in it: a prompt
     missed in silence rather than an error the client's developers see."""
     kind = value.get("resourceType")
+    if not isinstance(kind, str):
+        return "has no resourceType: it is not a FHIR resource"
+    expected = template.answer_type
     # A read's answer may come wrapped in a Bundle too; a search's only as a Bundle.
-    if kind not in (template.answer_type, "Bundle"):
-        return f"is {kind!r}, not the {template.answer_type} its query answers with"
+    if expected is not None and kind not in (expected, "Bundle"):
+        return f"is {kind!r}, not the {expected} its query answers with"
     if kind == "Bundle" and not isinstance(value.get("entry", []), list):
         return "is a Bundle whose entry is not a list"
     return None

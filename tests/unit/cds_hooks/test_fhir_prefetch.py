@@ -11,7 +11,7 @@ import pytest
 
 from cds_hooks.errors import PreconditionFailed
 from cds_hooks.fhir import FhirClient, resolve_prefetch
-from cds_hooks.prefetch import PrefetchTemplate, render_template
+from cds_hooks.prefetch import PrefetchTemplate, render_template, shape_problem
 from tests.conftest import PATIENT_ID, RunningFhir
 from tests.support import web
 from tests.unit.cds_hooks.fhir_support import LIMITS
@@ -184,7 +184,7 @@ def test_no_token_means_412_for_required_and_unavailable_for_optional(
     [
         ({"resourceType": "Patient", "id": "p1"}, "is 'Patient', not the Bundle its query"),
         ({"resourceType": "Bundle", "entry": "x"}, "is a Bundle whose entry is not a list"),
-        ({"entry": []}, "is None, not the Bundle its query answers with"),
+        ({"entry": []}, "has no resourceType: it is not a FHIR resource"),
     ],
 )
 def test_a_prefetch_value_of_the_wrong_shape_is_412_naming_its_key(
@@ -201,6 +201,29 @@ def test_a_prefetch_value_of_the_wrong_shape_is_412_naming_its_key(
     assert issue.diagnostics is not None and issue.diagnostics.startswith(
         f"prefetch 'conditions': {said}"
     )
+
+
+@pytest.mark.parametrize(
+    ("query", "answer"),
+    [
+        ("Condition?patient={{context.patientId}}", "Bundle"),
+        ("Condition", "Bundle"),
+        ("Patient/{{context.patientId}}", "Patient"),
+        ("Patient/{{context.patientId}}?_elements=birthDate", "Patient"),
+        ("Patient/{{context.patientId}}/_history/2", "Patient"),
+        ("Patient/{{context.patientId}}/_history", "Bundle"),
+        # The template alone does not say: no check of the answer's type.
+        ("{{context.userId}}", None),  # userId is itself a reference, Practitioner/123
+        ("Patient/{{context.patientId}}/$everything", None),
+        ("metadata", None),
+        ("Observation/$lastn?patient={{context.patientId}}", None),
+    ],
+)
+def test_the_answer_type_a_template_implies(query: str, answer: str | None) -> None:
+    template = PrefetchTemplate(query)
+    assert template.answer_type == answer
+    if answer is None:  # any resource is taken as the answer
+        assert shape_problem(template, {"resourceType": "Practitioner", "id": "1"}) is None
 
 
 def test_an_optional_value_of_the_wrong_shape_is_unavailable_and_a_read_may_come_as_a_bundle() -> (
