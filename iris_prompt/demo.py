@@ -229,6 +229,15 @@ def render(cards: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def _shown(url: str) -> str:
+    """`url` as printed: never with a user name or password in it."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "the URL given"
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
 def main(url: str, *, today: datetime.date | None = None) -> tuple[int, str]:
     """Call the service at `url`; (exit status, text to print)."""
     today = today or datetime.date.today()
@@ -237,9 +246,9 @@ def main(url: str, *, today: datetime.date | None = None) -> tuple[int, str]:
             response = httpx.post(
                 url.rstrip("/") + SERVICE_PATH, json=demo_request(today, fhir), timeout=30
             )
-        except httpx.HTTPError as error:
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
             return 1, (
-                f"Could not reach the service at {url} ({type(error).__name__}). "
+                f"Could not reach the service at {_shown(url)} ({type(error).__name__}). "
                 "Start it first: make serve"
             )
     if response.status_code == 401:

@@ -2,6 +2,7 @@
 
 import datetime
 
+import pytest
 from fastapi import FastAPI
 
 from iris_prompt import demo
@@ -44,3 +45,17 @@ def test_demo_explains_a_service_that_wants_a_jwt(es384_key: SigningKey) -> None
 def test_demo_explains_when_no_service_is_running() -> None:
     status, text = demo.main("http://127.0.0.1:9")
     assert status == 1 and "Start it first: make serve" in text
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://iris:s3cret@127.0.0.1:9", "http://127.0.0.1:9"),
+        ("http://:s3cret@127.0.0.1:9/base", "http://127.0.0.1:9/base"),
+        ("http://[s3cret@127.0.0.1:9", "the URL given"),
+    ],
+)
+def test_demo_never_prints_a_password_given_in_the_url(url: str, shown: str) -> None:
+    status, text = demo.main(url)
+    assert status == 1 and f"at {shown} (" in text
+    assert "s3cret" not in text
