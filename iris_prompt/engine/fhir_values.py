@@ -49,10 +49,11 @@ PRACTICE_TIME_ZONE = ZoneInfo("Europe/London")
 
 # FHIR date, dateTime and instant (R4 datatypes): YYYY, YYYY-MM, YYYY-MM-DD, then optionally
 # Thh:mm:ss with fractional seconds and an offset (Z or +hh:mm). The time without seconds is
-# not FHIR but appears in real exports, and is read.
+# not FHIR but appears in real exports, and is read. Digits are ASCII, as FHIR's own pattern
+# has them (\d would take any script's, and int() reads them).
 _FHIR_TIME = re.compile(
-    r"(\d{4})(?:-(\d{2})(?:-(\d{2})"
-    r"(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}:\d{2})?)?)?)?"
+    r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2})"
+    r"(?:T([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.([0-9]+))?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?)?)?"
 )
 
 

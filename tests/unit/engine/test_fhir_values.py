@@ -51,6 +51,8 @@ def test_dates_at_their_precision_in_england(value: str, first: D, last: D) -> N
         ("2026-06-01T25:00:00Z", "no such hour"),
         ("2026-06-01T10:00:00+99:00", "no such offset"),
         ("202", "too short"),
+        ("\u0662\u0660\u0662\u0666-\u0660\u0661-\u0660\u0661", "not ASCII digits (FHIR's)"),
+        ("2026-01-01T1\u0660:00:00Z", "an hour not in ASCII digits"),
         ("", "empty"),
         (19920514, "a number"),
         (["2026-01-01"], "a list"),
