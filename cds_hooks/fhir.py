@@ -16,7 +16,6 @@ import asyncio
 import hashlib
 import ipaddress
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,7 @@ import httpx
 import orjson
 
 from cds_hooks.errors import FhirNotAsked, FhirUnavailable, Issue, PreconditionFailed
+from cds_hooks.numbers import ascii_number
 from cds_hooks.prefetch import (
     MissingToken,
     PrefetchData,
@@ -175,9 +175,8 @@ class FhirClient:
                 return None, 0
             if status != 200:
                 raise FhirUnavailable(f"the FHIR server answered HTTP {status}")
-            declared = response.headers.get("content-length")
-            # ASCII digits only: str.isdigit() is true of '¹', which int() refuses.
-            if declared and re.fullmatch(r"[0-9]+", declared) and int(declared) > budget:
+            declared = ascii_number(response.headers.get("content-length", ""))
+            if declared is not None and declared > budget:
                 raise FhirUnavailable("the FHIR server's answer is over the size limit")
             chunks, size = [], 0
             async for chunk in response.aiter_bytes():

@@ -21,7 +21,6 @@ Spec: https://cds-hooks.hl7.org/2.0/#discovery, #calling-a-cds-service, #feedbac
 """
 
 import logging
-import re
 import time
 import traceback
 from collections.abc import Callable
@@ -52,6 +51,7 @@ from cds_hooks.errors import (
 from cds_hooks.feedback import FeedbackStore, InMemoryFeedbackStore, parse_feedback
 from cds_hooks.fhir import FhirClient, FhirLimits, resolve_prefetch
 from cds_hooks.models import dump_json
+from cds_hooks.numbers import ascii_number
 from cds_hooks.request import CdsRequest, parse_request
 from cds_hooks.response import CdsResponse
 from cds_hooks.tracing import Tracer
@@ -218,8 +218,8 @@ async def read_body(request: Request, limit: int) -> bytes:
     refused (PayloadTooLarge) without reading the rest, a declared Content-Length over the limit
     without reading any. A body cut short is InvalidRequest (nobody is left to answer)."""
     declared = request.headers.get("content-length", "")
-    # ASCII digits only: str.isdigit() is true of '¹', which int() refuses.
-    if re.fullmatch(r"[0-9]+", declared) and int(declared) > limit:
+    size = ascii_number(declared)
+    if size is not None and size > limit:
         raise PayloadTooLarge(f"the body is over the {limit}-byte limit")
     body = bytearray()
     try:

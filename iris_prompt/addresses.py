@@ -6,6 +6,8 @@ import ipaddress
 import re
 from urllib.parse import parse_qsl, urlsplit
 
+from cds_hooks.numbers import ascii_number
+
 __all__ = ["is_loopback", "is_secure_base", "redis_url_problem"]
 
 
@@ -53,7 +55,7 @@ def redis_url_problem(url: str) -> str | None:
         if not HOST_NAME.fullmatch(host) and not _ip_address(host):
             return "the host is neither a host name nor an IP address"
         db.append(parts.path.removeprefix("/"))
-    if any(value and not re.fullmatch(r"[0-9]+", value) for value in db):
+    if any(value and ascii_number(value) is None for value in db):
         return "the database must be a number, such as /0"
     return None
 

@@ -26,6 +26,7 @@ from fastapi.responses import HTMLResponse
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from cds_hooks.numbers import ascii_number
 from iris_prompt.urls import RULES_PATH
 
 __all__ = [
@@ -132,11 +133,10 @@ def _anchor(tokens: list[Token]) -> None:
             in_rules
             and token.type == "list_item_open"
             and token.level == 1  # an item of a list at the top of the document
-            and re.fullmatch(
-                r"[0-9]+", token.info
-            )  # an ordered list's item, by its number as written
+            # An ordered list's item, by its number as written.
+            and (number := ascii_number(token.info)) is not None
         ):
-            anchor = f"rule-{int(token.info)}"
+            anchor = f"rule-{number}"
             if anchor in numbered:
                 raise ValueError(f"docs/rules.md numbers two rules {token.info}: #{anchor}")
             numbered.add(anchor)

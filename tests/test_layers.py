@@ -46,6 +46,7 @@ PROTOCOL = [
     "cds_hooks.replay",
     "cds_hooks.jws",
     "cds_hooks.logs",
+    "cds_hooks.numbers",
     "cds_hooks.tracing",
 ]
 PURE_ENGINE = [

@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cds_hooks.errors import CdsHooksError, InvalidRequest, PayloadTooLarge
 from cds_hooks.http import read_body, read_json
+from cds_hooks.numbers import ascii_number
 from iris_prompt.register.auth import Granted, TokenError, TokenService
 from iris_prompt.register.capability import (
     SEARCH_PARAMETERS,
@@ -49,7 +50,7 @@ from iris_prompt.register.repository import (
     WrongOrganisation,
 )
 from iris_prompt.register.structure import structure_definition
-from iris_prompt.store.fhir_audit import DIGITS, BadParameter, date_bounds
+from iris_prompt.store.fhir_audit import BadParameter, date_bounds
 
 __all__ = [
     "FHIR_JSON",
@@ -119,7 +120,8 @@ def parse_search(params: list[tuple[str, str]]) -> Search:
     updated_since, updated_until = date_bounds(values("_lastUpdated"), "_lastUpdated")
     review_since, review_until = date_bounds(values("review-date"), "review-date")
     count_text = one("_count") or "100"
-    if not DIGITS.fullmatch(count_text) or not 1 <= int(count_text) <= 1000:
+    count = ascii_number(count_text, max_digits=9)
+    if count is None or not 1 <= count <= 1000:
         raise BadParameter("_count", "_count: a whole number from 1 to 1000")
     return Search(
         nhs_number=_token(subject, NHS_NUMBER_SYSTEM, "subject:identifier") if subject else None,
@@ -131,14 +133,14 @@ def parse_search(params: list[tuple[str, str]]) -> Search:
         updated_until=updated_until,
         review_since=review_since,
         review_until=review_until,
-        count=int(count_text),
+        count=count,
     )
 
 
 def _version(if_match: str) -> int | None:
     """The version an If-Match header names (`W/"3"` or `"3"`), or None if malformed."""
     text = if_match.strip().removeprefix("W/").strip('"')
-    return int(text) if DIGITS.fullmatch(text) else None
+    return ascii_number(text, max_digits=9)
 
 
 def _refused(error: RegisterError) -> JSONResponse:
@@ -313,11 +315,12 @@ def register_router(
         grant = granted(authorization, READ)
         if isinstance(grant, Response):
             return grant
-        if not DIGITS.fullmatch(version):
+        number = ascii_number(version, max_digits=9)
+        if number is None:
             return _refused(NotFound(flag_id))
         try:
             [flag] = await run_in_threadpool(
-                register.versions, flag_id, grant.accessor, clock(), int(version)
+                register.versions, flag_id, grant.accessor, clock(), number
             )
         except RegisterError as error:
             return _refused(error)

@@ -15,7 +15,6 @@ codes. docs/simulation.md explains how to read the report.
 import argparse
 import datetime
 import os
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -129,9 +128,13 @@ def _date(text: str) -> datetime.date:
 
 
 def _workers(text: str) -> int:
-    if not re.fullmatch(r"[0-9]+", text) or int(text) < 1:
+    # Imported here: `iris-prompt --help` loads the command line alone (no protocol package).
+    from cds_hooks.numbers import ascii_number
+
+    workers = ascii_number(text)
+    if workers is None or workers < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes (1 or more)")
-    return int(text)
+    return workers
 
 
 def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:

@@ -15,7 +15,6 @@ import datetime
 import hashlib
 import hmac
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -24,11 +23,11 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
 
+from cds_hooks.numbers import ascii_number
 from iris_prompt.store.audit import AuditLog
 from iris_prompt.store.models import AuditEvent
 
 __all__ = [
-    "DIGITS",
     "BadParameter",
     "OtherReader",
     "audit_event",
@@ -47,8 +46,6 @@ OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
 ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 MIN_TOKEN_LENGTH = 16
 OBSERVER = "iris-prompt"
-# ASCII digits only: int() takes '١٠' (Arabic-Indic) as 10.
-DIGITS = re.compile(r"[0-9]{1,9}")
 
 
 def bearer_check(token: str | SecretStr, what: str) -> Any:
@@ -271,9 +268,9 @@ def audit_router(
         try:
             since, until = date_bounds(params.getlist("date"))
             count_text = params.get("_count", "1000")
-            if not DIGITS.fullmatch(count_text):
+            count = ascii_number(count_text, max_digits=9)
+            if count is None:
                 raise BadParameter("_count", "_count must be a whole number")
-            count = int(count_text)
             if not 1 <= count <= 5000:
                 raise BadParameter("_count", "_count must be between 1 and 5000")
         except BadParameter as error:
