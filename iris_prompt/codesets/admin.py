@@ -26,11 +26,13 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import SecretStr
 
 from iris_prompt.codesets.live import CodeSetRegistry
+from iris_prompt.settings import SECRET_LENGTHS
 
-__all__ = ["MIN_TOKEN_LENGTH", "admin_router"]
+__all__ = ["admin_router"]
 
 log = logging.getLogger(__name__)
-MIN_TOKEN_LENGTH = 16
+# The settings refuse a shorter one first; checked again for a router built without them.
+MIN_TOKEN_LENGTH = SECRET_LENGTHS["admin_token"]
 
 
 def admin_router(

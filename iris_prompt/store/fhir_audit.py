@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
 
 from cds_hooks.numbers import ascii_number
+from iris_prompt.settings import SECRET_LENGTHS
 from iris_prompt.store.audit import AuditLog
 from iris_prompt.store.models import AuditEvent
 
@@ -44,7 +45,8 @@ AUDIT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
 PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
 ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
-MIN_TOKEN_LENGTH = 16
+# The settings refuse a shorter one first; checked again for a router built without them.
+MIN_TOKEN_LENGTH = SECRET_LENGTHS["auditor_token"]
 OBSERVER = "iris-prompt"
 
 
