@@ -20,9 +20,10 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-# A host name as DNS (and container networks, which allow `_`) spell it.
+# A host name as DNS (and container networks, which allow `_`) spell it; a final dot makes
+# it fully qualified.
 LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?"
-HOST_NAME = re.compile(rf"{LABEL}(\.{LABEL})*")
+HOST_NAME = re.compile(rf"{LABEL}(\.{LABEL})*\.?")
 
 
 def redis_url_problem(url: str) -> str | None:
@@ -54,9 +55,25 @@ def redis_url_problem(url: str) -> str | None:
             return "has no host"
         if not HOST_NAME.fullmatch(host) and not _ip_address(host):
             return "the host is neither a host name nor an IP address"
-        db.append(parts.path.removeprefix("/"))
+        db.append(parts.path.strip("/"))  # /0 or /0/
     if any(value and ascii_number(value) is None for value in db):
         return "the database must be a number, such as /0"
+    return _option_problem(url)
+
+
+def _option_problem(url: str) -> str | None:
+    """An option in the query that Redis's client cannot read (socket_timeout=abc), named."""
+    if "?" not in url:
+        return None
+    from redis.connection import parse_url  # only for a URL with options
+
+    try:
+        parse_url(url)  # type: ignore[no-untyped-call]
+    except ValueError as error:
+        # Its message names the option, never the value; only the name is repeated.
+        named = re.search(r"'([A-Za-z_]+)'", str(error))
+        option = named.group(1) if named else "an option"
+        return f"{option} has a value Redis's client cannot read"
     return None
 
 

@@ -203,6 +203,9 @@ def never_served(monkeypatch: pytest.MonkeyPatch) -> None:
         ("redis://:s3cret-pw@/0", "has no host"),
         ("https://:s3cret-pw@redis:6379", "must start redis://, rediss:// (TLS) or unix://"),
         ("unix://", "unix:// needs the socket's path"),
+        ("redis://:s3cret-pw@redis:6379/1/2", "the database must be a number"),  # read as 12
+        ("redis://:s3cret-pw@redis/0?socket_timeout=s3cret", "socket_timeout has a value Redis"),
+        ("unix:///run/redis.sock?db=0&max_connections=x", "max_connections has a value Redis"),
     ],
 )
 def test_an_unusable_redis_url_is_refused_without_repeating_it(url: str, problem: str) -> None:
@@ -225,9 +228,16 @@ def test_an_unusable_redis_url_is_refused_without_repeating_it(url: str, problem
         "redis://10.0.0.5:6379/15",
         "redis://[::1]:6379",
         "unix:///run/redis/redis.sock?db=1",
+        "redis://redis.internal.example.:6379/0",  # fully qualified, with its final dot
+        "redis://redis:6379/0/",
+        "rediss://redis:6380/0?socket_timeout=2.5&health_check_interval=30",
     ],
 )
 def test_the_redis_urls_a_deployment_uses_are_accepted(url: str) -> None:
+    """Each as Redis's own client reads it, so the check refuses nothing it would take."""
+    from redis.connection import parse_url
+
+    assert parse_url(url)  # raises on what the client refuses
     assert Settings(workers=2, redis_url=url).redis_url is not None
 
 
