@@ -74,6 +74,17 @@ def _engine(command: str, *, make: bool) -> Any:
     return make_engine(sqlite_url(config.data_dir)), config
 
 
+def _refusal(engine: Any, error: Exception) -> str:
+    """What a database error may say. SQLite's own words (a read-only file, a full disk) name
+    a file at most; a server's may name the server and the user (a connection lost mid-run),
+    so for PostgreSQL only the error's type and SQLSTATE."""
+    original = getattr(error, "orig", None)
+    if engine.dialect.name == "sqlite" and original is not None:
+        return str(original) or type(original).__name__
+    state = getattr(original, "sqlstate", None)
+    return type(error).__name__ + (f" (SQLSTATE {state})" if state else "")
+
+
 @contextmanager
 def _store(command: str, *, make: bool = False, ready: bool = True) -> Iterator[Any]:
     """(engine, config) for a store command, the engine disposed of after. The database must
@@ -98,10 +109,7 @@ def _store(command: str, *, make: bool = False, ready: bool = True) -> Iterator[
             raise _Refused
         yield engine, config
     except SQLAlchemyError as error:
-        # The driver's own words (a permission, a read-only file) name no secret; the URL is
-        # left out by taking the original error, not SQLAlchemy's wrapper.
-        said = getattr(error, "orig", None) or type(error).__name__
-        _say(command, f"the store's database refused: {said}".strip())
+        _say(command, f"the store's database refused: {_refusal(engine, error)}")
         raise _Refused from None
     except StoreError as error:
         _say(command, str(error))

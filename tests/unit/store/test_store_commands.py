@@ -148,3 +148,28 @@ def test_a_data_folder_that_cannot_be_made_is_named(
     assert capsys.readouterr().err == (
         f"iris-prompt store upgrade: {occupied} (IRIS_DATA_DIR) cannot be made: File exists\n"
     )
+
+
+def test_a_database_error_mid_command_names_no_server_or_user(
+    store_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A connection lost while `report` runs: psycopg's text names the server and the user, so
+    PostgreSQL's refusal gives the error's type only; SQLite's own words (a file) are kept.
+    The loss is raised by a stand-in for the report query: a real connection cannot be made to
+    drop at that instant here."""
+    from sqlalchemy.exc import OperationalError
+
+    lost = 'connection to server at "db.internal" (10.1.2.3) failed: for user "iris_admin"'
+
+    def dropped(*_args: object, **_kwargs: object) -> None:
+        raise OperationalError("SELECT 1", {}, Exception(lost))
+
+    monkeypatch.setattr("iris_prompt.store.analytics.report", dropped)
+    monkeypatch.setenv("IRIS_DATABASE_URL", store_url)
+    monkeypatch.setenv("IRIS_PSEUDONYM_KEY", "k" * 40)
+    assert main(["report"]) == 2
+    said = capsys.readouterr().err
+    if store_url.startswith("sqlite"):
+        assert said == f"iris-prompt report: the store's database refused: {lost}\n"
+    else:
+        assert said == "iris-prompt report: the store's database refused: OperationalError\n"
