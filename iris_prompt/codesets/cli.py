@@ -255,7 +255,10 @@ def _import_csv(args: argparse.Namespace) -> int:
         term_column=args.term_column,
         note=args.note,
     )
-    result = import_codelist(args.dir or default_codesets_dir(), args.file, options)
+    directory = args.dir or default_codesets_dir()
+    if not _a_folder(directory):
+        return 2
+    result = import_codelist(directory, args.file, options)
     for problem in result.problems:
         _err(str(problem))
     if result.members_file is None:
@@ -267,6 +270,14 @@ def _import_csv(args: argparse.Namespace) -> int:
         f"{result.members_file.with_suffix('.toml').name}, and open a pull request."
     )
     return 0
+
+
+def _a_folder(directory: Path) -> bool:
+    """Whether `directory` is a folder or can be made one; said when not."""
+    if directory.exists() and not directory.is_dir():
+        _err(f"--dir {directory}: is a file, not a folder of code sets")
+        return False
+    return True
 
 
 def _import_valueset(args: argparse.Namespace) -> int:
@@ -292,10 +303,17 @@ def _import_valueset(args: argparse.Namespace) -> int:
             return 1
         incoming.append(Incoming(codeset, args.name or codeset.purpose, file))
     directory = args.dir or default_codesets_dir()
+    if not _a_folder(directory):
+        return 2
+    new_folder = not any(directory.glob("*.toml"))
     problems = import_sets(directory, incoming, replace_existing=args.replace)
     for problem in problems:
         _err(str(problem))
     if problems:
+        if new_folder and len(incoming) < len(PURPOSES):
+            _err(
+                f"a new folder needs every set: import the {', '.join(PURPOSES)} ValueSets together"
+            )
         _err("nothing imported: fix the problems above first")
         return 1
     for item in incoming:

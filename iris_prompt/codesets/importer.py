@@ -18,6 +18,7 @@ set came from (no line: its files are made from the JSON).
 import csv
 import datetime
 import io
+import os
 import re
 import shutil
 import tempfile
@@ -57,6 +58,14 @@ def trial_copy(directory: Path) -> Iterator[Path]:
         else:
             trial.mkdir()
         yield trial
+
+
+def _replace(target: Path, data: bytes) -> None:
+    """Write `target` whole or not at all: a reload reading the folder meanwhile, or a crash,
+    never meets half a file (a rename within the folder is atomic)."""
+    temporary = target.with_name(f".{target.name}.importing")
+    temporary.write_bytes(data)
+    os.replace(temporary, target)
 
 
 @dataclass(frozen=True)
@@ -122,7 +131,7 @@ def import_codelist(directory: Path, codelist: Path, options: ImportOptions) -> 
         result.problems = [where.problem(p, options) for p in trial_report.errors]
     if trial_report.codesets is not None:
         new = next(s for s in trial_report.codesets if s.purpose == options.purpose)
-        members_file.write_text(members_csv(new.members), encoding="utf-8")
+        _replace(members_file, members_csv(new.members).encode("utf-8"))
         result.members_file, result.added = members_file, len(added)
     return result
 
@@ -176,7 +185,7 @@ def import_sets(
             directory.mkdir(parents=True, exist_ok=True)
             for item in incoming:  # the files checked, byte for byte
                 for name in (f"{item.name}.toml", f"{item.name}.csv"):
-                    shutil.copyfile(trial / name, directory / name)
+                    _replace(directory / name, (trial / name).read_bytes())
     return problems
 
 

@@ -130,12 +130,25 @@ def test_import_valueset_into_a_new_folder_needs_every_set(
     rebuilt = tmp_path / "rebuilt"
     capsys.readouterr()
     assert main(["codesets", "import", "valueset", files[0], "--dir", str(rebuilt)]) == 1
-    assert "no code set has purpose 'recording'" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "no code set has purpose 'recording'" in said
+    assert "a new folder needs every set: import the trigger, recording, known-abuse" in said
     assert not rebuilt.exists()
+    # A file where the folder should be: said, not a traceback, and the file is untouched.
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("mine", encoding="utf-8")
+    for kind in (["valueset", *files], ["csv", files[0], "--set", "trigger"]):
+        argv = ["codesets", "import", *kind, "--dir", str(a_file)]
+        if kind[0] == "csv":
+            argv += ["--category", "depression", "--source", "a list"]
+        assert main(argv) == 2
+        assert capsys.readouterr().err.startswith(f"--dir {a_file}: is a file, not a folder")
+    assert a_file.read_text(encoding="utf-8") == "mine"
     twice = ["codesets", "import", "valueset", *files, files[0], "--dir", str(rebuilt)]
     assert main(twice) == 1
     assert f"{files[0]} is also written as 'known-abuse'" in capsys.readouterr().err
     assert not rebuilt.exists()
     assert main(["codesets", "import", "valueset", *files, "--dir", str(rebuilt)]) == 0
     assert load_codesets(rebuilt) == load_codesets(folder)
+    assert sorted(p.name for p in rebuilt.iterdir() if p.name.startswith(".")) == []
     assert main(["codesets", "import", "valueset", *files, "--name", "x", "--dir", "d"]) == 2
