@@ -188,8 +188,7 @@ def install_error_handlers(
     app: FastAPI, on_error: Callable[[CdsHooksError], None] | None = None
 ) -> None:
     """Register the protocol-error and routing-error handlers and the fault barrier on `app`
-    (once). `on_error`
-    sees each protocol error answered (for metrics: refusals by reason)."""
+    (once). `on_error` sees each protocol error answered (for metrics: refusals by reason)."""
     setattr(app.state, ON_ERROR, on_error)
     app.add_exception_handler(CdsHooksError, _protocol_error)
     app.add_exception_handler(HTTPException, _routing_error)
