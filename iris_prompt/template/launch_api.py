@@ -30,6 +30,7 @@ from starlette.responses import RedirectResponse
 
 from cds_hooks.errors import PayloadTooLarge
 from iris_prompt.template import api
+from iris_prompt.template import form as form_page
 from iris_prompt.template.extract import ExtractError, extract
 from iris_prompt.template.filing import file_bundle, for_patient, patient_banner
 from iris_prompt.template.links import PAGE_PATH
@@ -187,7 +188,7 @@ def smart_router(
         session = session_of(request)
         if session is None or not session.signed_in(time.time()):
             return problem("There is no signed-in session. " + RELAUNCH, 401, session)
-        fields = api.fields_for(questionnaire()["item"], {})
+        fields = form_page.fields_for(questionnaire()["item"], {})
         return page(
             "form.html", fields=fields, problems=[], smart=_smart(session), patient=session.banner
         )
@@ -202,12 +203,12 @@ def smart_router(
             return problem("This form has expired or was not sent from this page. " + RELAUNCH, 403)
         if session.patient_id is None:
             return problem("There is no signed-in session. " + RELAUNCH, 401, session)
-        response = api.response_from_form(form, authored=datetime.now(UTC))
+        response = form_page.response_from_form(form, authored=datetime.now(UTC))
         response["subject"] = {"reference": f"Patient/{session.patient_id}"}
         try:
             bundle = extract(response)
         except ExtractError as error:
-            fields = api.fields_for(questionnaire()["item"], form)
+            fields = form_page.fields_for(questionnaire()["item"], form)
             return page(
                 "form.html",
                 400,
@@ -221,7 +222,7 @@ def smart_router(
 
     def review_page(session: Session, status_code: int = 200, **context: Any) -> Response:
         assert session.pending is not None
-        summary = api.summary_of(session.pending)
+        summary = form_page.summary_of(session.pending)
         smart = _smart(session, **context)
         return page("result.html", status_code, **summary, smart=smart, patient=session.banner)
 

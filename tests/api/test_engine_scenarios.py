@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from iris_prompt.template.api import response_from_form
 from iris_prompt.template.extract import extract
+from iris_prompt.template.form import response_from_form
 from tests.api.engine_support import (
     NOW,
     SERVICE_PATH,

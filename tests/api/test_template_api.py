@@ -20,7 +20,8 @@ from fhir.resources.R4B.questionnaire import Questionnaire
 
 from cds_hooks.http import install_error_handlers
 from iris_prompt.template import api as template_api
-from iris_prompt.template.api import response_from_form, template_router
+from iris_prompt.template.api import template_router
+from iris_prompt.template.form import response_from_form
 from iris_prompt.template.questionnaire import QUESTIONNAIRE_URL, QUESTIONNAIRE_VERSION
 from tests.support.inprocess import SyncClient, in_process
 

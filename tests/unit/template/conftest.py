@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from iris_prompt.template.api import response_from_form
+from iris_prompt.template.form import response_from_form
 
 WHEN = datetime(2026, 3, 2, 10, 15, tzinfo=UTC)
 
