@@ -20,11 +20,13 @@ but not the exception text, which could hold patient data. Routes just raise.
 Spec: https://cds-hooks.hl7.org/2.0/#discovery, #calling-a-cds-service, #feedback
 """
 
+import gc
 import logging
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Any
 
 import httpx
@@ -256,19 +258,22 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
 
 def _nested_deeper(body: bytes, data: dict[str, Any], limit: int) -> bool:
     """Whether objects and arrays in `data` nest more than `limit` levels (the top is level 1).
-    Iterative, so that the check itself cannot recurse out; skipped when `body` has too few
-    brackets to nest that deep (counting them is cheap, walking a large body is not)."""
+    Level by level, never recursing; skipped when `body` has too few brackets to nest that
+    deep. A patient's record has thousands of containers, so each level's children are listed
+    in C (`gc.get_referents`: a dict's keys and values, a list's items) and filtered in C: a
+    Python loop over every value cost a quarter of a large call (26 ms of a 4 MB record's)."""
     if body.count(b"{") + body.count(b"[") <= limit:
         return False
-    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        for child in value.values() if isinstance(value, dict) else value:
-            if isinstance(child, dict | list):
-                if depth >= limit:
-                    return True
-                stack.append((child, depth + 1))
-    return False
+    level: list[Any] = [data]
+    for _ in range(limit):
+        children = gc.get_referents(*level)
+        level = list(compress(children, map(_IS_CONTAINER, map(type, children))))
+        if not level:
+            return False
+    return True
+
+
+_IS_CONTAINER = frozenset({dict, list}).__contains__
 
 
 def build_router(
