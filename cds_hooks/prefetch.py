@@ -92,6 +92,8 @@ class PrefetchTemplate:
             return None
         if len(parts) == 1 or (parts[-1] == "_history" and len(parts) <= 3):
             return "Bundle"
+        if len(parts) == 3 and RESOURCE_TYPE.fullmatch(parts[2]):  # a compartment search
+            return "Bundle"
         if len(parts) == 2 or (len(parts) == 4 and parts[2] == "_history"):
             return parts[0]
         return None

@@ -212,6 +212,7 @@ def test_a_prefetch_value_of_the_wrong_shape_is_412_naming_its_key(
         ("Patient/{{context.patientId}}?_elements=birthDate", "Patient"),
         ("Patient/{{context.patientId}}/_history/2", "Patient"),
         ("Patient/{{context.patientId}}/_history", "Bundle"),
+        ("Patient/{{context.patientId}}/Condition", "Bundle"),  # a compartment search
         # The template alone does not say: no check of the answer's type.
         ("{{context.userId}}", None),  # userId is itself a reference, Practitioner/123
         ("Patient/{{context.patientId}}/$everything", None),
