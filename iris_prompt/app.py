@@ -132,7 +132,8 @@ def create_app(
             replay_cache=replay_cache,
         )
     smart_client = load_client(settings.smart_client_id, settings.smart_private_key_file)
-    # The store last: a start refused for a key file or a Redis URL makes no embedded store.
+    # The store after these: a start refused for a trusted client's JWK Set file, the SMART key
+    # or a Redis URL makes no embedded store (a register client's key file is read after it).
     if store is None:
         store = Store.open(store_config(settings), card_settings(settings))
     if register is None and settings.register_enabled:

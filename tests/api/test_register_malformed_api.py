@@ -150,14 +150,17 @@ BAD_FLAGS = [
         "Flag.modifierExtension",
     ),
     (
-        "a modifier extension on an extension",
+        "a modifier extension inside the flag",
         {
-            "extension": [
-                mappa_flag()["extension"][0]
-                | {"modifierExtension": [{"url": "https://partner.example/x", "valueCode": "no"}]}
+            "contained": [
+                {
+                    "resourceType": "Organization",
+                    "id": "owner",
+                    "modifierExtension": [{"url": "https://partner.example/x", "valueCode": "no"}],
+                }
             ]
         },
-        "Flag.extension[0].modifierExtension",
+        "Flag.contained[0].modifierExtension",
     ),
     ("implicit rules", {"implicitRules": "https://partner.example/rules"}, "Flag.implicitRules"),
 ]
