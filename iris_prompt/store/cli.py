@@ -37,7 +37,8 @@ class _Refused(Exception):
 def _engine(command: str, *, make: bool) -> Any:
     """The store's engine and configuration from the settings. Refused, said why, when the
     settings are, when IRIS_DATABASE_URL cannot be opened, or when the embedded store does not
-    exist and `make` is not set (a command that only reads or deletes leaves no store behind)."""
+    exist, or is an empty file, and `make` is not set (a command that only reads or deletes
+    leaves no store behind, and changes no file that is not one)."""
     from iris_prompt.settings import Settings, refusal
     from iris_prompt.store.database import (
         SQLITE_FILE,
@@ -61,11 +62,16 @@ def _engine(command: str, *, make: bool) -> Any:
         except StoreError as error:
             _say(command, str(error))
             raise _Refused from None
-    if not make and not (config.data_dir / SQLITE_FILE).exists():
-        _say(
-            command, SchemaState(None, head()).mismatch() + f" first (looked in {config.data_dir})"
-        )
-        raise _Refused
+    if not make:
+        # A 0-byte file (a `touch`, a failed copy) is no store either; opened, SQLite would
+        # write its journal mode into it before the schema check refused the command.
+        path = config.data_dir / SQLITE_FILE
+        where = None if path.exists() else f"looked in {config.data_dir}"
+        if where is None and path.is_file() and path.stat().st_size == 0:
+            where = f"{path} is empty"
+        if where is not None:
+            _say(command, SchemaState(None, head()).mismatch() + f" first ({where})")
+            raise _Refused
     try:
         config.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from iris_prompt.cli import main
 from iris_prompt.store.database import (
+    SQLITE_FILE,
     SchemaNewer,
     StoreUnreachable,
     UnusableUrl,
@@ -44,6 +45,28 @@ def test_with_no_store_yet_a_command_says_what_to_run_and_makes_nothing(
         f"{head()}: run `iris-prompt store upgrade` first (looked in {data})\n"
     )
     assert not data.exists()  # a mistyped IRIS_DATA_DIR leaves no empty store to confuse
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_an_empty_store_file_is_refused_as_never_migrated_and_left_empty(
+    command: list[str], data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 0-byte iris.sqlite3 (a failed copy, a `touch`): opening it would make it a database
+    (a journal mode written into it) before the schema check refused the command."""
+    data.mkdir()
+    (data / SQLITE_FILE).touch()
+    assert main(command) == 2
+    assert [p.name for p in data.iterdir()] == [SQLITE_FILE]
+    assert (data / SQLITE_FILE).stat().st_size == 0
+    said = capsys.readouterr()
+    assert said.out == ""
+    name = " ".join(word for word in command if not word.startswith("--"))
+    assert said.err == (
+        f"iris-prompt {name}: the store's schema is at nothing, this release needs "
+        f"{head()}: run `iris-prompt store upgrade` first ({data / SQLITE_FILE} is empty)\n"
+    )
+    assert main(["store", "upgrade"]) == 0  # which makes it the store
+    assert main(command) == 0
 
 
 def set_schema(data: Path, revision: str) -> None:
