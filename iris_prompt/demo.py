@@ -230,12 +230,13 @@ def render(cards: list[dict[str, Any]]) -> str:
 
 
 def _shown(url: str) -> str:
-    """`url` as printed: never with a user name or password in it."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
+    """`url` as printed: never with a user name or password in it. Everything between the
+    scheme and the last "@" goes, not only what a URL parser calls the host part: a password
+    with a "/" in it would otherwise be read as a path and printed."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
         return "the URL given"
-    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    return f"{scheme}://{rest.rpartition('@')[2]}"
 
 
 def main(url: str, *, today: datetime.date | None = None) -> tuple[int, str]:

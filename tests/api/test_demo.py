@@ -52,10 +52,12 @@ def test_demo_explains_when_no_service_is_running() -> None:
     [
         ("http://iris:s3cret@127.0.0.1:9", "http://127.0.0.1:9"),
         ("http://:s3cret@127.0.0.1:9/base", "http://127.0.0.1:9/base"),
-        ("http://[s3cret@127.0.0.1:9", "the URL given"),
+        ("http://[s3cret@127.0.0.1:9", "http://127.0.0.1:9"),
+        ("http://iris:s3/cret@127.0.0.1:9", "http://127.0.0.1:9"),  # a "/" in the password
+        ("127.0.0.1:9", "the URL given"),
     ],
 )
 def test_demo_never_prints_a_password_given_in_the_url(url: str, shown: str) -> None:
     status, text = demo.main(url)
     assert status == 1 and f"at {shown} (" in text
-    assert "s3cret" not in text
+    assert "s3cret" not in text and "s3/cret" not in text
