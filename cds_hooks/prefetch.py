@@ -23,6 +23,7 @@ https://cds-hooks.hl7.org/2.0/#fhir-resource-access
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 from urllib.parse import quote
 
@@ -73,7 +74,7 @@ class PrefetchTemplate:
         if self.query.startswith(("/", "http:", "https:")):
             raise ValueError("a prefetch template is relative to the FHIR server base")
 
-    @property
+    @cached_property
     def answer_type(self) -> str | None:
         """The resourceType a FHIR server answers this query with: a search's Bundle, or the
         resource a read (or a version read) names; None when the template alone does not say
