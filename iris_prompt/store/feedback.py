@@ -120,8 +120,9 @@ class StoreFeedback:
             "card_uuid": item.card,
             "matched": matched,
             "outcome": item.outcome,
-            # In UTC: SQLite keeps no offset, and would read 10:05+05:00 back as 10:05 UTC.
-            "outcome_timestamp": item.outcome_timestamp.astimezone(datetime.UTC),
+            # Already in UTC (cds_hooks.feedback converts it as it is read): SQLite keeps no
+            # offset, and would read 10:05+05:00 back as 10:05 UTC.
+            "outcome_timestamp": item.outcome_timestamp,
             "accepted_suggestions": [s.id for s in item.accepted_suggestions or []],
             "override_system": coding.system if coding else None,
             "override_code": coding.code if coding else None,
