@@ -32,18 +32,22 @@ def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
+def never_migrated(command: list[str], where: str) -> str:
+    """What `command` says of a store with no schema yet, `where` saying where it looked."""
+    name = " ".join(word for word in command if not word.startswith("--"))
+    return (
+        f"iris-prompt {name}: the store's schema is at nothing, this release needs "
+        f"{head()}: run `iris-prompt store upgrade` first ({where})\n"
+    )
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_with_no_store_yet_a_command_says_what_to_run_and_makes_nothing(
     command: list[str], data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(command) == 2
     said = capsys.readouterr()
-    assert said.out == ""
-    name = " ".join(word for word in command if not word.startswith("--"))
-    assert said.err == (
-        f"iris-prompt {name}: the store's schema is at nothing, this release needs "
-        f"{head()}: run `iris-prompt store upgrade` first (looked in {data})\n"
-    )
+    assert (said.out, said.err) == ("", never_migrated(command, f"looked in {data}"))
     assert not data.exists()  # a mistyped IRIS_DATA_DIR leaves no empty store to confuse
 
 
@@ -59,12 +63,7 @@ def test_an_empty_store_file_is_refused_as_never_migrated_and_left_empty(
     assert [p.name for p in data.iterdir()] == [SQLITE_FILE]
     assert (data / SQLITE_FILE).stat().st_size == 0
     said = capsys.readouterr()
-    assert said.out == ""
-    name = " ".join(word for word in command if not word.startswith("--"))
-    assert said.err == (
-        f"iris-prompt {name}: the store's schema is at nothing, this release needs "
-        f"{head()}: run `iris-prompt store upgrade` first ({data / SQLITE_FILE} is empty)\n"
-    )
+    assert (said.out, said.err) == ("", never_migrated(command, f"{data / SQLITE_FILE} is empty"))
     assert main(["store", "upgrade"]) == 0  # which makes it the store
     assert main(command) == 0
 
