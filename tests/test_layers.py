@@ -43,6 +43,7 @@ PROTOCOL = [
     "cds_hooks.discovery",
     "cds_hooks.prefetch",
     "cds_hooks.feedback",
+    "cds_hooks.json_body",
     "cds_hooks.replay",
     "cds_hooks.jws",
     "cds_hooks.logs",

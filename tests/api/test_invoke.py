@@ -7,7 +7,7 @@ import orjson
 import pytest
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
-from cds_hooks.http import MAX_JSON_DEPTH
+from cds_hooks.json_body import MAX_JSON_DEPTH
 from iris_prompt.engine.service import SERVICE_ID
 from tests.conftest import LiveService, patient_view
 from tests.support.services import EVERY_FEATURE_ID, FAILING_ID
