@@ -33,6 +33,7 @@ from fastapi import APIRouter, FastAPI, Request
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cds_hooks.auth import CallerIdentity, JwtVerifier, bearer_token
@@ -60,6 +61,7 @@ from cds_hooks.tracing import Tracer
 __all__ = [
     "FHIR_JSON",
     "ProtocolOptions",
+    "allowed_methods",
     "build_router",
     "describe_call",
     "error_response",
@@ -132,15 +134,33 @@ async def _routing_error(request: Request, error: Exception) -> Response:
     nothing serves, 405 (with its Allow header) for a method the path does not take."""
     if not isinstance(error, HTTPException):  # pragma: no cover  # registered for it alone
         raise error
+    headers = NO_STORE | dict(error.headers or {})
     if error.status_code == 404:
         issue = Issue("nothing is served at this path", code="not-found")
     elif error.status_code == 405:
         issue = Issue(f"{request.method} is not allowed here (see Allow)", code="not-supported")
+        headers["Allow"] = allowed_methods(request)
     else:
         issue = Issue(str(error.detail), code="invalid" if error.status_code < 500 else "exception")
     body = orjson.dumps(operation_outcome([issue]))
-    headers = NO_STORE | dict(error.headers or {})
     return Response(body, status_code=error.status_code, media_type=FHIR_JSON, headers=headers)
+
+
+# The methods a 405's Allow may name, in the order it names them.
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> str:
+    """The Allow header of a 405 answer (RFC 9110 section 15.5.6): every method some route
+    answers at this path, but the one refused. The router itself names only the methods of the
+    first route whose path matches (`PUT` alone for `PATCH /fhir/Flag/{id}`, which GET reads)."""
+    routes = request.app.router.routes
+
+    def answers(method: str) -> bool:
+        scope = {**request.scope, "method": method}
+        return any(route.matches(scope)[0] is Match.FULL for route in routes)
+
+    return ", ".join(m for m in _METHODS if m != request.method and answers(m))
 
 
 def _call_fields(note: dict[str, str], status: int, ms: float | None = None) -> dict[str, Any]:

@@ -63,7 +63,7 @@ def test_publish_update_end_and_history(
     versions = [e["resource"]["meta"]["versionId"] for e in history.json()["entry"]]
     assert versions == ["3", "2", "1"]  # every version kept
     assert first.json()["period"]["end"] == "2027-04-01"
-    assert deleted.status_code == 405
+    assert deleted.status_code == 405 and deleted.headers["Allow"] == "GET, PUT"
     assert stored_counts(store) == (1, 3)
 
 
