@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 import orjson
 from fastapi import APIRouter, FastAPI, Request
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
@@ -60,6 +61,7 @@ from cds_hooks.tracing import Tracer
 
 __all__ = [
     "FHIR_JSON",
+    "NoStoreByDefault",
     "ProtocolOptions",
     "allowed_methods",
     "build_router",
@@ -204,6 +206,25 @@ class FaultBarrier:
                 await internal_error_response()(scope, receive, send)
 
 
+class NoStoreByDefault:
+    """`Cache-Control: no-store` on every answer whose route says nothing of caching: what the
+    service answers (cards, flags, access records, refusals) concerns a patient and is for one
+    caller, so no browser or proxy may keep a copy. A route that may be cached says so."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if "cache-control" not in headers:
+                    headers.append("Cache-Control", "no-store")
+            await send(message)
+
+        await self.app(scope, receive, sending if scope["type"] == "http" else send)
+
+
 def install_error_handlers(
     app: FastAPI, on_error: Callable[[CdsHooksError], None] | None = None
 ) -> None:
@@ -343,9 +364,8 @@ def build_router(
         service = by_hook[cds_request.hook]
         response = await _call(service, cds_request, base, caller)
         note["cards"] = str(len(response.cards))
-        return answered(
-            Response(dump_json(response), media_type=JSON), started, "service call", note
-        )
+        answer = Response(dump_json(response), 200, NO_STORE, media_type=JSON)
+        return answered(answer, started, "service call", note)
 
     @router.post("/cds-services/{service_id}/feedback")
     async def feedback(request: Request) -> Response:

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse
 
 from cds_hooks import FeedbackStore, ReplayCache, ServiceRegistry
 from cds_hooks.auth import JwtVerifier
-from cds_hooks.http import build_router, install_error_handlers
+from cds_hooks.http import NoStoreByDefault, build_router, install_error_handlers
 from cds_hooks.transport import pooled_client
 from iris_prompt.codesets.admin import admin_router
 from iris_prompt.codesets.files import default_codesets_dir
@@ -210,6 +210,7 @@ def create_app(
         redirect_slashes=False,
     )
     install_error_handlers(app, on_error=wiring.observe_error)
+    app.add_middleware(NoStoreByDefault)
     app.add_middleware(CallObserver, registry=registry)
     app.state.feedback_store = feedback
     app.state.http_clients = {"fhir": http, "jwks": jwks_http, "smart": smart_http}

@@ -139,3 +139,42 @@ def test_the_owner_reads_the_access_log_and_no_other_organisation_does(
     assert other.status_code == 403
     assert anonymous.status_code == 401
     assert auditor.json()["total"] == 1  # the auditor still reads the full disclosure audit
+
+
+def test_every_answer_about_a_person_is_kept_out_of_caches(
+    es384_key: SigningKey,
+    store: Store,
+) -> None:
+    """A card naming household risk, a MAPPA flag, its versions, its access log and the
+    service's refusals concern people and are for one caller: no browser, proxy or client
+    cache may keep a copy (`Cache-Control: no-store`), whoever asks. The rules page, which
+    names no one, may be kept but is checked again each time."""
+    resources = without_gp_flag()
+    with register_service(es384_key, store, probation) as svc:
+        flag = publish(svc, probation, mappa_flag())
+        path = f"/fhir/Flag/{flag['id']}"
+        with fhir_serving(resources) as fhir:
+            card_answer = call_with(svc.service, resources, fhir, pid="seed-mum")
+        auth = svc.auth(probation)
+        answers = {
+            "card": card_answer,
+            "flag": svc.client.get(path, headers=auth),
+            "history": svc.client.get(f"{path}/_history", headers=auth),
+            "version": svc.client.get(f"{path}/_history/1", headers=auth),
+            "search": svc.client.get("/fhir/Flag", params={"status": "active"}, headers=auth),
+            "owner's log": svc.client.get(
+                "/fhir/AuditEvent", params={"entity": f"Flag/{flag['id']}"}, headers=auth
+            ),
+            "auditor's log": svc.client.get(
+                "/fhir/AuditEvent", headers={"Authorization": f"Bearer {AUDITOR}"}
+            ),
+            "no token": svc.client.get(path),
+            "no such flag": svc.client.get("/fhir/Flag/no-such-flag", headers=auth),
+        }
+        rules = svc.client.get("/rules")
+    assert "mappa" in kinds(cards_of(card_answer))
+    statuses = {name: answer.status_code for name, answer in answers.items()}
+    assert statuses == {name: 200 for name in answers} | {"no token": 401, "no such flag": 404}
+    kept = {name: answer.headers.get("cache-control") for name, answer in answers.items()}
+    assert kept == {name: "no-store" for name in answers}
+    assert rules.status_code == 200 and rules.headers["cache-control"] == "no-cache"
