@@ -140,6 +140,9 @@ def issues_from_validation(
     rename: Callable[[tuple[str | int, ...]], tuple[str | int, ...]] | None = None,
 ) -> list[Issue]:
     """One Issue per pydantic error, naming the field by its wire path and never echoing input.
+    The path is written as a FHIRPath expression (OperationOutcome.issue.expression), an item of
+    a list by its index in brackets: `feedback[1].outcomeTimestamp`, as the store's and the
+    register's own checks name theirs.
 
     `drop_first` names union tags (such as the hook) that pydantic puts at the head of a path;
     `rename` rewrites a path (to name a caller-chosen key by its position, for example).
@@ -151,8 +154,7 @@ def issues_from_validation(
             parts = parts[1:]
         if rename is not None:
             parts = rename(parts)
-        loc = [str(part) for part in parts]
-        where = ".".join(loc)
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".")
         message = err["msg"]
         issues.append(
             Issue(

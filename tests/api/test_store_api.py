@@ -271,7 +271,7 @@ def test_a_feedback_time_past_the_calendars_edge_is_refused_naming_it(
         with Session(store.engine) as session:
             kept = list(session.scalars(select(FeedbackItem.card_uuid)))
     assert answer.status_code == 400, answer.text
-    assert [i["expression"] for i in answer.json()["issue"]] == [["feedback.1.outcomeTimestamp"]]
+    assert [i["expression"] for i in answer.json()["issue"]] == [["feedback[1].outcomeTimestamp"]]
     assert kept == []
 
 

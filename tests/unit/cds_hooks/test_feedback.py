@@ -25,12 +25,12 @@ def refused(*items: dict[str, Any]) -> list[str]:
 @pytest.mark.parametrize(
     ("fields", "reason"),
     [
-        ({"outcome": "ignored"}, "feedback.0.outcome"),  # cds-fb-1
+        ({"outcome": "ignored"}, "feedback[0].outcome"),  # cds-fb-1
         ({"outcome": "accepted"}, "cds-fb-2"),
         ({"overrideReason": {}}, "cds-fb-3"),
         ({"outcomeTimestamp": "2021-12-11T10:05:31"}, "timezone"),  # RFC 3339 needs an offset
-        ({"outcomeTimestamp": "yesterday"}, "feedback.0.outcomeTimestamp"),
-        ({"card": ""}, "feedback.0.card"),
+        ({"outcomeTimestamp": "yesterday"}, "feedback[0].outcomeTimestamp"),
+        ({"card": ""}, "feedback[0].card"),
         # An offset that takes a time at the calendar's edge past it names no instant.
         ({"outcomeTimestamp": "0001-01-01T00:00:00+05:00"}, "outside the calendar"),
         ({"outcomeTimestamp": "9999-12-31T23:59:59-01:00"}, "outside the calendar"),
@@ -38,6 +38,15 @@ def refused(*items: dict[str, Any]) -> list[str]:
 )
 def test_refusals(fields: dict[str, Any], reason: str) -> None:
     assert any(reason in message for message in refused(item(**fields)))
+
+
+def test_a_field_is_named_by_a_fhirpath_expression_with_list_items_in_brackets() -> None:
+    """One style of path in every OperationOutcome the service writes: the store's limits and
+    the register name theirs the same way (`feedback[0].overrideReason.userComment`)."""
+    accepted = item(outcome="accepted", acceptedSuggestions=[{"id": 5}])
+    with pytest.raises(InvalidRequest) as error:
+        parse_feedback({"feedback": [item(), accepted]})
+    assert [i.expression for i in error.value.issues] == ["feedback[1].acceptedSuggestions[0].id"]
 
 
 @pytest.mark.parametrize(
@@ -89,15 +98,15 @@ def test_store_keeps_distinct_items_and_tolerates_duplicates() -> None:
 @pytest.mark.parametrize(
     ("fields", "where"),
     [
-        ({"overrideReason": {"userComment": "x" * 4001}}, "feedback.0.overrideReason.userComment"),
-        ({"card": "c" * 401}, "feedback.0.card"),
+        ({"overrideReason": {"userComment": "x" * 4001}}, "feedback[0].overrideReason.userComment"),
+        ({"card": "c" * 401}, "feedback[0].card"),
         (
             {"overrideReason": {"reason": {"code": "c", "system": "s" * 401}}},
-            "feedback.0.overrideReason.reason.system",
+            "feedback[0].overrideReason.reason.system",
         ),
         (
             {"outcome": "accepted", "acceptedSuggestions": [{"id": "s"}] * 21},
-            "feedback.0.acceptedSuggestions",
+            "feedback[0].acceptedSuggestions",
         ),
     ],
 )
