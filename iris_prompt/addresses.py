@@ -4,7 +4,7 @@ meant. Plain functions of strings: no settings, no I/O."""
 
 import ipaddress
 import re
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from cds_hooks.numbers import ascii_number
 
@@ -36,7 +36,10 @@ def redis_url_problem(url: str) -> str | None:
     >>> redis_url_problem("redis://redis:6379/zero")
     'the database must be a number, such as /0'
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # whose words quote the part of the URL that holds the password
+        return "is not a URL (a bracket or character out of place)"
     if parts.scheme not in ("redis", "rediss", "unix"):
         return "must start redis://, rediss:// (TLS) or unix://"
     try:
@@ -50,12 +53,13 @@ def redis_url_problem(url: str) -> str | None:
         if not parts.path:
             return "unix:// needs the socket's path, such as unix:///run/redis/redis.sock"
     else:
-        host = parts.hostname or ""
+        # Read percent-decoded, as Redis's client reads them: `re%64is` is the host redis.
+        host = unquote(parts.hostname or "")
         if not host:
             return "has no host"
         if not HOST_NAME.fullmatch(host) and not _ip_address(host):
             return "the host is neither a host name nor an IP address"
-        db.append(parts.path.strip("/"))  # /0 or /0/
+        db.append(unquote(parts.path).strip("/"))  # /0 or /0/
     if any(value and ascii_number(value) is None for value in db):
         return "the database must be a number, such as /0"
     return _option_problem(url)

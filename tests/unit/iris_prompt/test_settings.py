@@ -206,6 +206,9 @@ def never_served(monkeypatch: pytest.MonkeyPatch) -> None:
         ("redis://:s3cret-pw@redis:6379/1/2", "the database must be a number"),  # read as 12
         ("redis://:s3cret-pw@redis/0?socket_timeout=s3cret", "socket_timeout has a value Redis"),
         ("unix:///run/redis.sock?db=0&max_connections=x", "max_connections has a value Redis"),
+        # Python's own refusals of these quote the part of the URL holding the password.
+        ("redis://:s3cret\uff03pw@redis/0", "is not a URL (a bracket or character out of place)"),
+        ("redis://:s3cret-pw@[::1/0", "is not a URL (a bracket or character out of place)"),
     ],
 )
 def test_an_unusable_redis_url_is_refused_without_repeating_it(url: str, problem: str) -> None:
@@ -217,28 +220,6 @@ def test_an_unusable_redis_url_is_refused_without_repeating_it(url: str, problem
     said = refusal(refused.value)
     assert said.startswith(f"IRIS_REDIS_URL: {problem}")
     assert "s3cret" not in said and "s3cret" not in str(refused.value)
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "redis://redis:6379/0",
-        "rediss://:s3cret-pw@redis.internal.example:6380/2",
-        "redis://my_redis",
-        "redis://10.0.0.5:6379/15",
-        "redis://[::1]:6379",
-        "unix:///run/redis/redis.sock?db=1",
-        "redis://redis.internal.example.:6379/0",  # fully qualified, with its final dot
-        "redis://redis:6379/0/",
-        "rediss://redis:6380/0?socket_timeout=2.5&health_check_interval=30",
-    ],
-)
-def test_the_redis_urls_a_deployment_uses_are_accepted(url: str) -> None:
-    """Each as Redis's own client reads it, so the check refuses nothing it would take."""
-    from redis.connection import parse_url
-
-    assert parse_url(url)  # raises on what the client refuses
-    assert Settings(workers=2, redis_url=url).redis_url is not None
 
 
 def test_serve_refuses_an_unusable_redis_url_before_it_starts(
