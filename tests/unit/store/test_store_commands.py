@@ -3,11 +3,14 @@ they cannot use: each says what is wrong and what to run, with no traceback and 
 leaves no empty store behind."""
 
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import text
 
 from iris_prompt.cli import main
+from iris_prompt.store import analytics
 from iris_prompt.store.database import (
     SQLITE_FILE,
     SchemaNewer,
@@ -19,6 +22,8 @@ from iris_prompt.store.database import (
     schema_state,
     sqlite_url,
 )
+from tests.conftest import migrated_database
+from tests.support.postgres import PostgresCluster
 
 COMMANDS = [["store", "purge"], ["report"], ["report", "--csv"]]
 
@@ -172,26 +177,71 @@ def test_a_data_folder_that_cannot_be_made_is_named(
     )
 
 
-def test_a_database_error_mid_command_names_no_server_or_user(
-    store_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_sqlites_own_words_for_an_error_mid_command_are_kept(
+    data: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A connection lost while `report` runs: psycopg's text names the server and the user, so
-    PostgreSQL's refusal gives the error's type only; SQLite's own words (a file) are kept.
-    The loss is raised by a stand-in for the report query: a real connection cannot be made to
-    drop at that instant here."""
+    """SQLite's words name a file at most (a read-only file, a full disk), so they are said.
+    The error is raised by a stand-in for the report query: an embedded file cannot be made to
+    fail at that instant here."""
     from sqlalchemy.exc import OperationalError
 
-    lost = 'connection to server at "db.internal" (10.1.2.3) failed: for user "iris_admin"'
-
-    def dropped(*_args: object, **_kwargs: object) -> None:
-        raise OperationalError("SELECT 1", {}, Exception(lost))
-
-    monkeypatch.setattr("iris_prompt.store.analytics.report", dropped)
-    monkeypatch.setenv("IRIS_DATABASE_URL", store_url)
+    assert main(["store", "upgrade"]) == 0
     monkeypatch.setenv("IRIS_PSEUDONYM_KEY", "k" * 40)
+
+    def full(*_args: object, **_kwargs: object) -> None:
+        raise OperationalError("SELECT 1", {}, Exception("database or disk is full"))
+
+    monkeypatch.setattr("iris_prompt.store.analytics.report", full)
     assert main(["report"]) == 2
     said = capsys.readouterr().err
-    if store_url.startswith("sqlite"):
-        assert said == f"iris-prompt report: the store's database refused: {lost}\n"
-    else:
-        assert said == "iris-prompt report: the store's database refused: OperationalError\n"
+    assert said == "iris-prompt report: the store's database refused: database or disk is full\n"
+
+
+LOCKED_OUT = "ward_clerk_q7z"  # a user name no other text of the run contains
+
+
+def test_a_postgresql_error_mid_command_names_no_server_or_user(
+    postgres: PostgresCluster,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The store's account is locked out while `report` runs, after its checks passed, as a
+    DBA would: psycopg's words for that name the server and the user, so only the error's type
+    and SQLSTATE are said. A real PostgreSQL refusing a real login."""
+    url = migrated_database(request, "postgresql", tmp_path)
+    database_name = url.rsplit("/", 1)[1]
+    admin = f"host=127.0.0.1 port={postgres.port} user=postgres dbname={database_name}"
+
+    def admin_sql(*statements: str) -> None:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            for statement in statements:
+                connection.execute(statement)
+
+    ended = (
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
+        f" WHERE usename = '{LOCKED_OUT}'"
+    )
+    admin_sql(
+        f"CREATE ROLE {LOCKED_OUT} LOGIN",
+        f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {LOCKED_OUT}",
+    )
+    try:
+        monkeypatch.setenv("IRIS_DATABASE_URL", url.replace("postgres@", f"{LOCKED_OUT}@"))
+        monkeypatch.setenv("IRIS_PSEUDONYM_KEY", "k" * 40)
+        report = analytics.report
+
+        def locked_out_first(*args: Any, **kwargs: Any) -> Any:
+            admin_sql(f"ALTER ROLE {LOCKED_OUT} NOLOGIN", ended)
+            return report(*args, **kwargs)
+
+        monkeypatch.setattr(analytics, "report", locked_out_first)
+        assert main(["report"]) == 2
+        said = capsys.readouterr()
+        assert said.out == ""
+        assert LOCKED_OUT not in said.err and "127.0.0.1" not in said.err
+        # A login refused carries no SQLSTATE: libpq reports it as the connection failing.
+        assert said.err == "iris-prompt report: the store's database refused: OperationalError\n"
+    finally:
+        admin_sql(ended, f"DROP OWNED BY {LOCKED_OUT}", f"DROP ROLE {LOCKED_OUT}")
