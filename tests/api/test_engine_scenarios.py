@@ -255,7 +255,10 @@ def test_the_clinician_of_a_child_sees_the_mappa_card(service: LiveService) -> N
         assert seed_cards(service, seed, pid="seed-son", user=user) == []
 
 
-@pytest.mark.parametrize("birth", [19920514, "14/05/1992", None])
+# The third is 1992-05-14 in Arabic-Indic digits: not a FHIR date, whose digits are 0-9.
+@pytest.mark.parametrize(
+    "birth", [19920514, "14/05/1992", "\u0661\u0669\u0669\u0662-\u0660\u0665-\u0661\u0664", None]
+)
 def test_an_unreadable_birth_date_gives_no_enquiry_but_the_mappa_card_and_a_warning(
     service: LiveService, birth: object, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -268,7 +271,7 @@ def test_an_unreadable_birth_date_gives_no_enquiry_but_the_mappa_card_and_a_warn
     assert any("age unknown" in r.getMessage() for r in warnings)
     # Neither the patient's id nor her birth date, as the record had it or as sent. (Not "1992"
     # alone: a log line naming a process id such as 19921 holds it.)
-    written = ["seed-", "1992-05-14", "19920514", "14/05/1992"]
+    written = ["seed-", "1992-05-14", "19920514", "14/05/1992", str(birth)]
     leaked = [
         (r.name, r.getMessage())
         for r in caplog.records

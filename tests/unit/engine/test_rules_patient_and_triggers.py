@@ -64,6 +64,8 @@ def test_clinicians_are_prompted(sets: CodeSets, user_type: str) -> None:
         (None, "age unknown"),
         (20100301, "age unknown"),
         ("01/03/2010", "age unknown"),
+        # 2010-03-01 in Arabic-Indic digits: not a FHIR date, whose digits are 0-9.
+        ("\u0662\u0660\u0661\u0660-\u0660\u0663-\u0660\u0661", "age unknown"),
     ],
 )
 def test_the_enquiry_is_for_patients_aged_16_or_over_mappa_for_any_age(
