@@ -63,7 +63,6 @@ __all__ = [
     "FHIR_JSON",
     "NoStoreByDefault",
     "ProtocolOptions",
-    "allowed_methods",
     "build_router",
     "describe_call",
     "error_response",
@@ -141,28 +140,30 @@ async def _routing_error(request: Request, error: Exception) -> Response:
         issue = Issue("nothing is served at this path", code="not-found")
     elif error.status_code == 405:
         issue = Issue(f"{request.method} is not allowed here (see Allow)", code="not-supported")
-        headers["Allow"] = allowed_methods(request)
+        # The router names the methods of the first route on the path; the others are asked.
+        named = {m.strip() for m in headers.get("Allow", "").split(",") if m.strip()}
+        headers["Allow"] = ", ".join(sorted(named | _allowed_methods(request)))
     else:
         issue = Issue(str(error.detail), code="invalid" if error.status_code < 500 else "exception")
     body = orjson.dumps(operation_outcome([issue]))
     return Response(body, status_code=error.status_code, media_type=FHIR_JSON, headers=headers)
 
 
-# The methods a 405's Allow may name, in the order it names them.
+# The methods a 405's Allow may name.
 _METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
-def allowed_methods(request: Request) -> str:
-    """The Allow header of a 405 answer (RFC 9110 section 15.5.6): every method some route
-    answers at this path, but the one refused. The router itself names only the methods of the
-    first route whose path matches (`PUT` alone for `PATCH /fhir/Flag/{id}`, which GET reads)."""
+def _allowed_methods(request: Request) -> set[str]:
+    """For a 405's Allow (RFC 9110 section 15.5.6): every method some route of the app
+    answers at this path, but the one refused. The router names only the methods of the first
+    route whose path matches (`PUT` alone for `PATCH /fhir/Flag/{id}`, which GET reads)."""
     routes = request.app.router.routes
 
     def answers(method: str) -> bool:
         scope = {**request.scope, "method": method}
         return any(route.matches(scope)[0] is Match.FULL for route in routes)
 
-    return ", ".join(m for m in _METHODS if m != request.method and answers(m))
+    return {m for m in _METHODS if m != request.method and answers(m)}
 
 
 def _call_fields(note: dict[str, str], status: int, ms: float | None = None) -> dict[str, Any]:
@@ -217,6 +218,7 @@ class NoStoreByDefault:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
+                message.setdefault("headers", [])  # ASGI lets a response leave them out
                 headers = MutableHeaders(scope=message)
                 if "cache-control" not in headers:
                     headers.append("Cache-Control", "no-store")

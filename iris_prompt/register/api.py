@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from cds_hooks.errors import CdsHooksError, InvalidRequest, PayloadTooLarge
-from cds_hooks.http import allowed_methods, read_body, read_json
+from cds_hooks.http import read_body, read_json
 from cds_hooks.numbers import ascii_number
 from iris_prompt.register.auth import Granted, TokenError, TokenService
 from iris_prompt.register.capability import (
@@ -274,17 +274,6 @@ def register_router(
         version = stored["meta"]["versionId"]
         log.info("register: flag updated to version %s by %s", version, grant.accessor.client_id)
         return _resource(stored, ETag=f'W/"{version}"')
-
-    @router.delete("/fhir/Flag/{flag_id}")
-    async def delete(request: Request, flag_id: str) -> Response:  # noqa: ARG001 (path's)
-        problem = Problem(
-            "Flag",
-            "flags are not deleted through the API: end one with status inactive, or "
-            "entered-in-error",
-        )
-        refused = outcome(405, [problem], "not-supported")
-        refused.headers["Allow"] = allowed_methods(request)
-        return refused
 
     @router.get("/fhir/Flag/{flag_id}")
     async def read(flag_id: str, authorization: Annotated[str | None, Header()] = None) -> Response:
