@@ -140,9 +140,9 @@ def issues_from_validation(
     rename: Callable[[tuple[str | int, ...]], tuple[str | int, ...]] | None = None,
 ) -> list[Issue]:
     """One Issue per pydantic error, naming the field by its wire path and never echoing input.
-    The path is written as a FHIRPath expression (OperationOutcome.issue.expression), an item of
-    a list by its index in brackets: `feedback[1].outcomeTimestamp`, as the store's and the
-    register's own checks name theirs.
+    An item of a list is named by its index in brackets, as FHIRPath names it and as the
+    store's and the register's own checks do: `feedback[1].outcomeTimestamp`. (A caller's
+    prefetch key is named by position, `prefetch.[key 2]`, never by the key itself.)
 
     `drop_first` names union tags (such as the hook) that pydantic puts at the head of a path;
     `rename` rewrites a path (to name a caller-chosen key by its position, for example).
