@@ -50,7 +50,7 @@ from iris_prompt.register.repository import (
     WrongOrganisation,
 )
 from iris_prompt.register.structure import structure_definition
-from iris_prompt.store.fhir_audit import BadParameter, date_bounds
+from iris_prompt.store.fhir_search import BadParameter, date_bounds, page, searchset
 
 __all__ = [
     "FHIR_JSON",
@@ -119,10 +119,7 @@ def parse_search(params: list[tuple[str, str]]) -> Search:
     date_since, date_until = date_bounds(values("date"))
     updated_since, updated_until = date_bounds(values("_lastUpdated"), "_lastUpdated")
     review_since, review_until = date_bounds(values("review-date"), "review-date")
-    count_text = one("_count") or "100"
-    count = ascii_number(count_text, max_digits=9)
-    if count is None or not 1 <= count <= 1000:
-        raise BadParameter("_count", "_count: a whole number from 1 to 1000")
+    count, offset = page(one("_count"), one("_offset"), default=100, most=1000)
     return Search(
         nhs_number=_token(subject, NHS_NUMBER_SYSTEM, "subject:identifier") if subject else None,
         statuses=statuses,
@@ -134,6 +131,7 @@ def parse_search(params: list[tuple[str, str]]) -> Search:
         review_since=review_since,
         review_until=review_until,
         count=count,
+        offset=offset,
     )
 
 
@@ -297,7 +295,7 @@ def register_router(
             found = await run_in_threadpool(register.versions, flag_id, grant.accessor, clock())
         except RegisterError as error:
             return _refused(error)
-        return _resource(_bundle("history", found, f"{base(request)}/fhir"))
+        return _resource(_history(found, f"{base(request)}/fhir"))
 
     @router.get("/fhir/Flag/{flag_id}/_history/{version}")
     async def vread(
@@ -330,23 +328,45 @@ def register_router(
             criteria = parse_search(request.query_params.multi_items())
         except BadParameter as error:
             return outcome(400, [Problem(error.name, str(error))])
-        found = await run_in_threadpool(register.search, criteria, grant.accessor, clock())
-        return _resource(_bundle("searchset", found, f"{base(request)}/fhir"))
+        found, total = await run_in_threadpool(register.search, criteria, grant.accessor, clock())
+        fhir_base = f"{base(request)}/fhir"
+        entries = [
+            {
+                "fullUrl": f"{fhir_base}/Flag/{flag['id']}",
+                "resource": flag,
+                "search": {"mode": "match"},
+            }
+            for flag in found
+        ]
+        return _resource(
+            searchset(
+                entries,
+                total=total,
+                count=criteria.count,
+                offset=criteria.offset,
+                url=f"{fhir_base}/Flag",
+                params=request.query_params.multi_items(),
+            )
+        )
 
     return router
 
 
-def _bundle(kind: str, flags: list[dict[str, Any]], fhir_base: str) -> dict[str, Any]:
+def _history(flags: list[dict[str, Any]], fhir_base: str) -> dict[str, Any]:
+    """A flag's versions, the newest first, as a history Bundle: each the POST or PUT that
+    made it."""
     entries = []
     for flag in flags:
-        entry: dict[str, Any] = {"fullUrl": f"{fhir_base}/Flag/{flag['id']}", "resource": flag}
-        if kind == "searchset":
-            entry["search"] = {"mode": "match"}
-        else:
-            entry["request"] = {"method": "POST" if flag["meta"]["versionId"] == "1" else "PUT"}
-            entry["request"]["url"] = (
-                "Flag" if entry["request"]["method"] == "POST" else (f"Flag/{flag['id']}")
-            )
-            entry["response"] = {"status": "201" if entry["request"]["method"] == "POST" else "200"}
-        entries.append(entry)
-    return {"resourceType": "Bundle", "type": kind, "total": len(entries), "entry": entries}
+        created = flag["meta"]["versionId"] == "1"
+        entries.append(
+            {
+                "fullUrl": f"{fhir_base}/Flag/{flag['id']}",
+                "resource": flag,
+                "request": {
+                    "method": "POST" if created else "PUT",
+                    "url": "Flag" if created else f"Flag/{flag['id']}",
+                },
+                "response": {"status": "201" if created else "200"},
+            }
+        )
+    return {"resourceType": "Bundle", "type": "history", "total": len(entries), "entry": entries}

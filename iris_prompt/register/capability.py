@@ -31,7 +31,11 @@ SEARCH_PARAMETERS: dict[str, tuple[str, str]] = {
         "token",
         "the publishing organisation: https://fhir.nhs.uk/Id/ods-organization-code|ODS",
     ),
-    "_count": ("number", "at most this many flags (1 to 1000, default 100)"),
+    "_count": ("number", "at most this many flags a page (1 to 1000, default 100)"),
+    "_offset": (
+        "number",
+        "the matches before the page (default 0); a page's `next` link gives the one after it",
+    ),
 }
 
 

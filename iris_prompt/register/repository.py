@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy import Engine, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from iris_prompt.register.profile import (
@@ -98,6 +98,7 @@ class Search:
     review_since: datetime.datetime | None = None
     review_until: datetime.datetime | None = None
     count: int = 100
+    offset: int = 0  # how many matches come before the page
 
 
 # On every household check: built once, values bound per call (building the statement with the
@@ -278,8 +279,11 @@ class FlagRegister:
             self._record(session, [(r.flag_id, r.version) for r in rows], interaction, who, now)
             return [dict(r.resource) for r in rows]
 
-    def search(self, search: Search, who: Accessor, now: datetime.datetime) -> list[dict[str, Any]]:
-        query = select(RegisterFlag).order_by(RegisterFlag.last_updated.desc())
+    def search(
+        self, search: Search, who: Accessor, now: datetime.datetime
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The page of flags `search` asks for, the last changed first, and how many it finds
+        over every page. Each flag on the page is recorded as read by `who`."""
         conditions = [
             (search.nhs_number, lambda v: RegisterFlag.nhs_number == v),
             (search.statuses or None, lambda v: RegisterFlag.status.in_(v)),
@@ -291,13 +295,15 @@ class FlagRegister:
             (search.review_since, lambda v: RegisterFlag.period_end > v),
             (search.review_until, lambda v: RegisterFlag.period_end <= v),
         ]
-        for value, condition in conditions:
-            if value is not None:
-                query = query.where(condition(value))  # type: ignore[no-untyped-call]
+        wheres = [condition(value) for value, condition in conditions if value is not None]  # type: ignore[no-untyped-call]
+        # The id breaks ties, so a page holds the same flags however often it is asked for.
+        order = (RegisterFlag.last_updated.desc(), RegisterFlag.id)
+        query = select(RegisterFlag).where(*wheres).order_by(*order)
         with Session(self.engine) as session, session.begin():
-            rows = list(session.scalars(query.limit(search.count)))
+            total = session.scalar(select(func.count()).select_from(RegisterFlag).where(*wheres))
+            rows = list(session.scalars(query.offset(search.offset).limit(search.count)))
             self._record(session, [(r.id, r.version) for r in rows], "search", who, now)
-            return [dict(r.resource) for r in rows]
+            return [dict(r.resource) for r in rows], total or 0
 
     # --- for the household check and the owner ---------------------------------------------
 

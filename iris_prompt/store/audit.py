@@ -16,6 +16,7 @@ retention only.
 """
 
 import datetime
+import json
 import logging
 import os
 import threading
@@ -23,10 +24,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 import orjson
-from sqlalchemy import Engine, Table, select
+from sqlalchemy import Engine, Select, String, Table, cast, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -35,7 +36,14 @@ from sqlalchemy.sql.dml import Insert
 from iris_prompt.store.database import StoreUnreachable
 from iris_prompt.store.models import AuditEvent
 
-__all__ = ["AuditLog", "AuditOutcome", "Disclosure", "Spool", "insert_ignoring_duplicates"]
+__all__ = [
+    "AuditFilters",
+    "AuditLog",
+    "AuditOutcome",
+    "Disclosure",
+    "Spool",
+    "insert_ignoring_duplicates",
+]
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +131,16 @@ class Spool:
         return sum(1 for line in self.path.read_bytes().splitlines() if line.strip())
 
 
+class AuditFilters(TypedDict, total=False):
+    """What an audit search filters on; each left out matches every record."""
+
+    entity: str | None
+    patient: str | None
+    agent: str | None
+    since: datetime.datetime | None
+    until: datetime.datetime | None
+
+
 @dataclass
 class AuditLog:
     engine: Engine
@@ -205,18 +223,26 @@ class AuditLog:
         return len(records)
 
     def search(
-        self,
-        *,
-        entity: str | None = None,
-        patient: str | None = None,
-        agent: str | None = None,
-        since: datetime.datetime | None = None,
-        until: datetime.datetime | None = None,
-        limit: int = 1000,
+        self, *, limit: int = 1000, offset: int = 0, **filters: Unpack[AuditFilters]
     ) -> list[AuditEvent]:
-        """Audit records, newest first. `entity` matches a flag reference ("Flag/f1") or a
-        card uuid; `patient` "Patient/id" or the bare id; `agent` the userId."""
-        query = select(AuditEvent).order_by(AuditEvent.recorded.desc())
+        """Audit records, newest first, `offset` of them skipped and at most `limit` kept.
+        `entity` matches a flag reference ("Flag/f1") or a card uuid; `patient` "Patient/id"
+        or the bare id; `agent` the userId. The database filters and pages: the log grows by
+        every card shown, and none of it is read into memory to be thrown away."""
+        query = self._matching(select(AuditEvent), filters)
+        query = query.order_by(AuditEvent.recorded.desc(), AuditEvent.card_uuid)
+        with Session(self.engine) as session:
+            return list(session.scalars(query.offset(offset).limit(limit)))
+
+    def count(self, **filters: Unpack[AuditFilters]) -> int:
+        """How many records `search` finds with these filters, over every page."""
+        query = self._matching(select(func.count()).select_from(AuditEvent), filters)
+        with Session(self.engine) as session:
+            return session.scalar(query) or 0
+
+    def _matching(self, query: Select[Any], filters: AuditFilters) -> Select[Any]:
+        entity, patient, agent = filters.get("entity"), filters.get("patient"), filters.get("agent")
+        since, until = filters.get("since"), filters.get("until")
         if patient is not None:
             bare = patient.removeprefix("Patient/")
             query = query.where(AuditEvent.patient.in_([bare, f"Patient/{bare}"]))
@@ -226,9 +252,12 @@ class AuditLog:
             query = query.where(AuditEvent.recorded >= since)
         if until is not None:
             query = query.where(AuditEvent.recorded < until)
-        with Session(self.engine) as session:
-            rows = list(session.scalars(query))
         if entity is not None:
-            # Flags are a JSON list; filtered here so both engines read it the same way.
-            rows = [r for r in rows if entity in r.entities or entity == r.card_uuid]
-        return rows[:limit]
+            # The flags are a JSON list of strings, stored as the JSON type writes it: the
+            # entity, written the same way with its quotes, is one of them when the text
+            # holds it. Found by position, which is exact: SQLite's LIKE ignores case.
+            text = cast(AuditEvent.entities, String)
+            needle = json.dumps(entity)
+            found = func.instr if self.engine.dialect.name == "sqlite" else func.strpos
+            query = query.where(or_(found(text, needle) > 0, AuditEvent.card_uuid == entity))
+        return query

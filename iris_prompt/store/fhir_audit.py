@@ -6,12 +6,14 @@ Only for the auditor credential (`IRIS_AUDITOR_TOKEN`, a bearer token compared i
 time; never the clinical caller JWT). Each record is one AuditEvent: the clinician as the
 requesting agent (the information recipient), this service as the source, the patient in
 context, and each flag disclosed as an entity (with the member's relationship). Answers a
-searchset Bundle; a bad parameter gets 400 with an OperationOutcome naming it.
+searchset Bundle a page at a time, newest first (`store.fhir_search`: `_count`, `_offset`, a
+`next` link while more remain); a bad parameter gets 400 with an OperationOutcome naming it.
 
 BALP: https://profiles.ihe.net/ITI/BALP/ (Basic Audit Log Patterns)
 """
 
 import datetime
+import functools
 import hashlib
 import hmac
 import logging
@@ -23,18 +25,16 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
 
-from cds_hooks.numbers import ascii_number
 from iris_prompt.settings import SECRET_LENGTHS
-from iris_prompt.store.audit import AuditLog
+from iris_prompt.store.audit import AuditFilters, AuditLog
+from iris_prompt.store.fhir_search import BadParameter, date_bounds, page, searchset
 from iris_prompt.store.models import AuditEvent
 
 __all__ = [
-    "BadParameter",
     "OtherReader",
     "audit_event",
     "audit_router",
     "bearer_check",
-    "date_bounds",
     "outcome",
 ]
 
@@ -166,63 +166,6 @@ def audit_event(row: AuditEvent) -> dict[str, Any]:
     }
 
 
-class BadParameter(ValueError):
-    def __init__(self, name: str, message: str) -> None:
-        super().__init__(message)
-        self.name = name
-
-
-# After every instant a datetime can hold: `gt` the last one leaves nothing to match.
-END_OF_TIME = datetime.datetime.max.replace(tzinfo=datetime.UTC)
-
-
-def _after(moment: datetime.datetime, step: datetime.timedelta) -> datetime.datetime | None:
-    """`moment + step`, or None past the last instant a datetime can hold (9999-12-31)."""
-    try:
-        return moment + step
-    except OverflowError:
-        return None
-
-
-def date_bounds(
-    values: list[str], name: str = "date"
-) -> tuple[datetime.datetime | None, datetime.datetime | None]:
-    """FHIR date search: `date=2026-01-05` (that day), `ge`/`gt`/`le`/`lt` prefixes; the
-    bounds as instants, `until` exclusive. BadParameter names the parameter `name`.
-
-    A FHIR date may be 9999-12-31, whose end (the next day) no datetime holds: an upper bound
-    there is no bound (everything is before it), and `gt` it leaves nothing after it. The
-    search is answered, as a FHIR server answers any valid date, rather than refused."""
-    since: datetime.datetime | None = None
-    until: datetime.datetime | None = None
-    for raw in values:
-        prefix, text = (
-            (raw[:2], raw[2:]) if raw[:2] in ("ge", "gt", "le", "lt", "eq") else ("eq", raw)
-        )
-        try:
-            if len(text) == 10:
-                day = datetime.date.fromisoformat(text)
-                start = datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.UTC)
-                end = _after(start, datetime.timedelta(days=1))
-            else:
-                start = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-                if start.tzinfo is None:
-                    raise ValueError("a time needs a time zone")
-                end = _after(start, datetime.timedelta(microseconds=1))
-        except ValueError:
-            raise BadParameter(name, f"{name}: {raw!r} is not a FHIR date or dateTime") from None
-        if prefix in ("ge", "eq"):
-            since = max(since, start) if since else start
-        if prefix == "gt":
-            after = end or END_OF_TIME
-            since = max(since, after) if since else after
-        if prefix in ("le", "eq") and end is not None:
-            until = min(until, end) if until else end
-        if prefix == "lt":
-            until = min(until, start) if until else start
-    return since, until
-
-
 def outcome(status: int, diagnostics: str, expression: str | None = None) -> JSONResponse:
     issue: dict[str, Any] = {"severity": "error", "code": "invalid", "diagnostics": diagnostics}
     if expression:
@@ -234,7 +177,7 @@ def outcome(status: int, diagnostics: str, expression: str | None = None) -> JSO
     )
 
 
-SEARCH_PARAMETERS = frozenset({"entity", "patient", "agent", "date", "_count"})
+SEARCH_PARAMETERS = frozenset({"entity", "patient", "agent", "date", "_count", "_offset"})
 
 
 # Another credential's view of /fhir/AuditEvent (the register's access log for a flag's
@@ -269,38 +212,40 @@ def audit_router(
             return outcome(400, f"unknown search parameter(s): {', '.join(unknown)}", unknown[0])
         try:
             since, until = date_bounds(params.getlist("date"))
-            count_text = params.get("_count", "1000")
-            count = ascii_number(count_text, max_digits=9)
-            if count is None:
-                raise BadParameter("_count", "_count must be a whole number")
-            if not 1 <= count <= 5000:
-                raise BadParameter("_count", "_count must be between 1 and 5000")
+            count, offset = page(
+                params.get("_count"), params.get("_offset"), default=1000, most=5000
+            )
         except BadParameter as error:
             return outcome(400, str(error), error.name)
-        rows = await run_in_threadpool(
-            audit.search,
-            entity=params.get("entity"),
-            patient=params.get("patient"),
-            agent=params.get("agent"),
-            since=since,
-            until=until,
-            limit=count,
-        )
-        log.info("audit search answered: %d event(s)", len(rows))
-        base = (base_url or str(request.base_url)).rstrip("/")
-        bundle = {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "total": len(rows),
-            "entry": [
-                {
-                    "fullUrl": f"{base}/fhir/AuditEvent/{row.card_uuid}",
-                    "resource": audit_event(row),
-                    "search": {"mode": "match"},
-                }
-                for row in rows
-            ],
+        filters: AuditFilters = {
+            "entity": params.get("entity"),
+            "patient": params.get("patient"),
+            "agent": params.get("agent"),
+            "since": since,
+            "until": until,
         }
+        rows = await run_in_threadpool(
+            functools.partial(audit.search, **filters, limit=count, offset=offset)
+        )
+        total = await run_in_threadpool(functools.partial(audit.count, **filters))
+        log.info("audit search answered: %d of %d event(s)", len(rows), total)
+        base = (base_url or str(request.base_url)).rstrip("/")
+        entries = [
+            {
+                "fullUrl": f"{base}/fhir/AuditEvent/{row.card_uuid}",
+                "resource": audit_event(row),
+                "search": {"mode": "match"},
+            }
+            for row in rows
+        ]
+        bundle = searchset(
+            entries,
+            total=total,
+            count=count,
+            offset=offset,
+            url=f"{base}/fhir/AuditEvent",
+            params=params.multi_items(),
+        )
         return JSONResponse(bundle, media_type="application/fhir+json")
 
     return router

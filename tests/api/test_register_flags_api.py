@@ -8,6 +8,7 @@ The register runs in the real app, called in process, on SQLite and on a real Po
 assertions (tests/api/register_support.py).
 """
 
+import datetime
 import threading
 
 import pytest
@@ -97,7 +98,9 @@ def test_search_by_nhs_number_status_dates_and_review_date(
         def ids(**params: str) -> list[str]:
             response = svc.client.get("/fhir/Flag", params=params, headers=auth)
             assert response.status_code == 200, response.text
-            return sorted(e["resource"]["id"] for e in response.json()["entry"])
+            found = [e["resource"]["id"] for e in response.json().get("entry", [])]
+            assert response.json()["total"] == len(found)  # one page holds them all
+            return sorted(found)
 
         by_number = ids(**{"subject:identifier": "https://fhir.nhs.uk/Id/nhs-number|9990000026"})
         due = ids(
@@ -119,6 +122,38 @@ def test_search_by_nhs_number_status_dates_and_review_date(
     assert inactive == []
     assert bad.status_code == 400 and bad.json()["issue"][0]["expression"] == ["colour"]
     assert bad_date.status_code == 400 and bad_date.json()["issue"][0]["expression"] == ["date"]
+
+
+def test_a_search_past_one_page_says_how_many_and_links_the_next(
+    es384_key: SigningKey,
+    store: Store,
+) -> None:
+    """A partner's review summary of five flags, two to a page: each page says five in all,
+    and following `next` until there is none gives every flag once, the last changed first.
+    A summary read from the first page alone would miss three."""
+    with register_service(es384_key, store, probation) as svc:
+        published = []
+        for _ in range(5):
+            svc.clock.now += datetime.timedelta(minutes=1)
+            published.append(publish(svc, probation, mappa_flag()))
+        auth = svc.auth(probation)
+        pages = []
+        url: str | None = "/fhir/Flag?status=active&_count=2"
+        while url is not None and len(pages) < 5:
+            response = svc.client.get(url, headers=auth)
+            assert response.status_code == 200, response.text
+            pages.append(response.json())
+            url = next((k["url"] for k in pages[-1]["link"] if k["relation"] == "next"), None)
+        past_the_end = svc.client.get("/fhir/Flag?status=active&_offset=5", headers=auth)
+        bad = svc.client.get("/fhir/Flag", params={"_offset": "-1"}, headers=auth)
+    found = [[e["resource"]["id"] for e in page["entry"]] for page in pages]
+    assert [len(ids) for ids in found] == [2, 2, 1]
+    assert [page["total"] for page in pages] == [5, 5, 5]
+    assert [i for ids in found for i in ids] == [f["id"] for f in reversed(published)]
+    assert pages[1]["link"][0]["relation"] == "self"
+    assert pages[1]["link"][0]["url"].endswith("/fhir/Flag?status=active&_count=2&_offset=2")
+    assert past_the_end.json()["total"] == 5 and "entry" not in past_the_end.json()
+    assert bad.status_code == 400 and bad.json()["issue"][0]["expression"] == ["_offset"]
 
 
 def test_two_writers_racing_on_one_flag_one_wins_nothing_lost(

@@ -22,6 +22,7 @@ from iris_prompt.engine.lookup import HouseholdLookup
 from iris_prompt.engine.risk_flags import MAPPA_CODE
 from iris_prompt.engine.service import Engine as PromptEngine
 from iris_prompt.engine.service import build_registry
+from iris_prompt.store.audit import Disclosure
 from iris_prompt.store.database import StoreUnreachable, make_engine
 from iris_prompt.store.models import AuditEvent, CallLog, FeedbackItem
 from iris_prompt.store.service import Store
@@ -126,6 +127,45 @@ def test_an_auditor_reads_audit_events_and_no_one_else_does(
     assert clinician.status_code == 401 and admin.status_code == 401
     assert bad.status_code == 400
     assert bad.json()["issue"][0]["expression"] == ["date"]
+
+
+def test_an_auditor_reads_a_long_log_a_page_at_a_time(es384_key: SigningKey, store: Store) -> None:
+    """Five disclosures of one flag, two to a page: each page says five in all, its `next`
+    link leads on, and following it until there is none reads each record once."""
+    start = datetime.datetime(2026, 11, 20, 9, tzinfo=datetime.UTC)
+    store.audit.record(
+        [
+            Disclosure(
+                card_uuid=f"00000000-0000-4000-8000-{n:012d}",
+                kind="mappa",
+                recorded=start + datetime.timedelta(minutes=n),
+                service_id="iris-domestic-abuse-prompt",
+                hook="patient-view",
+                hook_instance="d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+                user_id="Practitioner/gp1",
+                patient="Patient/seed-mum",
+                entities=("Flag/seed-partner-mappa",),
+            )
+            for n in range(1, 6)
+        ],
+        "hi",
+    )
+    auditor = {"Authorization": f"Bearer {AUDITOR}"}
+    pages = []
+    with store_service(es384_key, store) as service:
+        url: str | None = "/fhir/AuditEvent?entity=Flag/seed-partner-mappa&_count=2"
+        while url is not None and len(pages) < 5:
+            answer = service.client.get(url, headers=auditor)
+            assert answer.status_code == 200, answer.text
+            pages.append(answer.json())
+            url = next((k["url"] for k in pages[-1]["link"] if k["relation"] == "next"), None)
+    found = [
+        [e["resource"]["entity"][-1]["what"]["identifier"]["value"] for e in page["entry"]]
+        for page in pages
+    ]
+    assert [page["total"] for page in pages] == [5, 5, 5]
+    assert [len(cards) for cards in found] == [2, 2, 1]
+    assert [int(card[-1]) for cards in found for card in cards] == [5, 4, 3, 2, 1]  # newest first
 
 
 def test_a_fhir_server_with_a_password_in_it_is_refused_and_nothing_kept(

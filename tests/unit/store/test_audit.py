@@ -11,7 +11,8 @@ from sqlalchemy import Engine, func, select
 
 from iris_prompt.store.audit import AuditLog, Disclosure, Spool
 from iris_prompt.store.database import make_engine
-from iris_prompt.store.fhir_audit import END_OF_TIME, audit_event, date_bounds
+from iris_prompt.store.fhir_audit import audit_event
+from iris_prompt.store.fhir_search import END_OF_TIME, date_bounds
 from iris_prompt.store.models import AuditEvent
 
 WHEN = datetime.datetime(2026, 3, 4, 10, 30, tzinfo=datetime.UTC)
@@ -116,6 +117,51 @@ def test_search_by_entity_patient_agent_and_date(engine: Engine, tmp_path: Path)
     assert ids(agent="Practitioner/u2") == {3}
     assert ids(since=WHEN + datetime.timedelta(days=1)) == {3}
     assert ids(until=WHEN + datetime.timedelta(days=1)) == {1, 2}
+
+
+def test_an_entity_matches_only_a_flag_disclosed_as_written_or_a_card(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """The database finds the entity in each record's list of flags: the whole reference, in
+    its case, and nothing that merely contains it."""
+    audit = AuditLog(engine, Spool(tmp_path / "spool"))
+    audit.record(
+        [
+            disclosure(1, entities=("Flag/f1",)),
+            disclosure(2, entities=("Flag/F1",)),
+            disclosure(3, entities=("Flag/f10",)),
+            disclosure(4, entities=("xFlag/f1",)),
+            disclosure(5, entities=("Flag/f9", "Flag/f1")),
+            disclosure(6, entities=("Flag/\u00e9t\u00e9",)),
+            disclosure(7, entities=()),
+        ],
+        "hi",
+    )
+
+    def ids(entity: str) -> list[int]:
+        found = [int(r.card_uuid[-3:]) for r in audit.search(entity=entity)]
+        assert audit.count(entity=entity) == len(found)
+        return sorted(found)
+
+    assert ids("Flag/f1") == [1, 5]
+    assert ids("Flag/F1") == [2]
+    assert ids("Flag/\u00e9t\u00e9") == [6]
+    assert ids("f1") == [] and ids("%") == [] and ids('"') == []
+    assert ids(disclosure(7).card_uuid) == [7]  # a card by its uuid
+
+
+def test_a_search_is_answered_a_page_at_a_time_newest_first(engine: Engine, tmp_path: Path) -> None:
+    audit = AuditLog(engine, Spool(tmp_path / "spool"))
+    hour = datetime.timedelta(hours=1)
+    audit.record([disclosure(n, recorded=WHEN + (n % 4) * hour) for n in range(1, 8)], "hi")
+    pages = [
+        [int(r.card_uuid[-3:]) for r in audit.search(limit=3, offset=start)]
+        for start in (0, 3, 6, 9)
+    ]
+    # Newest first; records of one instant in card order, so pages neither repeat nor skip.
+    assert pages == [[3, 7, 2], [6, 1, 5], [4], []]
+    assert audit.count() == 7
+    assert audit.count(since=WHEN + 2 * hour) == 4  # cards 2, 3, 6 and 7
 
 
 def test_an_audit_record_is_a_valid_r4_audit_event(engine: Engine, tmp_path: Path) -> None:
