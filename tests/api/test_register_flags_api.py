@@ -26,6 +26,7 @@ from tests.api.register_support import (
     register_service,
     stored_counts,
 )
+from tests.support.searchset import every_page
 from tests.support.tokens import SigningKey
 
 pytestmark = pytest.mark.slow
@@ -137,13 +138,7 @@ def test_a_search_past_one_page_says_how_many_and_links_the_next(
             svc.clock.now += datetime.timedelta(minutes=1)
             published.append(publish(svc, probation, mappa_flag()))
         auth = svc.auth(probation)
-        pages = []
-        url: str | None = "/fhir/Flag?status=active&_count=2"
-        while url is not None and len(pages) < 5:
-            response = svc.client.get(url, headers=auth)
-            assert response.status_code == 200, response.text
-            pages.append(response.json())
-            url = next((k["url"] for k in pages[-1]["link"] if k["relation"] == "next"), None)
+        pages = every_page(svc.client, "/fhir/Flag?status=active&_count=2", auth)
         past_the_end = svc.client.get("/fhir/Flag?status=active&_offset=5", headers=auth)
         bad = svc.client.get("/fhir/Flag", params={"_offset": "-1"}, headers=auth)
     found = [[e["resource"]["id"] for e in page["entry"]] for page in pages]

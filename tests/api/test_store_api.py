@@ -41,6 +41,7 @@ from tests.api.engine_support import (
 from tests.api.store_support import ADMIN, AUDITOR, audit_rows, open_store
 from tests.conftest import TEST_ISSUER, LiveService, bundled_codesets, live, make_settings
 from tests.support.postgres import PostgresCluster
+from tests.support.searchset import every_page
 from tests.support.tokens import SigningKey
 
 FEEDBACK_PATH = SERVICE_PATH + "/feedback"
@@ -151,14 +152,9 @@ def test_an_auditor_reads_a_long_log_a_page_at_a_time(es384_key: SigningKey, sto
         "hi",
     )
     auditor = {"Authorization": f"Bearer {AUDITOR}"}
-    pages = []
     with store_service(es384_key, store) as service:
-        url: str | None = "/fhir/AuditEvent?entity=Flag/seed-partner-mappa&_count=2"
-        while url is not None and len(pages) < 5:
-            answer = service.client.get(url, headers=auditor)
-            assert answer.status_code == 200, answer.text
-            pages.append(answer.json())
-            url = next((k["url"] for k in pages[-1]["link"] if k["relation"] == "next"), None)
+        url = "/fhir/AuditEvent?entity=Flag/seed-partner-mappa&_count=2"
+        pages = every_page(service.client, url, auditor)
     found = [
         [e["resource"]["entity"][-1]["what"]["identifier"]["value"] for e in page["entry"]]
         for page in pages
