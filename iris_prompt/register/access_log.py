@@ -105,12 +105,13 @@ def access_log_reader(
         shown = await run_in_threadpool(audit.search, entity=reference, limit=100_000)
         events = [_disclosure(r, reference) for r in shown] + [_read(r, reference) for r in reads]
         events.sort(key=lambda e: str(e["recorded"]), reverse=True)
-        bundle = {
+        bundle: dict[str, Any] = {
             "resourceType": "Bundle",
             "type": "searchset",
             "total": len(events),
-            "entry": [{"resource": e, "search": {"mode": "match"}} for e in events],
         }
+        if events:  # FHIR JSON has no empty arrays
+            bundle["entry"] = [{"resource": e, "search": {"mode": "match"}} for e in events]
         return JSONResponse(bundle, media_type=FHIR_JSON)
 
     return read

@@ -178,3 +178,17 @@ def test_every_answer_about_a_person_is_kept_out_of_caches(
     kept = {name: answer.headers.get("cache-control") for name, answer in answers.items()}
     assert kept == {name: "no-store" for name in answers}
     assert rules.status_code == 200 and rules.headers["cache-control"] == "no-cache"
+
+
+def test_a_flag_nobody_has_seen_has_an_empty_access_log_in_valid_fhir(
+    es384_key: SigningKey,
+    store: Store,
+) -> None:
+    """FHIR JSON has no empty arrays: a log with no events is a Bundle with total 0 and no
+    entry at all."""
+    with register_service(es384_key, store, probation) as svc:
+        flag = publish(svc, probation, mappa_flag())
+        params = {"entity": f"Flag/{flag['id']}"}
+        log = svc.client.get("/fhir/AuditEvent", params=params, headers=svc.auth(probation))
+    assert log.status_code == 200, log.text
+    assert log.json()["total"] == 0 and "entry" not in log.json()
