@@ -100,6 +100,13 @@ def import_codelist(directory: Path, codelist: Path, options: ImportOptions) -> 
         return result
     item = next(c for c in report.checked if c.purpose == options.purpose)
     codeset = next(s for s in report.codesets if s.purpose == options.purpose)
+    if options.category not in codeset.categories:
+        # Checked here, not only in the trial copy: a list whose codes are all in the set
+        # already adds no row for that check to see, and would be reported as imported.
+        known = ", ".join(codeset.categories)
+        message = f"category {options.category!r} is not in the manifest (known: {known})"
+        result.problems.append(Problem(str(codelist), message, column="option --category"))
+        return result
     rows = _read_rows(codelist, options, result)
     if rows is None:
         return result

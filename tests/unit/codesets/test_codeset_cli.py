@@ -253,7 +253,7 @@ def test_import_problems_with_values_from_the_command_name_the_option(
     command = ["codesets", "import", "csv", str(codelist), "--set", "trigger"]
     assert main([*command, "--category", "phobia", "--source", "s", "--dir", str(folder)]) == 1
     (problem, _) = capsys.readouterr().err.splitlines()
-    assert problem.startswith(f"{codelist}, line 3, option --category: category 'phobia' is not")
+    assert problem.startswith(f"{codelist}, option --category: category 'phobia' is not")
 
 
 def test_importing_a_code_another_set_has_names_the_list_in_that_problem(
@@ -294,3 +294,19 @@ def test_diff_shows_a_changed_minimum_number_of_entries(
     out = capsys.readouterr().out
     assert "  category uti: min_entries 3 -> 2" in out
     assert "WARNING: trigger: the codes or categories changed" in out
+
+
+def test_import_into_a_category_the_set_lacks_is_refused_even_if_nothing_is_new(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = (folder / "trigger.csv").read_bytes()
+    codelist = tmp_path / "list.csv"
+    codelist.write_text("code,term\n48694002,Anxiety\n", "utf-8")
+    command = ["codesets", "import", "csv", str(codelist), "--set", "trigger"]
+    assert main([*command, "--category", "anxeity", "--source", "s", "--dir", str(folder)]) == 1
+    problem, last = capsys.readouterr().err.splitlines()
+    assert problem.startswith(
+        f"{codelist}, option --category: category 'anxeity' is not in the manifest (known: "
+    )
+    assert last.startswith("nothing imported")
+    assert (folder / "trigger.csv").read_bytes() == before
