@@ -259,15 +259,17 @@ def _import_csv(args: argparse.Namespace) -> int:
     if not _a_folder(directory):
         return 2
     result = import_codelist(directory, args.file, options)
-    for problem in result.problems:
+    for problem in [*result.problems, *result.elsewhere]:
         _err(str(problem))
     if result.members_file is None:
         _err(f"nothing imported from {args.file}: fix the problems above first")
         return 1
+    elsewhere = f", {len(result.elsewhere)} in another category (above)" if result.elsewhere else ""
     _out(
         f"added {result.added} code(s) to {result.members_file} (category {args.category}); "
-        f"{result.skipped} already there. Now raise 'version' and set 'last_reviewed' in "
-        f"{result.members_file.with_suffix('.toml').name}, and open a pull request."
+        f"{result.skipped} already in category {args.category}{elsewhere}. Now raise 'version' "
+        f"and set 'last_reviewed' in {result.members_file.with_suffix('.toml').name}, and open "
+        "a pull request."
     )
     return 0
 

@@ -31,6 +31,7 @@ from iris_prompt.codesets.codes import SYSTEM_NAMES, normalise_code
 from iris_prompt.codesets.files import check_folder, members_csv, write_codeset
 from iris_prompt.codesets.live import SERVICE_CHECKS
 from iris_prompt.codesets.model import CodeSet, Member, Problem
+from iris_prompt.codesets.validation import Checked
 
 __all__ = [
     "SET_NAME",
@@ -83,12 +84,17 @@ class ImportOptions:
 
 @dataclass
 class ImportResult:
-    """The members file written (None when nothing was), counts, and every problem found."""
+    """The members file written (None when nothing was), counts, and every problem found.
+
+    `skipped` counts the list's codes already in the category; `elsewhere` warns of each code
+    already in another category of the set, which stays there (a code belongs to one).
+    """
 
     members_file: Path | None = None
     added: int = 0
     skipped: int = 0
     problems: list[Problem] = field(default_factory=list)
+    elsewhere: list[Problem] = field(default_factory=list)
 
 
 def import_codelist(directory: Path, codelist: Path, options: ImportOptions) -> ImportResult:
@@ -119,7 +125,11 @@ def import_codelist(directory: Path, codelist: Path, options: ImportOptions) -> 
         if not code:
             continue
         if (system, code) in seen:
-            result.skipped += 1
+            present = codeset.lookup(system, code)
+            if present is None or present.category == options.category:
+                result.skipped += 1
+            else:
+                result.elsewhere.append(_elsewhere(present, options, item, codelist, header, line))
             continue
         seen.add((system, code))
         term = cells.get(options.term_column, "").strip()
@@ -141,6 +151,25 @@ def import_codelist(directory: Path, codelist: Path, options: ImportOptions) -> 
         _replace(members_file, members_csv(new.members).encode("utf-8"))
         result.members_file, result.added = members_file, len(added)
     return result
+
+
+def _elsewhere(
+    present: Member,
+    options: ImportOptions,
+    item: Checked,
+    codelist: Path,
+    header: list[str],
+    line: int,
+) -> Problem:
+    """The warning for a listed code that another category of the set already holds."""
+    row = item.member_lines.get((present.system, present.code), "?")
+    message = (
+        f"{SYSTEM_NAMES[present.system]} {present.code} is already in category "
+        f"{present.category!r} ({item.members_file}, line {row}), so it was not added to "
+        f"{options.category!r}: a code belongs to one category; move its row by hand if it should"
+    )
+    column = f"column {header.index(options.code_column) + 1} ({options.code_column})"
+    return Problem(str(codelist), message, line, column, severity="warning")
 
 
 @dataclass(frozen=True)

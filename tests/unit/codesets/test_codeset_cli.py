@@ -310,3 +310,29 @@ def test_import_into_a_category_the_set_lacks_is_refused_even_if_nothing_is_new(
     )
     assert last.startswith("nothing imported")
     assert (folder / "trigger.csv").read_bytes() == before
+
+
+def test_import_names_codes_left_in_another_category(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A lead importing an anxiety list must learn that mixed anxiety and depressive disorder
+    stays under depression, not read "already there" and think it is now an anxiety code."""
+    before = (folder / "trigger.csv").read_text("utf-8")
+    line = next(n for n, text in enumerate(before.splitlines(), 1) if ",231504006," in text)
+    codelist = tmp_path / "list.csv"
+    codelist.write_text(
+        "code,term\n21897009,Generalized anxiety disorder\n"
+        "231504006,Mixed anxiety and depressive disorder\n",
+        "utf-8",
+    )
+    command = ["codesets", "import", "csv", str(codelist), "--set", "trigger"]
+    assert main([*command, "--category", "anxiety", "--source", "s", "--dir", str(folder)]) == 0
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [
+        f"{codelist}, line 3, column 1 (code): warning: SNOMED CT 231504006 is already in "
+        f"category 'depression' ({folder / 'trigger.csv'}, line {line}), so it was not added "
+        "to 'anxiety': a code belongs to one category; move its row by hand if it should"
+    ]
+    assert "added 0 code(s)" in out
+    assert "1 already in category anxiety, 1 in another category (above)" in out
+    assert load_codesets(folder).trigger.lookup(SNOMED_CT, "231504006").category == "depression"
