@@ -236,12 +236,17 @@ def _export(args: argparse.Namespace) -> int:
             return 2
         _out(json.dumps(codeset_to_valueset(chosen[0], base_url=args.base_url), indent=2))
         return 0
-    args.out.mkdir(parents=True, exist_ok=True)
-    for codeset in chosen:
-        target = args.out / f"ValueSet-{codeset.id}.json"
-        resource = codeset_to_valueset(codeset, base_url=args.base_url)
-        target.write_text(json.dumps(resource, indent=2) + "\n", encoding="utf-8")
-        _out(f"wrote {target}")
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        for codeset in chosen:
+            target = args.out / f"ValueSet-{codeset.id}.json"
+            resource = codeset_to_valueset(codeset, base_url=args.base_url)
+            target.write_text(json.dumps(resource, indent=2) + "\n", encoding="utf-8")
+            _out(f"wrote {target}")
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        _err(f"--out {args.out}: cannot be written ({reason}): give a folder that can be")
+        return 2
     return 0
 
 

@@ -336,3 +336,14 @@ def test_import_names_codes_left_in_another_category(
     assert "added 0 code(s)" in out
     assert "1 already in category anxiety, 1 in another category (above)" in out
     assert load_codesets(folder).trigger.lookup(SNOMED_CT, "231504006").category == "depression"
+
+
+def test_export_to_a_folder_that_cannot_be_made_is_one_line_not_a_traceback(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    taken = tmp_path / "valuesets"
+    taken.write_text("a file, not a folder", "utf-8")
+    for out in (taken, taken / "inside"):
+        assert main(["codesets", "export", str(folder), "--out", str(out)]) == 2
+        (said,) = capsys.readouterr().err.splitlines()
+        assert said.startswith(f"--out {out}: cannot be written (")
