@@ -86,11 +86,13 @@ class RunSettings:
 
 @dataclass(frozen=True, slots=True)
 class PatientResult:
-    """One patient's outcome under the new code sets and, when comparing, the old ones."""
+    """One patient's outcome under the new code sets and, when comparing, the old ones;
+    `where` names the file (and line) the record was read from."""
 
     patient_id: str
     new: Outcome
     old: Outcome | None = None
+    where: str = ""
 
 
 def _hits(entries: tuple[CodedEntry, ...]) -> tuple[Hit, ...]:
@@ -213,7 +215,7 @@ class Evaluator:
             reason = f"the rules could not read it ({type(error).__name__})"
             return Skipped(resources.where, reason)
         old = outcomes[1] if len(outcomes) > 1 else None
-        return PatientResult(resources.patient_id, outcomes[0], old)
+        return PatientResult(resources.patient_id, outcomes[0], old, resources.where)
 
 
 # --- one process or several -------------------------------------------------------------------

@@ -158,6 +158,22 @@ def test_bad_bundle_files_are_skipped_counted_and_listed(tmp_path: Path) -> None
     assert report.new.enquiry == 18  # pop-03 had none
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_patient_in_two_bundle_files_is_counted_once(tmp_path: Path, workers: int) -> None:
+    """A second file for one patient (a copy, a re-export) would count them twice, while the
+    comparison, which goes by patient, counted them once: the figures would not add up."""
+    folder = tmp_path / "p"
+    shutil.copytree(BUNDLES, folder)
+    shutil.copy(folder / "pop-01.json", folder / "pop-01b.json")
+    shutil.copy(folder / "pop-11.json", folder / "again-pop-11.json")
+    report = simulate(folder, as_of=AS_OF, workers=workers)
+    assert report.new.records == 36 and report.new.enquiry == 18 and report.new.mappa == 2
+    assert [(s.where, s.reason) for s in report.skipped] == [
+        ("pop-01b.json", "the same patient as pop-01.json (its Patient id): counted once"),
+        ("pop-11.json", "the same patient as again-pop-11.json (its Patient id): counted once"),
+    ]
+
+
 def test_a_file_gone_before_it_is_read_is_listed(tmp_path: Path) -> None:
     folder = tmp_path / "p"
     shutil.copytree(BUNDLES, folder)
