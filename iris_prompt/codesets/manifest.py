@@ -119,6 +119,19 @@ def check_manifest(
         elif due < today:
             problem(f"review was due on {due}", "next_review_due", severity="warning")
     manifest["categories"] = _check_categories(data.get("categories"), problem)
+    purpose = manifest.get("purpose")
+    if purpose in PURPOSES and purpose != "trigger":
+        # The engine counts entries per day only for triggers (rules.py, rule 3): elsewhere the
+        # setting would be accepted and do nothing.
+        for name, settings in manifest["categories"].items():
+            if settings.min_entries != 1:
+                problem(
+                    f"category {name!r}: min_entries counts only in the trigger set; the service "
+                    f"takes one entry of a {purpose} category as enough, so it would do nothing "
+                    "here: remove it",
+                    "min_entries",
+                    f"categories.{name}",
+                )
     return manifest
 
 

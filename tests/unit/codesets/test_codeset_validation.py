@@ -90,6 +90,22 @@ def test_a_category_can_ask_for_several_entries() -> None:
     assert checked.codeset.categories["depression"].min_entries == 3
 
 
+@pytest.mark.parametrize("purpose", ["known-abuse", "recording"])
+def test_several_entries_are_refused_where_the_service_counts_one(purpose: str) -> None:
+    """The service applies min_entries to trigger categories only: in another set it would be
+    accepted and do nothing, so a lead asking for two police reports would get one."""
+    manifest = MANIFEST.replace('lookback = "2 years"', 'lookback = "2 years"\nmin_entries = 2', 1)
+    manifest = manifest.replace('purpose = "trigger"', f'purpose = "{purpose}"')
+    (problem,) = check(manifest=manifest).problems
+    assert str(problem) == (
+        "trigger.toml, line 15, field 'min_entries': category 'depression': min_entries counts "
+        f"only in the trigger set; the service takes one entry of a {purpose} category as "
+        "enough, so it would do nothing here: remove it"
+    )
+    manifest = manifest.replace("min_entries = 2", "min_entries = 1")
+    assert check(manifest=manifest).problems == []
+
+
 def test_header_must_name_the_columns() -> None:
     checked = check(members="code,term\n35489007,Depressive disorder\n")
     assert [p.line for p in checked.problems] == [1]
