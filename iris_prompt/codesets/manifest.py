@@ -10,7 +10,13 @@ import re
 import tomllib
 from typing import Any
 
-from iris_prompt.codesets.model import PURPOSES, STATUSES, CategorySettings, Problem
+from iris_prompt.codesets.model import (
+    KNOWN_ABUSE_FOR_PATIENT,
+    PURPOSES,
+    STATUSES,
+    CategorySettings,
+    Problem,
+)
 
 __all__ = ["check_manifest", "parse_lookback"]
 
@@ -18,6 +24,10 @@ _MANIFEST_TEXT_FIELDS = ("id", "title", "version", "status", "owner", "purpose",
 _MANIFEST_DATE_FIELDS = ("last_reviewed", "next_review_due")
 _CATEGORY_FIELDS = ("title", "lookback", "reason")
 _OPTIONAL_CATEGORY_FIELDS = ("min_entries",)
+# The known-abuse category for codes saying there is abuse in the household, not who is harmed
+# (codesets/README.md): the service treats it, and any category it does not know, as a reason
+# to ask. Any other name is probably a typing mistake for one of KNOWN_ABUSE_FOR_PATIENT.
+ABUSE_IN_HOUSEHOLD = "abuse-in-household"
 # An id becomes part of the ValueSet's canonical URL and FHIR id: lower case, digits, hyphens.
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _VERSION = re.compile(r"[0-9]+(\.[0-9]+){0,2}")
@@ -131,6 +141,17 @@ def check_manifest(
                     "here: remove it",
                     "min_entries",
                     f"categories.{name}",
+                )
+    if purpose == "known-abuse":
+        for name in manifest["categories"]:
+            if name not in (*KNOWN_ABUSE_FOR_PATIENT, ABUSE_IN_HOUSEHOLD):
+                problem(
+                    f"category {name!r} is not one of those meaning abuse is known for this "
+                    f"patient ({', '.join(KNOWN_ABUSE_FOR_PATIENT)}): the service treats its "
+                    "codes as abuse in the household, a reason for a first enquiry, never the "
+                    "review-safety card; rename it if its codes say this patient is harmed",
+                    table=f"categories.{name}",
+                    severity="warning",
                 )
     return manifest
 

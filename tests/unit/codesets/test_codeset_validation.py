@@ -96,14 +96,32 @@ def test_several_entries_are_refused_where_the_service_counts_one(purpose: str) 
     accepted and do nothing, so a lead asking for two police reports would get one."""
     manifest = MANIFEST.replace('lookback = "2 years"', 'lookback = "2 years"\nmin_entries = 2', 1)
     manifest = manifest.replace('purpose = "trigger"', f'purpose = "{purpose}"')
-    (problem,) = check(manifest=manifest).problems
+    (problem,) = check(manifest=manifest).errors
     assert str(problem) == (
         "trigger.toml, line 15, field 'min_entries': category 'depression': min_entries counts "
         f"only in the trigger set; the service takes one entry of a {purpose} category as "
         "enough, so it would do nothing here: remove it"
     )
     manifest = manifest.replace("min_entries = 2", "min_entries = 1")
-    assert check(manifest=manifest).problems == []
+    assert check(manifest=manifest).errors == []
+
+
+def test_a_known_abuse_category_the_service_does_not_know_is_a_warning() -> None:
+    """Renaming 'victim' to 'victims' would move its codes from the review-safety card to a
+    first enquiry: the service treats every category it does not know as abuse in the
+    household. Accepted (a lead may add such a category), but never silently."""
+    manifest = MANIFEST.replace('purpose = "trigger"', 'purpose = "known-abuse"')
+    manifest = manifest.replace("[categories.depression]", "[categories.victims]")
+    manifest = manifest.replace("[categories.anxiety]", "[categories.victim]")
+    checked = check(manifest=manifest)
+    (problem,) = checked.problems
+    assert problem.severity == "warning" and checked.codeset is not None
+    assert str(problem) == (
+        "trigger.toml, line 12: warning: category 'victims' is not one of those meaning abuse "
+        "is known for this patient (victim, history, at-risk, marac, police-report): the "
+        "service treats its codes as abuse in the household, a reason for a first enquiry, "
+        "never the review-safety card; rename it if its codes say this patient is harmed"
+    )
 
 
 def test_header_must_name_the_columns() -> None:
