@@ -61,12 +61,28 @@ def trial_copy(directory: Path) -> Iterator[Path]:
         yield trial
 
 
-def _replace(target: Path, data: bytes) -> None:
-    """Write `target` whole or not at all: a reload reading the folder meanwhile, or a crash,
-    never meets half a file (a rename within the folder is atomic)."""
-    temporary = target.with_name(f".{target.name}.importing")
-    temporary.write_bytes(data)
-    os.replace(temporary, target)
+def _replace(files: dict[Path, bytes]) -> None:
+    """Write every file whole, or none of them: a reload reading the folder meanwhile, or a
+    crash, never meets half a file (a rename within the folder is atomic). All are staged
+    beside their targets before any is renamed into place, so a write that fails (no space, no
+    permission) leaves the folder as it was, never a new manifest beside old members."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for target, data in files.items():
+            temporary = target.with_name(f".{target.name}.importing")
+            temporary.write_bytes(data)
+            staged.append((temporary, target))
+    except OSError:
+        for temporary, _target in staged:
+            temporary.unlink(missing_ok=True)
+        raise
+    for temporary, target in staged:
+        os.replace(temporary, target)
+
+
+def _unwritten(directory: Path, error: OSError) -> Problem:
+    reason = error.strerror or type(error).__name__
+    return Problem(str(directory), f"cannot be written ({reason}); nothing in it was changed")
 
 
 @dataclass(frozen=True)
@@ -148,7 +164,11 @@ def import_codelist(directory: Path, codelist: Path, options: ImportOptions) -> 
         result.problems = [where.problem(p, options) for p in trial_report.errors]
     if trial_report.codesets is not None:
         new = next(s for s in trial_report.codesets if s.purpose == options.purpose)
-        _replace(members_file, members_csv(new.members).encode("utf-8"))
+        try:
+            _replace({members_file: members_csv(new.members).encode("utf-8")})
+        except OSError as error:
+            result.problems.append(_unwritten(directory, error))
+            return result
         result.members_file, result.added = members_file, len(added)
     return result
 
@@ -218,10 +238,13 @@ def import_sets(
         report = check_folder(trial, today=today, checks=SERVICE_CHECKS)
         problems = [_from_valueset(p, trial, directory, incoming) for p in report.errors]
         if report.codesets is not None:
-            directory.mkdir(parents=True, exist_ok=True)
-            for item in incoming:  # the files checked, byte for byte
-                for name in (f"{item.name}.toml", f"{item.name}.csv"):
-                    _replace(directory / name, (trial / name).read_bytes())
+            written = [f"{item.name}{end}" for item in incoming for end in (".toml", ".csv")]
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                # The files checked, byte for byte, every one or none.
+                _replace({directory / name: (trial / name).read_bytes() for name in written})
+            except OSError as error:
+                problems.append(_unwritten(directory, error))
     return problems
 
 

@@ -347,3 +347,17 @@ def test_export_to_a_folder_that_cannot_be_made_is_one_line_not_a_traceback(
         assert main(["codesets", "export", str(folder), "--out", str(out)]) == 2
         (said,) = capsys.readouterr().err.splitlines()
         assert said.startswith(f"--out {out}: cannot be written (")
+
+
+def test_import_csv_into_a_folder_it_cannot_write_is_one_line_not_a_traceback(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = (folder / "trigger.csv").read_bytes()
+    (folder / ".trigger.csv.importing").mkdir()  # the new members file cannot be staged
+    codelist = tmp_path / "list.csv"
+    codelist.write_text("code,term\n25501002,Social phobia\n", "utf-8")
+    command = ["codesets", "import", "csv", str(codelist), "--set", "trigger"]
+    assert main([*command, "--category", "anxiety", "--source", "s", "--dir", str(folder)]) == 1
+    problem, last = capsys.readouterr().err.splitlines()
+    assert problem.startswith(f"{folder}: cannot be written (") and last.startswith("nothing")
+    assert (folder / "trigger.csv").read_bytes() == before

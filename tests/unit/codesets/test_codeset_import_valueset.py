@@ -152,3 +152,24 @@ def test_import_valueset_into_a_new_folder_needs_every_set(
     assert load_codesets(rebuilt) == load_codesets(folder)
     assert sorted(p.name for p in rebuilt.iterdir() if p.name.startswith(".")) == []
     assert main(["codesets", "import", "valueset", *files, "--name", "x", "--dir", "d"]) == 2
+
+
+def test_an_import_that_cannot_write_every_file_changes_none(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A set's manifest and members go in together or not at all: a new manifest beside the old
+    members would go live, on the next reload, as a version that does not match its codes."""
+    file, valueset = exported_trigger(folder, tmp_path)
+    valueset["version"] = "9.0.0"
+    file.write_text(json.dumps(valueset), encoding="utf-8")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    (folder / ".trigger.csv.importing").mkdir()  # the members file cannot be staged
+    command = ["codesets", "import", "valueset", str(file), "--replace", "--dir", str(folder)]
+    assert main(command) == 1
+    said = capsys.readouterr().err.splitlines()
+    assert said[0].startswith(f"{folder}: cannot be written (") and len(said) == 2
+    assert said[1].startswith("nothing imported")
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == [
+        ".trigger.csv.importing"
+    ]
