@@ -172,6 +172,9 @@ def smart_router(
             return problem(f"The sign-in failed: {error}. {RELAUNCH}", 502, session)
         if session.pending is not None and session.patient_id != tokens.patient:
             session.pending = None  # never file one patient's entries in another's record
+        # A form shown before this sign-in (another window, perhaps another patient's) carries
+        # the old token: it cannot record answers under the patient signed in now.
+        session.csrf = secrets.token_urlsafe(32)
         session.iss, session.access_token = config.iss, tokens.access_token
         session.token_expires_at = tokens.expires_at
         session.patient_id, session.encounter, session.fhir_user = (
@@ -200,7 +203,12 @@ def smart_router(
         except PayloadTooLarge:
             return problem(api.TOO_LONG, 413, session_of(request))
         if session is None:
-            return problem("This form has expired or was not sent from this page. " + RELAUNCH, 403)
+            return problem(
+                "Nothing was recorded: this form has expired, the template was opened again "
+                "since it was shown (perhaps for another patient), or it was not sent from this "
+                "page. " + RELAUNCH,
+                403,
+            )
         if session.patient_id is None:
             return problem("There is no signed-in session. " + RELAUNCH, 401, session)
         response = form_page.response_from_form(form, authored=datetime.now(UTC))

@@ -1,0 +1,72 @@
+"""The template's SMART routes in process, against a fake EHR (`smart_support`): what a
+clinician, an EHR integrator or an assurer would hit when a launch, a sign-in or a filing goes
+wrong. The happy path through the real launcher is `tests/browser/test_smart_launch.py`."""
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.api.smart_support import (
+    DISCLOSURE,
+    FakeEhr,
+    csrf_of,
+    sign_in,
+    smart_app,
+)
+from tests.support.inprocess import SyncClient
+
+
+@pytest.fixture
+def ehr() -> FakeEhr:
+    return FakeEhr()
+
+
+@pytest.fixture
+def client(ehr: FakeEhr) -> Iterator[SyncClient]:
+    with smart_app(ehr) as client:
+        yield client
+
+
+def submit(client: SyncClient, csrf: str) -> str:
+    """The answers of a disclosure sent from the form; the review page's CSRF token."""
+    answer = client.post("/template/record", data={**DISCLOSURE, "csrf": csrf})
+    assert answer.status_code == 200, answer.text
+    return csrf_of(answer.text)
+
+
+def test_a_launch_signs_in_shows_the_patient_and_files_once(
+    client: SyncClient, ehr: FakeEhr
+) -> None:
+    assert sign_in(client, ehr).status_code == 303
+    form = client.get("/template/record")
+    assert "Alpha" in form.text
+    review = submit(client, csrf_of(form.text))
+    filed = client.post("/template/file", data={"csrf": review})
+    assert filed.status_code == 200 and "Filed in the patient" in filed.text
+    (bundle,) = ehr.transactions
+    assert {e["resource"]["subject"]["reference"] for e in bundle["entry"]} == {"Patient/p1"}
+
+
+def expire_the_token(ehr: FakeEhr) -> None:
+    ehr.transaction = lambda _request: httpx.Response(401)
+
+
+def entries_waiting_after_an_expired_token(client: SyncClient, ehr: FakeEhr) -> None:
+    sign_in(client, ehr)
+    review = submit(client, csrf_of(client.get("/template/record").text))
+    expire_the_token(ehr)
+    assert client.post("/template/file", data={"csrf": review}).status_code == 401
+    ehr.transaction = None
+
+
+def test_a_form_shown_for_one_patient_cannot_record_for_the_next_patient_launched(
+    client: SyncClient, ehr: FakeEhr
+) -> None:
+    sign_in(client, ehr)
+    shown_for_p1 = csrf_of(client.get("/template/record").text)
+    ehr.patient = "p2"  # the same browser opens the template from the next patient's record
+    sign_in(client, ehr)
+    answer = client.post("/template/record", data={**DISCLOSURE, "csrf": shown_for_p1})
+    assert answer.status_code == 403
+    assert client.get("/template/review").status_code == 404  # nothing waits for Patient/p2
