@@ -130,9 +130,7 @@ def smart_router(
             nonce=session.launch.nonce,
         )
         response = RedirectResponse(target, status_code=302, headers=api.NO_STORE)
-        response.set_cookie(
-            COOKIE, session.id, path=PAGE_PATH, secure=True, httponly=True, samesite="lax"
-        )
+        _set_cookie(response, session)
         return response
 
     @router.get(CALLBACK_PATH)
@@ -172,9 +170,10 @@ def smart_router(
             return problem(f"The sign-in failed: {error}. {RELAUNCH}", 502, session)
         if session.pending is not None and session.patient_id != tokens.patient:
             session.pending = None  # never file one patient's entries in another's record
-        # A form shown before this sign-in (another window, perhaps another patient's) carries
-        # the old token: it cannot record answers under the patient signed in now.
-        session.csrf = secrets.token_urlsafe(32)
+        # A new id: one known before the sign-in (a fixed cookie) gets nothing. A new CSRF token:
+        # a form shown before it (another window, perhaps another patient's) cannot record
+        # answers under the patient signed in now.
+        sessions.renew(session)
         session.iss, session.access_token = config.iss, tokens.access_token
         session.token_expires_at = tokens.expires_at
         session.patient_id, session.encounter, session.fhir_user = (
@@ -184,7 +183,9 @@ def smart_router(
         )
         session.banner = patient_banner(patient)
         following = "review" if session.pending is not None else "record"
-        return RedirectResponse(following, status_code=303, headers=api.NO_STORE)
+        response = RedirectResponse(following, status_code=303, headers=api.NO_STORE)
+        _set_cookie(response, session)
+        return response
 
     @router.get(PAGE_PATH + "/record")
     def show_form(request: Request) -> Response:
@@ -275,6 +276,12 @@ def smart_router(
         return response
 
     return router
+
+
+def _set_cookie(response: Response, session: Session) -> None:
+    response.set_cookie(
+        COOKIE, session.id, path=PAGE_PATH, secure=True, httponly=True, samesite="lax"
+    )
 
 
 def _smart(session: Session, **context: Any) -> dict[str, Any]:

@@ -80,6 +80,14 @@ class SessionStore:
             self._sessions[session_id] = session  # each use restarts the idle time
         return session
 
+    def renew(self, session: Session) -> None:
+        """Give `session` a new id and CSRF token, at each sign-in: an id someone knew before it
+        (a cookie fixed in the browser) and a form shown before it are worth nothing after it."""
+        self._sessions.pop(session.id, None)
+        session.id = secrets.token_urlsafe(32)
+        session.csrf = secrets.token_urlsafe(32)
+        self._sessions[session.id] = session
+
     def end(self, session: Session) -> None:
         session.sign_out()
         session.pending = None

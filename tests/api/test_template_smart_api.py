@@ -7,12 +7,15 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from iris_prompt.template.sessions import COOKIE
 from tests.api.smart_support import (
     DISCLOSURE,
     FakeEhr,
+    cookie_set_by,
     csrf_of,
     sign_in,
     smart_app,
+    start_launch,
 )
 from tests.support.inprocess import SyncClient
 
@@ -70,3 +73,17 @@ def test_a_form_shown_for_one_patient_cannot_record_for_the_next_patient_launche
     answer = client.post("/template/record", data={**DISCLOSURE, "csrf": shown_for_p1})
     assert answer.status_code == 403
     assert client.get("/template/review").status_code == 404  # nothing waits for Patient/p2
+
+
+def test_signing_in_gives_the_session_a_new_id(client: SyncClient, ehr: FakeEhr) -> None:
+    started = start_launch(client, ehr)
+    assert started.cookie is not None
+    signed_in = client.get(
+        "/template/callback", params={"code": started.code, "state": started.state}
+    )
+    assert signed_in.status_code == 303
+    assert cookie_set_by(signed_in) not in (None, started.cookie)
+    # Whoever knew the id before the sign-in (a fixed cookie) has nothing.
+    fixed = client.get("/template/record", headers={"Cookie": f"{COOKIE}={started.cookie}"})
+    assert fixed.status_code == 401 and "Alpha" not in fixed.text
+    assert "Alpha" in client.get("/template/record").text
