@@ -43,6 +43,7 @@ from iris_prompt.template.smart import (
     discover,
     exchange_code,
     pkce_pair,
+    staff_user,
     verify_id_token,
 )
 
@@ -54,6 +55,11 @@ CALLBACK_PATH = PAGE_PATH + "/callback"
 # The filing form carries only its CSRF token.
 FILE_FORM_BYTES = 4096
 RELAUNCH = "Open the template again from the card in the patient's record to sign in again."
+NOT_STAFF = (
+    "The template is for practice staff, and the record system did not say who is signed in "
+    "as a practitioner (an ID token whose fhirUser is a Practitioner or PractitionerRole). "
+    "Nothing was shown or filed."
+)
 
 
 def smart_router(
@@ -163,7 +169,11 @@ def smart_router(
                 claims = await verify_id_token(
                     http, config, tokens.id_token, client_id=client.client_id, nonce=pending.nonce
                 )
-                user = claims.get("fhirUser") if isinstance(claims.get("fhirUser"), str) else None
+                user = staff_user(claims.get("fhirUser"))
+            if user is None:
+                # Checked before the patient is read: a patient-facing launch reads nothing.
+                log.warning("SMART callback refused: the user is not a verified practitioner")
+                return problem(NOT_STAFF, 403, session)
             patient = await _read_patient(http, config.iss, tokens.access_token, tokens.patient)
         except SmartError as error:
             log.warning("SMART callback failed: %s", error)

@@ -8,7 +8,9 @@ https://hl7.org/fhir/smart-app-launch/app-launch.html. Plain functions over http
 - `exchange_code(...)`: the code for tokens, server side, as a public client (PKCE alone) or a
   confidential one (`private_key_jwt`);
 - `verify_id_token(...)`: the OpenID Connect ID token (signature from the EHR's JWKS, issuer,
-  audience, expiry, nonce), for the `fhirUser`.
+  audience, expiry, nonce), for the `fhirUser`;
+- `staff_user(fhir_user)`: the fhirUser when it is practice staff (Practitioner or
+  PractitionerRole), the only users the template signs in.
 
 No function here logs or raises with a token, a code or a patient identifier in its message.
 """
@@ -16,6 +18,7 @@ No function here logs or raises with a token, a code or a patient identifier in 
 import base64
 import hashlib
 import json
+import re
 import secrets
 import time
 import urllib.parse
@@ -39,6 +42,7 @@ __all__ = [
     "exchange_code",
     "load_client",
     "pkce_pair",
+    "staff_user",
     "verify_id_token",
 ]
 
@@ -51,6 +55,13 @@ SCOPES = (
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ID_TOKEN_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"]
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+
+
+# Who the template signs in: practice staff. SMART's fhirUser may also be a Patient or a
+# RelatedPerson (a patient-facing app, which must never open this template) or a Person (who
+# cannot be an Observation's performer or a QuestionnaireResponse's author in R4).
+STAFF_TYPES = ("Practitioner", "PractitionerRole")
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # FHIR R4 id
 
 
 class SmartError(Exception):
@@ -241,6 +252,23 @@ async def exchange_code(
         id_token=data.get("id_token") if isinstance(data.get("id_token"), str) else None,
         scope=str(data.get("scope", "")),
     )
+
+
+def staff_user(fhir_user: object) -> str | None:
+    """`fhir_user` (an ID token's fhirUser claim, a relative or absolute resource URL) when it
+    names a Practitioner or PractitionerRole; None otherwise.
+
+    >>> staff_user("Practitioner/gp1"), staff_user("https://ehr.example/fhir/PractitionerRole/r1")
+    ('Practitioner/gp1', 'https://ehr.example/fhir/PractitionerRole/r1')
+    >>> staff_user("Patient/p1") is None and staff_user(None) is None
+    True
+    """
+    if not isinstance(fhir_user, str):
+        return None
+    kind, _, resource_id = fhir_user.rpartition("/")
+    if kind.rpartition("/")[2] in STAFF_TYPES and FHIR_ID.fullmatch(resource_id):
+        return fhir_user
+    return None
 
 
 async def verify_id_token(

@@ -10,6 +10,7 @@ import pytest
 from iris_prompt.template.sessions import COOKIE
 from tests.api.smart_support import (
     DISCLOSURE,
+    ISS,
     FakeEhr,
     cookie_set_by,
     csrf_of,
@@ -87,3 +88,37 @@ def test_signing_in_gives_the_session_a_new_id(client: SyncClient, ehr: FakeEhr)
     fixed = client.get("/template/record", headers={"Cookie": f"{COOKIE}={started.cookie}"})
     assert fixed.status_code == 401 and "Alpha" not in fixed.text
     assert "Alpha" in client.get("/template/record").text
+
+
+@pytest.mark.parametrize(
+    ("user", "id_token"),
+    [
+        ("Patient/p1", True),  # a patient-facing launch
+        ("RelatedPerson/r1", True),
+        (f"{ISS}/Person/x", True),  # may not author a QuestionnaireResponse in R4
+        (None, True),  # an ID token without fhirUser
+        ("Practitioner/gp1", False),  # no ID token: nobody verified
+    ],
+)
+def test_only_a_verified_practitioner_is_signed_in(
+    client: SyncClient, ehr: FakeEhr, user: str | None, id_token: bool
+) -> None:
+    ehr.fhir_user, ehr.id_token = user, id_token
+    answer = sign_in(client, ehr)
+    assert answer.status_code == 403
+    assert "Alpha" not in answer.text
+    assert client.get("/template/record").status_code == 401
+
+
+@pytest.mark.parametrize("user", ["PractitionerRole/r1", f"{ISS}/Practitioner/gp1"])
+def test_a_practitioner_or_their_role_is_the_author(
+    client: SyncClient, ehr: FakeEhr, user: str
+) -> None:
+    ehr.fhir_user = user
+    assert sign_in(client, ehr).status_code == 303
+    submit(client, csrf_of(client.get("/template/record").text))
+    review = csrf_of(client.get("/template/review").text)
+    assert client.post("/template/file", data={"csrf": review}).status_code == 200
+    (bundle,) = ehr.transactions
+    response = bundle["entry"][0]["resource"]
+    assert response["author"] == {"reference": user}
