@@ -6,7 +6,8 @@
   given the launch encounter, the user as performer or requester, and an identifier with a
   conditional create (`ifNoneExist`), so that filing the same answers twice creates nothing new;
 - `file_bundle(http, iss, token, bundle)`: one POST of the transaction to the EHR's FHIR base,
-  with the user's token; what was filed (the server's locations) or exactly why not.
+  with the user's token; what was filed (the server's locations), exactly why not, or that
+  nobody can tell (sent, and no answer that says what happened).
 
 Every entry keeps the security labels `extract` gave it. Nothing here logs.
 """
@@ -28,6 +29,15 @@ NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
 FILING_SYSTEM = f"{CANONICAL_BASE}/Id/template-filing"
 FHIR_JSON = "application/fhir+json"
 TIMEOUT = httpx.Timeout(20.0, connect=3.0)
+# Failures that happen before the transaction leaves: nothing can have been filed. After any
+# other transport failure the EHR may have filed it, and nobody can say.
+NOT_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.ProxyError,
+    httpx.UnsupportedProtocol,
+)
 
 
 def patient_banner(patient: Mapping[str, Any]) -> dict[str, str]:
@@ -79,12 +89,14 @@ def for_patient(
 
 @dataclass(frozen=True)
 class Filed:
-    """The outcome of one filing attempt."""
+    """The outcome of one filing attempt. `unknown`: not filed as far as anyone can tell, but the
+    EHR may have filed it (the transaction was sent and no answer says what happened)."""
 
     ok: bool
     status: int | None = None
     locations: Sequence[str] = ()
     problems: Sequence[str] = field(default_factory=tuple)
+    unknown: bool = False
 
     @property
     def expired(self) -> bool:
@@ -105,9 +117,12 @@ async def file_bundle(
             },
             timeout=TIMEOUT,
         )
-    except httpx.HTTPError as error:
+    except NOT_SENT as error:
         reason = f"The record system could not be reached ({type(error).__name__})."
         return Filed(False, problems=(reason,))
+    except httpx.HTTPError as error:
+        reason = f"The record system did not answer ({type(error).__name__})."
+        return Filed(False, problems=(reason,), unknown=True)
     try:
         body = response.json()
     except ValueError:
@@ -119,10 +134,14 @@ async def file_bundle(
                 for entry in body.get("entry") or ()
             ]
             return Filed(True, response.status_code, tuple(locations))
-    problems = _outcome_texts(body) or [
-        f"The record system answered {response.status_code} without saying why."
-    ]
-    return Filed(False, response.status_code, problems=tuple(problems))
+    problems = _outcome_texts(body)
+    if problems:  # the FHIR server itself says why: a transaction refused files nothing
+        return Filed(False, response.status_code, problems=tuple(problems))
+    said = f"The record system answered {response.status_code} without saying why."
+    # A success that is no transaction-response, or a server error with no OperationOutcome (a
+    # gateway's, say): the transaction may have been filed behind it.
+    unknown = response.is_success or response.is_server_error
+    return Filed(False, response.status_code, problems=(said,), unknown=unknown)
 
 
 def _outcome_texts(body: Any) -> list[str]:

@@ -275,6 +275,9 @@ def smart_router(
             if filed.expired:
                 session.sign_out()
                 return review_page(session, 401, expired=True)
+            if filed.unknown:
+                log.warning("filing outcome unknown: status %s", filed.status)
+                return review_page(session, 504, unknown=filed.problems)
             if not filed.ok:
                 log.warning("filing refused by the record system: status %s", filed.status)
                 return review_page(session, 502, refused=filed.problems)
@@ -299,6 +302,7 @@ def _smart(session: Session, **context: Any) -> dict[str, Any]:
         "csrf": session.csrf,
         "expired": False,
         "refused": (),
+        "unknown": (),
         "relaunch": RELAUNCH,
         **context,
     }

@@ -122,3 +122,56 @@ def test_a_practitioner_or_their_role_is_the_author(
     (bundle,) = ehr.transactions
     response = bundle["entry"][0]["resource"]
     assert response["author"] == {"reference": user}
+
+
+def test_a_filing_whose_answer_never_came_does_not_say_nothing_was_filed(
+    client: SyncClient, ehr: FakeEhr
+) -> None:
+    sign_in(client, ehr)
+    review = submit(client, csrf_of(client.get("/template/record").text))
+
+    def no_answer(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    ehr.transaction = no_answer
+    answer = client.post("/template/file", data={"csrf": review})
+    assert answer.status_code == 504
+    assert "Nothing was filed" not in answer.text
+    assert 'id="filing-unknown"' in answer.text and "may have been" in answer.text
+    ehr.transaction = None  # filing again creates nothing the first attempt created
+    assert client.post("/template/file", data={"csrf": csrf_of(answer.text)}).status_code == 200
+    first, second = ehr.transactions
+    assert [e["request"] for e in first["entry"]] == [e["request"] for e in second["entry"]]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "unknown"),
+    [
+        (504, b"<html>Gateway Timeout</html>", True),  # a gateway's, not the FHIR server's
+        (200, b'{"resourceType": "OperationOutcome"}', True),  # a success, yet no response Bundle
+        (500, b'{"resourceType": "OperationOutcome", "issue": [{"code": "exception"}]}', False),
+        (422, b'{"resourceType": "OperationOutcome", "issue": [{"code": "invariant"}]}', False),
+    ],
+)
+def test_only_an_answer_that_says_so_is_reported_as_nothing_filed(
+    client: SyncClient, ehr: FakeEhr, status: int, body: bytes, unknown: bool
+) -> None:
+    sign_in(client, ehr)
+    review = submit(client, csrf_of(client.get("/template/record").text))
+    ehr.transaction = lambda _request: httpx.Response(status, content=body)
+    answer = client.post("/template/file", data={"csrf": review})
+    assert answer.status_code == (504 if unknown else 502)
+    assert ('id="filing-unknown"' in answer.text) is unknown
+    assert ("Nothing was filed" in answer.text) is not unknown
+
+
+def test_a_connection_never_made_says_nothing_was_filed(client: SyncClient, ehr: FakeEhr) -> None:
+    sign_in(client, ehr)
+    review = submit(client, csrf_of(client.get("/template/record").text))
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    ehr.transaction = refused
+    answer = client.post("/template/file", data={"csrf": review})
+    assert answer.status_code == 502 and "Nothing was filed" in answer.text
