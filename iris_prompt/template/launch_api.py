@@ -43,6 +43,7 @@ from iris_prompt.template.smart import (
     discover,
     exchange_code,
     pkce_pair,
+    same_secret,
     staff_user,
     verify_id_token,
 )
@@ -104,7 +105,7 @@ def smart_router(
         form = await api.posted_form(request, limit)
         session = session_of(request)
         sent = (form.pop("csrf", None) or [""])[0]
-        if session is None or not secrets.compare_digest(sent, session.csrf):
+        if session is None or not same_secret(sent, session.csrf):
             return None, form
         return session, form
 
@@ -143,7 +144,7 @@ def smart_router(
     async def callback(request: Request, code: str = "", state: str = "") -> Response:
         session = session_of(request)
         pending = session.launch if session is not None else None
-        if session is None or pending is None or not secrets.compare_digest(state, pending.state):
+        if session is None or pending is None or not same_secret(state, pending.state):
             log.warning("SMART callback refused: unknown or spent state")
             return problem(
                 "This sign-in is not the one this page started, or was already used. " + RELAUNCH,

@@ -42,6 +42,7 @@ __all__ = [
     "exchange_code",
     "load_client",
     "pkce_pair",
+    "same_secret",
     "staff_user",
     "verify_id_token",
 ]
@@ -152,6 +153,16 @@ async def discover(http: httpx.AsyncClient, iss: str) -> SmartConfig:
         token_endpoint=token,
         jwks_uri=data.get("jwks_uri"),
     )
+
+
+def same_secret(sent: str, expected: str) -> bool:
+    """A constant-time comparison of a value the browser or the EHR sent with ours. As bytes:
+    `secrets.compare_digest` raises TypeError on a str beyond ASCII, which anyone can send.
+
+    >>> same_secret("\u00e9", "abc"), same_secret("abc", "abc")
+    (False, True)
+    """
+    return secrets.compare_digest(sent.encode("utf-8"), expected.encode("utf-8"))
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -301,7 +312,7 @@ async def verify_id_token(
             continue
         except jwt.PyJWTError as error:
             raise SmartError(f"ID token refused ({type(error).__name__})") from None
-        if not secrets.compare_digest(str(claims.get("nonce", "")), nonce):
+        if not same_secret(str(claims.get("nonce", "")), nonce):
             raise SmartError("ID token refused (nonce)")
         return claims
     raise SmartError("ID token refused (signature)")

@@ -175,3 +175,14 @@ def test_a_connection_never_made_says_nothing_was_filed(client: SyncClient, ehr:
     ehr.transaction = refused
     answer = client.post("/template/file", data={"csrf": review})
     assert answer.status_code == 502 and "Nothing was filed" in answer.text
+
+
+def test_a_state_or_csrf_token_beyond_ascii_is_refused_not_a_fault(
+    client: SyncClient, ehr: FakeEhr
+) -> None:
+    start_launch(client, ehr)
+    callback = client.get("/template/callback", params={"code": "c", "state": "\u00e9"})
+    assert callback.status_code == 400
+    sign_in(client, ehr)
+    assert client.post("/template/file", data={"csrf": "\u00e9"}).status_code == 403
+    assert client.post("/template/record", data={"csrf": "\u00e9"}).status_code == 403
