@@ -154,7 +154,8 @@ def smart_router(
         session.launch = None  # the state is spent: a replayed code finds nothing
         if not code:
             error = request.query_params.get("error", "no code")
-            return problem(f"The record system refused the sign-in ({error}). {RELAUNCH}", 400)
+            message = f"The record system refused the sign-in ({error}). {RELAUNCH}"
+            return problem(message, 400, session)  # says so when entries wait to be filed
         config = pending.config
         try:
             tokens = await exchange_code(

@@ -186,3 +186,15 @@ def test_a_state_or_csrf_token_beyond_ascii_is_refused_not_a_fault(
     sign_in(client, ehr)
     assert client.post("/template/file", data={"csrf": "\u00e9"}).status_code == 403
     assert client.post("/template/record", data={"csrf": "\u00e9"}).status_code == 403
+
+
+def test_a_relaunch_the_ehr_refuses_says_the_answers_are_still_kept(
+    client: SyncClient, ehr: FakeEhr
+) -> None:
+    entries_waiting_after_an_expired_token(client, ehr)
+    started = start_launch(client, ehr)
+    answer = client.get(
+        "/template/callback", params={"state": started.state, "error": "access_denied"}
+    )
+    assert answer.status_code == 400
+    assert 'id="answers-kept"' in answer.text
