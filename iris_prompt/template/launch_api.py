@@ -180,8 +180,11 @@ def smart_router(
         except SmartError as error:
             log.warning("SMART callback failed: %s", error)
             return problem(f"The sign-in failed: {error}. {RELAUNCH}", 502, session)
-        if session.pending is not None and session.patient_id != tokens.patient:
-            session.pending = None  # never file one patient's entries in another's record
+        # Never file one patient's entries in another's record: another patient, or the same id
+        # in another record system (an id is unique only within its server).
+        same_server = (session.iss or "").rstrip("/") == config.iss.rstrip("/")
+        if not (same_server and session.patient_id == tokens.patient):
+            session.pending = None
         # A new id: one known before the sign-in (a fixed cookie) gets nothing. A new CSRF token:
         # a form shown before it (another window, perhaps another patient's) cannot record
         # answers under the patient signed in now.

@@ -11,6 +11,7 @@ from iris_prompt.template.sessions import COOKIE
 from tests.api.smart_support import (
     DISCLOSURE,
     ISS,
+    OTHER_ISS,
     FakeEhr,
     cookie_set_by,
     csrf_of,
@@ -198,3 +199,13 @@ def test_a_relaunch_the_ehr_refuses_says_the_answers_are_still_kept(
     )
     assert answer.status_code == 400
     assert 'id="answers-kept"' in answer.text
+
+
+def test_entries_kept_for_one_record_system_are_not_offered_by_another(
+    client: SyncClient, ehr: FakeEhr
+) -> None:
+    entries_waiting_after_an_expired_token(client, ehr)
+    # Another EHR the service trusts, and a patient there with the same id.
+    answer = sign_in(client, ehr, OTHER_ISS)
+    assert answer.headers["location"] == "record"
+    assert client.get("/template/review").status_code == 404
