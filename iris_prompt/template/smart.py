@@ -143,15 +143,21 @@ async def discover(http: httpx.AsyncClient, iss: str) -> SmartConfig:
     methods = data.get("code_challenge_methods_supported")
     if isinstance(methods, list) and "S256" not in methods:
         raise SmartError("SMART configuration: the EHR does not support PKCE S256")
-    for endpoint in (authorize, token):
-        if not isinstance(endpoint, str) or not endpoint.startswith(("https://", "http://")):
-            raise SmartError("SMART configuration: an endpoint is not an http(s) URL")
+    jwks_uri = data.get("jwks_uri")
+    # An https EHR's endpoints are https too: the code, the client's assertion, the tokens and
+    # the keys that vouch for the user never cross the network in clear. (A plain-http `iss` is
+    # allowed in local mode only; its endpoints may be plain too.)
+    schemes = ("https://",) if iss.startswith("https://") else ("https://", "http://")
+    for endpoint in (authorize, token, *([jwks_uri] if jwks_uri is not None else [])):
+        if not isinstance(endpoint, str) or not endpoint.startswith(schemes):
+            said = "an https" if len(schemes) == 1 else "an http(s)"
+            raise SmartError(f"SMART configuration: an endpoint is not {said} URL")
     return SmartConfig(
         iss=iss,
         issuer=data.get("issuer"),
         authorization_endpoint=authorize,
         token_endpoint=token,
-        jwks_uri=data.get("jwks_uri"),
+        jwks_uri=jwks_uri,
     )
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 from pydantic import ValidationError
@@ -23,6 +24,7 @@ from iris_prompt.template.smart import (
     SmartConfig,
     SmartError,
     client_assertion,
+    discover,
     load_client,
     pkce_pair,
     verify_id_token,
@@ -145,3 +147,32 @@ def test_a_smart_client_needs_issuers_and_exactly_one_way_to_authenticate(tmp_pa
     client = load_client(settings.smart_client_id, settings.smart_private_key_file)
     assert client is not None and client.private_jwk is not None
     assert load_client(None, None) is None
+
+
+def discovered(iss: str, published: dict[str, Any]) -> SmartConfig:
+    async def run() -> SmartConfig:
+        transport = httpx.MockTransport(lambda _request: httpx.Response(200, json=published))
+        async with httpx.AsyncClient(transport=transport) as http:
+            return await discover(http, iss)
+
+    return asyncio.run(run())
+
+
+ENDPOINTS = {
+    "authorization_endpoint": "https://ehr.example/authorize",
+    "token_endpoint": "https://ehr.example/token",
+    "jwks_uri": "https://ehr.example/keys",
+}
+
+
+@pytest.mark.parametrize("endpoint", sorted(ENDPOINTS))
+def test_an_https_ehr_whose_endpoint_is_plain_http_is_refused(endpoint: str) -> None:
+    # The code, the client assertion, the tokens and the keys that vouch for the user would
+    # cross the network in clear.
+    published = ENDPOINTS | {endpoint: ENDPOINTS[endpoint].replace("https:", "http:")}
+    with pytest.raises(SmartError, match="https"):
+        discovered("https://ehr.example/fhir", published)
+    assert discovered("https://ehr.example/fhir", ENDPOINTS).jwks_uri == ENDPOINTS["jwks_uri"]
+    # A plain-http EHR (local mode only; Settings refuses it otherwise) may publish http ones.
+    plain = {name: url.replace("https:", "http:") for name, url in ENDPOINTS.items()}
+    assert discovered("http://ehr.example/fhir", plain).token_endpoint == plain["token_endpoint"]
