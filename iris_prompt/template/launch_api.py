@@ -269,7 +269,9 @@ def smart_router(
                 "nothing was filed by this request. Check the record before filing again.",
                 403,
             )
-        async with session.lock:  # a double submit waits, then finds the session ended
+        async with session.lock:  # a double submit waits, then is shown the same filing
+            if session.filed is not None:
+                return filed_page(session.filed, session.banner)
             if session.pending is None:
                 return problem("There are no entries waiting to be filed.", 409, session)
             if session.access_token is None or not session.signed_in(time.time()):
@@ -286,10 +288,13 @@ def smart_router(
             if not filed.ok:
                 log.warning("filing refused by the record system: status %s", filed.status)
                 return review_page(session, 502, refused=filed.problems)
-            banner = session.banner
+            session.filed = tuple(filed.locations)
             sessions.end(session)
-        log.info("template entries filed: %d", len(filed.locations))
-        response = page("smart_filed.html", locations=filed.locations, patient=banner)
+            log.info("template entries filed: %d", len(filed.locations))
+            return filed_page(session.filed, session.banner)
+
+    def filed_page(locations: Sequence[str], banner: dict[str, str]) -> Response:
+        response = page("smart_filed.html", locations=locations, patient=banner)
         response.delete_cookie(COOKIE, path=PAGE_PATH, secure=True, httponly=True, samesite="lax")
         return response
 

@@ -46,6 +46,9 @@ class Session:
     banner: dict[str, str] = field(default_factory=dict)
     # The entries shown and not yet filed (a transaction Bundle), kept until filed.
     pending: dict[str, Any] | None = None
+    # Where the EHR filed them, once filed: a second click on "File in the record", which waited
+    # for the first, is shown the same filing.
+    filed: tuple[str, ...] | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def signed_in(self, now: float) -> bool:

@@ -3,9 +3,10 @@ endpoint, keys, Patient reads and transaction endpoint answered by an `httpx.Moc
 so a test can set what the EHR says (the user, the patient, a timeout) without the launcher.
 The launcher itself is driven end to end in `tests/browser/test_smart_launch.py`."""
 
+import inspect
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,12 +58,13 @@ class FakeEhr:
     patients: dict[str, dict[str, Any]] = field(
         default_factory=lambda: {"p1": patient("p1", "Alpha"), "p2": patient("p2", "Beta")}
     )
-    # The transaction's answer: a function of the request (may raise an httpx error).
-    transaction: Callable[[httpx.Request], httpx.Response] | None = None
+    # The transaction's answer: a function of the request, or a coroutine function (may raise
+    # an httpx error).
+    transaction: Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]] | None = None
     transactions: list[dict[str, Any]] = field(default_factory=list)
     nonces: dict[str, str] = field(default_factory=dict)
 
-    def handle(self, request: httpx.Request) -> httpx.Response:
+    async def handle(self, request: httpx.Request) -> httpx.Response:
         url = str(request.url)
         for iss in (ISS, OTHER_ISS):
             if url == iss + "/.well-known/smart-configuration":
@@ -85,8 +87,9 @@ class FakeEhr:
             if url == iss and request.method == "POST":
                 self.transactions.append(orjson.loads(request.content))
                 if self.transaction is not None:
-                    return self.transaction(request)
-                return _transaction_response(self.transactions[-1])
+                    answer = self.transaction(request)
+                    return await answer if inspect.isawaitable(answer) else answer
+                return transaction_response(self.transactions[-1])
         return httpx.Response(404)
 
     def _token(self, iss: str, request: httpx.Request) -> httpx.Response:
@@ -110,7 +113,7 @@ class FakeEhr:
         return httpx.Response(200, json=body)
 
 
-def _transaction_response(bundle: dict[str, Any]) -> httpx.Response:
+def transaction_response(bundle: dict[str, Any]) -> httpx.Response:
     entries = [
         {"response": {"status": "201 Created", "location": f"{e['request']['url']}/{n}"}}
         for n, e in enumerate(bundle["entry"])

@@ -2,9 +2,11 @@
 clinician, an EHR integrator or an assurer would hit when a launch, a sign-in or a filing goes
 wrong. The happy path through the real launcher is `tests/browser/test_smart_launch.py`."""
 
+import asyncio
 from collections.abc import Iterator
 
 import httpx
+import orjson
 import pytest
 
 from iris_prompt.template.sessions import COOKIE
@@ -18,6 +20,7 @@ from tests.api.smart_support import (
     sign_in,
     smart_app,
     start_launch,
+    transaction_response,
 )
 from tests.support.inprocess import SyncClient
 
@@ -209,3 +212,25 @@ def test_entries_kept_for_one_record_system_are_not_offered_by_another(
     answer = sign_in(client, ehr, OTHER_ISS)
     assert answer.headers["location"] == "record"
     assert client.get("/template/review").status_code == 404
+
+
+def test_a_double_click_on_file_files_once_and_both_answers_say_filed(
+    client: SyncClient, ehr: FakeEhr
+) -> None:
+    sign_in(client, ehr)
+    review = submit(client, csrf_of(client.get("/template/record").text))
+
+    async def slowly(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.3)  # as an EHR takes its time: the second click comes meanwhile
+        return transaction_response(orjson.loads(request.content))
+
+    ehr.transaction = slowly
+    # The browser shows the answer to the last click: it must not read as a failure.
+    first, second = client.concurrently(
+        ("POST", "/template/file", {"data": {"csrf": review}}),
+        ("POST", "/template/file", {"data": {"csrf": review}}),
+    )
+    assert len(ehr.transactions) == 1
+    for answer in (first, second):
+        assert answer.status_code == 200, answer.text
+        assert "Filed in the patient" in answer.text

@@ -8,6 +8,7 @@ Use it wherever the network is not the point (request/response contracts); keep 
 (`tests.support.server`) for I/O, signals, the browser and the real FHIR server.
 """
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager
 from functools import partial
@@ -38,6 +39,19 @@ class SyncClient:
 
     def options(self, url: str, **kwargs: Any) -> httpx.Response:
         return self.request("OPTIONS", url, **kwargs)
+
+    def concurrently(self, *calls: tuple[str, str, dict[str, Any]]) -> list[httpx.Response]:
+        """Requests (method, url, keyword arguments) sent at once, as a double click sends
+        them; their answers in the same order."""
+
+        async def send() -> list[httpx.Response]:
+            return list(
+                await asyncio.gather(
+                    *(self._client.request(method, url, **kw) for method, url, kw in calls)
+                )
+            )
+
+        return self._portal.call(send)
 
 
 @contextmanager
