@@ -134,14 +134,14 @@ async def file_bundle(
                 for entry in body.get("entry") or ()
             ]
             return Filed(True, response.status_code, tuple(locations))
-    problems = _outcome_texts(body)
-    if problems:  # the FHIR server itself says why: a transaction refused files nothing
-        return Filed(False, response.status_code, problems=tuple(problems))
-    said = f"The record system answered {response.status_code} without saying why."
-    # A success that is no transaction-response, or a server error with no OperationOutcome (a
-    # gateway's, say): the transaction may have been filed behind it.
-    unknown = response.is_success or response.is_server_error
-    return Filed(False, response.status_code, problems=(said,), unknown=unknown)
+    said = _outcome_texts(body) or [
+        f"The record system answered {response.status_code} without saying why."
+    ]
+    # Only a refusal of the request (4xx) says nothing was filed: a transaction is all or
+    # nothing. A success that is no transaction-response, or a server error (a gateway's, even
+    # one written as an OperationOutcome), may stand in front of a transaction that was filed.
+    unknown = not response.is_client_error
+    return Filed(False, response.status_code, problems=tuple(said), unknown=unknown)
 
 
 def _outcome_texts(body: Any) -> list[str]:
