@@ -39,6 +39,7 @@ from iris_prompt.template.sessions import COOKIE, Launch, Session, SessionStore
 from iris_prompt.template.smart import (
     SmartClient,
     SmartError,
+    TokenSet,
     authorize_url,
     discover,
     exchange_code,
@@ -89,10 +90,14 @@ def smart_router(
         text = pages.get_template(name).render(static="static", page="record", **context)
         return Response(text, status_code, headers, media_type="text/html")
 
-    def problem(message: str, status_code: int, session: Session | None = None) -> Response:
+    def problem(
+        message: str, status_code: int, session: Session | None = None, *, banner: bool = True
+    ) -> Response:
+        """A page saying what went wrong, and whether answers wait to be filed. A sign-in that
+        failed shows no patient: the one signed in before may not be the one in front of you."""
         kept = session is not None and session.pending is not None
-        banner = session.banner if session is not None else None
-        return page("smart_problem.html", status_code, message=message, kept=kept, patient=banner)
+        shown = session.banner if session is not None and banner else None
+        return page("smart_problem.html", status_code, message=message, kept=kept, patient=shown)
 
     def session_of(request: Request) -> Session | None:
         return sessions.get(request.cookies.get(COOKIE))
@@ -150,12 +155,13 @@ def smart_router(
                 "This sign-in is not the one this page started, or was already used. " + RELAUNCH,
                 400,
                 session,
+                banner=False,
             )
         session.launch = None  # the state is spent: a replayed code finds nothing
         if not code:
             error = request.query_params.get("error", "no code")
             message = f"The record system refused the sign-in ({error}). {RELAUNCH}"
-            return problem(message, 400, session)  # says so when entries wait to be filed
+            return problem(message, 400, session, banner=False)  # says if entries wait
         config = pending.config
         try:
             tokens = await exchange_code(
@@ -175,21 +181,42 @@ def smart_router(
             if user is None:
                 # Checked before the patient is read: a patient-facing launch reads nothing.
                 log.warning("SMART callback refused: the user is not a verified practitioner")
-                return problem(NOT_STAFF, 403, session)
+                return problem(NOT_STAFF, 403, session, banner=False)
             patient = await _read_patient(http, config.iss, tokens.access_token, tokens.patient)
         except SmartError as error:
             log.warning("SMART callback failed: %s", error)
-            return problem(f"The sign-in failed: {error}. {RELAUNCH}", 502, session)
-        # Never file one patient's entries in another's record: another patient, or the same id
-        # in another record system (an id is unique only within its server).
-        same_server = (session.iss or "").rstrip("/") == config.iss.rstrip("/")
-        if not (same_server and session.patient_id == tokens.patient):
-            session.pending = None
-        # A new id: one known before the sign-in (a fixed cookie) gets nothing. A new CSRF token:
-        # a form shown before it (another window, perhaps another patient's) cannot record
-        # answers under the patient signed in now.
-        sessions.renew(session)
-        session.iss, session.access_token = config.iss, tokens.access_token
+            return problem(f"The sign-in failed: {error}. {RELAUNCH}", 502, session, banner=False)
+        async with session.lock:  # a filing in flight finishes first, under its own sign-in
+            if not sessions.holds(session):
+                # Ended while the EHR answered (filed, or timed out): never brought back, or a
+                # click on "File" would be shown that filing under the new patient's banner.
+                session = sessions.new()
+            # Entries kept for filing go only where, and by whom, they were made: not to another
+            # patient, the same id in another record system (an id is unique only within its
+            # server), or another user at the same computer (who would file them as author).
+            same_server = (session.iss or "").rstrip("/") == config.iss.rstrip("/")
+            again = same_server and (session.patient_id, session.fhir_user) == (
+                tokens.patient,
+                user,
+            )
+            if not again:
+                session.pending = None
+            session.filed = None
+            # A new id: one known before the sign-in (a fixed cookie) gets nothing. A new CSRF
+            # token unless the same user signed in again for the same patient: a form shown
+            # before (another window, perhaps another patient's) cannot record under the patient
+            # signed in now, while the same patient's open form still records.
+            sessions.renew(session, new_form=not again)
+            signed_in(session, config.iss, tokens, user, patient)
+        following = "review" if session.pending is not None else "record"
+        response = RedirectResponse(following, status_code=303, headers=api.NO_STORE)
+        _set_cookie(response, session)
+        return response
+
+    def signed_in(
+        session: Session, iss: str, tokens: TokenSet, user: str, patient: dict[str, Any]
+    ) -> None:
+        session.iss, session.access_token = iss, tokens.access_token
         session.token_expires_at = tokens.expires_at
         session.patient_id, session.encounter, session.fhir_user = (
             tokens.patient,
@@ -197,10 +224,6 @@ def smart_router(
             user,
         )
         session.banner = patient_banner(patient)
-        following = "review" if session.pending is not None else "record"
-        response = RedirectResponse(following, status_code=303, headers=api.NO_STORE)
-        _set_cookie(response, session)
-        return response
 
     @router.get(PAGE_PATH + "/record")
     def show_form(request: Request) -> Response:

@@ -83,12 +83,19 @@ class SessionStore:
             self._sessions[session_id] = session  # each use restarts the idle time
         return session
 
-    def renew(self, session: Session) -> None:
-        """Give `session` a new id and CSRF token, at each sign-in: an id someone knew before it
-        (a cookie fixed in the browser) and a form shown before it are worth nothing after it."""
+    def holds(self, session: Session) -> bool:
+        """Whether `session` is still kept: not ended (filed) or timed out since it was read."""
+        return self._sessions.get(session.id) is session
+
+    def renew(self, session: Session, *, new_form: bool = True) -> None:
+        """Give `session` a new id at each sign-in: an id someone knew before it (a cookie fixed
+        in the browser) is worth nothing after it. With `new_form`, a new CSRF token too: a
+        form shown before the sign-in (another window, perhaps another patient's) cannot record
+        under it."""
         self._sessions.pop(session.id, None)
         session.id = secrets.token_urlsafe(32)
-        session.csrf = secrets.token_urlsafe(32)
+        if new_form:
+            session.csrf = secrets.token_urlsafe(32)
         self._sessions[session.id] = session
 
     def end(self, session: Session) -> None:

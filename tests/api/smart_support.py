@@ -3,6 +3,7 @@ endpoint, keys, Patient reads and transaction endpoint answered by an `httpx.Moc
 so a test can set what the EHR says (the user, the patient, a timeout) without the launcher.
 The launcher itself is driven end to end in `tests/browser/test_smart_launch.py`."""
 
+import asyncio
 import inspect
 import time
 import urllib.parse
@@ -63,6 +64,12 @@ class FakeEhr:
     transaction: Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]] | None = None
     transactions: list[dict[str, Any]] = field(default_factory=list)
     nonces: dict[str, str] = field(default_factory=dict)
+    # For races between two windows: set by `hold_filing`, a transaction is answered only once
+    # a Patient has been read (a sign-in under way elsewhere), whichever the EHR saw first.
+    patient_read: asyncio.Event | None = None
+
+    def hold_filing(self) -> None:
+        self.patient_read = asyncio.Event()
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         url = str(request.url)
@@ -82,9 +89,13 @@ class FakeEhr:
             if url == iss + "/token":
                 return self._token(iss, request)
             if url.startswith(iss + "/Patient/"):
+                if self.patient_read is not None:
+                    self.patient_read.set()
                 found = self.patients.get(url.rsplit("/", 1)[1])
                 return httpx.Response(200, json=found) if found else httpx.Response(404)
             if url == iss and request.method == "POST":
+                if self.patient_read is not None:
+                    await self.patient_read.wait()
                 self.transactions.append(orjson.loads(request.content))
                 if self.transaction is not None:
                     answer = self.transaction(request)

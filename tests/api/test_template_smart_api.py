@@ -153,8 +153,14 @@ def test_a_filing_whose_answer_never_came_does_not_say_nothing_was_filed(
     [
         (504, b"<html>Gateway Timeout</html>", True),  # a gateway's, not the FHIR server's
         (200, b'{"resourceType": "OperationOutcome"}', True),  # a success, yet no response Bundle
-        (500, b'{"resourceType": "OperationOutcome", "issue": [{"code": "exception"}]}', False),
+        # A server error, even one written as an OperationOutcome (gateways write them too).
+        (500, b'{"resourceType": "OperationOutcome", "issue": [{"code": "exception"}]}', True),
+        (504, b'{"resourceType": "OperationOutcome", "issue": [{"code": "timeout"}]}', True),
+        # A success status with an informational OperationOutcome (an asynchronous facade's).
+        (202, b'{"resourceType": "OperationOutcome", "issue": [{"code": "informational"}]}', True),
+        # The request refused: a transaction is all or nothing, so nothing was filed.
         (422, b'{"resourceType": "OperationOutcome", "issue": [{"code": "invariant"}]}', False),
+        (400, b"<html>Bad Request</html>", False),
     ],
 )
 def test_only_an_answer_that_says_so_is_reported_as_nothing_filed(
@@ -234,3 +240,101 @@ def test_a_double_click_on_file_files_once_and_both_answers_say_filed(
     for answer in (first, second):
         assert answer.status_code == 200, answer.text
         assert "Filed in the patient" in answer.text
+
+
+def filing_while_signing_in_elsewhere(
+    client: SyncClient, ehr: FakeEhr
+) -> tuple[httpx.Response, httpx.Response]:
+    """Answers for p1 (Alpha) filed from one window while the template is launched from p2's
+    (Beta) record in another, the EHR answering the filing only once it has read p2's Patient:
+    (the filing's answer, the sign-in's)."""
+    sign_in(client, ehr)
+    review = submit(client, csrf_of(client.get("/template/record").text))
+    ehr.patient = "p2"
+    started = start_launch(client, ehr)
+    ehr.hold_filing()
+    filed, signed_in = client.concurrently(
+        ("POST", "/template/file", {"data": {"csrf": review}}),
+        ("GET", "/template/callback", {"params": {"code": started.code, "state": started.state}}),
+    )
+    assert signed_in.status_code == 303, signed_in.text
+    return filed, signed_in
+
+
+def test_a_filing_under_way_when_another_patient_signs_in_ends_as_its_own(
+    client: SyncClient, ehr: FakeEhr
+) -> None:
+    """The filing finishes under its own sign-in and says whose record it went to; the sign-in
+    then starts afresh, so p2's answers are sent for p2, never shown p1's filing instead."""
+    filed, signed_in = filing_while_signing_in_elsewhere(client, ehr)
+    assert filed.status_code == 200 and "Alpha" in filed.text and "Beta" not in filed.text
+    (first,) = ehr.transactions
+    assert {e["resource"]["subject"]["reference"] for e in first["entry"]} == {"Patient/p1"}
+    ehr.patient_read = None
+    cookie = {"Cookie": f"{COOKIE}={cookie_set_by(signed_in)}"}
+    form = client.get("/template/record", headers=cookie)
+    assert form.status_code == 200 and "Beta" in form.text
+    review = client.post(
+        "/template/record", data={**DISCLOSURE, "csrf": csrf_of(form.text)}, headers=cookie
+    )
+    again = client.post("/template/file", data={"csrf": csrf_of(review.text)}, headers=cookie)
+    assert again.status_code == 200 and "Beta" in again.text
+    assert len(ehr.transactions) == 2
+    second = ehr.transactions[1]
+    assert {e["resource"]["subject"]["reference"] for e in second["entry"]} == {"Patient/p2"}
+
+
+def test_a_filing_of_unknown_outcome_while_another_patient_signs_in_keeps_its_answers(
+    client: SyncClient, ehr: FakeEhr
+) -> None:
+    """The EHR never answers the filing: its page says nobody can tell, with p1's answers and
+    banner, rather than failing because the other sign-in dropped them mid-filing."""
+
+    def no_answer(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    ehr.transaction = no_answer
+    filed, _ = filing_while_signing_in_elsewhere(client, ehr)
+    assert filed.status_code == 504 and 'id="filing-unknown"' in filed.text
+    assert "Alpha" in filed.text and "Beta" not in filed.text
+
+
+def test_a_form_left_open_records_after_the_same_user_signs_in_again_for_its_patient(
+    client: SyncClient, ehr: FakeEhr
+) -> None:
+    """A second window for the same patient (or the EHR opening the template again) does not
+    cost the answers typed in the first: its form still records, for that patient."""
+    sign_in(client, ehr)
+    shown = csrf_of(client.get("/template/record").text)
+    sign_in(client, ehr)
+    answer = client.post("/template/record", data={**DISCLOSURE, "csrf": shown})
+    assert answer.status_code == 200, answer.text
+    assert "Alpha" in answer.text
+
+
+def test_entries_kept_for_one_user_are_not_offered_to_another_at_the_same_computer(
+    client: SyncClient, ehr: FakeEhr
+) -> None:
+    """Entries waiting after an expired token are offered again only to the user who made them:
+    another user would file them with the first named as their author."""
+    entries_waiting_after_an_expired_token(client, ehr)
+    ehr.fhir_user = "Practitioner/gp2"
+    assert sign_in(client, ehr).headers["location"] == "record"
+
+
+def test_a_sign_in_the_ehr_refuses_shows_no_patient_signed_in_before(
+    client: SyncClient, ehr: FakeEhr
+) -> None:
+    """After a sign-in for p1, a launch from p2's record that the EHR refuses: the page names
+    no patient (p1's banner would say 'check this is the patient in front of you')."""
+    sign_in(client, ehr)
+    ehr.patient = "p2"
+    started = start_launch(client, ehr)
+    refused = client.get(
+        "/template/callback", params={"state": started.state, "error": "access_denied"}
+    )
+    ehr.fhir_user = "Patient/p2"
+    not_staff = sign_in(client, ehr)
+    for answer in (refused, not_staff):
+        assert answer.status_code in (400, 403)
+        assert "Alpha" not in answer.text and "Beta" not in answer.text
