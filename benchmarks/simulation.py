@@ -35,11 +35,16 @@ REFERENCE = Path(
 
 
 def bundle_folder(source: Path, target: Path) -> Path:
-    """COPIES links to each Synthea file: the same records, COPIES times over."""
+    """COPIES of each Synthea file, each copy with its own Patient id: the same records, COPIES
+    times over. (Links to one file would be one patient to the simulation, counted once.)"""
     target.mkdir()
-    for copy in range(COPIES):
-        for file in sorted(source.glob("*.json")):
-            (target / f"{copy}-{file.name}").symlink_to(file)
+    for file in sorted(source.glob("*.json")):
+        data = file.read_bytes()
+        entries = orjson.loads(data)["entry"]
+        patient = next(e["resource"] for e in entries if e["resource"]["resourceType"] == "Patient")
+        for copy in range(COPIES):
+            unique = data.replace(patient["id"].encode(), f"{patient['id']}-{copy}".encode())
+            (target / f"{copy}-{file.name}").write_bytes(unique)
     return target
 
 

@@ -61,3 +61,20 @@ def test_the_benchmarks_quiet_service_starts_and_answers() -> None:
 
     with service() as (base_url, _pid):
         assert web.get(base_url + "/healthz", timeout=10).status_code == 200
+
+
+def test_the_simulation_sections_copies_are_each_a_patient_of_their_own(tmp_path: Path) -> None:
+    """The simulation counts a patient in two files once; the section's copies of each record
+    must each be a patient, or it would time 8 files and count 1."""
+    import shutil
+
+    from benchmarks.simulation import AS_OF, COPIES, bundle_folder
+    from iris_prompt.simulate.cli import simulate
+
+    source = tmp_path / "source"
+    source.mkdir()
+    fixture = Path(__file__).resolve().parent / "fixtures" / "population" / "bundles"
+    for name in ("pop-01.json", "pop-02.json"):
+        shutil.copy(fixture / name, source / name)
+    report = simulate(bundle_folder(source, tmp_path / "bundles"), as_of=AS_OF, workers=1)
+    assert report.skipped == [] and report.new.records == 2 * COPIES
