@@ -34,7 +34,6 @@ from iris_prompt.simulate.population import (
 )
 from iris_prompt.simulate.report import Report, report_csv, report_json_text, report_text
 from iris_prompt.simulate.run import (
-    PatientResult,
     RunSettings,
     choose_workers,
     run_population,
@@ -95,16 +94,15 @@ def simulate(
     new, old = Tally(), None if old_sets is None else Tally()
     comparison = None if old_sets is None else Comparison()
     skipped: list[Skipped] = list(population.skipped)
-    results: list[PatientResult] = []
+    # Tallied as each result comes, so nothing is kept per patient but where they were counted
+    # from. One patient in two Bundle files (a copy, a re-export) is counted once, from the file
+    # first by name: results come in the order of the units, which is by name, whichever worker
+    # finishes first. The other file is listed as skipped.
+    counted: dict[str, str] = {}
     for result in run_population(population, settings, workers=processes, progress=tell):
         if isinstance(result, Skipped):
             skipped.append(result)
-        else:
-            results.append(result)
-    # One patient in two Bundle files (a copy, a re-export) is counted once, from the file
-    # first by name, whatever order the workers finished in; the other is listed as skipped.
-    counted: dict[str, str] = {}
-    for result in sorted(results, key=lambda r: r.where):
+            continue
         if result.patient_id in counted:
             reason = f"the same patient as {counted[result.patient_id]} (its Patient id)"
             skipped.append(Skipped(result.where, reason + ": counted once"))

@@ -339,8 +339,9 @@ def run_population(
     workers: int = 1,
     progress: Callable[[int], None] = lambda _done: None,
 ) -> Iterator[PatientResult | Skipped]:
-    """Each patient's result (or why their record was skipped), in no particular order, from
-    `workers` processes (1: in this process)."""
+    """Each patient's result (or why their record was skipped), in the order of
+    `population.units` whichever worker finishes first, from `workers` processes (1: in this
+    process). A result that comes early waits in the pool only until those before it are in."""
     units = population.units
     done = 0
     if workers <= 1:
@@ -357,7 +358,7 @@ def run_population(
         return
     initargs = (population.reader, population.shared, settings)
     with _pool(workers, _start_worker, initargs) as pool:
-        for result in pool.imap_unordered(_work, units, _chunk(len(units), workers)):
+        for result in pool.imap(_work, units, _chunk(len(units), workers)):
             done += 1
             progress(done)
             if result is not None:
