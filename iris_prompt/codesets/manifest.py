@@ -132,15 +132,17 @@ def check_manifest(
     purpose = manifest.get("purpose")
     if purpose in PURPOSES and purpose != "trigger":
         # The engine counts entries per day only for triggers (rules.py, rule 3): elsewhere the
-        # setting would be accepted and do nothing.
+        # setting is read and does nothing. A warning, not an error: a folder that loaded before
+        # this check must not stop the service starting (every prompt lost) for a no-op.
         for name, settings in manifest["categories"].items():
             if settings.min_entries != 1:
                 problem(
                     f"category {name!r}: min_entries counts only in the trigger set; the service "
-                    f"takes one entry of a {purpose} category as enough, so it would do nothing "
+                    f"takes one entry of a {purpose} category as enough, so it does nothing "
                     "here: remove it",
                     "min_entries",
                     f"categories.{name}",
+                    severity="warning",
                 )
     if purpose == "known-abuse":
         for name in manifest["categories"]:

@@ -10,7 +10,8 @@ Rules (see codesets/README.md for the reasons):
   cannot be loaded, draft is a warning); dates real, last review not in the future, next review
   after it (overdue is a warning); each category with a title, a lookback and the reason for it,
   and optionally `min_entries`, a whole number of at least 1 (default 1), other than 1 only in
-  the trigger set (the engine counts entries per day for triggers alone).
+  the trigger set (the engine counts entries per day for triggers alone; elsewhere it does
+  nothing, a warning).
 - members CSV: the six columns; system SNOMED CT / Read v2 / CTV3; code well formed for its
   system (SNOMED CT: syntax, partition, Verhoeff check digit; not an EMIS-local code); term,
   category (declared in the manifest) and source present; no code twice, and so never in two

@@ -118,6 +118,26 @@ def test_start_up_with_a_broken_folder_fails_fast(releases: dict[str, Path]) -> 
         CodeSetRegistry(releases["C"])
 
 
+def test_a_local_set_with_a_setting_that_does_nothing_still_starts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """min_entries on a known-abuse category does nothing (the service counts one entry). A
+    local folder with it loaded before that was checked: refusing it now would stop the service
+    starting after an upgrade, and every prompt with it. It starts, and says so in the log."""
+    folder = tmp_path / "codesets"
+    shutil.copytree(default_codesets_dir(), folder)
+    edit(
+        folder / "known-abuse.toml",
+        "[categories.victim]\n",
+        "[categories.victim]\nmin_entries = 2\n",
+    )
+    with caplog.at_level("WARNING", logger="iris_prompt.codesets.live"):
+        registry = CodeSetRegistry(folder, checks=SERVICE_CHECKS)
+    assert registry.current.known_abuse.categories["victim"].min_entries == 2
+    (warned,) = [r.getMessage() for r in caplog.records if "min_entries" in r.getMessage()]
+    assert "category 'victim': min_entries counts only in the trigger set" in warned
+
+
 def break_the_template(folder: Path) -> None:
     """A valid-looking edit the template cannot live with: a code it writes, deleted."""
     path = folder / "recording.csv"
