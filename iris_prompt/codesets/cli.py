@@ -45,6 +45,7 @@ from iris_prompt.codesets.importer import (
     SET_NAME,
     ImportOptions,
     Incoming,
+    PartlyWritten,
     import_codelist,
     import_sets,
 )
@@ -317,6 +318,9 @@ def _import_valueset(args: argparse.Namespace) -> int:
     for problem in problems:
         _err(str(problem))
     if problems:
+        if any(isinstance(problem, PartlyWritten) for problem in problems):
+            _err("imported in part: finish or undo it as said above")
+            return 1
         if new_folder and len(incoming) < len(PURPOSES):
             _err(
                 f"a new folder needs every set: import the {', '.join(PURPOSES)} ValueSets together"

@@ -18,7 +18,6 @@ set came from (no line: its files are made from the JSON).
 import csv
 import datetime
 import io
-import os
 import re
 import shutil
 import tempfile
@@ -31,6 +30,7 @@ from iris_prompt.codesets.codes import SYSTEM_NAMES, normalise_code
 from iris_prompt.codesets.files import check_folder, members_csv, write_codeset
 from iris_prompt.codesets.live import SERVICE_CHECKS
 from iris_prompt.codesets.model import CodeSet, Member, Problem
+from iris_prompt.codesets.replacing import PartlyReplaced, replace_files
 from iris_prompt.codesets.validation import Checked
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "ImportOptions",
     "ImportResult",
     "Incoming",
+    "PartlyWritten",
     "import_codelist",
     "import_sets",
     "trial_copy",
@@ -61,28 +62,29 @@ def trial_copy(directory: Path) -> Iterator[Path]:
         yield trial
 
 
-def _replace(files: dict[Path, bytes]) -> None:
-    """Write every file whole, or none of them: a reload reading the folder meanwhile, or a
-    crash, never meets half a file (a rename within the folder is atomic). All are staged
-    beside their targets before any is renamed into place, so a write that fails (no space, no
-    permission) leaves the folder as it was, never a new manifest beside old members."""
-    staged: list[tuple[Path, Path]] = []
-    try:
-        for target, data in files.items():
-            temporary = target.with_name(f".{target.name}.importing")
-            temporary.write_bytes(data)
-            staged.append((temporary, target))
-    except OSError:
-        for temporary, _target in staged:
-            temporary.unlink(missing_ok=True)
-        raise
-    for temporary, target in staged:
-        os.replace(temporary, target)
+@dataclass(frozen=True, slots=True)
+class PartlyWritten(Problem):
+    """A folder an import left part changed: the message names each file and what to do."""
 
 
 def _unwritten(directory: Path, error: OSError) -> Problem:
-    reason = error.strerror or type(error).__name__
-    return Problem(str(directory), f"cannot be written ({reason}); nothing in it was changed")
+    if not isinstance(error, PartlyReplaced):
+        reason = error.strerror or type(error).__name__
+        return Problem(str(directory), f"cannot be written ({reason}); nothing in it was changed")
+    reason = error.error.strerror or type(error.error).__name__
+    said = []
+    for target in error.changed:
+        old = error.kept.get(target)
+        where = f"its old content is in {old.name}" if old else "it is new"
+        said.append(f"{target.name} was changed and could not be put back ({where})")
+    if error.untouched:
+        names = ", ".join(target.name for target in error.untouched)
+        said.append(f"{names} {'was' if len(error.untouched) == 1 else 'were'} not changed")
+    return PartlyWritten(
+        str(directory),
+        f"cannot be written ({reason}) part way: {'; '.join(said)}. Import again, or put the old "
+        "content back, before the code sets are reloaded",
+    )
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,7 @@ def import_codelist(directory: Path, codelist: Path, options: ImportOptions) -> 
     if trial_report.codesets is not None:
         new = next(s for s in trial_report.codesets if s.purpose == options.purpose)
         try:
-            _replace({members_file: members_csv(new.members).encode("utf-8")})
+            replace_files({members_file: members_csv(new.members).encode("utf-8")})
         except OSError as error:
             result.problems.append(_unwritten(directory, error))
             return result
@@ -242,7 +244,7 @@ def import_sets(
             try:
                 directory.mkdir(parents=True, exist_ok=True)
                 # The files checked, byte for byte, every one or none.
-                _replace({directory / name: (trial / name).read_bytes() for name in written})
+                replace_files({directory / name: (trial / name).read_bytes() for name in written})
             except OSError as error:
                 problems.append(_unwritten(directory, error))
     return problems

@@ -2,9 +2,12 @@
 a folder the service would load (the same trial copy and checks as `import csv`)."""
 
 import copy
+import errno
 import json
+import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -173,3 +176,93 @@ def test_an_import_that_cannot_write_every_file_changes_none(
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == [
         ".trigger.csv.importing"
     ]
+
+
+def failing_renames(monkeypatch: pytest.MonkeyPatch, *, from_call: int, then: int) -> None:
+    """`os.replace` fails (an I/O error) on calls `from_call` to `then` (counted from 1; 0 for
+    every call after): the failure a disk or network folder can give part way through."""
+    calls = 0
+    rename = os.replace
+
+    def replace(source: Any, target: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if from_call <= calls and (then == 0 or calls <= then):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        rename(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+
+
+def a_new_trigger_version(folder: Path, tmp_path: Path) -> list[str]:
+    """The command importing the folder's trigger set as version 9.0.0 (both its files change)."""
+    file, valueset = exported_trigger(folder, tmp_path)
+    valueset["version"] = "9.0.0"
+    file.write_text(json.dumps(valueset), encoding="utf-8")
+    return ["codesets", "import", "valueset", str(file), "--replace", "--dir", str(folder)]
+
+
+def test_a_rename_that_fails_part_way_puts_back_the_files_already_renamed(
+    folder: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The manifest is renamed into place, then the members' rename fails: the old manifest is
+    put back, so the folder is as it was, as the message says, and no file is left over."""
+    command = a_new_trigger_version(folder, tmp_path)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    failing_renames(monkeypatch, from_call=2, then=2)
+    assert main(command) == 1
+    said = capsys.readouterr().err.splitlines()
+    assert said == [
+        f"{folder}: cannot be written (Input/output error); nothing in it was changed",
+        "nothing imported: fix the problems above first",
+    ]
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_a_rename_that_fails_part_way_and_cannot_be_undone_says_what_changed(
+    folder: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Putting the old manifest back fails too: the message must not say nothing changed. It
+    names the file changed, the one that was not, and where the old content is."""
+    command = a_new_trigger_version(folder, tmp_path)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    failing_renames(monkeypatch, from_call=2, then=0)
+    assert main(command) == 1
+    said = capsys.readouterr().err.splitlines()
+    assert said == [
+        f"{folder}: cannot be written (Input/output error) part way: trigger.toml was changed "
+        "and could not be put back (its old content is in .trigger.toml.before-import); "
+        "trigger.csv was not changed. Import again, or put the old content back, before the code "
+        "sets are reloaded",
+        "imported in part: finish or undo it as said above",
+    ]
+    assert (folder / "trigger.toml").read_bytes() != before["trigger.toml"]
+    assert (folder / ".trigger.toml.before-import").read_bytes() == before["trigger.toml"]
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.name != "trigger.toml"} == {
+        **{n: b for n, b in before.items() if n != "trigger.toml"},
+        ".trigger.toml.before-import": before["trigger.toml"],
+    }
+
+
+def test_a_rename_into_a_new_folder_that_fails_part_way_leaves_it_empty(
+    folder: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Files that were not there before are taken away again."""
+    out = tmp_path / "valuesets"
+    assert main(["codesets", "export", str(folder), "--out", str(out)]) == 0
+    rebuilt = tmp_path / "rebuilt"
+    failing_renames(monkeypatch, from_call=3, then=3)
+    command = ["codesets", "import", "valueset", *map(str, sorted(out.iterdir()))]
+    assert main([*command, "--dir", str(rebuilt)]) == 1
+    said = capsys.readouterr().err
+    assert f"{rebuilt}: cannot be written (Input/output error); nothing in it was changed" in said
+    assert list(rebuilt.iterdir()) == []
