@@ -3,7 +3,7 @@ clinician, an EHR integrator or an assurer would hit when a launch, a sign-in or
 wrong. The happy path through the real launcher is `tests/browser/test_smart_launch.py`."""
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import orjson
@@ -128,17 +128,31 @@ def test_a_practitioner_or_their_role_is_the_author(
     assert response["author"] == {"reference": user}
 
 
+def raising(
+    error: type[httpx.RequestError],
+) -> Callable[[httpx.Request], httpx.Response]:
+    """An EHR transaction endpoint whose request fails with `error`."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        raise error("the EHR's answer", request=request)
+
+    return answer
+
+
+def filed_with(
+    client: SyncClient, ehr: FakeEhr, transaction: Callable[[httpx.Request], httpx.Response]
+) -> httpx.Response:
+    """Signed in, a disclosure submitted, then filed while the EHR answers with `transaction`."""
+    sign_in(client, ehr)
+    review = submit(client, csrf_of(client.get("/template/record").text))
+    ehr.transaction = transaction
+    return client.post("/template/file", data={"csrf": review})
+
+
 def test_a_filing_whose_answer_never_came_does_not_say_nothing_was_filed(
     client: SyncClient, ehr: FakeEhr
 ) -> None:
-    sign_in(client, ehr)
-    review = submit(client, csrf_of(client.get("/template/record").text))
-
-    def no_answer(request: httpx.Request) -> httpx.Response:
-        raise httpx.ReadTimeout("no answer", request=request)
-
-    ehr.transaction = no_answer
-    answer = client.post("/template/file", data={"csrf": review})
+    answer = filed_with(client, ehr, raising(httpx.ReadTimeout))
     assert answer.status_code == 504
     assert "Nothing was filed" not in answer.text
     assert 'id="filing-unknown"' in answer.text and "may have been" in answer.text
@@ -166,24 +180,14 @@ def test_a_filing_whose_answer_never_came_does_not_say_nothing_was_filed(
 def test_only_an_answer_that_says_so_is_reported_as_nothing_filed(
     client: SyncClient, ehr: FakeEhr, status: int, body: bytes, unknown: bool
 ) -> None:
-    sign_in(client, ehr)
-    review = submit(client, csrf_of(client.get("/template/record").text))
-    ehr.transaction = lambda _request: httpx.Response(status, content=body)
-    answer = client.post("/template/file", data={"csrf": review})
+    answer = filed_with(client, ehr, lambda _request: httpx.Response(status, content=body))
     assert answer.status_code == (504 if unknown else 502)
     assert ('id="filing-unknown"' in answer.text) is unknown
     assert ("Nothing was filed" in answer.text) is not unknown
 
 
 def test_a_connection_never_made_says_nothing_was_filed(client: SyncClient, ehr: FakeEhr) -> None:
-    sign_in(client, ehr)
-    review = submit(client, csrf_of(client.get("/template/record").text))
-
-    def refused(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("refused", request=request)
-
-    ehr.transaction = refused
-    answer = client.post("/template/file", data={"csrf": review})
+    answer = filed_with(client, ehr, raising(httpx.ConnectError))
     assert answer.status_code == 502 and "Nothing was filed" in answer.text
 
 
@@ -290,10 +294,7 @@ def test_a_filing_of_unknown_outcome_while_another_patient_signs_in_keeps_its_an
     """The EHR never answers the filing: its page says nobody can tell, with p1's answers and
     banner, rather than failing because the other sign-in dropped them mid-filing."""
 
-    def no_answer(request: httpx.Request) -> httpx.Response:
-        raise httpx.ReadTimeout("no answer", request=request)
-
-    ehr.transaction = no_answer
+    ehr.transaction = raising(httpx.ReadTimeout)
     filed, _ = filing_while_signing_in_elsewhere(client, ehr)
     assert filed.status_code == 504 and 'id="filing-unknown"' in filed.text
     assert "Alpha" in filed.text and "Beta" not in filed.text
