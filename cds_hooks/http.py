@@ -3,7 +3,7 @@ discovery, invocation and feedback routes for a registry of services, and the on
 errors become HTTP responses.
 
 One call, in order: caller JWT (401) -> service id (404) -> body within the size limit (413)
--> one JSON object, nested at most `json_body.MAX_JSON_DEPTH` levels (400) -> the service's hook
+-> one JSON object, nested within `ProtocolOptions.max_json_depth` (400) -> the service's hook
 (400) -> the request model for that hook (400) -> prefetch completed from the FHIR server (412)
 -> the service's handler -> spec-clean JSON.
 
@@ -52,7 +52,7 @@ from cds_hooks.errors import (
 )
 from cds_hooks.feedback import FeedbackStore, InMemoryFeedbackStore, parse_feedback
 from cds_hooks.fhir import FhirClient, FhirLimits, resolve_prefetch
-from cds_hooks.json_body import parse_json_object
+from cds_hooks.json_body import MAX_JSON_DEPTH, parse_json_object
 from cds_hooks.models import dump_json
 from cds_hooks.numbers import ascii_number
 from cds_hooks.request import CdsRequest, parse_request
@@ -154,9 +154,8 @@ _METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
 def _allowed_methods(request: Request) -> set[str]:
-    """For a 405's Allow (RFC 9110 section 15.5.6): every method some route of the app
-    answers at this path, but the one refused. The router names only the methods of the first
-    route whose path matches (`PUT` alone for `PATCH /fhir/Flag/{id}`, which GET reads)."""
+    """For a 405's Allow (RFC 9110 section 15.5.6): every method a route of the app answers at
+    this path but the one refused, where the router names the first matching route's alone."""
     routes = request.app.router.routes
 
     def answers(method: str) -> bool:
@@ -246,6 +245,8 @@ class ProtocolOptions:
     max_body_bytes: int = 16 * 1024 * 1024
     public_base_url: str | None = None
     fhir_limits: FhirLimits = field(default_factory=FhirLimits)
+    # None: a call's body is not depth-checked, for handlers that never recurse over it.
+    max_json_depth: int | None = MAX_JSON_DEPTH
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -268,10 +269,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-async def read_json(request: Request, limit: int) -> dict[str, Any]:
+async def read_json(
+    request: Request, limit: int, max_depth: int | None = MAX_JSON_DEPTH
+) -> dict[str, Any]:
     """The body as a JSON object (`cds_hooks.json_body.parse_json_object`), read once
     (`read_body`)."""
-    return parse_json_object(await read_body(request, limit))
+    return parse_json_object(await read_body(request, limit), max_depth)
 
 
 def build_router(
@@ -354,7 +357,7 @@ def build_router(
         by_hook = registry.hooks_of(service_id)
         if by_hook is None:
             raise ServiceNotFound(f"there is no CDS service {service_id[:100]!r}")
-        data = await read_json(request, opts.max_body_bytes)
+        data = await read_json(request, opts.max_body_bytes, opts.max_json_depth)
         hook = data.get("hook")
         if isinstance(hook, str) and hook not in by_hook:
             raise HookMismatch(

@@ -26,9 +26,11 @@ __all__ = ["MAX_JSON_DEPTH", "parse_json_object"]
 MAX_JSON_DEPTH = 64
 
 
-def parse_json_object(body: bytes) -> dict[str, Any]:
+def parse_json_object(body: bytes, max_depth: int | None = MAX_JSON_DEPTH) -> dict[str, Any]:
     """`body` as a JSON object; InvalidRequest (code `structure`) when it is not JSON, not an
-    object, or nested over `MAX_JSON_DEPTH` levels (the object itself is level 1)."""
+    object, or nested over `max_depth` levels (the object itself is level 1). With `max_depth`
+    None the depth is not checked, for a body nothing walks recursively: orjson itself refuses
+    one nested over 1,024 levels as not JSON, and the check costs as much as the parse."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as error:
@@ -41,8 +43,8 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
             "the body must be a JSON object",
             [Issue("the body must be a JSON object", code="structure")],
         )
-    if _nested_deeper(body, data, MAX_JSON_DEPTH):
-        why = f"the body is nested too deeply: objects and arrays over {MAX_JSON_DEPTH} levels"
+    if max_depth is not None and _nested_deeper(body, data, max_depth):
+        why = f"the body is nested too deeply: objects and arrays over {max_depth} levels"
         raise InvalidRequest(why, [Issue(why, code="structure")])
     return data
 

@@ -284,6 +284,11 @@ class Settings(BaseSettings):
         return ProtocolOptions(
             max_body_bytes=self.max_body_bytes,
             public_base_url=self.public_base_url,
+            # The engine reads a record with fixed-depth walks and the request model keeps
+            # prefetch as plain data: nothing recurses over a call's body, so it is not
+            # depth-checked (orjson refuses one over 1,024 levels). The check cost as much as
+            # parsing: 12 ms of a 2.7 MB call. tests/api/test_engine_deep.py holds this true.
+            max_json_depth=None,
             fhir_limits=FhirLimits(
                 connect_timeout=self.fhir_connect_timeout_seconds,
                 read_timeout=self.fhir_read_timeout_seconds,

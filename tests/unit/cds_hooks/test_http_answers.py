@@ -1,9 +1,11 @@
-"""What the protocol's web layer puts on every answer, for an app built on `cds_hooks` alone
-(no iris_prompt): a card answer is kept out of caches without the product's middleware;
+"""What the protocol's web layer answers, for an app built on `cds_hooks` alone (no
+iris_prompt), with its default options: a body nested too deeply is refused before any handler
+sees it; a card answer is kept out of caches without the product's middleware;
 `NoStoreByDefault` marks what a route leaves unmarked, once, and never over a route's own
 choice; a 405 from a mounted router keeps the methods that router names."""
 
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -14,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from cds_hooks import ServiceRegistry
 from cds_hooks.http import NoStoreByDefault, build_router, install_error_handlers
+from cds_hooks.json_body import MAX_JSON_DEPTH
 from tests.conftest import patient_view
 from tests.support.inprocess import SyncClient, in_process
 from tests.support.services import EVERY_FEATURE_ID, every_feature_service
@@ -91,3 +94,23 @@ def test_a_405_inside_a_mounted_router_keeps_the_methods_that_router_names(
     refused = client.post("/sub/x")
     assert refused.status_code == 405
     assert refused.headers["allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize(
+    ("levels", "refused"), [(MAX_JSON_DEPTH, False), (MAX_JSON_DEPTH + 1, True)]
+)
+def test_json_nested_over_the_depth_limit_is_400(
+    client: SyncClient, levels: int, refused: bool
+) -> None:
+    """Objects and arrays nest at most MAX_JSON_DEPTH levels (the request object is level 1),
+    so that no handler that recurses can run out of Python's stack on a small, deep body."""
+    chain: Any = []
+    for _ in range(levels - 4):  # request > prefetch > patient > "extension" > ...
+        chain = [chain]
+    patient = {"resourceType": "Patient", "id": "p1", "extension": chain}
+    body = patient_view(prefetch=COMPLETE | {"patient": patient})
+    answer = client.post(f"/cds-services/{EVERY_FEATURE_ID}", json=body)
+    too_deep = f"the body is nested too deeply: objects and arrays over {MAX_JSON_DEPTH} levels"
+    diagnostics = [i.get("diagnostics") for i in answer.json().get("issue", [])]
+    assert (answer.status_code == 400 and diagnostics == [too_deep]) is refused
+    assert answer.status_code in (200, 400)
