@@ -91,7 +91,11 @@ def access_log_reader(
         params = request.query_params
         entity = params.get("entity", "")
         flag_id = entity.removeprefix(f"{register.base_url}/").removeprefix("Flag/")
-        if set(params) != {"entity"} or not entity.startswith(("Flag/", register.base_url)):
+        if (
+            set(params) != {"entity"}
+            or not entity.startswith(("Flag/", register.base_url))
+            or "\x00" in entity  # PostgreSQL refuses it in text; no flag id holds one
+        ):
             problem = Problem("entity", "give entity=Flag/{id}, and nothing else")
             return outcome(400, [problem])
         owner = await run_in_threadpool(register.owner, flag_id)

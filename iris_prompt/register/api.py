@@ -50,7 +50,7 @@ from iris_prompt.register.repository import (
     WrongOrganisation,
 )
 from iris_prompt.register.structure import structure_definition
-from iris_prompt.store.fhir_search import BadParameter, date_bounds, page, searchset
+from iris_prompt.store.fhir_search import BadParameter, date_bounds, page, refuse_nul, searchset
 
 __all__ = [
     "FHIR_JSON",
@@ -101,6 +101,7 @@ def parse_search(params: list[tuple[str, str]]) -> Search:
     unknown = sorted({name for name, _ in params} - set(SEARCH_PARAMETERS))
     if unknown:
         raise BadParameter(unknown[0], f"unknown search parameter(s): {', '.join(unknown)}")
+    refuse_nul(params)
 
     def values(name: str) -> list[str]:
         return [v for n, v in params if n == name]

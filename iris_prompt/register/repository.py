@@ -17,6 +17,7 @@ Only a retention purge deletes, and only flags partners ended long ago (retentio
 """
 
 import datetime
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -60,6 +61,17 @@ class RegisterError(Exception):
 
 class NotFound(RegisterError):
     pass
+
+
+# A FHIR id, as the register issues them (uuids). Anything else names no flag, and is not sent
+# to the database: PostgreSQL refuses a NUL character in text with an error, not a miss.
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+
+def _known(flag_id: str) -> str:
+    if not _FHIR_ID.fullmatch(flag_id):
+        raise NotFound(flag_id)
+    return flag_id
 
 
 class VersionConflict(RegisterError):
@@ -200,7 +212,7 @@ class FlagRegister:
     ) -> dict[str, Any]:
         """A new version of `flag_id`, if `expected` is still its current version."""
         with Session(self.engine) as session, session.begin():
-            current = session.get(RegisterFlag, flag_id)
+            current = session.get(RegisterFlag, _known(flag_id))
             if current is None:
                 raise NotFound(flag_id)
             if current.author != who.organisation or author_ods(resource) != who.organisation:
@@ -258,7 +270,7 @@ class FlagRegister:
 
     def read(self, flag_id: str, who: Accessor, now: datetime.datetime) -> dict[str, Any]:
         with Session(self.engine) as session, session.begin():
-            row = session.get(RegisterFlag, flag_id)
+            row = session.get(RegisterFlag, _known(flag_id))
             if row is None:
                 raise NotFound(flag_id)
             self._record(session, [(flag_id, row.version)], "read", who, now)
@@ -268,7 +280,7 @@ class FlagRegister:
         self, flag_id: str, who: Accessor, now: datetime.datetime, version: int | None = None
     ) -> list[dict[str, Any]]:
         """Every version, newest first (`_history`), or the one `version` (vread)."""
-        query = select(RegisterFlagVersion).where(RegisterFlagVersion.flag_id == flag_id)
+        query = select(RegisterFlagVersion).where(RegisterFlagVersion.flag_id == _known(flag_id))
         if version is not None:
             query = query.where(RegisterFlagVersion.version == version)
         with Session(self.engine) as session, session.begin():
@@ -325,6 +337,8 @@ class FlagRegister:
 
     def owner(self, flag_id: str) -> str | None:
         """The ODS code of the organisation that authored `flag_id` (None: no such flag)."""
+        if not _FHIR_ID.fullmatch(flag_id):
+            return None
         with Session(self.engine) as session:
             row = session.get(RegisterFlag, flag_id)
             return row.author if row is not None else None

@@ -37,7 +37,9 @@ LIMITS = {
 }
 
 
-def _too_long(items: Sequence[Feedback]) -> list[Issue]:
+def _unstorable(items: Sequence[Feedback]) -> list[Issue]:
+    """Each text the store cannot keep: over its limit, or holding the NUL character, which a
+    PostgreSQL text column refuses (and which no one types)."""
     issues = []
 
     def check(value: str | None, limit_key: str, where: str) -> None:
@@ -45,6 +47,8 @@ def _too_long(items: Sequence[Feedback]) -> list[Issue]:
             issues.append(
                 Issue(f"{where} is over {LIMITS[limit_key]} characters", expression=where)
             )
+        elif value is not None and "\x00" in value:
+            issues.append(Issue(f"{where} holds the NUL character (U+0000)", expression=where))
 
     for n, item in enumerate(items):
         here = f"feedback[{n}]"
@@ -79,7 +83,7 @@ class StoreFeedback:
         self.cards = cards
 
     async def add(self, service_id: str, client: str | None, items: Sequence[Feedback]) -> None:
-        issues = _too_long(items)
+        issues = _unstorable(items)
         if issues:
             raise InvalidRequest("the feedback is invalid", issues)
         await run_in_threadpool(self.write, service_id, client, items)

@@ -27,7 +27,13 @@ from starlette.concurrency import run_in_threadpool
 
 from iris_prompt.settings import SECRET_LENGTHS
 from iris_prompt.store.audit import AuditFilters, AuditLog
-from iris_prompt.store.fhir_search import BadParameter, date_bounds, page, searchset
+from iris_prompt.store.fhir_search import (
+    BadParameter,
+    date_bounds,
+    page,
+    refuse_nul,
+    searchset,
+)
 from iris_prompt.store.models import AuditEvent
 
 __all__ = [
@@ -211,6 +217,7 @@ def audit_router(
         if unknown:
             return outcome(400, f"unknown search parameter(s): {', '.join(unknown)}", unknown[0])
         try:
+            refuse_nul(params.multi_items())
             since, until = date_bounds(params.getlist("date"))
             count, offset = page(
                 params.get("_count"), params.get("_offset"), default=1000, most=5000

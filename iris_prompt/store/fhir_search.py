@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 from cds_hooks.numbers import ascii_number
 
-__all__ = ["END_OF_TIME", "BadParameter", "date_bounds", "page", "searchset"]
+__all__ = ["END_OF_TIME", "BadParameter", "date_bounds", "page", "refuse_nul", "searchset"]
 
 
 class BadParameter(ValueError):
@@ -76,6 +76,14 @@ def date_bounds(
         if prefix == "lt":
             until = min(until, start) if until else start
     return since, until
+
+
+def refuse_nul(params: list[tuple[str, str]]) -> None:
+    """BadParameter for the first parameter whose value holds the NUL character: PostgreSQL
+    refuses it in text, and no value that is searched for has one."""
+    for name, value in params:
+        if "\x00" in value:
+            raise BadParameter(name, f"{name}: a value holding the NUL character (U+0000)")
 
 
 def page(

@@ -7,7 +7,11 @@ The register runs in the real app, called in process, on SQLite and on a real Po
 """
 
 import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
+from iris_prompt.engine.service import SERVICE_ID
+from iris_prompt.store.models import FeedbackItem
 from iris_prompt.store.service import Store
 from tests.api.register_support import (
     AUDITOR,
@@ -127,3 +131,42 @@ def test_a_period_at_the_calendars_edge_is_422_naming_it_and_not_stored(
     assert response.status_code == 422, response.text
     assert expressions(response) == [field]
     assert stored_counts(store) == (0, 0)
+
+
+def test_a_nul_character_anywhere_is_refused_not_a_server_fault(
+    es384_key: SigningKey, store: Store
+) -> None:
+    """PostgreSQL refuses the NUL character (U+0000) in text with an error, not a miss: a
+    search value, a flag id in the path, an access-log entity or a feedback comment holding
+    one is refused (400, or 404 for an id no flag has), and nothing is kept."""
+    with register_service(es384_key, store, probation) as svc:
+        flag = publish(svc, probation, mappa_flag())
+        auth = svc.auth(probation)
+        auditor = {"Authorization": f"Bearer {AUDITOR}"}
+        get = svc.client.get
+        answers = {
+            "audit entity": get("/fhir/AuditEvent?entity=Flag/a%00b", headers=auditor),
+            "audit patient": get("/fhir/AuditEvent?patient=p%00", headers=auditor),
+            "search": get("/fhir/Flag?subject:identifier=x%00", headers=auth),
+            "read": get("/fhir/Flag/a%00b", headers=auth),
+            "history": get("/fhir/Flag/a%00b/_history", headers=auth),
+            "access log": get(f"/fhir/AuditEvent?entity=Flag/{flag['id']}%00", headers=auth),
+        }
+        feedback = {
+            "feedback": [
+                {
+                    "card": "c1",
+                    "outcome": "overridden",
+                    "outcomeTimestamp": "2026-12-01T10:00:00Z",
+                    "overrideReason": {"userComment": "not \u0000 alone"},
+                }
+            ]
+        }
+        comment = svc.service.post(f"/cds-services/{SERVICE_ID}/feedback", feedback)
+    statuses = {name: answer.status_code for name, answer in answers.items()}
+    assert statuses == {name: 400 for name in answers} | {"read": 404, "history": 404}
+    assert comment.status_code == 400
+    assert expressions(comment) == ["feedback[0].overrideReason.userComment"]
+    assert stored_counts(store) == (1, 1)  # the flag and its version
+    with Session(store.engine) as session:
+        assert session.scalar(select(func.count()).select_from(FeedbackItem)) == 0
