@@ -41,6 +41,7 @@ from iris_prompt.register.profile import (
     check_flag,
 )
 from iris_prompt.register.repository import (
+    FHIR_ID,
     FlagRegister,
     NotFound,
     RegisterError,
@@ -120,7 +121,10 @@ def parse_search(params: list[tuple[str, str]]) -> Search:
     date_since, date_until = date_bounds(values("date"))
     updated_since, updated_until = date_bounds(values("_lastUpdated"), "_lastUpdated")
     review_since, review_until = date_bounds(values("review-date"), "review-date")
-    count, offset = page(one("_count"), one("_offset"), default=100, most=1000)
+    count, _ = page(one("_count"), None, default=100, most=1000)
+    after = one("_after")
+    if after is not None and not FHIR_ID.fullmatch(after):
+        raise BadParameter("_after", "_after: the id of a flag, as a page's next link gives it")
     return Search(
         nhs_number=_token(subject, NHS_NUMBER_SYSTEM, "subject:identifier") if subject else None,
         statuses=statuses,
@@ -132,7 +136,7 @@ def parse_search(params: list[tuple[str, str]]) -> Search:
         review_since=review_since,
         review_until=review_until,
         count=count,
-        offset=offset,
+        after=after,
     )
 
 
@@ -329,7 +333,7 @@ def register_router(
             criteria = parse_search(request.query_params.multi_items())
         except BadParameter as error:
             return outcome(400, [Problem(error.name, str(error))])
-        found, total = await run_in_threadpool(register.search, criteria, grant.accessor, clock())
+        found = await run_in_threadpool(register.search, criteria, grant.accessor, clock())
         fhir_base = f"{base(request)}/fhir"
         entries = [
             {
@@ -337,16 +341,19 @@ def register_router(
                 "resource": flag,
                 "search": {"mode": "match"},
             }
-            for flag in found
+            for flag in found.flags
         ]
+        this_page = [("_count", str(criteria.count))]
+        after = [("_after", criteria.after)] if criteria.after else []
         return _resource(
             searchset(
                 entries,
-                total=total,
-                count=criteria.count,
-                offset=criteria.offset,
+                total=found.total,
                 url=f"{fhir_base}/Flag",
                 params=request.query_params.multi_items(),
+                this_page=this_page + after,
+                # The next page starts after this one's last flag.
+                next_page=this_page + [("_after", found.flags[-1]["id"])] if found.more else None,
             )
         )
 

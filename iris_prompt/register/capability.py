@@ -32,9 +32,9 @@ SEARCH_PARAMETERS: dict[str, tuple[str, str]] = {
         "the publishing organisation: https://fhir.nhs.uk/Id/ods-organization-code|ODS",
     ),
     "_count": ("number", "at most this many flags a page (1 to 1000, default 100)"),
-    "_offset": (
-        "number",
-        "the matches before the page (default 0); a page's `next` link gives the one after it",
+    "_after": (
+        "token",
+        "the flag id a page starts after (flags come in order of id); a page's `next` link sets it",
     ),
 }
 

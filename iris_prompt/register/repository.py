@@ -65,11 +65,11 @@ class NotFound(RegisterError):
 
 # A FHIR id, as the register issues them (uuids). Anything else names no flag, and is not sent
 # to the database: PostgreSQL refuses a NUL character in text with an error, not a miss.
-_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
 def _known(flag_id: str) -> str:
-    if not _FHIR_ID.fullmatch(flag_id):
+    if not FHIR_ID.fullmatch(flag_id):
         raise NotFound(flag_id)
     return flag_id
 
@@ -95,6 +95,16 @@ class Accessor:
 
 
 @dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a search: its flags, how many match over every page, and whether any come
+    after this page."""
+
+    flags: list[dict[str, Any]]
+    total: int
+    more: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Search:
     """The supported search parameters, parsed (bounds are instants, `until` exclusive)."""
 
@@ -110,7 +120,7 @@ class Search:
     review_since: datetime.datetime | None = None
     review_until: datetime.datetime | None = None
     count: int = 100
-    offset: int = 0  # how many matches come before the page
+    after: str | None = None  # the id the page starts after (flags come in order of id)
 
 
 # On every household check: built once, values bound per call (building the statement with the
@@ -291,11 +301,11 @@ class FlagRegister:
             self._record(session, [(r.flag_id, r.version) for r in rows], interaction, who, now)
             return [dict(r.resource) for r in rows]
 
-    def search(
-        self, search: Search, who: Accessor, now: datetime.datetime
-    ) -> tuple[list[dict[str, Any]], int]:
-        """The page of flags `search` asks for, the last changed first, and how many it finds
-        over every page. Each flag on the page is recorded as read by `who`."""
+    def search(self, search: Search, who: Accessor, now: datetime.datetime) -> "Page":
+        """The page of flags `search` asks for, in order of id, and how many it finds over every
+        page. The order is one a flag keeps when it changes: a flag updated while a partner
+        walks the pages neither drops out of the walk nor pushes another into it twice. Each
+        flag on the page is recorded as read by `who`."""
         conditions = [
             (search.nhs_number, lambda v: RegisterFlag.nhs_number == v),
             (search.statuses or None, lambda v: RegisterFlag.status.in_(v)),
@@ -308,14 +318,15 @@ class FlagRegister:
             (search.review_until, lambda v: RegisterFlag.period_end <= v),
         ]
         wheres = [condition(value) for value, condition in conditions if value is not None]  # type: ignore[no-untyped-call]
-        # The id breaks ties, so a page holds the same flags however often it is asked for.
-        order = (RegisterFlag.last_updated.desc(), RegisterFlag.id)
-        query = select(RegisterFlag).where(*wheres).order_by(*order)
+        query = select(RegisterFlag).where(*wheres).order_by(RegisterFlag.id)
+        if search.after is not None:
+            query = query.where(RegisterFlag.id > search.after)
         with Session(self.engine) as session, session.begin():
             total = session.scalar(select(func.count()).select_from(RegisterFlag).where(*wheres))
-            rows = list(session.scalars(query.offset(search.offset).limit(search.count)))
+            rows = list(session.scalars(query.limit(search.count + 1)))
+            more, rows = len(rows) > search.count, rows[: search.count]
             self._record(session, [(r.id, r.version) for r in rows], "search", who, now)
-            return [dict(r.resource) for r in rows], total or 0
+            return Page([dict(r.resource) for r in rows], total or 0, more)
 
     # --- for the household check and the owner ---------------------------------------------
 
@@ -337,7 +348,7 @@ class FlagRegister:
 
     def owner(self, flag_id: str) -> str | None:
         """The ODS code of the organisation that authored `flag_id` (None: no such flag)."""
-        if not _FHIR_ID.fullmatch(flag_id):
+        if not FHIR_ID.fullmatch(flag_id):
             return None
         with Session(self.engine) as session:
             row = session.get(RegisterFlag, flag_id)

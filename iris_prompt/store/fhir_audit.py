@@ -245,13 +245,14 @@ def audit_router(
             }
             for row in rows
         ]
+        more = offset + count < total
         bundle = searchset(
             entries,
             total=total,
-            count=count,
-            offset=offset,
             url=f"{base}/fhir/AuditEvent",
             params=params.multi_items(),
+            this_page=[("_count", str(count)), ("_offset", str(offset))],
+            next_page=[("_count", str(count)), ("_offset", str(offset + count))] if more else None,
         )
         return JSONResponse(bundle, media_type="application/fhir+json")
 

@@ -1,15 +1,18 @@
 """FHIR search as the audit and the register answer it: date parameters read as instants, a
-page's size and start (`_count`, `_offset`), and the searchset Bundle of one page, with the
-total and the links to this page and the next. Plain functions of text and data: the routers
-read the query and send the answer.
+page's size (`_count`) and start, and the searchset Bundle of one page, with the total and the
+links to this page and the next. Plain functions of text and data: the routers
+read the query and send the answer. A page is asked for by `_offset` (the audit) or `_after`
+(the register: the id the page starts after, so that a flag changed during a walk moves no
+other flag from one page to another).
 
 Spec: https://hl7.org/fhir/R4/search.html#date, #count, #paging (links are the server's own)
 
->>> bundle = searchset([{"resource": {"resourceType": "Flag"}}], total=3, count=1, offset=0,
-...     url="https://iris.example/fhir/Flag", params=[("status", "active")])
+>>> bundle = searchset([{"resource": {"resourceType": "Flag"}}], total=3,
+...     url="https://iris.example/fhir/Flag", params=[("status", "active"), ("_count", "1")],
+...     this_page=[("_count", "1")], next_page=[("_count", "1"), ("_after", "f1")])
 >>> [(link["relation"], link["url"]) for link in bundle["link"]]
-[('self', 'https://iris.example/fhir/Flag?status=active&_count=1&_offset=0'), \
-('next', 'https://iris.example/fhir/Flag?status=active&_count=1&_offset=1')]
+[('self', 'https://iris.example/fhir/Flag?status=active&_count=1'), \
+('next', 'https://iris.example/fhir/Flag?status=active&_count=1&_after=f1')]
 """
 
 import datetime
@@ -100,27 +103,28 @@ def page(
     return count, offset
 
 
+# The parameters that say which page: replaced in each link, the search's own kept.
+PAGING = frozenset({"_count", "_offset", "_after"})
+Params = list[tuple[str, str]]
+
+
 def searchset(
     entries: list[dict[str, Any]],
     *,
     total: int,
-    count: int,
-    offset: int,
     url: str,
-    params: list[tuple[str, str]],
+    params: Params,
+    this_page: Params,
+    next_page: Params | None,
 ) -> dict[str, Any]:
-    """The Bundle of one page: `entries`, the matches from `offset` on (at most `count`) of
-    `total` in all. `self` links this page and `next` the one after it while matches remain,
-    each with the search's own parameters (`params`, from the query) at `url`. A page past
-    the last has no entries, and FHIR JSON has no empty arrays, so no `entry` either."""
-    kept = [(name, value) for name, value in params if name not in ("_count", "_offset")]
-
-    def at(start: int) -> str:
-        return f"{url}?{urlencode([*kept, ('_count', str(count)), ('_offset', str(start))])}"
-
-    links = [{"relation": "self", "url": at(offset)}]
-    if offset + count < total:
-        links.append({"relation": "next", "url": at(offset + count)})
+    """The Bundle of one page: `entries`, of `total` matches in all. `self` links this page
+    (`this_page`) and `next` the one after it (`next_page`, None on the last), each with the
+    search's own parameters (`params`, from the query) at `url`. A page past the last has no
+    entries, and FHIR JSON has no empty arrays, so no `entry` either."""
+    kept = [(name, value) for name, value in params if name not in PAGING]
+    links = [{"relation": "self", "url": f"{url}?{urlencode([*kept, *this_page])}"}]
+    if next_page is not None:
+        links.append({"relation": "next", "url": f"{url}?{urlencode([*kept, *next_page])}"})
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
         "type": "searchset",

@@ -130,25 +130,45 @@ def test_a_search_past_one_page_says_how_many_and_links_the_next(
     store: Store,
 ) -> None:
     """A partner's review summary of five flags, two to a page: each page says five in all,
-    and following `next` until there is none gives every flag once, the last changed first.
-    A summary read from the first page alone would miss three."""
+    and following `next` until there is none gives every flag once, in order of id. A summary
+    read from the first page alone would miss three."""
     with register_service(es384_key, store, probation) as svc:
-        published = []
-        for _ in range(5):
-            svc.clock.now += datetime.timedelta(minutes=1)
-            published.append(publish(svc, probation, mappa_flag()))
+        published = [publish(svc, probation, mappa_flag()) for _ in range(5)]
         auth = svc.auth(probation)
         pages = every_page(svc.client, "/fhir/Flag?status=active&_count=2", auth)
-        past_the_end = svc.client.get("/fhir/Flag?status=active&_offset=5", headers=auth)
-        bad = svc.client.get("/fhir/Flag", params={"_offset": "-1"}, headers=auth)
+        last = max(f["id"] for f in published)
+        past_the_end = svc.client.get(f"/fhir/Flag?status=active&_after={last}", headers=auth)
+        bad = svc.client.get("/fhir/Flag", params={"_after": "not an id"}, headers=auth)
     found = [[e["resource"]["id"] for e in page["entry"]] for page in pages]
     assert [len(ids) for ids in found] == [2, 2, 1]
     assert [page["total"] for page in pages] == [5, 5, 5]
-    assert [i for ids in found for i in ids] == [f["id"] for f in reversed(published)]
-    assert pages[1]["link"][0]["relation"] == "self"
-    assert pages[1]["link"][0]["url"].endswith("/fhir/Flag?status=active&_count=2&_offset=2")
+    assert [i for ids in found for i in ids] == sorted(f["id"] for f in published)
+    assert [link["relation"] for link in pages[-1]["link"]] == ["self"]  # the last has no next
+    assert pages[1]["link"][0]["url"].endswith(
+        f"/fhir/Flag?status=active&_count=2&_after={found[0][1]}"
+    )
     assert past_the_end.json()["total"] == 5 and "entry" not in past_the_end.json()
-    assert bad.status_code == 400 and bad.json()["issue"][0]["expression"] == ["_offset"]
+    assert bad.status_code == 400 and bad.json()["issue"][0]["expression"] == ["_after"]
+
+
+def test_a_flag_changed_while_a_partner_walks_the_pages_moves_no_flag_out_of_the_walk(
+    es384_key: SigningKey,
+    store: Store,
+) -> None:
+    """Flags updated, ended or published between two pages: every flag there was at the start
+    is read once, none twice, because a change moves no flag from one page to another."""
+    with register_service(es384_key, store, probation) as svc:
+        published = [publish(svc, probation, mappa_flag()) for _ in range(5)]
+        auth = svc.auth(probation)
+        first = svc.client.get("/fhir/Flag?_count=2", headers=auth).json()
+        for flag in published:  # each changed after the first page was read
+            svc.clock.now += datetime.timedelta(minutes=1)
+            changed = flag | {"period": {"start": "2026-10-01", "end": "2027-03-01"}}
+            assert put(svc, probation, changed, "1").status_code == 200
+        following = next(k["url"] for k in first["link"] if k["relation"] == "next")
+        rest = every_page(svc.client, following, auth)
+    read = [e["resource"]["id"] for page in [first, *rest] for e in page.get("entry", [])]
+    assert sorted(read) == sorted(f["id"] for f in published) and len(read) == 5
 
 
 def test_two_writers_racing_on_one_flag_one_wins_nothing_lost(
