@@ -16,7 +16,6 @@ retention only.
 """
 
 import datetime
-import json
 import logging
 import os
 import threading
@@ -27,8 +26,9 @@ from pathlib import Path
 from typing import Any, Literal, TypedDict, Unpack
 
 import orjson
-from sqlalchemy import Engine, Select, String, Table, cast, func, or_, select
+from sqlalchemy import ColumnElement, Engine, Select, Table, cast, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
@@ -253,11 +253,13 @@ class AuditLog:
         if until is not None:
             query = query.where(AuditEvent.recorded < until)
         if entity is not None:
-            # The flags are a JSON list of strings, stored as the JSON type writes it: the
-            # entity, written the same way with its quotes, is one of them when the text
-            # holds it. Found by position, which is exact: SQLite's LIKE ignores case.
-            text = cast(AuditEvent.entities, String)
-            needle = json.dumps(entity)
-            found = func.instr if self.engine.dialect.name == "sqlite" else func.strpos
-            query = query.where(or_(found(text, needle) > 0, AuditEvent.card_uuid == entity))
+            query = query.where(or_(self._disclosed(entity), AuditEvent.card_uuid == entity))
         return query
+
+    def _disclosed(self, entity: str) -> ColumnElement[bool]:
+        """Whether a record's list of flags holds `entity`, item by item in the database: as
+        text, another flag's id holding quotes could contain it."""
+        if self.engine.dialect.name == "sqlite":
+            items = func.json_each(AuditEvent.entities).table_valued("value")
+            return select(items.c.value).where(items.c.value == entity).exists()
+        return cast(AuditEvent.entities, JSONB).contains([entity])

@@ -134,6 +134,8 @@ def test_an_entity_matches_only_a_flag_disclosed_as_written_or_a_card(
             disclosure(5, entities=("Flag/f9", "Flag/f1")),
             disclosure(6, entities=("Flag/\u00e9t\u00e9",)),
             disclosure(7, entities=()),
+            # Another flag whose id holds quotes: as text, its list holds '"Flag/f1"'.
+            disclosure(8, entities=('Flag/x"Flag/f1',)),
         ],
         "hi",
     )
