@@ -1,8 +1,10 @@
 """A CDS call nested as deeply as JSON can be read is answered, never a fault: the product's
 calls are not depth-checked (`Settings.protocol_options`), because nothing on their path
 recurses over the body. The record is read by fixed-depth walks and the request model keeps
-prefetch as plain data. Should a change add a recursive walk (a validator, a log formatter), a
-record nested to orjson's limit in any of these places makes it fail here, as a 500."""
+prefetch as plain data. Should a change add a recursive walk over the request or the prefetched
+record (a validator, a log formatter), a call nested to orjson's limit in any of these places
+makes it fail here, as a 500. (The service here has no store and no register: the audit and
+the call log, which keep only ids and codes, are not on its path.)"""
 
 from typing import Any
 
