@@ -70,8 +70,11 @@ class Disclosure:
     relationship: str | None = None
 
     def row(self, via: str = "database") -> dict[str, Any]:
-        values = asdict(self)
-        values["entities"] = list(self.entities)
+        """The database row. A NUL character, which PostgreSQL cannot hold in text (nor in
+        jsonb, which the entity search reads), becomes U+FFFD: an id from a record system that
+        holds one must not keep its disclosure out of the audit, or the audit out of reach."""
+        values = {k: _storable(v) if isinstance(v, str) else v for k, v in asdict(self).items()}
+        values["entities"] = [_storable(entity) for entity in self.entities]
         values["via"] = via
         return values
 
@@ -84,6 +87,10 @@ class Disclosure:
         data["recorded"] = datetime.datetime.fromisoformat(data["recorded"])
         data["entities"] = tuple(data["entities"])
         return cls(**data)
+
+
+def _storable(text: str) -> str:
+    return text.replace("\x00", "\ufffd")
 
 
 def insert_ignoring_duplicates(engine: Engine, table: Table) -> Insert:

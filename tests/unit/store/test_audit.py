@@ -152,6 +152,20 @@ def test_an_entity_matches_only_a_flag_disclosed_as_written_or_a_card(
     assert ids(disclosure(7).card_uuid) == [7]  # a card by its uuid
 
 
+def test_a_nul_in_an_id_from_a_record_system_is_stored_and_searchable(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """PostgreSQL holds no NUL in text or jsonb: a flag id or relationship holding one is kept
+    with U+FFFD in its place, in the database (not left in the spool), and every search of the
+    audit still answers."""
+    audit = AuditLog(engine, Spool(tmp_path / "spool"))
+    odd = disclosure(1, entities=("Flag/a\x00b",), relationship="part\x00ner")
+    assert audit.record([odd, disclosure(2)], "hi") == "stored"
+    (row,) = audit.search(entity="Flag/a\ufffdb")
+    assert row.relationship == "part\ufffdner"
+    assert [int(r.card_uuid[-3:]) for r in audit.search(entity="Flag/f1")] == [2]
+
+
 def test_a_search_is_answered_a_page_at_a_time_newest_first(engine: Engine, tmp_path: Path) -> None:
     audit = AuditLog(engine, Spool(tmp_path / "spool"))
     hour = datetime.timedelta(hours=1)
