@@ -1,6 +1,7 @@
 """`iris-prompt serve --local` (what `make serve` runs) serves the product's service id."""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +78,20 @@ def test_a_plain_http_public_base_is_refused_at_start_up(tmp_path: Path) -> None
     assert "IRIS_PUBLIC_BASE_URL must be https:// outside local mode" in result.stderr
     assert "CDS Hooks requires TLS" in result.stderr
     assert not (tmp_path / "data").exists()  # refused before anything was made
+
+
+def test_a_port_taken_before_the_service_binds_it_is_chosen_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The test harness's own guard: a free port can be taken by another process of the run
+    before the service binds it; the service is then started again on another."""
+    from tests.support import process
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = iter([taken.getsockname()[1]])
+        monkeypatch.setattr(process, "free_port", lambda: next(ports, free_port()))
+        with serve_process(tmp_path, "--local") as served:
+            assert served.base_url != f"http://127.0.0.1:{taken.getsockname()[1]}"
+            assert web.get(served.base_url + "/cds-services").status_code == 200

@@ -83,12 +83,32 @@ def _accepting(port: int, process: subprocess.Popen[bytes], timeout: float = 60.
             time.sleep(0.02)
 
 
+# What uvicorn logs when another process took the free port between our choosing it and its
+# binding it (the two workers of a run choose ports at the same time): chosen again.
+BIND_FAILED = "address already in use"
+
+
 @contextmanager
 def serve_process(
     tmp_path: Path, *args: str, env: Mapping[str, str] | None = None
 ) -> Iterator[ServeProcess]:
     """`iris-prompt serve ARGS --port <free>` with only the given IRIS_ variables set, and
     IRIS_PUBLIC_BASE_URL (unless given) the address it is served at. Yields once it listens."""
+    for attempt in range(3):
+        with _serving(tmp_path, args, env) as running:
+            if running is None and attempt < 2:
+                continue  # the port was taken: start again on another
+            assert running is not None, "every port chosen was taken before the service bound it"
+            yield running
+            return
+
+
+@contextmanager
+def _serving(
+    tmp_path: Path, args: tuple[str, ...], env: Mapping[str, str] | None
+) -> Iterator[ServeProcess | None]:
+    """The service started on a free port and listening, or None if another process took that
+    port first; stopped on exit."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
@@ -108,10 +128,18 @@ def serve_process(
             # uvicorn says it listens at INFO; a quieter service (the benchmarks run it at
             # WARNING) is ready when it accepts a connection.
             quiet = (env or {}).get("IRIS_LOG_LEVEL", "INFO").upper() not in ("DEBUG", "INFO")
-            if not quiet:
-                running.wait_for_log(LISTENING)
-            if quiet or "--workers" in args:
-                _accepting(port, process)
+            try:
+                if not quiet:
+                    running.wait_for_log(LISTENING)
+                if quiet or "--workers" in args:
+                    _accepting(port, process)
+            except AssertionError:
+                if process.poll() is not None:  # it ended: see why
+                    copier.join(timeout=10)
+                    if BIND_FAILED in running.log_text():
+                        yield None
+                        return
+                raise
             yield running
         finally:
             process.terminate()
