@@ -134,7 +134,9 @@ def _serving(
                 if quiet or "--workers" in args:
                     _accepting(port, process)
             except AssertionError:
-                if process.poll() is not None:  # it ended: see why
+                # Its output ended, or it exited (the one can come before the other): see why.
+                if running._ended or process.poll() is not None:
+                    process.wait(timeout=10)
                     copier.join(timeout=10)
                     if BIND_FAILED in running.log_text():
                         yield None
