@@ -30,6 +30,7 @@ from iris_prompt.store.audit import AuditFilters, AuditLog
 from iris_prompt.store.fhir_search import (
     BadParameter,
     date_bounds,
+    given_once,
     page,
     refuse_nul,
     searchset,
@@ -218,6 +219,7 @@ def audit_router(
             return outcome(400, f"unknown search parameter(s): {', '.join(unknown)}", unknown[0])
         try:
             refuse_nul(params.multi_items())
+            given_once(params.multi_items(), ("entity", "patient", "agent", "_count", "_offset"))
             since, until = date_bounds(params.getlist("date"))
             count, offset = page(
                 params.get("_count"), params.get("_offset"), default=1000, most=5000

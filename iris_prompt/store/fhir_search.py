@@ -21,7 +21,15 @@ from urllib.parse import urlencode
 
 from cds_hooks.numbers import ascii_number
 
-__all__ = ["END_OF_TIME", "BadParameter", "date_bounds", "page", "refuse_nul", "searchset"]
+__all__ = [
+    "END_OF_TIME",
+    "BadParameter",
+    "date_bounds",
+    "given_once",
+    "page",
+    "refuse_nul",
+    "searchset",
+]
 
 
 class BadParameter(ValueError):
@@ -87,6 +95,13 @@ def refuse_nul(params: list[tuple[str, str]]) -> None:
     for name, value in params:
         if "\x00" in value:
             raise BadParameter(name, f"{name}: a value holding the NUL character (U+0000)")
+
+
+def given_once(params: list[tuple[str, str]], names: tuple[str, ...]) -> None:
+    """BadParameter for the first of `names` given more than once: which one was meant?"""
+    for name in names:
+        if sum(given == name for given, _ in params) > 1:
+            raise BadParameter(name, f"{name}: give it once")
 
 
 def page(

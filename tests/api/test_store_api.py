@@ -119,6 +119,8 @@ def test_an_auditor_reads_audit_events_and_no_one_else_does(
         clinician = get(url, headers=service.headers(url))
         admin = get(url, headers={"Authorization": f"Bearer {ADMIN}"})
         bad = get(url, params={"date": "yesterday"}, headers=auditor)
+        twice = get(url + "?entity=Flag/a&entity=Flag/b", headers=auditor)
+    assert twice.status_code == 400 and twice.json()["issue"][0]["expression"] == ["entity"]
     assert found.status_code == 200
     [entry] = found.json()["entry"]
     assert entry["resource"]["resourceType"] == "AuditEvent"
