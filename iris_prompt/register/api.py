@@ -51,7 +51,14 @@ from iris_prompt.register.repository import (
     WrongOrganisation,
 )
 from iris_prompt.register.structure import structure_definition
-from iris_prompt.store.fhir_search import BadParameter, date_bounds, page, refuse_nul, searchset
+from iris_prompt.store.fhir_search import (
+    BadParameter,
+    date_bounds,
+    given_once,
+    page_size,
+    refuse_nul,
+    searchset,
+)
 
 __all__ = [
     "FHIR_JSON",
@@ -108,9 +115,8 @@ def parse_search(params: list[tuple[str, str]]) -> Search:
         return [v for n, v in params if n == name]
 
     def one(name: str) -> str | None:
+        given_once(params, (name,))
         found = values(name)
-        if len(found) > 1:
-            raise BadParameter(name, f"{name}: give it once")
         return found[0] if found else None
 
     subject = one("subject:identifier")
@@ -121,7 +127,7 @@ def parse_search(params: list[tuple[str, str]]) -> Search:
     date_since, date_until = date_bounds(values("date"))
     updated_since, updated_until = date_bounds(values("_lastUpdated"), "_lastUpdated")
     review_since, review_until = date_bounds(values("review-date"), "review-date")
-    count, _ = page(one("_count"), None, default=100, most=1000)
+    count = page_size(one("_count"), default=100, most=1000)
     after = one("_after")
     if after is not None and not FHIR_ID.fullmatch(after):
         raise BadParameter("_after", "_after: the id of a flag, as a page's next link gives it")

@@ -31,7 +31,8 @@ from iris_prompt.store.fhir_search import (
     BadParameter,
     date_bounds,
     given_once,
-    page,
+    page_offset,
+    page_size,
     refuse_nul,
     searchset,
 )
@@ -221,9 +222,8 @@ def audit_router(
             refuse_nul(params.multi_items())
             given_once(params.multi_items(), ("entity", "patient", "agent", "_count", "_offset"))
             since, until = date_bounds(params.getlist("date"))
-            count, offset = page(
-                params.get("_count"), params.get("_offset"), default=1000, most=5000
-            )
+            count = page_size(params.get("_count"), default=1000, most=5000)
+            offset = page_offset(params.get("_offset"))
         except BadParameter as error:
             return outcome(400, str(error), error.name)
         filters: AuditFilters = {

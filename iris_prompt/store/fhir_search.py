@@ -21,12 +21,16 @@ from urllib.parse import urlencode
 
 from cds_hooks.numbers import ascii_number
 
+# A query's parameters, in order, each as often as given.
+Params = list[tuple[str, str]]
+
 __all__ = [
     "END_OF_TIME",
     "BadParameter",
     "date_bounds",
     "given_once",
-    "page",
+    "page_offset",
+    "page_size",
     "refuse_nul",
     "searchset",
 ]
@@ -89,7 +93,7 @@ def date_bounds(
     return since, until
 
 
-def refuse_nul(params: list[tuple[str, str]]) -> None:
+def refuse_nul(params: Params) -> None:
     """BadParameter for the first parameter whose value holds the NUL character: PostgreSQL
     refuses it in text, and no value that is searched for has one."""
     for name, value in params:
@@ -97,30 +101,32 @@ def refuse_nul(params: list[tuple[str, str]]) -> None:
             raise BadParameter(name, f"{name}: a value holding the NUL character (U+0000)")
 
 
-def given_once(params: list[tuple[str, str]], names: tuple[str, ...]) -> None:
+def given_once(params: Params, names: tuple[str, ...]) -> None:
     """BadParameter for the first of `names` given more than once: which one was meant?"""
     for name in names:
         if sum(given == name for given, _ in params) > 1:
             raise BadParameter(name, f"{name}: give it once")
 
 
-def page(
-    count_text: str | None, offset_text: str | None, *, default: int, most: int
-) -> tuple[int, int]:
-    """(count, offset) of the page a search asks for: `_count` from 1 to `most` (`default`
-    when not given), `_offset` the number of matches before it (0 when not given)."""
-    count = default if count_text is None else ascii_number(count_text, max_digits=9)
+def page_size(text: str | None, *, default: int, most: int) -> int:
+    """The `_count` a search asks for: from 1 to `most`, `default` when not given."""
+    count = default if text is None else ascii_number(text, max_digits=9)
     if count is None or not 1 <= count <= most:
         raise BadParameter("_count", f"_count: a whole number from 1 to {most}")
-    offset = 0 if offset_text is None else ascii_number(offset_text, max_digits=9)
+    return count
+
+
+def page_offset(text: str | None) -> int:
+    """The `_offset` a search asks for: the number of matches before its page (0 when not
+    given)."""
+    offset = 0 if text is None else ascii_number(text, max_digits=9)
     if offset is None:
         raise BadParameter("_offset", "_offset: a whole number, 0 or more")
-    return count, offset
+    return offset
 
 
 # The parameters that say which page: replaced in each link, the search's own kept.
 PAGING = frozenset({"_count", "_offset", "_after"})
-Params = list[tuple[str, str]]
 
 
 def searchset(
